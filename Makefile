@@ -1,0 +1,57 @@
+# Two commands for a fresh machine with Python 3.11+ and git:
+#   make demo   creates .venv, installs, builds the demo warehouse if absent, starts the dashboard
+#   make test   creates .venv if needed, installs the test extras and system tools, runs the suite
+
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && { echo $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_DB ?= data/poise.db
+PORT ?= 8501
+
+.PHONY: demo test install install-test system-deps lint format bench clean
+
+$(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "Poise needs Python 3.11 or newer on PATH"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+$(DEMO_DB): | $(VENV)/.installed
+	$(BIN)/poise demo --db sqlite:///$(DEMO_DB)
+
+demo: $(VENV)/.installed $(DEMO_DB)
+	$(BIN)/poise ui --db sqlite:///$(DEMO_DB) --port $(PORT)
+
+# Tools the tests drive for real (headless Chromium, a Prometheus server), from Debian's
+# packages; on a machine where they cannot be installed those tests skip and say why.
+system-deps:
+	@scripts/install-system-deps.sh
+
+test: $(VENV)/.installed-test system-deps
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed-test
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(VENV)/.installed-test
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache artifacts

@@ -1,0 +1,67 @@
+"""What the configuration declares (teams, services, SLOs) written into the warehouse.
+
+The config file is the source of truth for these definitions when it is present; rows
+that arrived by import or collection are left alone unless the config names them too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine
+
+from poise.config import PoiseConfig, SloConfig
+from poise.warehouse import schema
+from poise.warehouse.upsert import UpsertCounts, upsert_rows
+
+
+def slo_row(slo: SloConfig, *, source: str = "config", source_id: str | None = None) -> dict[str, Any]:
+    return {
+        "name": slo.name,
+        "service": slo.service,
+        "description": slo.description,
+        "target": slo.target,
+        "window_days": slo.window_days,
+        "window_kind": slo.window,
+        "calendar_unit": slo.calendar_unit,
+        "good_query": slo.good,
+        "bad_query": slo.bad,
+        "total_query": slo.total,
+        "datasource": "prometheus" if slo.total else None,
+        "source": source,
+        "source_id": source_id or slo.name,
+    }
+
+
+def apply_config(engine: Engine, config: PoiseConfig) -> UpsertCounts:
+    """Upsert the config's teams, services and inline SLOs; returns what changed."""
+    counts = UpsertCounts()
+    with engine.begin() as connection:
+        if config.teams:
+            counts += upsert_rows(
+                connection,
+                schema.teams,
+                [
+                    {"name": t.name, "size": t.size, "timezone": t.timezone, "source": "config"}
+                    for t in config.teams
+                ],
+            )
+        if config.services:
+            counts += upsert_rows(
+                connection,
+                schema.services,
+                [
+                    {
+                        "name": s.name,
+                        "team": s.team,
+                        "production_environment": s.production_environment,
+                        "source": "config",
+                        "source_id": s.name,
+                    }
+                    for s in config.services
+                ],
+            )
+        inline = [slo for slo in config.slos if isinstance(slo, SloConfig)]
+        if inline:
+            counts += upsert_rows(connection, schema.slos, [slo_row(slo) for slo in inline])
+    return counts

@@ -1,0 +1,33 @@
+"""`poise import`: load canonical rows from a CSV or JSON Lines file."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from poise.commands.common import add_config_option, add_db_option, open_context
+from poise.console import err, progress
+from poise.importer import KINDS, import_file
+
+NAME = "import"
+HELP = "import services, changes, deployments, incidents, SLOs, SLI samples or toil from a file"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kind", required=True, choices=list(KINDS), help="what the file holds")
+    parser.add_argument("file", help="CSV with a header row, or JSON Lines (.jsonl)")
+    add_db_option(parser)
+    add_config_option(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    context = open_context(args)
+    path = Path(args.file)
+    size = path.stat().st_size if path.is_file() else None
+    with progress(f"importing {path.name}", size, unit="bytes") as advance:
+        result = import_file(context.engine, args.kind, path, on_read=advance)
+    err.print(
+        f"{path}: {result.rows} {args.kind} rows read, {result.written} new or changed, "
+        f"{result.unchanged} unchanged"
+    )
+    return 0

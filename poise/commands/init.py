@@ -1,0 +1,32 @@
+"""`poise init`: write a commented starter configuration."""
+
+from __future__ import annotations
+
+import argparse
+from importlib.resources import files
+from pathlib import Path
+
+from poise.console import err
+from poise.errors import PoiseError
+
+NAME = "init"
+HELP = "write a commented starter poise.yaml"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", nargs="?", default="poise.yaml", help="where to write it")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+
+def starter_text() -> str:
+    return files("poise").joinpath("templates/poise.yaml").read_text(encoding="utf-8")
+
+
+def run(args: argparse.Namespace) -> int:
+    target = Path(args.path)
+    if target.exists() and not args.force:
+        raise PoiseError(f"{target} already exists (use --force to overwrite it)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(starter_text(), encoding="utf-8")
+    err.print(f"wrote {target}: edit it, then run `poise sync`")
+    return 0

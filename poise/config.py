@@ -1,0 +1,351 @@
+"""`poise.yaml`: teams, services and where to find them, sources, SLOs and settings.
+
+Every key is validated, and an error names the file and the key path in one line
+(`poise.yaml: services[2].team: unknown team 'paymnets'`). Credentials are never
+values in this file: a source names the *environment variable* that holds them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from poise.errors import ConfigError
+
+CONFIG_ENV = "POISE_CONFIG"
+DEFAULT_CONFIG = "poise.yaml"
+SECRET_KEYS = re.compile(r"(^|_)(token|password|secret|api_key|apikey|key)$")
+NAME = r"^[A-Za-z0-9][A-Za-z0-9._\-]*$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TeamConfig(Strict):
+    name: str = Field(pattern=NAME, description="Team name, as services refer to it.")
+    size: int | None = Field(None, ge=1, description="People on the team, for toil share.")
+    timezone: str = Field("UTC", description="IANA time zone for business hours.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+class GitLocation(Strict):
+    path: str = Field(description="Path of a local clone, relative to the config file.")
+    branch: str = Field("main", description="The branch whose commits are changes.")
+    deploy_tags: str | None = Field(
+        None, description="Glob of tags that mark production deployments, e.g. 'v*'."
+    )
+    paths: list[str] = Field(
+        default_factory=list, description="Monorepo: only commits touching these paths."
+    )
+
+
+class GitHubLocation(Strict):
+    repo: str = Field(pattern=r"^[^/\s]+/[^/\s]+$", description="owner/name")
+    deploy_workflow: str | None = Field(
+        None, description="Workflow file or name whose runs are deployments."
+    )
+    deploy_job: str | None = Field(None, description="Job name within it that deploys.")
+    environment_map: dict[str, str] = Field(
+        default_factory=dict, description="GitHub environment name -> Poise environment."
+    )
+    use_deployments_api: bool = Field(True, description="Collect GitHub Deployments.")
+    use_releases: bool = Field(False, description="Treat published releases as deployments.")
+    incident_label: str | None = Field(None, description="Issues with this label are incidents.")
+
+
+class GitLabLocation(Strict):
+    project: str = Field(description="Numeric id or full path (group/project).")
+    environment_map: dict[str, str] = Field(default_factory=dict)
+
+
+class JenkinsLocation(Strict):
+    job: str = Field(description="Job path, folders separated by '/'.")
+    environment: str = Field("production", description="Environment its builds deploy to.")
+
+
+class PagerDutyLocation(Strict):
+    service_id: str
+
+
+class OpsgenieLocation(Strict):
+    service_id: str
+
+
+class ServiceConfig(Strict):
+    name: str = Field(pattern=NAME)
+    team: str
+    production_environment: str = "production"
+    git: GitLocation | None = None
+    github: GitHubLocation | None = None
+    gitlab: GitLabLocation | None = None
+    jenkins: JenkinsLocation | None = None
+    pagerduty: PagerDutyLocation | None = None
+    opsgenie: OpsgenieLocation | None = None
+
+
+class SourceConfig(Strict):
+    base_url: str | None = Field(None, description="API base URL (Enterprise, self-hosted).")
+    token_env: str | None = Field(None, description="Environment variable holding the token.")
+    user_env: str | None = Field(None, description="Environment variable holding the user.")
+    timeout_seconds: float = Field(30.0, gt=0)
+    max_retries: int = Field(5, ge=0)
+    since: str | None = Field(None, description="Earliest date to collect, e.g. 2025-01-01.")
+
+
+class SourcesConfig(Strict):
+    github: SourceConfig | None = None
+    gitlab: SourceConfig | None = None
+    jenkins: SourceConfig | None = None
+    pagerduty: SourceConfig | None = None
+    opsgenie: SourceConfig | None = None
+    prometheus: SourceConfig | None = None
+
+
+class SloConfig(Strict):
+    name: str = Field(pattern=NAME)
+    service: str
+    target: float = Field(gt=0, lt=1, description="Objective, e.g. 0.999.")
+    window_days: int = Field(28, ge=1, le=400)
+    window: Literal["rolling", "calendar"] = "rolling"
+    calendar_unit: Literal["month", "quarter"] | None = None
+    description: str | None = None
+    good: str | None = Field(None, description="PromQL counting good events.")
+    bad: str | None = Field(None, description="PromQL counting bad events (instead of good).")
+    total: str | None = Field(None, description="PromQL counting all events.")
+
+
+class SloFile(Strict):
+    file: str = Field(description="An OpenSLO v1 or Sloth prometheus/v1 YAML file.")
+
+
+class AttributionConfig(Strict):
+    window_hours: float = Field(24.0, gt=0, description="Inference window before an incident.")
+
+
+class PeopleConfig(Strict):
+    hours_per_week: float = Field(40.0, gt=0, description="Capacity of one person per week.")
+    toil_cap: float = Field(0.5, gt=0, le=1, description="Share of capacity toil may take.")
+    business_hours_start: int = Field(9, ge=0, le=23)
+    business_hours_end: int = Field(18, ge=1, le=24)
+
+
+class PoiseConfig(Strict):
+    database: str | None = Field(None, description="SQLAlchemy URL of the warehouse.")
+    benchmark_year: Literal[2021, 2023, 2024] = 2023
+    attribution: AttributionConfig = AttributionConfig()
+    people: PeopleConfig = PeopleConfig()
+    teams: list[TeamConfig] = Field(default_factory=list)
+    services: list[ServiceConfig] = Field(default_factory=list)
+    sources: SourcesConfig = SourcesConfig()
+    slos: list[SloConfig | SloFile] = Field(default_factory=list)
+
+    # Where the file was read from; relative paths in it are relative to its folder.
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+    origin: str = Field("<defaults>", exclude=True)
+
+    def team(self, name: str) -> TeamConfig | None:
+        return next((team for team in self.teams if team.name == name), None)
+
+    def service(self, name: str) -> ServiceConfig | None:
+        return next((service for service in self.services if service.name == name), None)
+
+    def resolve_path(self, path: str) -> Path:
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else (self.base_dir / candidate).resolve()
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part in ("SloConfig", "SloFile"):
+            continue
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int) or current is None:
+            continue
+        if part in ("SloConfig", "SloFile"):
+            current = SloConfig if part == "SloConfig" else SloFile
+            continue
+        field = current.model_fields.get(part) if hasattr(current, "model_fields") else None
+        if field is None:
+            return []
+        annotation = field.annotation
+        current = _model_in(annotation)
+    return list(current.model_fields) if current and hasattr(current, "model_fields") else []
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _describe(error: dict[str, Any]) -> str:
+    kind = error["type"]
+    loc = error["loc"]
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        allowed = [k for k in _allowed_keys(PoiseConfig, loc) if k not in ("base_dir", "origin")]
+        close = difflib.get_close_matches(key, allowed, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"unknown key{hint}"
+    if kind == "missing":
+        return "required key is missing"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def _refuse_secrets(node: Any, path: str, origin: str) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            child = f"{path}.{key}" if path else str(key)
+            if (
+                isinstance(key, str)
+                and SECRET_KEYS.search(key.lower())
+                and not key.endswith("_env")
+                and value not in (None, "")
+            ):
+                raise ConfigError(
+                    f"{origin}: {child}: secrets do not belong in the config file; put it in an "
+                    f"environment variable and name that variable with {key}_env"
+                )
+            _refuse_secrets(value, child, origin)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            _refuse_secrets(value, f"{path}[{index}]", origin)
+
+
+def _cross_check(config: PoiseConfig) -> None:
+    origin = config.origin
+    team_names = [team.name for team in config.teams]
+    _no_duplicates(team_names, "teams", origin)
+    service_names = [service.name for service in config.services]
+    _no_duplicates(service_names, "services", origin)
+    for index, service in enumerate(config.services):
+        if service.team not in team_names:
+            close = difflib.get_close_matches(service.team, team_names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"{origin}: services[{index}].team: unknown team {service.team!r}{hint}"
+            )
+    slo_names: list[str] = []
+    for index, slo in enumerate(config.slos):
+        if isinstance(slo, SloFile):
+            if not config.resolve_path(slo.file).is_file():
+                raise ConfigError(f"{origin}: slos[{index}].file: no such file {slo.file!r}")
+            continue
+        slo_names.append(slo.name)
+        if config.services and slo.service not in service_names:
+            raise ConfigError(f"{origin}: slos[{index}].service: unknown service {slo.service!r}")
+        if slo.good and slo.bad:
+            raise ConfigError(f"{origin}: slos[{index}]: give either good or bad, not both")
+        if (slo.good or slo.bad) and not slo.total:
+            raise ConfigError(f"{origin}: slos[{index}].total: required with good or bad")
+        if slo.window == "calendar" and slo.calendar_unit is None:
+            raise ConfigError(
+                f"{origin}: slos[{index}].calendar_unit: required for a calendar window"
+            )
+    _no_duplicates(slo_names, "slos", origin)
+    for index, service in enumerate(config.services):
+        if service.git and not config.resolve_path(service.git.path).exists():
+            raise ConfigError(
+                f"{origin}: services[{index}].git.path: no such folder {service.git.path!r}"
+            )
+
+
+def _no_duplicates(names: list[str], section: str, origin: str) -> None:
+    seen: set[str] = set()
+    for index, name in enumerate(names):
+        if name in seen:
+            raise ConfigError(f"{origin}: {section}[{index}].name: {name!r} is listed twice")
+        seen.add(name)
+
+
+def parse_config(
+    data: Any, *, origin: str = "poise.yaml", base_dir: Path | None = None
+) -> PoiseConfig:
+    """Validate a loaded YAML document; raises ConfigError naming the first bad key."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{origin}: the file must hold a mapping of keys, not {type(data).__name__}"
+        )
+    _refuse_secrets(data, "", origin)
+    try:
+        config = PoiseConfig.model_validate(
+            {**data, "base_dir": base_dir or Path.cwd(), "origin": origin}
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"{origin}: {_path(first['loc'])}: {_describe(first)}") from None
+    _cross_check(config)
+    return config
+
+
+def config_path(explicit: str | None) -> tuple[Path, bool]:
+    """The config file to read and whether the user asked for it by name."""
+    if explicit:
+        return Path(explicit), True
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV]), True
+    return Path(DEFAULT_CONFIG), False
+
+
+def load_config(explicit: str | None = None) -> PoiseConfig:
+    """Read the config file; without one (and none asked for), the defaults apply."""
+    path, asked = config_path(explicit)
+    if not path.exists():
+        if asked:
+            raise ConfigError(f"{path}: no such config file (run `poise init` to write one)")
+        return PoiseConfig()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}{where}: not valid YAML: {problem}") from None
+    return parse_config(data, origin=str(path), base_dir=path.resolve().parent)
+
+
+def secret_from_env(variable: str | None, *, what: str) -> str | None:
+    """The value of an environment variable named in the config (never logged)."""
+    if not variable:
+        return None
+    value = os.environ.get(variable)
+    if not value:
+        raise ConfigError(f"{what}: environment variable {variable} is not set")
+    return value

@@ -1,0 +1,40 @@
+"""Terminal output: messages on stderr, progress bars only where a person is watching."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def progress(description: str, total: float | None, *, unit: str = "items") -> Iterator[Any]:
+    """A progress bar on stderr; yields `advance(n)`. Silent when stderr is not a terminal."""
+    size_column = DownloadColumn() if unit == "bytes" else MofNCompleteColumn()
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        size_column,
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+    with bar:
+        task = bar.add_task(description, total=total)
+        yield lambda amount=1: bar.advance(task, amount)

@@ -1,0 +1,27 @@
+"""Errors a person can act on.
+
+Anything raised as a `PoiseError` is printed as one line (`poise: <message>`) and exits 1;
+anything else is a bug and shows a traceback only with `--debug`.
+"""
+
+from __future__ import annotations
+
+
+class PoiseError(Exception):
+    """A user-facing failure with a one-line message that says what and where."""
+
+
+class ConfigError(PoiseError):
+    """The configuration file is missing, malformed or inconsistent."""
+
+
+class ImportFileError(PoiseError):
+    """An import file was rejected; nothing of it was written."""
+
+
+class DatabaseUnavailable(PoiseError):
+    """The warehouse cannot be reached."""
+
+
+class NotAvailableYet(PoiseError):
+    """A capability that is planned but not built yet."""

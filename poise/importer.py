@@ -1,0 +1,688 @@
+"""`poise import`: canonical rows from CSV or JSON Lines, for any tool without a collector.
+
+A file is checked and written in one transaction: a bad row rejects the whole file with
+`FILE:LINE: what is wrong` and nothing of it is kept. Importing the same file twice
+changes nothing. Files are read in chunks, so memory stays bounded however large they
+are, and each chunk is validated column by column (vectorised) rather than row by row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Engine, Table
+
+from poise.errors import ImportFileError
+from poise.timeutil import ISO_WITH_OFFSET, TimestampError, parse_timestamp, to_sqlite_text, utcnow
+from poise.vocab import DEPLOYMENT_STATUSES
+from poise.warehouse import schema
+from poise.warehouse.sync_state import record_attempt
+from poise.warehouse.upsert import execute_plan, plan_upsert
+
+CHUNK_ROWS = 50_000
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str  # text | timestamp | count | number | integer | date | ids | status | fraction
+    required: bool = True
+    refers_to: str | None = None  # services | teams | slos | changes | deployments
+    target: str | None = None  # warehouse column, when named differently
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    table: Table
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    checks: tuple[Callable[[pd.DataFrame], tuple[pd.Series, str] | None], ...] = field(default=())
+
+    @property
+    def allowed(self) -> list[str]:
+        return [column.name for column in self.columns]
+
+
+def _good_within_total(frame: pd.DataFrame) -> tuple[pd.Series, str]:
+    return frame["good"] > frame["total"], "good is greater than total"
+
+
+def _resolved_after_start(frame: pd.DataFrame) -> tuple[pd.Series, str]:
+    resolved = frame["resolved_at"]
+    return resolved.notna() & (resolved < frame["started_at"]), "resolved_at is before started_at"
+
+
+def _acknowledged_after_start(frame: pd.DataFrame) -> tuple[pd.Series, str]:
+    acked = frame["acknowledged_at"]
+    return acked.notna() & (acked < frame["started_at"]), "acknowledged_at is before started_at"
+
+
+KINDS: dict[str, Kind] = {
+    kind.name: kind
+    for kind in (
+        Kind(
+            "services",
+            schema.services,
+            (Column("name", "text"), Column("team", "text")),
+            ("name",),
+        ),
+        Kind(
+            "changes",
+            schema.changes,
+            (
+                Column("id", "text"),
+                Column("service", "text", refers_to="services"),
+                Column("sha", "text"),
+                Column("committed_at", "timestamp"),
+                Column("merged_at", "timestamp", required=False),
+                Column("pr_number", "integer", required=False),
+                Column("title", "text", required=False),
+                Column("author", "text", required=False),
+            ),
+            ("id",),
+        ),
+        Kind(
+            "deployments",
+            schema.deployments,
+            (
+                Column("id", "text"),
+                Column("service", "text", refers_to="services"),
+                Column("environment", "text"),
+                Column("deployed_at", "timestamp"),
+                Column("status", "status"),
+                Column("sha", "text"),
+                Column("change_ids", "ids", refers_to="changes"),
+                Column("rollback_of", "text", required=False, refers_to="deployments"),
+                Column("remediation_of", "text", required=False, refers_to="deployments"),
+            ),
+            ("id",),
+        ),
+        Kind(
+            "incidents",
+            schema.incidents,
+            (
+                Column("id", "text"),
+                Column("service", "text", refers_to="services"),
+                Column("severity", "text"),
+                Column("started_at", "timestamp"),
+                Column("detected_at", "timestamp"),
+                Column("acknowledged_at", "timestamp"),
+                Column("resolved_at", "timestamp"),
+                Column("caused_by_deployment", "text", required=False, refers_to="deployments"),
+                Column("cause", "text", required=False),
+                Column("title", "text", required=False),
+                Column("postmortem_url", "text", required=False),
+            ),
+            ("id",),
+            (_resolved_after_start, _acknowledged_after_start),
+        ),
+        Kind(
+            "slos",
+            schema.slos,
+            (
+                Column("name", "text"),
+                Column("service", "text", refers_to="services"),
+                Column("target", "fraction"),
+                Column("window_days", "integer"),
+            ),
+            ("name",),
+        ),
+        Kind(
+            "sli",
+            schema.sli_samples,
+            (
+                Column("slo", "text", refers_to="slos"),
+                Column("timestamp", "timestamp", target="ts"),
+                Column("good", "count"),
+                Column("total", "count"),
+            ),
+            ("slo", "timestamp"),
+            (_good_within_total,),
+        ),
+        Kind(
+            "toil",
+            schema.toil_entries,
+            (
+                Column("team", "text", refers_to="teams"),
+                Column("date", "date", target="day"),
+                Column("hours", "count"),
+                Column("category", "text"),
+            ),
+            ("team", "date", "category"),
+        ),
+    )
+}
+
+# Columns the contract lists as present but whose value may legitimately be empty.
+_MAY_BE_EMPTY = {
+    ("incidents", "detected_at"),
+    ("incidents", "acknowledged_at"),
+    ("incidents", "resolved_at"),
+    ("incidents", "severity"),
+    ("deployments", "change_ids"),
+    ("deployments", "sha"),
+    ("changes", "sha"),
+}
+
+
+@dataclass
+class ImportResult:
+    kind: str
+    path: str
+    rows: int = 0
+    written: int = 0
+
+    @property
+    def unchanged(self) -> int:
+        return self.rows - self.written
+
+
+class _RowError(Exception):
+    def __init__(self, position: int, message: str) -> None:
+        super().__init__(message)
+        self.position = position  # index of the data record in the file (0-based)
+        self.message = message
+
+
+class _CountingReader(io.RawIOBase):
+    """Wraps a binary file to report how many bytes were read, for the progress bar."""
+
+    def __init__(self, raw: BinaryIO, on_read: Callable[[int], None] | None) -> None:
+        self._raw = raw
+        self._on_read = on_read
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read(len(buffer))
+        buffer[: len(data)] = data
+        if self._on_read and data:
+            self._on_read(len(data))
+        return len(data)
+
+
+def detect_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    with path.open("rb") as handle:
+        head = handle.read(4096).lstrip()
+    return "jsonl" if head.startswith(b"{") else "csv"
+
+
+def _csv_chunks(
+    path: Path, kind: Kind, on_read: Callable[[int], None] | None
+) -> Iterator[tuple[int, pd.DataFrame]]:
+    with path.open("rb") as raw:
+        stream = io.BufferedReader(_CountingReader(raw, on_read), buffer_size=1 << 20)
+        try:
+            reader = pd.read_csv(
+                stream,
+                dtype=str,
+                keep_default_na=False,
+                chunksize=CHUNK_ROWS,
+                encoding="utf-8-sig",
+                skipinitialspace=False,
+            )
+            first = True
+            position = 0
+            for chunk in reader:
+                if first:
+                    _check_header(path, kind, list(chunk.columns), line=1)
+                    first = False
+                chunk.index = pd.RangeIndex(position, position + len(chunk))
+                position += len(chunk)
+                yield position - len(chunk), chunk
+            if first:
+                _check_header(path, kind, list(reader.orig_options.get("names") or []), line=1)
+        except pd.errors.EmptyDataError:
+            raise ImportFileError(f"{path}:1: empty file: expected a header row") from None
+        except pd.errors.ParserError as exc:
+            line = re.search(r"line (\d+)", str(exc))
+            where = f":{line.group(1)}" if line else ""
+            raise ImportFileError(f"{path}{where}: malformed CSV: {exc}") from None
+        except UnicodeDecodeError:
+            raise ImportFileError(f"{path}: not UTF-8 text") from None
+
+
+def _check_header(path: Path, kind: Kind, header: list[str], *, line: int) -> None:
+    header = [name.strip() for name in header]
+    unknown = [name for name in header if name not in kind.allowed]
+    if unknown:
+        raise ImportFileError(
+            f"{path}:{line}: unknown column {unknown[0]!r} for --kind {kind.name} "
+            f"(columns: {', '.join(kind.allowed)})"
+        )
+    for column in kind.columns:
+        if column.required and column.name not in header:
+            raise ImportFileError(f"{path}:{line}: missing column {column.name!r}")
+
+
+def _json_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return " ".join(str(item) for item in value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _jsonl_chunks(
+    path: Path, kind: Kind, on_read: Callable[[int], None] | None
+) -> Iterator[tuple[int, pd.DataFrame]]:
+    records: list[dict[str, str]] = []
+    lines: list[int] = []
+    position = 0
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if on_read:
+                on_read(len(raw))
+            stripped = raw.strip()
+            if not stripped:
+                continue
+            try:
+                record = json.loads(stripped)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise ImportFileError(f"{path}:{number}: not valid JSON ({exc})") from None
+            if not isinstance(record, dict):
+                raise ImportFileError(f"{path}:{number}: expected a JSON object per line")
+            _check_header(path, kind, list(record), line=number)
+            records.append({key.strip(): _json_value(value) for key, value in record.items()})
+            lines.append(number)
+            if len(records) >= CHUNK_ROWS:
+                yield position, _frame(records, kind, lines, position)
+                position += len(records)
+                records, lines = [], []
+    if records:
+        yield position, _frame(records, kind, lines, position)
+
+
+def _frame(records: list[dict[str, str]], kind: Kind, lines: list[int], start: int) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(records, columns=[c.name for c in kind.columns])
+    frame = frame.fillna("")
+    frame.index = pd.RangeIndex(start, start + len(frame))
+    frame.attrs["lines"] = lines
+    return frame
+
+
+def _first(mask: pd.Series) -> int | None:
+    if not mask.any():
+        return None
+    return int(mask.idxmax())
+
+
+class _Validator:
+    """Turns a chunk of strings into typed columns, or raises _RowError at the first bad row."""
+
+    def __init__(self, kind: Kind, known: dict[str, set[str]]) -> None:
+        self.kind = kind
+        self.known = known
+
+    def run(self, frame: pd.DataFrame) -> pd.DataFrame:
+        out = pd.DataFrame(index=frame.index)
+        for column in self.kind.columns:
+            if column.name not in frame.columns:
+                out[column.name] = None
+                continue
+            values = frame[column.name].astype(str).str.strip()
+            required_value = column.required and (self.kind.name, column.name) not in _MAY_BE_EMPTY
+            empty = values == ""
+            if required_value and (bad := _first(empty)) is not None:
+                raise _RowError(bad, f"{column.name}: missing value")
+            out[column.name] = self._convert(column, values, empty)
+        for check in self.kind.checks:
+            result = check(out)
+            if result is not None:
+                mask, message = result
+                if (bad := _first(mask.fillna(False))) is not None:
+                    raise _RowError(bad, message)
+        return out
+
+    def _convert(self, column: Column, values: pd.Series, empty: pd.Series) -> pd.Series:
+        kind = column.kind
+        if kind == "timestamp":
+            return self._timestamps(column, values, empty)
+        if kind in ("count", "number", "fraction", "integer"):
+            numbers = pd.to_numeric(values.where(~empty, None), errors="coerce")
+            invalid = numbers.isna() & ~empty
+            if (bad := _first(invalid)) is not None:
+                raise _RowError(bad, f"{column.name}: {values[bad]!r} is not a number")
+            finite = numbers.dropna()
+            if kind == "count" and (bad := _first(numbers < 0)) is not None:
+                raise _RowError(bad, f"{column.name}: negative value {values[bad]}")
+            if kind == "fraction" and (bad := _first((numbers <= 0) | (numbers >= 1))) is not None:
+                raise _RowError(bad, f"{column.name}: {values[bad]} is not between 0 and 1")
+            if kind == "integer":
+                whole = (finite % 1 == 0).reindex(numbers.index, fill_value=True)
+                if (bad := _first(~whole)) is not None:
+                    raise _RowError(bad, f"{column.name}: {values[bad]!r} is not a whole number")
+                if column.name == "window_days" and (bad := _first(numbers < 1)) is not None:
+                    raise _RowError(bad, f"{column.name}: must be at least 1")
+                return numbers.astype("Int64")
+            if (bad := _first(np.isinf(numbers.fillna(0)))) is not None:
+                raise _RowError(bad, f"{column.name}: {values[bad]!r} is not a finite number")
+            return numbers
+        if kind == "date":
+            valid = values.str.fullmatch(r"\d{4}-\d{2}-\d{2}")
+            if (bad := _first(~valid & ~empty)) is not None:
+                raise _RowError(bad, f"{column.name}: {values[bad]!r} is not a date (YYYY-MM-DD)")
+            parsed = pd.to_datetime(values, format="%Y-%m-%d", errors="coerce")
+            if (bad := _first(parsed.isna() & ~empty)) is not None:
+                raise _RowError(bad, f"{column.name}: {values[bad]!r} is not a valid date")
+            return values
+        if kind == "status":
+            valid = values.isin(DEPLOYMENT_STATUSES)
+            if (bad := _first(~valid)) is not None:
+                raise _RowError(
+                    bad,
+                    f"{column.name}: {values[bad]!r} is not one of {', '.join(DEPLOYMENT_STATUSES)}",
+                )
+            return values
+        if column.refers_to in self.known:
+            known = self.known[column.refers_to]
+            unknown = ~values.isin(known) & ~empty
+            if (bad := _first(unknown)) is not None:
+                singular = column.refers_to.rstrip("s")
+                raise _RowError(bad, f"{column.name}: unknown {singular} {values[bad]!r}")
+        return values.where(~empty, None)
+
+    def _timestamps(self, column: Column, values: pd.Series, empty: pd.Series) -> pd.Series:
+        shaped = values.str.match(ISO_WITH_OFFSET.pattern)
+        if (bad := _first(~shaped & ~empty)) is not None:
+            try:
+                parse_timestamp(values[bad])
+            except TimestampError as exc:
+                raise _RowError(bad, f"{column.name}: {exc}") from None
+        try:
+            parsed = pd.to_datetime(values.where(~empty, None), utc=True, format="ISO8601")
+        except (ValueError, OverflowError):
+            for position, value in values[~empty].items():
+                try:
+                    parse_timestamp(value)
+                except TimestampError as exc:
+                    raise _RowError(int(position), f"{column.name}: {exc}") from None
+            raise
+        return parsed
+
+
+def _storage_text(stamps: pd.Series) -> list[str | None]:
+    """Timestamps as the fixed-width UTC text the warehouse stores (both engines accept it)."""
+    array = stamps.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+    texts = np.datetime_as_string(array, unit="us")
+    missing = stamps.isna().to_numpy()
+    return [
+        None if gone else f"{value}Z" for value, gone in zip(texts.tolist(), missing, strict=True)
+    ]
+
+
+def _python_values(series: pd.Series) -> list[Any]:
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        return _storage_text(series)
+    if str(series.dtype) == "Int64":
+        return [None if pd.isna(v) else int(v) for v in series.tolist()]
+    values = series.tolist()
+    return [None if (v is None or (isinstance(v, float) and np.isnan(v))) else v for v in values]
+
+
+class _Importer:
+    def __init__(self, connection: Connection, kind: Kind, path: Path, source: str) -> None:
+        self.connection = connection
+        self.kind = kind
+        self.path = path
+        self.source = source
+        # Text in the warehouse's fixed-width UTC form: SQLite stores it, PostgreSQL parses it.
+        self.now_text = to_sqlite_text(utcnow())
+        self.known = self._known_names()
+        self.validator = _Validator(kind, self.known)
+        self.written = 0
+        self.rows = 0
+        self._refs_ready = False
+
+    def _known_names(self) -> dict[str, set[str]]:
+        wanted = {
+            c.refers_to for c in self.kind.columns if c.refers_to in ("services", "teams", "slos")
+        }
+        tables = {"services": schema.services, "teams": schema.teams, "slos": schema.slos}
+        known: dict[str, set[str]] = {}
+        for name in wanted:
+            table = tables[name]
+            known[name] = {
+                row[0]
+                for row in self.connection.execute(table.select().with_only_columns(table.c.name))
+            }
+        return known
+
+    def load_chunk(self, frame: pd.DataFrame) -> None:
+        typed = self.validator.run(frame)
+        self.rows += len(typed)
+        handler = getattr(self, f"_load_{self.kind.name}", None)
+        if handler:
+            handler(typed)
+        else:
+            self._upsert(typed)
+
+    # --- writers -------------------------------------------------------------------------
+    def _rows(self, typed: pd.DataFrame, columns: list[Column]) -> tuple[list[str], list[tuple]]:
+        names = [column.target or column.name for column in columns]
+        data = [_python_values(typed[column.name]) for column in columns]
+        return names, list(zip(*data, strict=True))
+
+    def _upsert(self, typed: pd.DataFrame, columns: list[Column] | None = None) -> None:
+        chosen = columns or [c for c in self.kind.columns if c.kind != "ids"]
+        names, rows = self._rows(typed, chosen)
+        extra_names: list[str] = []
+        extra_values: tuple = ()
+        table = self.kind.table
+        if "source" in table.c:
+            extra_names.append("source")
+            extra_values += (self.source,)
+        if "source_id" in table.c:
+            extra_names.append("source_id")
+        if "updated_at" in table.c:
+            extra_names.append("updated_at")
+        plan = plan_upsert(self.connection.dialect, table, names + extra_names)
+        now = self.now_text if "updated_at" in extra_names else None
+        params = []
+        key_position = names.index(self.kind.key[0]) if self.kind.key[0] in names else 0
+        for row in rows:
+            values = row + extra_values
+            if "source_id" in extra_names:
+                values += (row[key_position],)
+            if now is not None:
+                values += (now,)
+            params.append(values)
+        self.written += execute_plan(self.connection, plan, params)
+
+    def _load_services(self, typed: pd.DataFrame) -> None:
+        teams = sorted(set(typed["team"].tolist()))
+        plan = plan_upsert(
+            self.connection.dialect, schema.teams, ["name", "source", "updated_at"], update=False
+        )
+        execute_plan(self.connection, plan, [(team, self.source, self.now_text) for team in teams])
+        self._upsert(typed)
+
+    def _load_deployments(self, typed: pd.DataFrame) -> None:
+        self._defer_refs(typed, "rollback_of")
+        self._defer_refs(typed, "remediation_of")
+        ids = typed["id"].tolist()
+        pairs = [
+            (deployment, change, position)
+            for position, deployment, change_text in zip(
+                typed.index, ids, typed["change_ids"].fillna(""), strict=True
+            )
+            for change in dict.fromkeys(str(change_text).split())
+        ]
+        self._check_now(pairs, schema.changes.c.id, "change_ids", "change")
+        self._upsert(typed)
+        deployment_ids = list(dict.fromkeys(ids))
+        for start in range(0, len(deployment_ids), 500):
+            chunk = deployment_ids[start : start + 500]
+            self.connection.execute(
+                schema.deployment_changes.delete().where(
+                    schema.deployment_changes.c.deployment_id.in_(chunk)
+                )
+            )
+        plan = plan_upsert(
+            self.connection.dialect, schema.deployment_changes, ["deployment_id", "change_id"]
+        )
+        execute_plan(
+            self.connection, plan, [(deployment, change) for deployment, change, _ in pairs]
+        )
+
+    def _load_incidents(self, typed: pd.DataFrame) -> None:
+        self._defer_refs(typed, "caused_by_deployment")
+        self._upsert(typed)
+
+    def _load_slos(self, typed: pd.DataFrame) -> None:
+        self._upsert(typed)
+
+    # --- references checked against the warehouse ------------------------------------------
+    def _refs_table(self) -> None:
+        if self._refs_ready:
+            return
+        self.connection.exec_driver_sql(
+            "CREATE TEMPORARY TABLE poise_import_refs (position INTEGER, name VARCHAR(40), ref VARCHAR(400))"
+        )
+        self._refs_ready = True
+
+    def _insert_refs(self, name: str, refs: list[tuple[int, str]]) -> None:
+        self._refs_table()
+        mark = "?" if self.connection.dialect.paramstyle == "qmark" else "%s"
+        self.connection.exec_driver_sql(
+            f"INSERT INTO poise_import_refs (position, name, ref) VALUES ({mark}, {mark}, {mark})",
+            [(position, name, ref) for position, ref in refs],
+        )
+
+    def _missing_ref(self, name: str, target: Any) -> tuple[int, str] | None:
+        table = target.table.name
+        column = target.name
+        row = self.connection.exec_driver_sql(
+            f"SELECT r.position, r.ref FROM poise_import_refs r LEFT JOIN {table} t "
+            f"ON t.{column} = r.ref WHERE r.name = '{name}' AND t.{column} IS NULL "
+            "ORDER BY r.position LIMIT 1"
+        ).first()
+        return (int(row[0]), str(row[1])) if row else None
+
+    def _check_now(
+        self, pairs: list[tuple[str, str, int]], target: Any, column: str, what: str
+    ) -> None:
+        if not pairs:
+            return
+        self._insert_refs("now", [(position, change) for _, change, position in pairs])
+        missing = self._missing_ref("now", target)
+        self.connection.exec_driver_sql("DELETE FROM poise_import_refs WHERE name = 'now'")
+        if missing:
+            raise _RowError(
+                missing[0], f"{column}: unknown {what} {missing[1]!r} (import {what}s first)"
+            )
+
+    def _defer_refs(self, typed: pd.DataFrame, column: str) -> None:
+        refs = [
+            (int(position), value)
+            for position, value in typed[column].items()
+            if isinstance(value, str) and value
+        ]
+        if refs:
+            self._insert_refs(column, refs)
+
+    def finish(self) -> None:
+        if not self._refs_ready:
+            return
+        for column in ("rollback_of", "remediation_of", "caused_by_deployment"):
+            missing = self._missing_ref(column, schema.deployments.c.id)
+            if missing:
+                raise _RowError(missing[0], f"{column}: unknown deployment {missing[1]!r}")
+        self.connection.exec_driver_sql("DROP TABLE poise_import_refs")
+
+
+def _physical_line(path: Path, file_format: str, frame_lines: dict[int, int], position: int) -> int:
+    if file_format == "jsonl":
+        return frame_lines.get(position, position + 1)
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
+        reader = csv.reader(handle)
+        previous_end = 0
+        for index, _ in enumerate(reader):
+            if index == position + 1:
+                return previous_end + 1
+            previous_end = reader.line_num
+    return position + 2
+
+
+def import_file(
+    engine: Engine,
+    kind_name: str,
+    path: str | Path,
+    *,
+    source: str = "import",
+    on_read: Callable[[int], None] | None = None,
+) -> ImportResult:
+    """Import one file of `kind_name`; all or nothing."""
+    if kind_name not in KINDS:
+        raise ImportFileError(f"unknown kind {kind_name!r} (kinds: {', '.join(KINDS)})")
+    kind = KINDS[kind_name]
+    file_path = Path(path)
+    if not file_path.is_file():
+        raise ImportFileError(f"{file_path}: no such file")
+    file_format = detect_format(file_path)
+    chunks = _jsonl_chunks if file_format == "jsonl" else _csv_chunks
+    result = ImportResult(kind=kind_name, path=str(file_path))
+    jsonl_lines: dict[int, int] = {}
+    try:
+        with engine.begin() as connection:
+            importer = _Importer(connection, kind, file_path, source)
+            for _start, frame in chunks(file_path, kind, on_read):
+                if file_format == "jsonl":
+                    jsonl_lines = dict(zip(frame.index, frame.attrs["lines"], strict=True))
+                importer.load_chunk(frame)
+            importer.finish()
+            result.rows, result.written = importer.rows, importer.written
+            record_attempt(
+                connection,
+                "import",
+                kind_name,
+                file_path.name,
+                error=None,
+                new=result.written,
+                unchanged=result.unchanged,
+            )
+    except _RowError as exc:
+        if file_format == "jsonl" and exc.position not in jsonl_lines:
+            jsonl_lines = _jsonl_line_index(file_path, exc.position)
+        line = _physical_line(file_path, file_format, jsonl_lines, exc.position)
+        message = f"{file_path}:{line}: {exc.message}"
+        _record_failure(engine, kind_name, file_path, message)
+        raise ImportFileError(message) from None
+    except ImportFileError as exc:
+        _record_failure(engine, kind_name, file_path, str(exc))
+        raise
+    return result
+
+
+def _jsonl_line_index(path: Path, position: int) -> dict[int, int]:
+    count = -1
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if raw.strip():
+                count += 1
+                if count == position:
+                    return {position: number}
+    return {}
+
+
+def _record_failure(engine: Engine, kind_name: str, path: Path, message: str) -> None:
+    with engine.begin() as connection:
+        record_attempt(connection, "import", kind_name, path.name, error=message)

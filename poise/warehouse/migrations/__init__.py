@@ -1,0 +1,1 @@
+"""Alembic migrations of the warehouse schema (run with `poise.warehouse.migrate.upgrade`)."""

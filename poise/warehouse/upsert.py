@@ -1,0 +1,163 @@
+"""Idempotent writes: insert new rows, update changed ones, leave identical ones alone.
+
+Loading the same data twice changes nothing, not even `updated_at`: the update only
+fires when some other column differs. Both engines use the same statement shape
+(`INSERT … ON CONFLICT (key) DO UPDATE … WHERE <something differs>`), sent through the
+driver's own `executemany` so that bulk loads stay close to bare-driver speed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table
+from sqlalchemy.engine import Dialect
+
+from poise.timeutil import to_sqlite_text, utcnow
+from poise.warehouse.types import UTCDateTime
+
+# Columns whose change alone does not make a row "updated".
+BOOKKEEPING = frozenset({"updated_at", "raw_id", "computed_at"})
+_IN_CHUNK = 500
+
+
+@dataclass
+class UpsertCounts:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def __iadd__(self, other: UpsertCounts) -> UpsertCounts:
+        self.new += other.new
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        return self
+
+    @property
+    def total(self) -> int:
+        return self.new + self.updated + self.unchanged
+
+
+@dataclass
+class UpsertPlan:
+    """A compiled upsert for one table and one column list."""
+
+    table: Table
+    columns: tuple[str, ...]
+    sql: str
+    converters: tuple[Any, ...] = field(repr=False)
+
+    def params(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            convert(row.get(name)) if convert else row.get(name)
+            for name, convert in zip(self.columns, self.converters, strict=True)
+        )
+
+
+def _placeholder(dialect: Dialect) -> str:
+    return "?" if dialect.paramstyle == "qmark" else "%s"
+
+
+def _quote(dialect: Dialect, name: str) -> str:
+    return dialect.identifier_preparer.quote(name)
+
+
+def _converter(dialect: Dialect, column: Any) -> Any:
+    if isinstance(column.type, UTCDateTime) and dialect.name == "sqlite":
+        return lambda value: to_sqlite_text(value) if isinstance(value, datetime) else value
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:
+        return None
+    if dialect.name == "sqlite" and python_type is date:
+        return lambda value: value.isoformat() if isinstance(value, date) else value
+    return None
+
+
+def plan_upsert(
+    dialect: Dialect, table: Table, columns: Sequence[str], *, update: bool = True
+) -> UpsertPlan:
+    """Compile `INSERT … ON CONFLICT DO UPDATE … WHERE differs` for `columns` of `table`.
+
+    With `update=False` an existing row is left exactly as it is (`DO NOTHING`).
+    """
+    key = [column.name for column in table.primary_key.columns]
+    missing = [name for name in key if name not in columns]
+    if missing:
+        raise ValueError(f"upsert into {table.name} needs its key columns {missing}")
+    quote = lambda name: _quote(dialect, name)  # noqa: E731
+    target = quote(table.name)
+    marks = ", ".join(_placeholder(dialect) for _ in columns)
+    column_list = ", ".join(quote(name) for name in columns)
+    updatable = [name for name in columns if name not in key]
+    compared = [name for name in updatable if name not in BOOKKEEPING]
+    sql = f"INSERT INTO {target} ({column_list}) VALUES ({marks}) ON CONFLICT ({', '.join(quote(k) for k in key)}) "
+    if compared and update:
+        differs = " IS NOT " if dialect.name == "sqlite" else " IS DISTINCT FROM "
+        assignments = ", ".join(f"{quote(name)} = excluded.{quote(name)}" for name in updatable)
+        condition = " OR ".join(
+            f"{target}.{quote(name)}{differs}excluded.{quote(name)}" for name in compared
+        )
+        sql += f"DO UPDATE SET {assignments} WHERE {condition}"
+    else:
+        sql += "DO NOTHING"
+    converters = tuple(_converter(dialect, table.c[name]) for name in columns)
+    return UpsertPlan(table=table, columns=tuple(columns), sql=sql, converters=converters)
+
+
+def execute_plan(connection: Connection, plan: UpsertPlan, params: list[tuple[Any, ...]]) -> int:
+    """Run a compiled upsert over positional rows; returns rows inserted or changed."""
+    if not params:
+        return 0
+    cursor = connection.exec_driver_sql(plan.sql, params)
+    return max(cursor.rowcount, 0)
+
+
+def _existing_keys(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> set:
+    key = [column.name for column in table.primary_key.columns]
+    first = table.c[key[0]]
+    wanted = {tuple(row[name] for name in key) for row in rows}
+    firsts = sorted({k[0] for k in wanted})
+    found: set = set()
+    for start in range(0, len(firsts), _IN_CHUNK):
+        chunk = firsts[start : start + _IN_CHUNK]
+        query = table.select().with_only_columns(*[table.c[n] for n in key]).where(first.in_(chunk))
+        for record in connection.execute(query):
+            candidate = tuple(record)
+            if candidate in wanted:
+                found.add(candidate)
+    return found
+
+
+def upsert_rows(
+    connection: Connection,
+    table: Table,
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    count: bool = True,
+) -> UpsertCounts:
+    """Upsert dict rows (all with the same keys) into `table`.
+
+    With `count`, the result says how many rows were new, updated and unchanged (one
+    extra key lookup per batch); without it only `new` carries the rows written.
+    """
+    batch = [dict(row) for row in rows]
+    if not batch:
+        return UpsertCounts()
+    if "updated_at" in table.c and "updated_at" not in batch[0]:
+        now = utcnow()
+        for row in batch:
+            row["updated_at"] = now
+    columns = list(batch[0].keys())
+    plan = plan_upsert(connection.dialect, table, columns)
+    existing = _existing_keys(connection, table, batch) if count else set()
+    written = execute_plan(connection, plan, [plan.params(row) for row in batch])
+    if not count:
+        return UpsertCounts(new=written)
+    distinct = len({tuple(row[c.name] for c in table.primary_key.columns) for row in batch})
+    new = distinct - len(existing)
+    updated = max(written - new, 0)
+    return UpsertCounts(new=new, updated=updated, unchanged=distinct - new - updated)

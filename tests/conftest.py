@@ -1,0 +1,85 @@
+"""Shared fixtures: a real SQLite file and, when CI names it, the real PostgreSQL server.
+
+`warehouse_url` / `warehouse` are parametrised over both engines, so a test that takes
+them runs twice. On PostgreSQL each test gets a schema of its own (dropped afterwards),
+reached through the URL's `search_path`, so the CLI can be handed the same URL.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from poise.warehouse import open_warehouse
+
+POSTGRES_ENV = "POISE_TEST_POSTGRES_URL"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def postgres_base_url() -> str | None:
+    return os.environ.get(POSTGRES_ENV) or None
+
+
+def _skip_without_postgres() -> None:
+    if not postgres_base_url():
+        pytest.skip(
+            f"PostgreSQL half of the matrix: set {POSTGRES_ENV} "
+            "(e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test) to run it"
+        )
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'poise.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    _skip_without_postgres()
+    base = postgres_base_url()
+    assert base is not None
+    schema_name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema_name}"'))
+    separator = "&" if "?" in base else "?"
+    url = f"{base}{separator}options={quote(f'-csearch_path={schema_name}')}"
+    try:
+        yield url
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema_name}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def warehouse_url(request: pytest.FixtureRequest) -> str:
+    """A URL of an empty warehouse, once per engine."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    return str(request.getfixturevalue(fixture))
+
+
+@pytest.fixture
+def warehouse(warehouse_url: str) -> Iterator[Engine]:
+    """A migrated, empty warehouse, once per engine."""
+    engine = open_warehouse(warehouse_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def sqlite_warehouse(sqlite_url: str) -> Iterator[Engine]:
+    """A migrated, empty SQLite warehouse, for tests that need only one engine."""
+    engine = open_warehouse(sqlite_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
