@@ -20,6 +20,7 @@ def slo_row(slo: SloConfig, *, source: str = "config", source_id: str | None = N
         "name": slo.name,
         "service": slo.service,
         "description": slo.description,
+        "display_name": slo.display_name,
         "target": slo.target,
         "window_days": slo.window_days,
         "window_kind": slo.window,
@@ -27,7 +28,7 @@ def slo_row(slo: SloConfig, *, source: str = "config", source_id: str | None = N
         "good_query": slo.good,
         "bad_query": slo.bad,
         "total_query": slo.total,
-        "datasource": "prometheus" if slo.total else None,
+        "datasource": slo.datasource or ("prometheus" if slo.total else None),
         "source": source,
         "source_id": source_id or slo.name,
     }

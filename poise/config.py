@@ -125,9 +125,18 @@ class SloConfig(Strict):
     window: Literal["rolling", "calendar"] = "rolling"
     calendar_unit: Literal["month", "quarter"] | None = None
     description: str | None = None
+    display_name: str | None = Field(None, description="A readable title for pages and reports.")
     good: str | None = Field(None, description="PromQL counting good events.")
     bad: str | None = Field(None, description="PromQL counting bad events (instead of good).")
     total: str | None = Field(None, description="PromQL counting all events.")
+    counter: bool = Field(
+        False,
+        description="The queries select raw counters (Poise adds up their increases); "
+        "false: they give per-second rates (or use {{.window}}). See docs/slos.md.",
+    )
+    datasource: str | None = Field(
+        None, description="Where SLI samples come from; 'prometheus' when queries are given."
+    )
 
 
 class SloFile(Strict):
@@ -269,6 +278,11 @@ def _cross_check(config: PoiseConfig) -> None:
             raise ConfigError(f"{origin}: slos[{index}]: give either good or bad, not both")
         if (slo.good or slo.bad) and not slo.total:
             raise ConfigError(f"{origin}: slos[{index}].total: required with good or bad")
+        if slo.counter and "{{.window}}" in f"{slo.good}{slo.bad}{slo.total}":
+            raise ConfigError(
+                f"{origin}: slos[{index}].counter: counter queries select raw counters and "
+                "cannot use {{.window}}"
+            )
         if slo.window == "calendar" and slo.calendar_unit is None:
             raise ConfigError(
                 f"{origin}: slos[{index}].calendar_unit: required for a calendar window"
