@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -83,3 +84,12 @@ def sqlite_warehouse(sqlite_url: str) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def replay_server() -> Iterator[Any]:
+    """A loopback HTTP server replaying scripted API responses (see tests/replay.py)."""
+    from replay import ReplayServer  # tests/ is on sys.path (pytest's rootdir-relative import)
+
+    with ReplayServer() as server:
+        yield server
