@@ -1,0 +1,494 @@
+"""The collector framework: sources, their streams, and the context that stores what they fetch.
+
+A collector is one module per source (`collectors/<name>.py`) with one `Source` subclass:
+
+- `name` (`"github"`), and which services it applies to: by default every service whose
+  config has a block of that name (`services[].github`), one `Scope` per service;
+- `streams`: declarative `Stream`s (endpoint, primary key, cursor, page size, where the
+  records sit in a page, how to page, and `convert(record, scope) -> Rows`);
+- optionally `client()` (how to reach the API) and `sync_scope()` (for a source that is
+  not a list of HTTP pages, such as a local git repository).
+
+Everything fetched goes through `SyncContext.store_page`: in ONE transaction it writes the
+raw payload (with the request it came from, credentials stripped), upserts the canonical
+rows (each with `source` and `raw_id`) and, every `checkpoint_every` records and at the
+end of the stream, the bookmark. A sync killed at any point resumes from the last
+committed bookmark; what was fetched after it is fetched again and upserted, so nothing is
+lost or doubled. See docs/collectors.md for a worked example.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import Engine
+
+from collectors.http import (
+    BadPayloadError,
+    HttpClient,
+    HttpResponse,
+    LinkPaginator,
+    PageRequest,
+    Paginator,
+)
+from poise.config import PoiseConfig, ServiceConfig, SourceConfig, secret_from_env
+from poise.errors import ConfigError
+from poise.timeutil import isoformat_z, parse_timestamp, to_sqlite_text, utcnow
+from poise.warehouse import schema
+from poise.warehouse.sync_state import read_state, record_attempt, save_bookmark
+from poise.warehouse.upsert import UpsertCounts, upsert_rows
+
+log = logging.getLogger("poise.collectors")
+
+# Canonical rows, by table name: {"changes": [{...}, ...], "deployments": [...]}.
+Rows = dict[str, list[dict[str, Any]]]
+TABLES = {table.name: table for table in schema.CANONICAL_TABLES}
+CHECKPOINT_EVERY = 500
+_KEEP = object()
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one bookmark covers: usually one service's repository or project at a source."""
+
+    key: str  # the bookmark scope (the service name)
+    service: ServiceConfig
+    location: Any  # the service's block for this source: GitLocation, GitHubLocation, …
+    vars: Mapping[str, Any] = field(default_factory=dict)  # fills `Stream.path` templates
+
+
+@dataclass(frozen=True)
+class RawRequest:
+    """Where a raw payload came from (stored beside it): method, URL (no credentials), params."""
+
+    method: str
+    url: str
+    params: Any = None
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One list at an API, declared rather than coded.
+
+    - `path`: endpoint template, formatted with `Scope.vars` (`/repos/{repo}/deployments`).
+    - `convert(record, scope)`: one API record -> canonical rows per table.
+    - `records`: the key holding the list in a page (`"workflow_runs"`); None when the body
+      is the list itself.
+    - `primary_key`: the record's id field (documentation and de-duplication).
+    - `cursor_field`: a field that only grows (`updated_at`, a build number); the largest
+      value stored becomes the bookmark. `since_param` sends it back to the API as a
+      server-side filter; with `newest_first` paging stops at the first older record.
+    - `conditional`: send the stored ETag on the first page; a 304 means nothing changed.
+    """
+
+    name: str
+    path: str
+    convert: Callable[[dict[str, Any], Scope], Rows]
+    records: str | None = None
+    primary_key: str = "id"
+    cursor_field: str | None = None
+    page_size: int = 100
+    page_size_param: str | None = "per_page"
+    params: Mapping[str, Any] = field(default_factory=dict)
+    since_param: str | None = None
+    newest_first: bool = False
+    conditional: bool = False
+    paginator: Paginator = field(default_factory=LinkPaginator)
+
+    def first_request(self, scope: Scope, cursor: Any) -> PageRequest:
+        params = dict(self.params)
+        if self.page_size_param:
+            params[self.page_size_param] = self.page_size
+        if self.since_param and cursor is not None:
+            params[self.since_param] = _cursor_for_api(cursor)
+        return PageRequest(self.path.format(**scope.vars), params)
+
+    def records_of(self, body: Any, response: HttpResponse) -> list[dict[str, Any]]:
+        found = body.get(self.records) if self.records and isinstance(body, dict) else body
+        if not isinstance(found, list) or not all(isinstance(item, dict) for item in found):
+            where = f"a list under {self.records!r}" if self.records else "a list"
+            raise BadPayloadError(
+                f"{response.source}: malformed page from {response.url}: expected {where} "
+                "of objects; earlier pages are kept"
+            )
+        return found
+
+
+def _as_timestamp(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return parse_timestamp(value)
+        except ValueError:
+            return None
+    return None
+
+
+def cursor_value(value: Any) -> Any:
+    """A cursor in a form that sorts correctly: timestamps become fixed-width UTC text."""
+    moment = _as_timestamp(value)
+    return to_sqlite_text(moment) if moment is not None else value
+
+
+def _cursor_for_api(cursor: Any) -> Any:
+    moment = _as_timestamp(cursor)
+    return isoformat_z(moment) if moment is not None else cursor
+
+
+class Source:
+    """One data source. Subclasses set `name` and `streams`, and override what differs."""
+
+    name: ClassVar[str]
+    streams: ClassVar[tuple[Stream, ...]] = ()
+    default_base_url: ClassVar[str | None] = None
+
+    def __init__(self, config: PoiseConfig) -> None:
+        self.config = config
+
+    def scopes(self) -> list[Scope]:
+        """One scope per service that has a `<name>:` block."""
+        found = []
+        for service in self.config.services:
+            location = getattr(service, self.name, None)
+            if location is not None:
+                found.append(Scope(service.name, service, location, location.model_dump()))
+        return found
+
+    @property
+    def settings(self) -> SourceConfig:
+        return getattr(self.config.sources, self.name, None) or SourceConfig()
+
+    def auth_headers(self, token: str | None, user: str | None) -> dict[str, str]:
+        """Request headers carrying the credentials (the only place they ever go)."""
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def client(self) -> HttpClient | None:
+        """The HTTP client for this source; None for sources that use no HTTP."""
+        if not self.streams:
+            return None
+        settings = self.settings
+        base_url = settings.base_url or self.default_base_url
+        if not base_url:
+            raise ConfigError(f"sources.{self.name}.base_url: required for {self.name}")
+        what = f"sources.{self.name}"
+        token = secret_from_env(settings.token_env, what=f"{what}.token_env")
+        user = secret_from_env(settings.user_env, what=f"{what}.user_env")
+        return HttpClient(
+            self.name,
+            base_url,
+            headers=self.auth_headers(token, user),
+            secrets=[s for s in (token, user) if s],
+            token_env=settings.token_env,
+            timeout=settings.timeout_seconds,
+            max_retries=settings.max_retries,
+        )
+
+    def sync_scope(self, ctx: SyncContext, scope: Scope) -> None:
+        """Collect every stream for one scope; override for sources that are not HTTP lists."""
+        for stream in self.streams:
+            run_http_stream(ctx, stream, scope)
+
+
+@dataclass
+class StreamOutcome:
+    counts: UpsertCounts = field(default_factory=UpsertCounts)
+    records: int = 0
+    since_checkpoint: int = 0
+
+
+@dataclass
+class SyncContext:
+    """What a source gets while it syncs: the warehouse, config, HTTP client and store helpers."""
+
+    engine: Engine
+    config: PoiseConfig
+    source: str
+    full: bool = False
+    http: HttpClient | None = None
+    checkpoint_every: int = CHECKPOINT_EVERY
+    advance: Callable[[int], None] = lambda _n: None
+    # Called after each committed checkpoint with (stream, scope, bookmark); tests use it
+    # to stop a sync half-way as a kill would.
+    on_checkpoint: Callable[[str, str, Any], None] | None = None
+    log: logging.Logger = log
+    outcomes: dict[tuple[str, str], StreamOutcome] = field(default_factory=dict)
+    current: tuple[str, str] | None = None
+
+    # -- bookmarks ------------------------------------------------------------------
+
+    def bookmark(self, stream: str, scope: str) -> Any:
+        """The last committed bookmark (None on a first or `--full` sync)."""
+        self.current = (stream, scope)
+        self.outcomes.setdefault((stream, scope), StreamOutcome())
+        if self.full:
+            return None
+        with self.engine.connect() as connection:
+            return read_state(connection, self.source, stream, scope).bookmark
+
+    def save_bookmark(self, stream: str, scope: str, bookmark: Any) -> None:
+        with self.engine.begin() as connection:
+            save_bookmark(connection, self.source, stream, scope, bookmark)
+        self._checkpointed(stream, scope, bookmark)
+
+    # -- storing --------------------------------------------------------------------
+
+    def store_page(
+        self,
+        stream: str,
+        scope: str,
+        *,
+        request: RawRequest,
+        payload: str,
+        rows: Rows,
+        status: int | None = None,
+        records: int = 0,
+        bookmark: Any = _KEEP,
+        final: bool = False,
+    ) -> UpsertCounts:
+        """Store one page in one transaction: raw payload, canonical rows, and (when due) the bookmark.
+
+        The bookmark is saved when `final` or when `checkpoint_every` records have passed
+        since the last one; between checkpoints a kill only costs re-fetching.
+        """
+        return self._commit(
+            stream,
+            scope,
+            rows,
+            raw={
+                "source": self.source,
+                "stream": stream,
+                "scope": scope,
+                "request_method": request.method,
+                "request_url": request.url,
+                "request_params": _dump(request.params),
+                "status_code": status,
+                "fetched_at": utcnow(),
+                "payload": payload,
+            },
+            records=records,
+            bookmark=bookmark,
+            final=final,
+        )
+
+    def write_rows(
+        self,
+        stream: str,
+        scope: str,
+        rows: Rows,
+        *,
+        records: int = 0,
+        bookmark: Any = _KEEP,
+        final: bool = False,
+        delete: Callable[[Any], None] | None = None,
+    ) -> UpsertCounts:
+        """Like `store_page` for rows derived from pages already stored (no raw payload).
+
+        `delete(connection)` runs first in the same transaction (stale rows of a re-read).
+        """
+        return self._commit(
+            stream,
+            scope,
+            rows,
+            raw=None,
+            records=records,
+            bookmark=bookmark,
+            final=final,
+            delete=delete,
+        )
+
+    def _commit(
+        self,
+        stream: str,
+        scope: str,
+        rows: Rows,
+        *,
+        raw: dict[str, Any] | None,
+        records: int,
+        bookmark: Any,
+        final: bool,
+        delete: Callable[[Any], None] | None = None,
+    ) -> UpsertCounts:
+        outcome = self.outcomes.setdefault((stream, scope), StreamOutcome())
+        self.current = (stream, scope)
+        counts = UpsertCounts()
+        saved = False
+        with self.engine.begin() as connection:
+            raw_id = None
+            if raw is not None:
+                result = connection.execute(schema.raw_payloads.insert().values(**raw))
+                raw_id = result.inserted_primary_key[0]
+            if delete is not None:
+                delete(connection)
+            counts = upsert_canonical(connection, rows, source=self.source, raw_id=raw_id)
+            outcome.since_checkpoint += records
+            if bookmark is not _KEEP and (
+                final or outcome.since_checkpoint >= self.checkpoint_every
+            ):
+                save_bookmark(connection, self.source, stream, scope, bookmark)
+                saved = True
+        outcome.counts += counts
+        outcome.records += records
+        self.advance(records)
+        if saved:
+            outcome.since_checkpoint = 0
+            self._checkpointed(stream, scope, bookmark)
+        return counts
+
+    def _checkpointed(self, stream: str, scope: str, bookmark: Any) -> None:
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(stream, scope, bookmark)
+
+    # -- outcome --------------------------------------------------------------------
+
+    def record_outcomes(self, scope: str, error: str | None) -> None:
+        """Write each stream's result for `scope` to the sync state (the error on the failing one)."""
+        with self.engine.begin() as connection:
+            for (stream, stream_scope), outcome in self.outcomes.items():
+                if stream_scope != scope:
+                    continue
+                failed = error is not None and self.current == (stream, scope)
+                record_attempt(
+                    connection,
+                    self.source,
+                    stream,
+                    scope,
+                    error=error if failed else None,
+                    new=outcome.counts.new,
+                    updated=outcome.counts.updated,
+                    unchanged=outcome.counts.unchanged,
+                )
+            if error is not None and (self.current is None or self.current[1] != scope):
+                record_attempt(connection, self.source, "*", scope, error=error)
+
+    def totals(self) -> UpsertCounts:
+        total = UpsertCounts()
+        for outcome in self.outcomes.values():
+            total += outcome.counts
+        return total
+
+
+def _dump(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def upsert_canonical(
+    connection: Any, rows: Rows, *, source: str, raw_id: int | None
+) -> UpsertCounts:
+    """Upsert rows of several tables in foreign-key order, stamping source and raw_id."""
+    counts = UpsertCounts()
+    unknown = set(rows) - set(TABLES)
+    if unknown:
+        raise ValueError(f"{source}: convert produced rows for unknown tables {sorted(unknown)}")
+    for table in schema.CANONICAL_TABLES:
+        batch = rows.get(table.name)
+        if not batch:
+            continue
+        stamp: dict[str, Any] = {}
+        if "source" in table.c:
+            stamp["source"] = source
+        if "raw_id" in table.c and raw_id is not None:
+            stamp["raw_id"] = raw_id
+        for group in _same_columns(batch, stamp):
+            counts += upsert_rows(connection, table, group)
+    return counts
+
+
+def _same_columns(batch: Iterable[dict[str, Any]], stamp: dict[str, Any]) -> list[list[dict]]:
+    groups: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for row in batch:
+        full = {**stamp, **row} if stamp else row
+        groups.setdefault(frozenset(full), []).append(full)
+    return list(groups.values())
+
+
+def merge_rows(target: Rows, more: Rows) -> Rows:
+    for table, batch in more.items():
+        target.setdefault(table, []).extend(batch)
+    return target
+
+
+def run_http_stream(ctx: SyncContext, stream: Stream, scope: Scope) -> None:
+    """Page through one declared stream for one scope, storing each page as it arrives.
+
+    Bookmark rules: an oldest-first stream advances its cursor at every checkpoint. A
+    newest-first stream only moves its cursor once the last page is stored; until then
+    a checkpoint remembers the next page to fetch, so a killed sync resumes there.
+    """
+    if ctx.http is None:
+        raise RuntimeError(f"{ctx.source}: stream {stream.name} needs an HTTP client")
+    state = ctx.bookmark(stream.name, scope.key) or {}
+    cursor = state.get("cursor")
+    etag = state.get("etag") if stream.conditional else None
+    highest = cursor
+    pending = state.get("pending")
+    if pending:
+        request = PageRequest(**pending["request"])
+        highest = pending.get("cursor", cursor)
+        etag = pending.get("etag")
+    else:
+        request = stream.first_request(scope, cursor)
+    first = True
+    while request is not None:
+        response = ctx.http.request(
+            request.method,
+            request.url,
+            params=request.params,
+            json_body=request.json_body,
+            etag=etag if first and not pending else None,
+        )
+        if response.not_modified:
+            ctx.advance(0)
+            return
+        if first and not pending and stream.conditional:
+            etag = response.etag
+        first = False
+        records = stream.records_of(response.json(), response)
+        rows: Rows = {}
+        stop = False
+        for record in records:
+            value = cursor_value(record.get(stream.cursor_field)) if stream.cursor_field else None
+            if value is not None:
+                if stream.newest_first and cursor is not None and value < cursor:
+                    stop = True
+                    continue
+                highest = value if highest is None or value > highest else highest
+            merge_rows(rows, stream.convert(record, scope))
+        following = None if stop else stream.paginator.next_request(response, request, records)
+        bookmark: dict[str, Any] = {"cursor": highest, "etag": etag}
+        if following is not None and stream.newest_first:
+            bookmark = {
+                "cursor": cursor,
+                "etag": state.get("etag"),
+                "pending": {
+                    "request": {
+                        "url": ctx.http.absolute(following.url),
+                        "params": dict(following.params) if following.params else None,
+                        "method": following.method,
+                        "json_body": following.json_body,
+                    },
+                    "cursor": highest,
+                    "etag": etag,
+                },
+            }
+        ctx.store_page(
+            stream.name,
+            scope.key,
+            request=RawRequest(request.method, response.url, request.params),
+            payload=response.text,
+            status=response.status,
+            rows=rows,
+            records=len(records),
+            bookmark=bookmark,
+            final=following is None,
+        )
+        request = following

@@ -1,0 +1,441 @@
+"""The one HTTP client every API collector uses: retries, rate limits, ETags, paging, redaction.
+
+What it promises:
+- A transient fault (5xx, 408, timeout, refused connection) is retried with exponential
+  back-off, a bounded number of times; if it persists, one line says which source, which
+  URL and what to do.
+- A rate limit (429, or a 403 that says so: `Retry-After`, `x-ratelimit-remaining: 0` with
+  `x-ratelimit-reset`, `ratelimit-reset`) is waited out, up to `max_wait` seconds.
+- 401 is an expired or invalid token, a 403 that is no rate limit is missing permission,
+  404 is a missing repository or project: no retry, one line naming the variable to check.
+- Credentials live only in request headers, filled from environment variables. URLs shown
+  in logs, errors or `raw_payloads` have user info and credential-like query parameters
+  removed, and any known secret value is masked in every message.
+- `sleep` and `clock` are injectable, so tests never wait for real.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import requests
+from requests.structures import CaseInsensitiveDict
+
+from poise import __version__
+from poise.errors import PoiseError
+
+log = logging.getLogger("poise.collectors.http")
+
+USER_AGENT = f"poise/{__version__} (+https://github.com/poise-scorecard/poise)"
+CREDENTIAL_PARAM = re.compile(
+    r"(token|secret|password|passwd|api[_-]?key|apikey|signature|sig|auth|key|code)$", re.I
+)
+RETRIED_STATUSES = frozenset({408, 500, 502, 503, 504, 520, 521, 522, 524})
+EPOCH_THRESHOLD = 1_000_000_000  # a reset value this large is a Unix time, not seconds to wait
+
+
+class SourceError(PoiseError):
+    """A source failed; the message is one line naming the source, where, and what to do."""
+
+
+class AuthError(SourceError):
+    """401, or a 403 that is not a rate limit."""
+
+
+class NotFoundError(SourceError):
+    """404: the repository, project or job named in the config does not exist (or is hidden)."""
+
+
+class RateLimitError(SourceError):
+    """Still rate limited after waiting as long as allowed."""
+
+
+class ServerError(SourceError):
+    """A 5xx, timeout or connection failure that persisted through every retry."""
+
+
+class BadPayloadError(SourceError):
+    """The answer was not what the API sends (garbage JSON, wrong shape)."""
+
+
+def strip_credentials(url: str) -> str:
+    """`url` as it may be shown or stored: no user info, no credential-like query parameters."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = [
+        (name, value)
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        if not CREDENTIAL_PARAM.search(name)
+    ]
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="/:,"), ""))
+
+
+def parse_link_header(value: str | None) -> dict[str, str]:
+    """`<url>; rel="next", <url>; rel="last"` -> {"next": url, "last": url}, URLs verbatim."""
+    links: dict[str, str] = {}
+    if not value:
+        return links
+    for match in re.finditer(r"<([^>]*)>\s*((?:;\s*[^;,]+)*)", value):
+        url, attributes = match.group(1), match.group(2)
+        rel = re.search(r'rel\s*=\s*"?([^";]+)"?', attributes)
+        if rel:
+            for name in rel.group(1).split():
+                links[name.lower()] = url
+    return links
+
+
+@dataclass
+class HttpResponse:
+    """One answer, with the URL already stripped of credentials."""
+
+    source: str
+    status: int
+    url: str
+    headers: CaseInsensitiveDict[str]
+    body: bytes
+    etag: str | None = None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body as JSON; garbage is one clear line naming the source and the URL."""
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            sample = " ".join(self.text[:60].split())
+            raise BadPayloadError(
+                f"{self.source}: malformed response from {self.url} (HTTP {self.status}, "
+                f"not JSON: {sample!r}): check that base_url points at the API"
+            ) from None
+
+    def links(self) -> dict[str, str]:
+        return parse_link_header(self.headers.get("Link"))
+
+
+def _retry_after_seconds(value: str, now: float) -> float | None:
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - now, 0.0)
+
+
+def _reset_seconds(value: str, now: float) -> float | None:
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    if number >= EPOCH_THRESHOLD:  # GitHub x-ratelimit-reset, GitLab RateLimit-Reset: epoch
+        return max(number - now, 0.0) + 1.0
+    return max(number, 0.0)  # PagerDuty ratelimit-reset: seconds to wait
+
+
+def rate_limit_wait(
+    status: int, headers: Mapping[str, str], body: bytes, now: float
+) -> float | None:
+    """Seconds to wait when the answer is a rate limit, else None.
+
+    A 403 is a rate limit only when it says so (a wait header, no remaining quota, or a
+    rate-limit message); otherwise it is a permission problem and must not be retried.
+    """
+    if status not in (403, 429):
+        return None
+    if "Retry-After" in headers:
+        wait = _retry_after_seconds(headers["Retry-After"], now)
+        if wait is not None:
+            return wait
+    remaining = headers.get("x-ratelimit-remaining", headers.get("ratelimit-remaining"))
+    for name in ("x-ratelimit-reset", "ratelimit-reset"):
+        if name in headers and (status == 429 or remaining == "0"):
+            wait = _reset_seconds(headers[name], now)
+            if wait is not None:
+                return wait
+    if status == 429:
+        return 0.0  # throttled without saying for how long: back off exponentially
+    if remaining == "0" or b"rate limit" in body[:500].lower():
+        return 60.0  # GitHub's advice for a secondary limit without a Retry-After
+    return None
+
+
+class HttpClient:
+    """requests-based client shared by every API source; see the module docstring."""
+
+    def __init__(
+        self,
+        source: str,
+        base_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        secrets: Iterable[str] = (),
+        token_env: str | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 5,
+        backoff: float = 1.0,
+        max_backoff: float = 60.0,
+        max_wait: float = 900.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.source = source
+        self.base_url = base_url.rstrip("/") + "/"
+        self.token_env = token_env
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.max_wait = max_wait
+        self.sleep = sleep
+        self.clock = clock
+        self._secrets = tuple(secret for secret in secrets if secret)
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        self.session.headers.update(headers or {})
+        self.requests_sent = 0
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- public API -----------------------------------------------------------------
+
+    def absolute(self, url: str) -> str:
+        """A path is joined to base_url; an absolute URL (a Link header's) is kept verbatim."""
+        if re.match(r"^[a-z][a-z0-9+.-]*://", url, re.I):
+            return url
+        return urljoin(self.base_url, url.lstrip("/"))
+
+    def shown(self, url: str) -> str:
+        """A URL as it may appear in a log, an error or the warehouse."""
+        return self.scrub(strip_credentials(url))
+
+    def scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def get(
+        self, url: str, params: Mapping[str, Any] | None = None, *, etag: str | None = None
+    ) -> HttpResponse:
+        return self.request("GET", url, params=params, etag=etag)
+
+    def post(
+        self, url: str, json_body: Any = None, params: Mapping[str, Any] | None = None
+    ) -> HttpResponse:
+        return self.request("POST", url, params=params, json_body=json_body)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        etag: str | None = None,
+    ) -> HttpResponse:
+        """Send one request, retrying what is transient; raise a SourceError otherwise."""
+        target = self.absolute(url)
+        self._refuse_secret_in_url(target, params)
+        headers = {"If-None-Match": etag} if etag else {}
+        attempt = 0
+        while True:
+            attempt += 1
+            shown = self.shown(requests.Request(method, target, params=params).prepare().url or "")
+            try:
+                self.requests_sent += 1
+                raw = self.session.request(
+                    method,
+                    target,
+                    params=params,
+                    json=json_body,
+                    headers=headers,
+                    timeout=self.timeout,
+                )
+            except requests.Timeout:
+                problem = f"no answer within {self.timeout:g}s"
+                if self._may_retry(attempt, problem, shown):
+                    continue
+                raise ServerError(
+                    f"{self.source}: {problem} from {shown} after {attempt} tries: the service "
+                    "may be down or slow; try again later or raise timeout_seconds"
+                ) from None
+            except requests.ConnectionError:
+                problem = "cannot connect"
+                if self._may_retry(attempt, problem, shown):
+                    continue
+                raise ServerError(
+                    f"{self.source}: cannot connect to {shown} after {attempt} tries: check "
+                    "base_url and the network"
+                ) from None
+            response = HttpResponse(
+                source=self.source,
+                status=raw.status_code,
+                url=self.shown(raw.url or target),
+                headers=CaseInsensitiveDict(raw.headers),
+                body=raw.content,
+                etag=raw.headers.get("ETag") or (etag if raw.status_code == 304 else None),
+            )
+            if response.status < 300 or response.status == 304:
+                return response
+            if self._should_retry(response, attempt):
+                continue
+            raise self._failure(response, attempt)
+
+    # -- internals ------------------------------------------------------------------
+
+    def _refuse_secret_in_url(self, url: str, params: Mapping[str, Any] | None) -> None:
+        # A URL ends up in logs (urllib3's too) and in raw_payloads: credentials go in headers.
+        text = url + " " + " ".join(str(value) for value in (params or {}).values())
+        if any(secret in text for secret in self._secrets):
+            raise ValueError(f"{self.source}: refusing to send a credential in a URL")
+
+    def _delay(self, attempt: int) -> float:
+        return min(self.backoff * 2 ** (attempt - 1), self.max_backoff)
+
+    def _may_retry(self, attempt: int, problem: str, shown: str) -> bool:
+        if attempt > self.max_retries:
+            return False
+        delay = self._delay(attempt)
+        log.warning(
+            "%s: %s from %s; retry %d/%d in %.1fs",
+            self.source,
+            problem,
+            shown,
+            attempt,
+            self.max_retries,
+            delay,
+        )
+        self.sleep(delay)
+        return True
+
+    def _should_retry(self, response: HttpResponse, attempt: int) -> bool:
+        wait = rate_limit_wait(response.status, response.headers, response.body, self.clock())
+        if wait is not None:
+            if attempt > self.max_retries or wait > self.max_wait:
+                return False
+            wait = max(wait, self._delay(attempt))
+            log.warning(
+                "%s: rate limited (HTTP %d) at %s; waiting %.0fs",
+                self.source,
+                response.status,
+                response.url,
+                wait,
+            )
+            self.sleep(wait)
+            return True
+        if response.status in RETRIED_STATUSES:
+            return self._may_retry(attempt, f"HTTP {response.status}", response.url)
+        return False
+
+    def _failure(self, response: HttpResponse, attempt: int) -> SourceError:
+        status, url, source = response.status, response.url, self.source
+        check = f"check ${self.token_env}" if self.token_env else "check the source's token_env"
+        if rate_limit_wait(status, response.headers, response.body, self.clock()) is not None:
+            return RateLimitError(
+                f"{source}: still rate limited (HTTP {status}) at {url} after {attempt} tries: "
+                "collected pages are kept; run `poise sync` again once the limit resets"
+            )
+        if status == 401:
+            return AuthError(f"{source}: token expired or invalid (HTTP 401 at {url}): {check}")
+        if status == 403:
+            return AuthError(
+                f"{source}: access denied (HTTP 403 at {url}): {check} and the token's "
+                "permissions for this resource"
+            )
+        if status == 404:
+            return NotFoundError(
+                f"{source}: not found (HTTP 404 at {url}): check the repository or project name "
+                "in poise.yaml and that the token can see it"
+            )
+        if status in RETRIED_STATUSES:
+            return ServerError(
+                f"{source}: HTTP {status} from {url} persisted after {attempt} tries: the service "
+                "may be down; collected pages are kept, run `poise sync` again later"
+            )
+        detail = " ".join(self.scrub(response.text[:120]).split())
+        return SourceError(f"{source}: HTTP {status} from {url}: {detail or 'no detail'}")
+
+
+# -- pagination -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """The request for one page: a path (joined to base_url) or an absolute URL, and params.
+
+    A URL taken from a Link header carries its own query and is followed verbatim
+    (`params` is None).
+    """
+
+    url: str
+    params: Mapping[str, Any] | None = None
+    method: str = "GET"
+    json_body: Any = None
+
+
+class Paginator(Protocol):
+    """How to find the next page; None when there is none."""
+
+    def next_request(
+        self, response: HttpResponse, request: PageRequest, records: list[Any]
+    ) -> PageRequest | None: ...
+
+
+@dataclass(frozen=True)
+class LinkPaginator:
+    """GitHub and GitLab: follow the `Link: <…>; rel="next"` URL exactly as given."""
+
+    def next_request(
+        self, response: HttpResponse, request: PageRequest, records: list[Any]
+    ) -> PageRequest | None:
+        url = response.links().get("next")
+        return PageRequest(url) if url else None
+
+
+@dataclass(frozen=True)
+class OffsetPaginator:
+    """PagerDuty/Opsgenie style: `offset` advances by the records received while `more` holds.
+
+    `cap` is the API's hard limit on offset + limit (PagerDuty: 10,000); reaching it stops
+    paging (the caller should then slice its time window).
+    """
+
+    offset_param: str = "offset"
+    limit_param: str = "limit"
+    more_field: str | None = "more"
+    cap: int | None = None
+
+    def next_request(
+        self, response: HttpResponse, request: PageRequest, records: list[Any]
+    ) -> PageRequest | None:
+        if not records:
+            return None
+        if self.more_field is not None:
+            body = response.json()
+            if not (isinstance(body, dict) and body.get(self.more_field)):
+                return None
+        params = dict(request.params or {})
+        offset = int(params.get(self.offset_param, 0)) + len(records)
+        limit = int(params.get(self.limit_param, len(records)))
+        if self.cap is not None and offset + limit > self.cap:
+            return None
+        params[self.offset_param] = offset
+        return PageRequest(request.url, params, request.method, request.json_body)

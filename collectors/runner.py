@@ -1,0 +1,176 @@
+"""Run the configured sources: each scope on its own, failures recorded, the rest going on."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+
+from collectors.base import CHECKPOINT_EVERY, Source, SyncContext
+from poise.config import PoiseConfig
+from poise.errors import ConfigError, PoiseError
+
+log = logging.getLogger("poise.collectors")
+
+# Run after every sync with (engine, config): derived tables that depend on collected rows.
+PostSyncHook = Callable[[Engine, PoiseConfig], Any]
+
+
+@dataclass
+class SourceResult:
+    """What one source did in one sync: counts over all its scopes, and one line per failure."""
+
+    name: str
+    scopes: int = 0
+    records: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.errors)
+
+
+@dataclass
+class SyncSummary:
+    results: list[SourceResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(result.failed for result in self.results)
+
+    def result(self, name: str) -> SourceResult:
+        return next(result for result in self.results if result.name == name)
+
+
+def registered_sources() -> dict[str, type[Source]]:
+    from collectors import SOURCES
+
+    return SOURCES
+
+
+def post_sync_hooks() -> list[PostSyncHook]:
+    """Refreshing incident attributions, once the metrics package provides it."""
+    try:
+        module = importlib.import_module("metrics.attribution")
+    except ImportError:
+        return []
+    hook = getattr(module, "refresh_attributions", None)
+    return [hook] if callable(hook) else []
+
+
+def run_sync(
+    engine: Engine,
+    config: PoiseConfig,
+    *,
+    sources: Sequence[str] | None = None,
+    full: bool = False,
+    registry: dict[str, type[Source]] | None = None,
+    on_progress: Callable[[str, int], None] | None = None,
+    on_checkpoint: Callable[[str, str, Any], None] | None = None,
+    hooks: Iterable[PostSyncHook] | None = None,
+    checkpoint_every: int = CHECKPOINT_EVERY,
+) -> SyncSummary:
+    """Sync the configured sources (or those named) and return what each did.
+
+    A failing scope is recorded in the sync state with its one-line error and the others
+    go on; only a bug-free `BaseException` (Ctrl-C, a kill) stops the run.
+    """
+    registry = registry if registry is not None else registered_sources()
+    if sources:
+        unknown = [name for name in sources if name not in registry]
+        if unknown:
+            raise ConfigError(
+                f"--source: unknown source {unknown[0]!r} (known: {', '.join(sorted(registry))})"
+            )
+    summary = SyncSummary()
+    for name, source_class in registry.items():
+        if sources and name not in sources:
+            continue
+        options = _Options(full, on_progress, on_checkpoint, checkpoint_every)
+        result = _run_source(engine, config, source_class(config), options)
+        if result is not None:
+            summary.results.append(result)
+    for hook in post_sync_hooks() if hooks is None else hooks:
+        try:
+            hook(engine, config)
+        except Exception as exc:  # a derived table failing must not hide what was collected
+            hook_name = getattr(hook, "__name__", "post-sync hook")
+            summary.results.append(
+                SourceResult(hook_name, errors=[f"{hook_name}: {_one_line(exc)}"])
+            )
+    return summary
+
+
+@dataclass(frozen=True)
+class _Options:
+    full: bool
+    on_progress: Callable[[str, int], None] | None
+    on_checkpoint: Callable[[str, str, Any], None] | None
+    checkpoint_every: int
+
+
+def _run_source(
+    engine: Engine, config: PoiseConfig, source: Source, options: _Options
+) -> SourceResult | None:
+    scopes = source.scopes()
+    if not scopes:
+        return None
+    result = SourceResult(source.name, scopes=len(scopes))
+    on_progress = options.on_progress
+    advance: Callable[[int], None] = (
+        (lambda n: on_progress(source.name, n)) if on_progress else (lambda _n: None)
+    )
+    try:
+        client = source.client()
+    except PoiseError as exc:
+        result.errors.append(_one_line(exc))
+        return result
+    try:
+        for scope in scopes:
+            ctx = SyncContext(
+                engine=engine,
+                config=config,
+                source=source.name,
+                full=options.full,
+                http=client,
+                advance=advance,
+                on_checkpoint=options.on_checkpoint,
+                checkpoint_every=options.checkpoint_every,
+            )
+            error: str | None = None
+            try:
+                source.sync_scope(ctx, scope)
+            except PoiseError as exc:
+                error = _one_line(exc)
+            except Exception as exc:  # a bug in one collector must not stop the others
+                log.debug("%s: %s failed", source.name, scope.key, exc_info=True)
+                error = (
+                    f"{source.name}: {scope.key}: internal error: {type(exc).__name__}: "
+                    f"{_one_line(exc)} (run with --debug for details, and please report it)"
+                )
+            if error is not None and client is not None:
+                error = client.scrub(error)
+            ctx.record_outcomes(scope.key, error)
+            totals = ctx.totals()
+            result.new += totals.new
+            result.updated += totals.updated
+            result.unchanged += totals.unchanged
+            result.records += sum(outcome.records for outcome in ctx.outcomes.values())
+            if error is not None:
+                result.errors.append(error)
+    finally:
+        if client is not None:
+            client.close()
+    return result
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return " ".join(text.split()) if text else type(exc).__name__
