@@ -3,18 +3,105 @@
 from __future__ import annotations
 
 import argparse
+import time
+from datetime import datetime
+from pathlib import Path
 
-from poise.commands.common import add_db_option
-from poise.errors import NotAvailableYet
+from poise.commands.common import add_db_option, open_context
+from poise.console import err, out
+from poise.demo import DEFAULT_DAYS, DEFAULT_SEED, build_demo, clear_demo_rows, row_counts
+from poise.errors import PoiseError
+from poise.timeutil import TimestampError, parse_period_bound, start_of_day, utcnow
+from poise.warehouse import redact
 
 NAME = "demo"
 HELP = "build a deterministic demo warehouse (6 teams, 15 services, two years)"
 
 
+def _until(text: str) -> datetime:
+    try:
+        return parse_period_bound(text)
+    except TimestampError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _days(text: str) -> int:
+    value = _non_negative(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_db_option(parser)
-    parser.add_argument("--seed", type=int, default=7, help="random seed (same seed, same rows)")
+    parser.add_argument(
+        "--seed",
+        type=_non_negative,
+        default=DEFAULT_SEED,
+        help=f"random seed (same seed and --until, same rows; default {DEFAULT_SEED})",
+    )
+    parser.add_argument(
+        "--until",
+        type=_until,
+        metavar="DATE",
+        help="end of the demo history, exclusive (default: the start of today, UTC)",
+    )
+    parser.add_argument(
+        "--days",
+        type=_days,
+        default=DEFAULT_DAYS,
+        help=f"length of the history in days (default {DEFAULT_DAYS}; shorter builds faster)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="build into a warehouse that already holds data: earlier demo rows are replaced, "
+        "rows from other sources are kept",
+    )
+    parser.add_argument(
+        "--export",
+        metavar="DIR",
+        type=Path,
+        help="also keep the generated import files (CSV / JSON Lines) in DIR",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotAvailableYet("`poise demo` is being built")
+    context = open_context(args, apply=False)
+    existing = {table: rows for table, rows in row_counts(context.engine).items() if rows}
+    if existing and not args.force:
+        held = ", ".join(f"{rows} {table}" for table, rows in existing.items())
+        raise PoiseError(
+            f"the warehouse at {redact(context.url)} is not empty ({held}); `poise demo` builds "
+            "into an empty one: choose another --db, or add --force to replace earlier demo rows"
+        )
+    if existing:
+        err.print("clearing earlier demo rows (rows from other sources are kept)")
+        clear_demo_rows(context.engine)
+    until = args.until or start_of_day(utcnow().date())
+    began = time.perf_counter()
+    counts = build_demo(
+        context.engine,
+        seed=args.seed,
+        until=until,
+        days=args.days,
+        export=args.export,
+        report=lambda message: err.print(message, markup=False),
+    )
+    elapsed = time.perf_counter() - began
+    out.print(f"demo warehouse at {redact(context.url)} built in {elapsed:.1f} s:", markup=False)
+    width = max(len(table) for table in counts)
+    for table, rows in counts.items():
+        if rows:
+            out.print(f"  {table:<{width}}  {rows:>9,}", markup=False)
+    return 0
