@@ -1,0 +1,203 @@
+"""Import speed against bare sqlite3, measured in the same run.
+
+The bar (foundation issue): importing an organisation-scale set (500 services, 200,000
+deployments, 600,000 changes, 20,000 incidents, 2,000,000 SLI samples) takes at most 4×
+the time of loading the same unparsed rows with bare `sqlite3` `executemany`.
+
+- baseline: the warehouse's tables (same DDL, indexes and all) in a fresh SQLite file;
+  each file's rows as `csv.reader` gives them (strings, unchecked) go straight into
+  their table through `executemany`, one transaction per file. Deployments' `change_ids`
+  has no column of its own and is left out: splitting it into links is parsing.
+- poise: `poise.importer.import_file` of every kind, in import order, into a fresh
+  migrated warehouse: parsing, validation, reference checks, links and upserts.
+
+    python bench/bench_import.py [--scale 0.1] [--out bench/out]
+
+The import set is generated once (bench/orggen.py) and cached under bench/out/.
+Exit status 1 when the ratio misses the bar.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import resource
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from itertools import islice
+from pathlib import Path
+
+from sqlalchemy import create_engine
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from poise.importer import KINDS, import_file  # noqa: E402
+from poise.timeutil import to_sqlite_text, utcnow  # noqa: E402
+from poise.warehouse import open_warehouse  # noqa: E402
+from poise.warehouse.schema import metadata  # noqa: E402
+
+BAR = 4.0
+ORDER = ("services", "changes", "deployments", "incidents", "slos", "sli", "toil")
+FULL = {
+    "teams": 50,
+    "services": 500,
+    "deployments": 200_000,
+    "changes": 600_000,
+    "incidents": 20_000,
+    "slos": 1000,
+    "sli_samples": 2_000_000,
+}
+BATCH = 50_000
+
+
+def org_set(out: Path, scale: float) -> dict[str, Path]:
+    """The cached import set for `scale`, generated (in a child process) when missing."""
+    sizes = {name: max(1, round(value * scale)) for name, value in FULL.items()}
+    sizes["teams"] = min(sizes["teams"], sizes["services"])
+    folder = out / "org-{deployments}d-{changes}c-{sli_samples}s".format(**sizes)
+    done = folder / ".complete"
+    if not done.exists():
+        print(f"generating the import set in {folder} ...", flush=True)
+        options = [f"--{name.replace('_', '-')}={value}" for name, value in sizes.items()]
+        subprocess.run([sys.executable, str(HERE / "orggen.py"), str(folder), *options], check=True)
+        done.touch()
+    return {kind: folder / f"{kind}.csv" for kind in ORDER}
+
+
+def reset_peak_rss() -> bool:
+    """Start a new peak-RSS measurement (Linux: writing 5 to clear_refs resets VmHWM)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mib() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _batches(rows: Iterator[list[str]], size: int) -> Iterator[list[list[str]]]:
+    while batch := list(islice(rows, size)):
+        yield batch
+
+
+def baseline_load(database: Path, files: dict[str, Path]) -> dict[str, float]:
+    """Bare sqlite3: the same tables, the same rows as unparsed strings, executemany."""
+    engine = create_engine(f"sqlite:///{database}")
+    metadata.create_all(engine)
+    engine.dispose()
+    now = to_sqlite_text(utcnow())
+    times: dict[str, float] = {}
+    connection = sqlite3.connect(database)
+    try:
+        for kind_name, path in files.items():
+            kind = KINDS[kind_name]
+            table = kind.table
+            started = time.perf_counter()
+            with path.open(newline="", encoding="utf-8") as handle:
+                reader = csv.reader(handle)
+                header = next(reader)
+                keep = [i for i, name in enumerate(header) if name != "change_ids"]
+                targets = {c.name: c.target or c.name for c in kind.columns}
+                names = [targets[header[i]] for i in keep]
+                extra = [("source", "import")]
+                if "updated_at" in table.c:
+                    extra.append(("updated_at", now))
+                columns = names + [name for name, _ in extra]
+                tail = tuple(value for _, value in extra)
+                sql = (
+                    f"INSERT INTO {table.name} ({', '.join(columns)}) "
+                    f"VALUES ({', '.join('?' for _ in columns)})"
+                )
+                rows = ([row[i] for i in keep] + list(tail) for row in reader)
+                for batch in _batches(rows, BATCH):
+                    connection.executemany(sql, batch)
+            connection.commit()
+            times[kind_name] = time.perf_counter() - started
+    finally:
+        connection.close()
+    return times
+
+
+def poise_import(url: str, files: dict[str, Path]) -> tuple[dict[str, float], dict[str, float]]:
+    engine = open_warehouse(url)
+    times: dict[str, float] = {}
+    peaks: dict[str, float] = {}
+    try:
+        for kind_name, path in files.items():
+            reset_peak_rss()
+            started = time.perf_counter()
+            import_file(engine, kind_name, path)
+            times[kind_name] = time.perf_counter() - started
+            peaks[kind_name] = peak_rss_mib()
+    finally:
+        engine.dispose()
+    return times, peaks
+
+
+def count_rows(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b"")) - 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the full set")
+    parser.add_argument("--out", type=Path, default=HERE / "out")
+    args = parser.parse_args(argv)
+
+    files = org_set(args.out, args.scale)
+    run_dir = args.out / f"run-{os.getpid()}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    baseline_db, poise_db = run_dir / "baseline.db", run_dir / "poise.db"
+    try:
+        rows = {kind: count_rows(path) for kind, path in files.items()}
+        reset_peak_rss()
+        base_rss_start = peak_rss_mib()
+        baseline = baseline_load(baseline_db, files)
+        baseline_rss = peak_rss_mib()
+        ours, peaks = poise_import(f"sqlite:///{poise_db}", files)
+    finally:
+        for path in sorted(run_dir.glob("*")):
+            path.unlink()
+        run_dir.rmdir()
+
+    print(
+        f"\n{'kind':12} {'rows':>10} {'sqlite3 s':>10} {'poise s':>9} {'ratio':>6} {'rows/s':>10}"
+    )
+    for kind in files:
+        ratio = ours[kind] / baseline[kind] if baseline[kind] else float("nan")
+        print(
+            f"{kind:12} {rows[kind]:>10,} {baseline[kind]:>10.2f} {ours[kind]:>9.2f} "
+            f"{ratio:>5.1f}× {rows[kind] / ours[kind]:>10,.0f}"
+        )
+    total_base, total_ours = sum(baseline.values()), sum(ours.values())
+    ratio = total_ours / total_base
+    print(
+        f"{'total':12} {sum(rows.values()):>10,} {total_base:>10.2f} {total_ours:>9.2f} "
+        f"{ratio:>5.2f}×"
+    )
+    print(
+        f"peak RSS: baseline {baseline_rss:.0f} MiB (process before it {base_rss_start:.0f} MiB); "
+        f"poise import {max(peaks.values()):.0f} MiB "
+        f"({', '.join(f'{k} {v:.0f}' for k, v in peaks.items())})"
+    )
+    verdict = "meets" if ratio <= BAR else "MISSES"
+    print(f"ratio {ratio:.2f}× {verdict} the bar of ≤ {BAR:.0f}× bare sqlite3 executemany")
+    return 0 if ratio <= BAR else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
