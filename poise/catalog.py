@@ -6,6 +6,7 @@ that arrived by import or collection are left alone unless the config names them
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import Engine
@@ -13,6 +14,8 @@ from sqlalchemy import Engine
 from poise.config import PoiseConfig, SloConfig
 from poise.warehouse import schema
 from poise.warehouse.upsert import UpsertCounts, upsert_rows
+
+log = logging.getLogger("poise.catalog")
 
 
 def slo_row(slo: SloConfig, *, source: str = "config", source_id: str | None = None) -> dict[str, Any]:
@@ -35,7 +38,13 @@ def slo_row(slo: SloConfig, *, source: str = "config", source_id: str | None = N
 
 
 def apply_config(engine: Engine, config: PoiseConfig) -> UpsertCounts:
-    """Upsert the config's teams, services and inline SLOs; returns what changed."""
+    """Upsert the config's teams, services and SLOs (inline and from SLO files)."""
+    # Imported here: the collectors package may import this module.
+    from collectors.slo_files import declared_slos
+
+    declared = declared_slos(config)  # a bad SLO file stops here, before anything is written
+    for note in declared.notes:
+        log.info("%s", note)
     counts = UpsertCounts()
     with engine.begin() as connection:
         if config.teams:
@@ -62,7 +71,7 @@ def apply_config(engine: Engine, config: PoiseConfig) -> UpsertCounts:
                     for s in config.services
                 ],
             )
-        inline = [slo for slo in config.slos if isinstance(slo, SloConfig)]
-        if inline:
-            counts += upsert_rows(connection, schema.slos, [slo_row(slo) for slo in inline])
+        if declared.slos:
+            rows = [slo_row(d.slo, source=d.source, source_id=d.source_id) for d in declared.slos]
+            counts += upsert_rows(connection, schema.slos, rows)
     return counts
