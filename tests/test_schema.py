@@ -1,0 +1,118 @@
+"""Migrations from empty give exactly `schema.metadata`, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from poise.warehouse import open_warehouse, upgrade
+from poise.warehouse.engine import open_engine
+from poise.warehouse.migrate import current_revision, head_revision
+from poise.warehouse.schema import CANONICAL_TABLES, metadata, services, teams
+
+
+def _differences(engine: Engine) -> list:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "compare_server_default": True}
+        )
+        return compare_metadata(context, metadata)
+
+
+def test_migrating_an_empty_database_reaches_head(warehouse_url: str) -> None:
+    engine = open_engine(warehouse_url)
+    try:
+        assert current_revision(engine) is None
+        assert upgrade(engine) is True
+        assert current_revision(engine) == head_revision()
+        assert upgrade(engine) is False  # nothing left to apply
+    finally:
+        engine.dispose()
+
+
+def test_migrated_database_matches_the_schema_exactly(warehouse: Engine) -> None:
+    assert _differences(warehouse) == []
+
+
+def test_every_table_of_the_schema_exists(warehouse: Engine) -> None:
+    tables = set(inspect(warehouse).get_table_names())
+    assert set(metadata.tables) <= tables
+    assert {table.name for table in CANONICAL_TABLES} <= tables
+
+
+def test_a_missing_column_is_a_difference(warehouse: Engine) -> None:
+    """The comparison above can fail: drop a column and it reports it."""
+    with warehouse.begin() as connection:
+        connection.execute(text("ALTER TABLE teams DROP COLUMN size"))
+    differences = _differences(warehouse)
+    assert any(d[0] == "add_column" and d[3].name == "size" for d in differences)
+
+
+def test_reopening_a_migrated_warehouse_keeps_its_rows(warehouse_url: str) -> None:
+    engine = open_warehouse(warehouse_url)
+    now = datetime(2026, 7, 1, tzinfo=UTC)
+    with engine.begin() as connection:
+        connection.execute(teams.insert().values(name="payments", source="test", updated_at=now))
+    engine.dispose()
+    engine = open_warehouse(warehouse_url)
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(select(teams.c.name)).scalars().all() == ["payments"]
+    finally:
+        engine.dispose()
+
+
+def test_timestamps_come_back_aware_utc(warehouse: Engine) -> None:
+    berlin = timezone(timedelta(hours=2))
+    written = datetime(2026, 7, 1, 11, 30, 0, 123456, tzinfo=berlin)
+    with warehouse.begin() as connection:
+        connection.execute(
+            teams.insert().values(name="payments", source="test", updated_at=written)
+        )
+        read = connection.execute(select(teams.c.updated_at)).scalar_one()
+    assert read == written
+    assert read.tzinfo is not None and read.utcoffset() == timedelta(0)
+    assert read == datetime(2026, 7, 1, 9, 30, 0, 123456, tzinfo=UTC)
+
+
+def test_naive_datetimes_are_refused(warehouse: Engine) -> None:
+    with warehouse.begin() as connection, pytest.raises(StatementError, match="naive datetime"):
+        connection.execute(
+            teams.insert().values(
+                name="payments",
+                source="test",
+                updated_at=datetime(2026, 7, 1),  # noqa: DTZ001 - the point of the test
+            )
+        )
+
+
+def test_sqlite_stores_fixed_width_text_in_time_order(sqlite_warehouse: Engine) -> None:
+    stamps = [
+        datetime(2026, 7, 1, 9, 0, tzinfo=UTC),
+        datetime(2026, 7, 1, 9, 0, 0, 5, tzinfo=UTC),
+        datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC),
+    ]
+    with sqlite_warehouse.begin() as connection:
+        for index, stamp in enumerate(reversed(stamps)):
+            connection.execute(
+                teams.insert().values(name=f"t{index}", source="test", updated_at=stamp)
+            )
+        raw = connection.execute(text("SELECT updated_at FROM teams ORDER BY updated_at")).all()
+    assert [row[0] for row in raw] == [
+        "2026-07-01T09:00:00.000000Z",
+        "2026-07-01T09:00:00.000005Z",
+        "2026-12-31T23:59:59.000000Z",
+    ]
+
+
+def test_sqlite_enforces_foreign_keys(sqlite_warehouse: Engine) -> None:
+    now = datetime(2026, 7, 1, tzinfo=UTC)
+    with pytest.raises(IntegrityError), sqlite_warehouse.begin() as connection:
+        connection.execute(
+            services.insert().values(name="checkout", team="nobody", source="t", updated_at=now)
+        )
