@@ -1,0 +1,190 @@
+"""Idempotent writes: new, updated and unchanged rows counted the same way on both engines."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from poise.warehouse.schema import services, sli_samples, slos, teams, toil_entries
+from poise.warehouse.sync_state import read_state, record_attempt, save_bookmark
+from poise.warehouse.upsert import UpsertCounts, execute_plan, plan_upsert, upsert_rows
+
+T0 = datetime(2026, 7, 1, tzinfo=UTC)
+
+
+def _teams(*rows: tuple[str, int | None]) -> list[dict]:
+    return [{"name": name, "size": size, "source": "test"} for name, size in rows]
+
+
+def _all(engine: Engine, table) -> list[tuple]:
+    key = list(table.primary_key.columns)
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(select(table).order_by(*key))]
+
+
+def _upsert(engine: Engine, table, rows: list[dict], **kwargs) -> UpsertCounts:
+    with engine.begin() as connection:
+        return upsert_rows(connection, table, rows, **kwargs)
+
+
+def test_new_rows_are_counted_as_new(warehouse: Engine) -> None:
+    counts = _upsert(warehouse, teams, _teams(("payments", 6), ("search", 4)))
+    assert (counts.new, counts.updated, counts.unchanged) == (2, 0, 0)
+    assert counts.total == 2
+    assert [row[:2] for row in _all(warehouse, teams)] == [("payments", 6), ("search", 4)]
+
+
+def test_the_same_rows_again_change_nothing_not_even_updated_at(warehouse: Engine) -> None:
+    _upsert(warehouse, teams, _teams(("payments", 6), ("search", 4)))
+    before = _all(warehouse, teams)
+    counts = _upsert(warehouse, teams, _teams(("payments", 6), ("search", 4)))
+    assert (counts.new, counts.updated, counts.unchanged) == (0, 0, 2)
+    assert _all(warehouse, teams) == before
+
+
+def test_a_changed_row_is_updated_and_its_updated_at_moves(warehouse: Engine) -> None:
+    _upsert(warehouse, teams, [{**_teams(("payments", 6))[0], "updated_at": T0}])
+    counts = _upsert(
+        warehouse,
+        teams,
+        [
+            {"name": "payments", "size": 7, "source": "test", "updated_at": T0 + timedelta(1)},
+            {"name": "search", "size": None, "source": "test", "updated_at": T0 + timedelta(1)},
+        ],
+    )
+    assert (counts.new, counts.updated, counts.unchanged) == (1, 1, 0)
+    rows = {row[0]: row for row in _all(warehouse, teams)}
+    assert rows["payments"][1] == 7
+    assert rows["payments"][4] == T0 + timedelta(1)
+
+
+def test_only_bookkeeping_differs_then_the_row_is_unchanged(warehouse: Engine) -> None:
+    _upsert(warehouse, teams, [{**_teams(("payments", 6))[0], "updated_at": T0}])
+    counts = _upsert(
+        warehouse, teams, [{**_teams(("payments", 6))[0], "updated_at": T0 + timedelta(1)}]
+    )
+    assert (counts.new, counts.updated, counts.unchanged) == (0, 0, 1)
+    assert _all(warehouse, teams)[0][4] == T0
+
+
+def test_null_to_value_and_back_counts_as_a_change(warehouse: Engine) -> None:
+    _upsert(warehouse, teams, _teams(("payments", None)))
+    assert _upsert(warehouse, teams, _teams(("payments", 3))).updated == 1
+    assert _upsert(warehouse, teams, _teams(("payments", None))).updated == 1
+    assert _upsert(warehouse, teams, _teams(("payments", None))).unchanged == 1
+
+
+def test_composite_keys_and_dates(warehouse: Engine) -> None:
+    _upsert(warehouse, teams, _teams(("payments", 6)))
+    day = date(2026, 7, 1)
+    rows = [
+        {"team": "payments", "day": day, "category": "tickets", "hours": 2.5, "source": "t"},
+        {"team": "payments", "day": day, "category": "restarts", "hours": 1.0, "source": "t"},
+        {
+            "team": "payments",
+            "day": day + timedelta(1),
+            "category": "tickets",
+            "hours": 1.0,
+            "source": "t",
+        },
+    ]
+    assert _upsert(warehouse, toil_entries, rows).new == 3
+    rows[1] = {**rows[1], "hours": 1.5}
+    counts = _upsert(warehouse, toil_entries, rows)
+    assert (counts.new, counts.updated, counts.unchanged) == (0, 1, 2)
+    stored = _all(warehouse, toil_entries)
+    assert [(r[1], r[2], r[3]) for r in stored] == [
+        (day, "restarts", 1.5),
+        (day, "tickets", 2.5),
+        (day + timedelta(1), "tickets", 1.0),
+    ]
+
+
+def test_timestamp_keys(warehouse: Engine) -> None:
+    _upsert(warehouse, teams, _teams(("payments", 6)))
+    _upsert(warehouse, services, [{"name": "checkout", "team": "payments", "source": "t"}])
+    _upsert(
+        warehouse,
+        slos,
+        [
+            {
+                "name": "avail",
+                "service": "checkout",
+                "target": 0.999,
+                "window_days": 28,
+                "source": "t",
+            }
+        ],
+    )
+    samples = [
+        {"slo": "avail", "ts": T0 + timedelta(hours=h), "good": 99.0, "total": 100.0, "source": "t"}
+        for h in range(3)
+    ]
+    assert _upsert(warehouse, sli_samples, samples).new == 3
+    samples[2] = {**samples[2], "good": 98.0}
+    counts = _upsert(warehouse, sli_samples, samples)
+    assert (counts.new, counts.updated, counts.unchanged) == (0, 1, 2)
+
+
+def test_many_rows_across_lookup_chunks(warehouse: Engine) -> None:
+    rows = _teams(*[(f"team-{i:04d}", i % 7) for i in range(1234)])
+    assert _upsert(warehouse, teams, rows).new == 1234
+    rows[1000] = {**rows[1000], "size": 99}
+    counts = _upsert(warehouse, teams, rows)
+    assert (counts.new, counts.updated, counts.unchanged) == (0, 1, 1233)
+    with warehouse.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(teams)).scalar() == 1234
+
+
+def test_without_counting_new_carries_the_rows_written(warehouse: Engine) -> None:
+    assert _upsert(warehouse, teams, _teams(("a", 1), ("b", 2)), count=False).new == 2
+    assert _upsert(warehouse, teams, _teams(("a", 1), ("b", 3)), count=False).new == 1
+
+
+def test_empty_input_writes_nothing(warehouse: Engine) -> None:
+    assert _upsert(warehouse, teams, []) == UpsertCounts()
+
+
+def test_a_plan_without_the_key_is_refused(warehouse: Engine) -> None:
+    with pytest.raises(ValueError, match=r"needs its key columns \['name'\]"):
+        plan_upsert(warehouse.dialect, teams, ["size", "source"])
+
+
+def test_do_nothing_plan_leaves_existing_rows_alone(warehouse: Engine) -> None:
+    _upsert(warehouse, teams, _teams(("payments", 6)))
+    plan = plan_upsert(
+        warehouse.dialect, teams, ["name", "size", "source", "updated_at"], update=False
+    )
+    assert "DO NOTHING" in plan.sql
+    with warehouse.begin() as connection:
+        written = execute_plan(
+            connection,
+            plan,
+            [
+                plan.params({"name": "payments", "size": 1, "source": "x", "updated_at": T0}),
+                plan.params({"name": "search", "size": 2, "source": "x", "updated_at": T0}),
+            ],
+        )
+    assert written == 1
+    sizes = {row[0]: row[1] for row in _all(warehouse, teams)}
+    assert sizes == {"payments": 6, "search": 2}
+
+
+def test_sync_state_keeps_the_last_success_through_a_failure(warehouse: Engine) -> None:
+    with warehouse.begin() as connection:
+        save_bookmark(connection, "github", "deployments", "acme/checkout", {"since": "2026-07-01"})
+        record_attempt(connection, "github", "deployments", "acme/checkout", error=None, new=3)
+    with warehouse.begin() as connection:
+        first = read_state(connection, "github", "deployments", "acme/checkout")
+        record_attempt(connection, "github", "deployments", "acme/checkout", error="HTTP 502")
+    with warehouse.connect() as connection:
+        state = read_state(connection, "github", "deployments", "acme/checkout")
+    assert state.bookmark == {"since": "2026-07-01"}
+    assert state.last_error == "HTTP 502"
+    assert first.last_success_at is not None
+    assert state.last_success_at == first.last_success_at
+    with warehouse.connect() as connection:
+        empty = read_state(connection, "gitlab", "deployments", "x")
+    assert (empty.bookmark, empty.last_success_at, empty.last_error) == (None, None, None)
