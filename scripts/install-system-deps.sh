@@ -2,6 +2,7 @@
 # Installs what the test suite drives for real, from Debian's packages:
 #   chromium       the headless browser for page screenshots and the browser test
 #   prometheus     a real Prometheus server (and promtool) for the SLI collector tests
+#   libpango*      Pango, which WeasyPrint lays out PDF reports with (`poise report --format pdf`)
 # Idempotent and quiet when everything is present. Without root or apt (a laptop), it
 # says what is missing; the tests that need it then skip with that reason.
 set -euo pipefail
@@ -9,6 +10,8 @@ set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# Pango for WeasyPrint's PDF layout (poise report).
+ldconfig -p 2>/dev/null | grep 'libpangoft2-1.0.so.0' >/dev/null || need+=(libpango-1.0-0 libpangoft2-1.0-0)
 # Fonts for readable charts and PDF reports.
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 

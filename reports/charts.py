@@ -1,0 +1,169 @@
+"""Static charts as inline SVG (matplotlib, no browser): the same drawing serves HTML and PDF.
+
+Text stays text (`svg.fonttype = none`), so a PDF's words can be searched and extracted, and
+nothing in the SVG points outside the file. Colours are the Okabe–Ito palette, which stays
+distinct for the common colour-vision deficiencies; lines also differ by marker and dash, so
+a greyscale print still tells them apart.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+
+from matplotlib import rc_context
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+from reports.formats import display
+from reports.model import Chart, ChartKind, Fmt
+
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+DASHES = ("-", "--", "-.", ":", "-", "--", "-.")
+WIDTH_INCHES = 6.7  # the text width of an A4 or Letter page with 2 cm margins
+HEIGHT_INCHES = 2.5
+MET, MISSED, TARGET, BAND = "#0072B2", "#D55E00", "#000000", "#999999"
+
+STYLE = {
+    "svg.fonttype": "none",
+    "svg.hashsalt": "poise-report",  # stable element ids: the same data, the same file
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans", "Liberation Sans", "Arial", "Helvetica"],
+    "font.size": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.color": "#dddddd",
+    "grid.linewidth": 0.6,
+    "legend.frameon": False,
+}
+
+
+def tick_text(value: float, fmt: Fmt) -> str:
+    if fmt in (Fmt.PERCENT1, Fmt.PERCENT3) and value > 1.0 + 1e-9:
+        return ""
+    if fmt is Fmt.PERCENT3:
+        return f"{value * 100:.2f} %"
+    if fmt is Fmt.PERCENT1:
+        return f"{value * 100:.0f} %"
+    if value % 1 and fmt is not Fmt.COUNT:
+        return f"{value:,.1f}"
+    return f"{value:,.0f}"
+
+
+def _clean_svg(svg: str) -> str:
+    """Keep the <svg> element only: the XML prolog's DOCTYPE names a remote DTD."""
+    svg = svg[svg.index("<svg") :]
+    # Fixed points would overflow a narrow screen; the viewBox keeps the proportions.
+    svg = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r'<svg\1 width="100%"', svg, count=1)
+    return re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
+
+
+def render_svg(chart: Chart) -> str:
+    """The chart as an `<svg>` element, as wide as the page's text."""
+    with rc_context(STYLE):
+        rows = len(chart.x_labels)
+        height = HEIGHT_INCHES if chart.kind is not ChartKind.HBAR else 0.3 * rows + 0.9
+        figure = Figure(figsize=(WIDTH_INCHES, height), layout="constrained")
+        axes = figure.subplots()
+        formatter = FuncFormatter(lambda value, _pos: tick_text(value, chart.y_fmt))
+        if chart.kind is ChartKind.HBAR:
+            _draw_dots(axes, chart)
+            axes.xaxis.set_major_formatter(formatter)
+            axes.set_xlabel(chart.y_title)
+        else:
+            _draw_xy(axes, chart)
+            axes.yaxis.set_major_formatter(formatter)
+            axes.set_ylabel(chart.y_title)
+            if chart.x_title:
+                axes.set_xlabel(chart.x_title)
+        buffer = io.StringIO()
+        figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
+    return _clean_svg(buffer.getvalue())
+
+
+def _draw_xy(axes: Axes, chart: Chart) -> None:
+    positions = list(range(len(chart.x_labels)))
+    for band in chart.bands:
+        axes.axvspan(
+            band.start - 0.5, band.end + 0.5, color=BAND, alpha=0.2, lw=0, label=band.label
+        )
+    count = len(chart.series)
+    for index, series in enumerate(chart.series):
+        values = [math.nan if v is None else v for v in series.values]
+        colour = PALETTE[index % len(PALETTE)]
+        if chart.kind is ChartKind.BAR:
+            width = 0.8 / count
+            offsets = [p - 0.4 + width * (index + 0.5) for p in positions]
+            axes.bar(offsets, values, width=width, color=colour, label=series.name)
+        else:
+            axes.plot(
+                positions,
+                values,
+                color=colour,
+                marker=MARKERS[index % len(MARKERS)],
+                linestyle=DASHES[index % len(DASHES)],
+                linewidth=1.5,
+                markersize=3.5,
+                label=series.name,
+            )
+    step = max(1, math.ceil(len(positions) / 14))
+    axes.set_xticks(positions[::step], chart.x_labels[::step])
+    axes.grid(axis="x", visible=False)
+    axes.set_ylim(bottom=0)
+    if count > 1 or chart.bands:
+        axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
+
+
+def _draw_dots(axes: Axes, chart: Chart) -> None:
+    """Attainment dots against target ticks on a zoomed axis (a bar from 0 would hide 99.9 %).
+
+    Each row's label carries the figure and the verdict in words, so colour is never the
+    only way to tell a met target from a missed one.
+    """
+    values = chart.series[0].values
+    targets = chart.targets or tuple(None for _ in values)
+    positions = list(range(len(values)))[::-1]
+    labels = []
+    for position, label, value, target in zip(
+        positions, chart.x_labels, values, targets, strict=True
+    ):
+        if value is None:
+            labels.append(f"{label}: no data")
+            continue
+        met = target is None or value >= target
+        verdict = "" if target is None else (" (met)" if met else " (missed)")
+        labels.append(f"{label}: {display(value, chart.y_fmt)}{verdict}")
+        colour = MET if met else MISSED
+        axes.plot(
+            [value],
+            [position],
+            marker="o" if met else "X",
+            markersize=6,
+            color=colour,
+            linestyle="none",
+        )
+        if target is not None:
+            axes.plot(
+                [target],
+                [position],
+                marker="|",
+                markersize=12,
+                color=TARGET,
+                linestyle="none",
+                markeredgewidth=1.6,
+            )
+    present = [v for v in (*values, *targets) if v is not None]
+    if present:
+        low, high = min(present), max(present)
+        span = max(high - low, 0.0005)
+        upper = high + span * 0.15
+        if chart.y_fmt in (Fmt.PERCENT1, Fmt.PERCENT3):
+            upper = min(upper, 1.0 + span * 0.04)  # no attainment above 100 %
+        axes.set_xlim(low - span * 0.15, upper)
+    axes.set_yticks(positions, labels)
+    axes.set_ylim(-0.7, len(positions) - 0.3)
+    axes.grid(axis="y", visible=False)

@@ -1,0 +1,83 @@
+"""How each kind of value is written: the one place that decides rounding and units.
+
+Every renderer calls `display` for text and `excel_format` for the workbook, so a figure
+reads the same in the PDF, the HTML and the Markdown, and the workbook keeps the exact value.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime
+
+from reports.model import Fmt, Value
+
+NO_DATA = "no data"
+NUMERIC = frozenset({Fmt.COUNT, Fmt.DECIMAL1, Fmt.DECIMAL2, Fmt.PERCENT1, Fmt.PERCENT3})
+
+_EXCEL = {
+    Fmt.TEXT: "General",
+    Fmt.COUNT: "#,##0",
+    Fmt.DECIMAL1: "0.0",
+    Fmt.DECIMAL2: "0.00",
+    Fmt.PERCENT1: "0.0%",
+    Fmt.PERCENT3: "0.000%",
+    Fmt.DATE: "yyyy-mm-dd",
+    Fmt.DATETIME: "yyyy-mm-dd hh:mm",
+    Fmt.TIER: "General",
+    Fmt.STATUS: "General",
+}
+
+TIER_WORDS = {
+    "elite": "elite",
+    "high": "high",
+    "medium": "medium",
+    "low": "low",
+    "insufficient data": "insufficient data",
+}
+STATUS_WORDS = {"ok": "ok", "at_risk": "at risk", "exhausted": "exhausted"}
+
+
+def _is_missing(value: Value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def display(value: Value, fmt: Fmt) -> str:
+    """`value` as the report prints it; a missing figure says so rather than showing 0."""
+    if _is_missing(value):
+        return NO_DATA
+    if fmt is Fmt.COUNT:
+        return f"{round(float(value)):,}"  # type: ignore[arg-type]
+    if fmt is Fmt.DECIMAL1:
+        return f"{float(value):,.1f}"  # type: ignore[arg-type]
+    if fmt is Fmt.DECIMAL2:
+        return f"{float(value):,.2f}"  # type: ignore[arg-type]
+    if fmt is Fmt.PERCENT1:
+        return f"{float(value) * 100:.1f} %"  # type: ignore[arg-type]
+    if fmt is Fmt.PERCENT3:
+        return f"{float(value) * 100:.3f} %"  # type: ignore[arg-type]
+    if fmt is Fmt.DATETIME and isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M UTC")
+    if fmt in (Fmt.DATE, Fmt.DATETIME) and isinstance(value, date):
+        return value.strftime("%Y-%m-%d")
+    if fmt is Fmt.TIER:
+        return TIER_WORDS.get(str(value), str(value))
+    if fmt is Fmt.STATUS:
+        return STATUS_WORDS.get(str(value), str(value))
+    return str(value)
+
+
+def excel_format(fmt: Fmt) -> str:
+    return _EXCEL[fmt]
+
+
+def css_class(value: Value, fmt: Fmt) -> str:
+    """A class that colours tiers and statuses; the word is always printed as well."""
+    if _is_missing(value):
+        return "no-data num" if fmt in NUMERIC else "no-data"
+    if fmt is Fmt.TIER:
+        return "tier tier-" + str(value).replace(" ", "-")
+    if fmt is Fmt.STATUS:
+        return "status status-" + str(value).replace("_", "-")
+    if fmt in NUMERIC:
+        return "num"
+    return ""

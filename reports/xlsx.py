@@ -1,0 +1,171 @@
+"""The report as an Excel workbook: a sheet per table and chart, and the rows behind each figure.
+
+The first sheet ("Report") holds the sentences of the report and an index of every other
+sheet. Table sheets start with their header row, so each reads straight into a DataFrame;
+cells hold exact values with a number format, not rounded text. Times are UTC (Excel has no
+time zones, so they are written as UTC wall-clock time).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from datetime import UTC, date, datetime
+
+import pandas as pd
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
+
+from reports.formats import display, excel_format
+from reports.model import BulletList, Definitions, Fmt, Paragraph, Report, Table, Value, unwrap
+
+_BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
+_BOLD = Font(bold=True)
+_TITLE = Font(bold=True, size=14)
+
+
+class _Names:
+    """Excel sheet names: at most 31 characters, no []:*?/\\, unique regardless of case."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+
+    def __call__(self, wanted: str) -> str:
+        base = _BAD_SHEET_CHARS.sub("-", wanted).strip("'")[:31] or "Sheet"
+        name, counter = base, 2
+        while name.lower() in self.used:
+            suffix = f" ({counter})"
+            name, counter = base[: 31 - len(suffix)] + suffix, counter + 1
+        self.used.add(name.lower())
+        return name
+
+
+def render_xlsx(report: Report) -> bytes:
+    workbook = Workbook(write_only=True)
+    names = _Names()
+    index_sheet = workbook.create_sheet(names("Report"))
+    index_rows: list[tuple[str, str, str, int]] = []
+    for table in report.tables():
+        name = names(table.sheet)
+        _write_table(workbook.create_sheet(name), table)
+        index_rows.append((name, table.title, table.caption, len(table.rows)))
+    for evidence in report.evidence:
+        name = names(evidence.sheet)
+        _write_frame(workbook.create_sheet(name), evidence.frame)
+        index_rows.append((name, evidence.title, evidence.description, len(evidence.frame)))
+    _write_report_sheet(index_sheet, report, index_rows)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def _cell(
+    sheet: Worksheet, value: object, font: Font | None = None, number_format: str = ""
+) -> WriteOnlyCell:
+    cell = WriteOnlyCell(sheet, value=value)
+    if font is not None:
+        cell.font = font
+    if number_format:
+        cell.number_format = number_format
+    return cell
+
+
+def _excel_value(value: Value, fmt: Fmt) -> object:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, datetime):
+        return _naive_utc(value)
+    if fmt in (Fmt.TIER, Fmt.STATUS):
+        return display(value, fmt)
+    return value
+
+
+def _naive_utc(value: datetime) -> datetime:
+    """Excel has no time zones: write UTC wall-clock time (the sheet says times are UTC)."""
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _write_table(sheet: Worksheet, table: Table) -> None:
+    sheet.freeze_panes = "A2"
+    for index, column in enumerate(table.columns):
+        sheet.column_dimensions[_letter(index)].width = max(12, min(48, len(column.title) + 4))
+    sheet.append([_cell(sheet, column.title, _BOLD) for column in table.columns])
+    for row in table.rows:
+        cells = []
+        for entry, column in zip(row, table.columns, strict=True):
+            value, fmt = unwrap(entry, column)
+            cells.append(_cell(sheet, _excel_value(value, fmt), number_format=excel_format(fmt)))
+        sheet.append(cells)
+
+
+def _write_frame(sheet: Worksheet, frame: pd.DataFrame) -> None:
+    sheet.freeze_panes = "A2"
+    columns = list(frame.columns)
+    for index, column in enumerate(columns):
+        sheet.column_dimensions[_letter(index)].width = max(12, min(40, len(str(column)) + 4))
+    sheet.append([_cell(sheet, str(column), _BOLD) for column in columns])
+    datetime_columns = {
+        position
+        for position, column in enumerate(columns)
+        if isinstance(frame[column].dtype, pd.DatetimeTZDtype)
+        or pd.api.types.is_datetime64_any_dtype(frame[column])
+    }
+    for record in frame.itertuples(index=False, name=None):
+        cells: list[object] = []
+        for position, value in enumerate(record):
+            if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+                cells.append(None)
+            elif position in datetime_columns or isinstance(value, datetime):
+                stamp = pd.Timestamp(value)
+                stamp = stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
+                cells.append(
+                    _cell(sheet, stamp.to_pydatetime(), number_format="yyyy-mm-dd hh:mm:ss")
+                )
+            elif isinstance(value, date):
+                cells.append(_cell(sheet, value, number_format="yyyy-mm-dd"))
+            elif hasattr(value, "item"):  # numpy scalars
+                cells.append(value.item())
+            else:
+                cells.append(value)
+        sheet.append(cells)
+
+
+def _write_report_sheet(
+    sheet: Worksheet, report: Report, index_rows: list[tuple[str, str, str, int]]
+) -> None:
+    sheet.column_dimensions["A"].width = 34
+    sheet.column_dimensions["B"].width = 60
+    sheet.column_dimensions["C"].width = 70
+    sheet.append([_cell(sheet, report.title, _TITLE)])
+    sheet.append([report.subtitle])
+    sheet.append([report.period_label])
+    sheet.append(["Generated", report.generated_at.strftime("%Y-%m-%d %H:%M UTC")])
+    for name, value in report.facts:
+        sheet.append([name, value])
+    sheet.append([])
+    for depth, section in report.walk():
+        sheet.append([_cell(sheet, section.title, _BOLD if depth > 1 else _TITLE)])
+        for block in section.blocks:
+            if isinstance(block, Paragraph):
+                sheet.append([None, block.text])
+            elif isinstance(block, BulletList):
+                for item in block.items:
+                    sheet.append([None, "• " + item])
+            elif isinstance(block, Definitions):
+                for item in block.items:
+                    sheet.append([item.term, item.text])
+    sheet.append([])
+    sheet.append([_cell(sheet, "Sheets in this workbook", _TITLE)])
+    sheet.append(
+        [_cell(sheet, heading, _BOLD) for heading in ("Sheet", "What it holds", "Note", "Rows")]
+    )
+    for name, title, caption, rows in index_rows:
+        sheet.append([name, title, caption, rows])
+
+
+def _letter(index: int) -> str:
+    return get_column_letter(index + 1)
