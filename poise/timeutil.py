@@ -34,6 +34,8 @@ def parse_timestamp(text: str) -> datetime:
         if _HAS_TIME.match(value) and not re.search(r"(Z|z|[+-]\d{2}:?\d{2})$", value):
             raise TimestampError(f"timestamp {text!r} has no offset: add Z or +HH:MM")
         raise TimestampError(f"{text!r} is not an ISO 8601 timestamp with an offset")
+    if value.endswith("z"):  # RFC 3339 allows it; fromisoformat (3.11) does not
+        value = value[:-1] + "Z"
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
