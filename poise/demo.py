@@ -427,7 +427,7 @@ class _ServiceWorld:
         per_week = self.profile.deploys_per_week
         days = pd.date_range(_day(self.start), _day(self.end), freq="D")
         day_seconds = days.values.astype("datetime64[s]").astype(np.int64)
-        rate = np.where(days.dayofweek < 5, per_week / 5, per_week / 100)
+        rate = np.where(days.day_of_week < 5, per_week / 5, per_week / 100)
         for low, high in self.freezes:
             rate = np.where((day_seconds >= low) & (day_seconds < high), rate * 0.5, rate)
         counts = self.rng.poisson(rate)
@@ -670,7 +670,7 @@ class _Clock:
         if zone not in self._local:
             moments = pd.DatetimeIndex(self.hours.astype("datetime64[s]")).tz_localize(UTC)
             local = moments.tz_convert(zone)
-            self._local[zone] = (np.asarray(local.hour), np.asarray(local.dayofweek >= 5))
+            self._local[zone] = (np.asarray(local.hour), np.asarray(local.day_of_week >= 5))
         return self._local[zone]
 
 
@@ -744,7 +744,7 @@ def _pages(
     local = pd.DatetimeIndex(np.asarray([p["triggered_at"] for p in pages], dtype="datetime64[s]"))
     local = local.tz_localize(UTC).tz_convert(profile.timezone)
     working = (
-        (local.dayofweek < 5)
+        (local.day_of_week < 5)
         & (local.hour >= people.business_hours_start)
         & (local.hour < people.business_hours_end)
     )

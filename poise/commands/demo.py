@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     context = open_context(args, apply=False)
     existing = {table: rows for table, rows in row_counts(context.engine).items() if rows}
     if existing and not args.force:
-        held = ", ".join(f"{rows} {table}" for table, rows in existing.items())
+        held = ", ".join(f"{table}: {rows}" for table, rows in existing.items())
         raise PoiseError(
             f"the warehouse at {redact(context.url)} is not empty ({held}); `poise demo` builds "
             "into an empty one: choose another --db, or add --force to replace earlier demo rows"
