@@ -1,0 +1,118 @@
+"""Headline sentences: a figure this quarter against the quarter before, in words.
+
+"Deployment frequency rose 18 % to 21.3 per week (tier high, was medium)"; "change fail
+rate held at 9.0 %"; "change lead time: not enough data this quarter". The numbers are the
+metrics engine's, written with `reports.formats.display`, so a sentence and a table cell
+never disagree.
+
+When is a change "held"? When it rounds to nothing at the precision the report prints:
+a quantity whose relative change is under 0.5 % (it would print as 0 %), or a rate whose
+change is under 0.05 percentage points (it would print as 0.0 points).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from reports.formats import display
+from reports.model import Fmt
+
+TIER_ORDER = ("low", "medium", "high", "elite")
+
+
+class Change(StrEnum):
+    RELATIVE = "relative"  # a quantity: "rose 18 %"
+    POINTS = "points"  # a rate shown in %: "rose 1.2 points"
+
+
+@dataclass(frozen=True)
+class Headline:
+    label: str  # "Deployment frequency", as it starts a sentence
+    current: float | None
+    previous: float | None
+    fmt: Fmt
+    unit: str = ""  # " per week", " h": written after the number
+    change: Change = Change.RELATIVE
+    tier: str | None = None
+    previous_tier: str | None = None
+    graded: bool = False  # the figure has a DORA tier (so "not graded" is worth saying)
+
+    def value_text(self, value: float | None) -> str:
+        return display(value, self.fmt) + self.unit
+
+
+def relative_change(current: float, previous: float) -> float | None:
+    """(current − previous) / previous; None when the previous value is 0."""
+    if previous == 0:
+        return None
+    return (current - previous) / previous
+
+
+def movement(headline: Headline) -> str:
+    """The verb phrase: "rose 18 % to 21.3 per week", "held at 9.0 %", "was 4.0 h"."""
+    current, previous = headline.current, headline.previous
+    now = headline.value_text(current)
+    if current is None:
+        return "had not enough data this quarter"
+    if previous is None:
+        return f"was {now} (no figure for the quarter before)"
+    if headline.change is Change.POINTS:
+        points = (current - previous) * 100
+        if round(abs(points), 1) == 0:
+            return f"held at {now}"
+        verb = "rose" if points > 0 else "fell"
+        return f"{verb} {abs(points):.1f} points to {now}"
+    ratio = relative_change(current, previous)
+    if ratio is None:
+        return f"held at {now}" if current == 0 else f"rose from {headline.value_text(0)} to {now}"
+    if round(abs(ratio) * 100) == 0:
+        return f"held at {now}"
+    verb = "rose" if ratio > 0 else "fell"
+    return f"{verb} {abs(ratio) * 100:.0f} % to {now}"
+
+
+def tier_note(headline: Headline) -> str:
+    """ " (tier high, was medium)", " (tier elite)", or "" for a figure without tiers."""
+    if not headline.graded or headline.current is None:
+        return ""
+    tier = headline.tier
+    if tier is None:
+        return " (not graded by the benchmark table)"
+    if tier == "insufficient data":
+        return " (too small a sample for a tier)"
+    previous = headline.previous_tier
+    if previous and previous != tier and previous in TIER_ORDER and tier in TIER_ORDER:
+        return f" (tier {tier}, was {previous})"
+    return f" (tier {tier})"
+
+
+def sentence(headline: Headline, *, first: bool = True) -> str:
+    label = headline.label if first else headline.label[0].lower() + headline.label[1:]
+    return f"{label} {movement(headline)}{tier_note(headline)}"
+
+
+def paragraph(headlines: list[Headline]) -> str:
+    """Several figures in one sentence: "A rose …; b held …; c fell …."."""
+    parts = [sentence(h, first=index == 0) for index, h in enumerate(headlines)]
+    return "; ".join(parts) + "." if parts else ""
+
+
+def change_text(headline: Headline) -> str:
+    """The change column of the headline table: "+18 %", "−1.2 pts", "±0", or ""."""
+    current, previous = headline.current, headline.previous
+    if current is None or previous is None:
+        return ""
+    if headline.change is Change.POINTS:
+        points = (current - previous) * 100
+        return "±0" if round(abs(points), 1) == 0 else f"{points:+.1f} pts".replace("-", "−")
+    ratio = relative_change(current, previous)
+    if ratio is None:
+        return "±0" if current == 0 else "new"
+    return "±0" if round(abs(ratio) * 100) == 0 else f"{ratio * 100:+.0f} %".replace("-", "−")
+
+
+def count_phrase(count: int, singular: str, plural: str | None = None) -> str:
+    """ "1 incident", "3 incidents", "no incidents"."""
+    noun = singular if count == 1 else (plural or singular + "s")
+    return f"{'no' if count == 0 else f'{count:,}'} {noun}"

@@ -1,0 +1,275 @@
+"""The four renderers on a hand-made report: structure, exact values, pages, no outside requests."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import ClassVar
+
+import pandas as pd
+import pytest
+from openpyxl import load_workbook
+from pypdf import PdfReader
+
+from reports import render_document
+from reports.html import render_html
+from reports.markdown import render_markdown
+from reports.model import (
+    Band,
+    BulletList,
+    Cell,
+    Chart,
+    ChartKind,
+    Column,
+    Definition,
+    Definitions,
+    Evidence,
+    Fmt,
+    Paper,
+    Paragraph,
+    Report,
+    Section,
+    Series,
+    Table,
+)
+
+CHROMIUM = "/usr/bin/chromium"
+WEEKS = tuple(f"07-{day:02d}" for day in range(1, 29, 7))
+
+
+def sample_report() -> Report:
+    figures = Table(
+        "Headline figures",
+        (
+            Column("figure", "Figure"),
+            Column("now", "This quarter", Fmt.DECIMAL1),
+            Column("tier", "Tier", Fmt.TIER),
+        ),
+        (
+            ("Deployments per week", 21.2857, "high"),
+            ("Change fail rate", Cell(0.0912, Fmt.PERCENT1), "elite"),
+            ("Change lead time, median (h)", None, "insufficient data"),
+        ),
+        "Headline/figures",
+    )
+    trend = Chart(
+        "Deployments per week",
+        ChartKind.LINE,
+        WEEKS,
+        (Series("payments", (3.0, 4.0, None, 6.0)), Series("search", (1.0, 2.0, 2.0, 1.0))),
+        "deployments",
+        Fmt.COUNT,
+        "Trend deployments",
+        bands=(Band(1, 2, "release freeze"),),
+    )
+    slos = Chart(
+        "SLO attainment",
+        ChartKind.HBAR,
+        ("checkout-availability", "search-latency"),
+        (Series("attainment", (0.99912, 0.998)),),
+        "attainment",
+        Fmt.PERCENT3,
+        "SLO attainment",
+        targets=(0.999, 0.999),
+    )
+    empty = Table(
+        "Freezes", (Column("service", "Service"),), (), "Freezes", empty_text="No freezes."
+    )
+    evidence = pd.DataFrame(
+        {
+            "id": ["d1", "d2"],
+            "deployed_at": pd.to_datetime(["2026-07-01T10:00:00Z", "2026-07-02T11:30:00Z"]),
+            "lead_hours": [1.5, None],
+        }
+    )
+    return Report(
+        title="Quarterly report 2026Q3",
+        subtitle="Whole organisation",
+        period_label="2026Q3: 1 July – 30 September 2026 (UTC)",
+        generated_at=datetime(2026, 10, 2, 8, 0, tzinfo=UTC),
+        sections=[
+            Section(
+                "Executive summary",
+                "summary",
+                [Paragraph("Deployment frequency rose 18 % to 21.3 per week.", "lead"), figures],
+            ),
+            Section(
+                "Trends",
+                "trends",
+                [trend, slos],
+                [Section("Team payments", "team-payments", [empty, BulletList(("a <b> & c",))])],
+            ),
+            Section(
+                "Definitions",
+                "definitions",
+                [Definitions((Definition("Deployment frequency", "production deployments"),))],
+            ),
+        ],
+        evidence=[Evidence("Deployments", "Rows deployments", evidence, "every deployment")],
+        facts=(("Teams", "2"),),
+    )
+
+
+class _Resources(HTMLParser):
+    """Every attribute of the page that a browser would fetch on its own."""
+
+    FETCHING: ClassVar[set[tuple[str, str]]] = {
+        ("img", "src"),
+        ("script", "src"),
+        ("link", "href"),
+        ("iframe", "src"),
+        ("source", "src"),
+        ("video", "src"),
+        ("audio", "src"),
+        ("embed", "src"),
+        ("object", "data"),
+        ("image", "href"),
+        ("use", "href"),
+        ("image", "xlink:href"),
+        ("use", "xlink:href"),
+    }
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+        self.tags: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        for name, value in attrs:
+            if (tag, name) in self.FETCHING and value and not value.startswith("#"):
+                self.found.append(f"<{tag} {name}={value}>")
+
+
+def outside_references(html: str) -> list[str]:
+    parser = _Resources()
+    parser.feed(html)
+    found = parser.found
+    found += re.findall(r"url\(\s*['\"]?(?!#)[^)]*\)", html)
+    found += re.findall(r"@import", html)
+    found += re.findall(r"<!DOCTYPE svg[^>]*>", html)
+    if "script" in parser.tags:
+        found.append("<script>")
+    return found
+
+
+def test_html_is_self_contained_and_keeps_exact_values() -> None:
+    html = render_html(sample_report())
+    assert outside_references(html) == []
+    assert html.count("<svg") == 2  # both charts inline
+    assert 'data-value="21.2857"' in html and ">21.3<" in html
+    assert 'data-value="0.0912"' in html and ">9.1 %<" in html
+    assert "a &lt;b&gt; &amp; c" in html  # text is escaped, never markup
+    assert "No freezes." in html
+    assert '<td class="tier tier-high"' in html and "<span>high</span>" in html  # word + colour
+    assert 'href="#team-payments"' in html and 'id="team-payments"' in html
+
+
+def test_outside_reference_scan_catches_what_it_must() -> None:
+    bad = '<img src="https://x.example/a.png"><style>a{background:url(http://x/y)}</style>'
+    assert len(outside_references(bad)) == 2
+
+
+def test_pdf_has_title_toc_page_numbers_and_paper_sizes() -> None:
+    report = sample_report()
+    for paper, size in ((Paper.A4, (595, 842)), (Paper.LETTER, (612, 792))):
+        reader = PdfReader(io.BytesIO(render_document(report, "pdf", paper)))
+        box = reader.pages[0].mediabox
+        assert (round(float(box.width)), round(float(box.height))) == size
+        pages = [page.extract_text() for page in reader.pages]
+        assert "Quarterly report 2026Q3" in pages[0] and "Page" not in pages[0]
+        assert pages[1].startswith("Contents")
+        toc = dict(re.findall(r"^(\d[\d.]* [A-Z][\w ]+?)[ .]+(\d+)$", pages[1], re.M))
+        assert set(toc) == {"1 Executive summary", "2 Trends", "2.1 Team payments", "3 Definitions"}
+        for entry, number in toc.items():  # each TOC entry points at the page it is on
+            heading = entry.split(" ", 1)[1]
+            assert heading in pages[int(number) - 1], (entry, number)
+        last = len(pages)
+        assert all(f"Page {n} of {last}" in pages[n - 1] for n in range(2, last + 1))
+        assert "21.3" in "".join(pages) and "9.1 %" in "".join(pages)
+        assert reader.outline, "headings become PDF bookmarks"
+
+
+def test_xlsx_has_a_sheet_per_table_and_the_rows_behind() -> None:
+    book = load_workbook(io.BytesIO(render_document(sample_report(), "xlsx")))
+    assert book.sheetnames == [
+        "Report",
+        "Headline-figures",
+        "Trend deployments",
+        "SLO attainment",
+        "Freezes",
+        "Rows deployments",
+    ]
+    headline = list(book["Headline-figures"].iter_rows(values_only=True))
+    assert headline[0] == ("Figure", "This quarter", "Tier")
+    assert headline[1] == ("Deployments per week", 21.2857, "high")  # exact, not rounded
+    assert headline[2][1] == 0.0912 and headline[3][1] is None
+    assert book["Headline-figures"]["B3"].number_format == "0.0%"
+    rows = list(book["Rows deployments"].iter_rows(values_only=True))
+    assert rows[0] == ("id", "deployed_at", "lead_hours")
+    utc_wall_clock = datetime(2026, 7, 1, 10, 0, tzinfo=UTC).replace(tzinfo=None)
+    assert rows[1] == ("d1", utc_wall_clock, 1.5)
+    assert rows[2][2] is None
+    trend = list(book["Trend deployments"].iter_rows(values_only=True))
+    assert trend[0] == (None, "payments", "search") and trend[3] == ("07-15", None, 2.0)
+    text = [cell for row in book["Report"].iter_rows(values_only=True) for cell in row if cell]
+    assert "Deployment frequency rose 18 % to 21.3 per week." in text
+    assert "Rows deployments" in text
+
+
+def test_markdown_tables_and_escaping() -> None:
+    markdown = render_markdown(sample_report())
+    assert markdown.startswith("# Quarterly report 2026Q3\n")
+    assert "| Figure | This quarter | Tier |\n|---|---:|---|\n" in markdown
+    assert "| Deployments per week | 21.3 | high |" in markdown
+    assert "| Change fail rate | 9.1 % | elite |" in markdown
+    assert "| Change lead time, median (h) | no data | insufficient data |" in markdown
+    assert "| 07-15 | no data | 2 |" in markdown  # a chart becomes the table of its numbers
+    assert "- a \\<b\\> & c" in markdown
+    assert "### Team payments" in markdown and "*No freezes.*" in markdown
+
+
+def _require_chromium() -> None:
+    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
+        message = f"needs Debian's chromium at {CHROMIUM} (scripts/install-system-deps.sh)"
+        if os.environ.get("POISE_REQUIRE_SYSTEM_TOOLS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def test_html_in_headless_chromium_makes_no_request(tmp_path: Path) -> None:
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    path = tmp_path / "report.html"
+    path.write_bytes(render_document(sample_report(), "html"))
+    requests: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        try:
+            page = browser.new_page()
+            page.on("request", lambda request: requests.append(request.url))
+            page.route(lambda url: not url.startswith("file:"), lambda route: route.abort())
+            page.goto(path.as_uri(), wait_until="networkidle")
+            assert page.locator("svg").count() == 2
+            assert page.locator("h1").first.inner_text() == "Quarterly report 2026Q3"
+            page.pdf(path=str(tmp_path / "printed.pdf"), format="A4")  # the browser can print it
+        finally:
+            browser.close()
+    assert requests == [path.as_uri()]
+    assert PdfReader(tmp_path / "printed.pdf").pages

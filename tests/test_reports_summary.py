@@ -1,0 +1,77 @@
+"""Headline sentences: rose / fell / held, units, tiers, and missing figures."""
+
+from __future__ import annotations
+
+from reports.model import Fmt
+from reports.summary import Change, Headline, change_text, count_phrase, paragraph, sentence
+
+
+def frequency(current: float | None, previous: float | None, **kw: object) -> Headline:
+    return Headline(
+        "Deployment frequency", current, previous, Fmt.DECIMAL1, " per week", graded=True, **kw
+    )  # type: ignore[arg-type]
+
+
+def fail_rate(current: float | None, previous: float | None, **kw: object) -> Headline:
+    return Headline(
+        "Change fail rate", current, previous, Fmt.PERCENT1, change=Change.POINTS, graded=True, **kw
+    )  # type: ignore[arg-type]
+
+
+def test_the_issue_example() -> None:
+    text = paragraph(
+        [
+            frequency(21.24, 18.0, tier="elite", previous_tier="high"),
+            fail_rate(0.0901, 0.0903, tier="high"),
+        ]
+    )
+    assert text == (
+        "Deployment frequency rose 18 % to 21.2 per week (tier elite, was high); "
+        "change fail rate held at 9.0 % (tier high)."
+    )
+
+
+def test_fell_and_points() -> None:
+    assert sentence(frequency(9.0, 12.0, tier="high")) == (
+        "Deployment frequency fell 25 % to 9.0 per week (tier high)"
+    )
+    assert sentence(fail_rate(0.12, 0.08, tier="medium", previous_tier="high")) == (
+        "Change fail rate rose 4.0 points to 12.0 % (tier medium, was high)"
+    )
+    assert change_text(fail_rate(0.12, 0.08)) == "+4.0 pts"
+    assert change_text(frequency(9.0, 12.0)) == "−25 %"
+    assert change_text(frequency(12.02, 12.0)) == "±0"
+
+
+def test_missing_figures_say_so_instead_of_zero() -> None:
+    assert (
+        sentence(frequency(None, 12.0)) == "Deployment frequency had not enough data this quarter"
+    )
+    assert sentence(frequency(3.0, None, tier="medium")) == (
+        "Deployment frequency was 3.0 per week (no figure for the quarter before) (tier medium)"
+    )
+    assert change_text(frequency(None, 1.0)) == "" and change_text(frequency(1.0, None)) == ""
+    assert (
+        sentence(frequency(2.0, 0.0, tier="high"))
+        == "Deployment frequency rose from 0.0 per week to 2.0 per week (tier high)"
+    )
+    assert (
+        sentence(frequency(0.0, 0.0, tier="low"))
+        == "Deployment frequency held at 0.0 per week (tier low)"
+    )
+
+
+def test_small_samples_and_ungraded_figures() -> None:
+    assert sentence(frequency(1.0, 1.0, tier="insufficient data")).endswith(
+        "held at 1.0 per week (too small a sample for a tier)"
+    )
+    assert sentence(fail_rate(0.2, 0.2, tier=None)).endswith("(not graded by the benchmark table)")
+    untiered = Headline("Incidents", 4, 5, Fmt.COUNT)
+    assert sentence(untiered) == "Incidents fell 20 % to 4"
+
+
+def test_count_phrase() -> None:
+    assert count_phrase(0, "incident") == "no incidents"
+    assert count_phrase(1, "incident") == "1 incident"
+    assert count_phrase(1200, "deployment") == "1,200 deployments"
+    assert count_phrase(2, "was", "were") == "2 were"
