@@ -34,6 +34,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collectors.slo_spec import (
+    WINDOW_TEMPLATE,
     DeclaredSlo,
     ParsedSlos,
     Where,
@@ -275,6 +276,11 @@ class OpenSloReader:
             raise where.error(
                 f"{path}.total.metricSource.metricSourceRef",
                 f"{numerator} and total must come from the same data source",
+            )
+        if counter and any(WINDOW_TEMPLATE in (metric.query or "") for metric in parts.values()):
+            raise where.error(
+                f"{path}.counter",
+                f"counter queries select raw counters and cannot use {WINDOW_TEMPLATE}",
             )
         return {"counter": counter, **parts}
 
