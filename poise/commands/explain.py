@@ -1,20 +1,68 @@
-"""`poise explain`: print the rows behind a figure and why each counts."""
+"""`poise explain`: print the rows behind a figure and why each counts.
+
+    poise explain change_failure_rate --quarter 2026Q3 --team payments
+
+Figures: deployment_frequency, lead_time, change_failure_rate, recovery_time, rework_rate,
+incidents (and attribution), slos, budget_policy, budget, data_quality, toil, oncall.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 
-from poise.commands.common import add_config_option, add_db_option
-from poise.errors import NotAvailableYet
+from rich.table import Table
+
+from metrics.explain import FIGURES, explain
+from poise.commands.common import open_context
+from poise.commands.metrics import (
+    add_period_scope_options,
+    period_from,
+    scope_from,
+    settings_from,
+)
+from poise.console import out
 
 NAME = "explain"
 HELP = "print the rows behind a figure and why each counts"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_db_option(parser)
-    add_config_option(parser)
+    parser.add_argument("figure", metavar="FIGURE", help=f"one of: {', '.join(FIGURES)}")
+    add_period_scope_options(parser)
+    parser.add_argument(
+        "--format", choices=("table", "json"), default="table", help="output format"
+    )
+    parser.add_argument(
+        "--limit", type=int, default=0, metavar="N", help="print at most N rows (0: all)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotAvailableYet("`poise explain` is not available yet (planned in issue #3)")
+    context = open_context(args)
+    period = period_from(args)
+    scope = scope_from(args, context.engine)
+    rows = explain(context.engine, args.figure, period, scope, settings_from(args, context.config))
+    shown = rows[: args.limit] if args.limit > 0 else rows
+    if args.format == "json":
+        print(json.dumps(shown, indent=2, allow_nan=False))
+        return 0
+    table = Table(
+        title=f"{args.figure}: {len(rows)} row(s), {period.as_json()['from']} to "
+        f"{period.as_json()['to']}",
+        title_justify="left",
+    )
+    for column in ("id", "service", "at", "counts", "why"):
+        table.add_column(column, overflow="fold")
+    for row in shown:
+        table.add_row(
+            str(row["id"] if row["id"] is not None else ""),
+            str(row["service"] or ""),
+            str(row["at"] or "").replace("T", " "),
+            "yes" if row["counts"] else "no",
+            row["reason"],
+        )
+    out.print(table)
+    if len(shown) < len(rows):
+        out.print(f"… {len(rows) - len(shown)} more (use --limit 0 or --format json)")
+    return 0

@@ -1,0 +1,446 @@
+"""Reading the warehouse into DataFrames for one period and scope.
+
+The heavy lifting (period and scope filters, "first production deployment" of a change,
+sums of SLI samples over windows) happens in SQL, written once with SQLAlchemy Core and
+parameterised, so it runs the same on SQLite and PostgreSQL. What comes back is the rows
+the figures need, already narrowed, each with the team it belongs to, so one load can serve
+every team (`team_scorecards`) by grouping in pandas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Select,
+    String,
+    and_,
+    exists,
+    literal,
+    or_,
+    select,
+    type_coerce,
+    union_all,
+)
+from sqlalchemy.sql.elements import ColumnElement
+
+from metrics.model import Period, Scope, Settings
+from poise.warehouse import schema
+
+S = schema
+
+
+def production(deployment: object, service: object) -> ColumnElement[bool]:
+    """A production deployment: the service's production environment, and it succeeded."""
+    return and_(
+        deployment.c.environment == service.c.production_environment,  # type: ignore[attr-defined]
+        deployment.c.status == "success",  # type: ignore[attr-defined]
+    )
+
+
+def in_scope(service: object, scope: Scope) -> ColumnElement[bool]:
+    """Rows whose service (an aliased `services` row) is inside `scope`."""
+    conditions: list[ColumnElement[bool]] = []
+    if scope.team is not None:
+        conditions.append(service.c.team == scope.team)  # type: ignore[attr-defined]
+    if scope.service is not None:
+        conditions.append(service.c.name == scope.service)  # type: ignore[attr-defined]
+    return and_(literal(True), *conditions) if conditions else literal(True)
+
+
+def raw_time(connection: Connection, column: ColumnElement[datetime]) -> ColumnElement[object]:
+    """The column as the driver returns it (text on SQLite, timestamptz on PostgreSQL),
+    so a whole column is parsed at once by pandas instead of value by value."""
+    kind = String() if connection.dialect.name == "sqlite" else DateTime(timezone=True)
+    return type_coerce(column, kind).label(column.key if hasattr(column, "key") else None)
+
+
+def read(connection: Connection, statement: Select, times: Sequence[str] = ()) -> pd.DataFrame:
+    """Run `statement`; the named columns become UTC datetimes."""
+    result = connection.execute(statement)
+    frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    for name in times:
+        frame[name] = to_utc(frame[name])
+    return frame
+
+
+def to_utc(values: pd.Series) -> pd.Series:
+    if values.empty:
+        return pd.Series(
+            pd.to_datetime([], utc=True), index=values.index, dtype="datetime64[ns, UTC]"
+        )
+    return pd.to_datetime(values, utc=True, format="ISO8601")
+
+
+@dataclass
+class Frames:
+    """Everything the figures of one period need, for one scope (or all teams at once).
+
+    - `deployments`: production deployments with `deployed_at` in the period widened by the
+      attribution window on both sides (inference needs them), flag `in_period`.
+    - `fixers`: production deployments that name a period deployment in `rollback_of` /
+      `remediation_of`, whenever they happened.
+    - `incidents`: incidents in scope started in [start, end + window), plus any incident
+      that explicitly names a period deployment; flag `in_period` (started in the period, in
+      scope).
+    - `changes`: changes whose first production deployment is in the period.
+    - `undeployed`: changes committed in the period that no production deployment shipped.
+    """
+
+    period: Period
+    scope: Scope
+    services: pd.DataFrame
+    teams: pd.DataFrame
+    deployments: pd.DataFrame
+    fixers: pd.DataFrame
+    incidents: pd.DataFrame
+    changes: pd.DataFrame
+    undeployed: pd.DataFrame
+    slos: pd.DataFrame
+    toil: pd.DataFrame
+    pages: pd.DataFrame
+
+    def for_team(self, team: str) -> Frames:
+        """The same frames narrowed to one team (from an all-teams load)."""
+        return replace(
+            self,
+            scope=Scope(team=team),
+            services=self.services[self.services["team"] == team],
+            teams=self.teams[self.teams["name"] == team],
+            deployments=self.deployments[self.deployments["team"] == team],
+            fixers=self.fixers[self.fixers["target_team"] == team],
+            incidents=_team_incidents(self.incidents, self.deployments, team),
+            changes=self.changes[self.changes["team"] == team],
+            undeployed=self.undeployed[self.undeployed["team"] == team],
+            slos=self.slos[self.slos["team"] == team],
+            toil=self.toil[self.toil["team"] == team],
+            pages=self.pages[self.pages["team"] == team],
+        )
+
+
+def _team_incidents(incidents: pd.DataFrame, deployments: pd.DataFrame, team: str) -> pd.DataFrame:
+    """A team's incidents, and other teams' incidents that name one of its deployments."""
+    own = incidents["team"] == team
+    theirs = deployments.loc[deployments["team"] == team, "id"]
+    naming = incidents["caused_by_deployment"].isin(theirs)
+    frame = incidents[own | naming].copy()
+    frame["in_period"] = frame["in_period"] & own[own | naming]
+    frame["in_scope"] = own[own | naming]
+    return frame
+
+
+def load(connection: Connection, period: Period, scope: Scope, settings: Settings) -> Frames:
+    """One read of everything the scorecard of `period` needs for `scope`."""
+    window = settings.attribution_window
+    services = _services(connection, scope)
+    deployments = _deployments(connection, period.start - window, period.end + window, scope)
+    deployments["in_period"] = (deployments["deployed_at"] >= period.start) & (
+        deployments["deployed_at"] < period.end
+    )
+    return Frames(
+        period=period,
+        scope=scope,
+        services=services,
+        teams=_teams(connection, scope),
+        deployments=deployments,
+        fixers=_fixers(connection, period, scope),
+        incidents=_incidents(connection, period, scope, settings),
+        changes=_first_deployed_changes(connection, period, scope),
+        undeployed=_undeployed_changes(connection, period, scope),
+        slos=_slos(connection, scope),
+        toil=_toil(connection, period, scope),
+        pages=_pages(connection, period, scope),
+    )
+
+
+def _services(connection: Connection, scope: Scope) -> pd.DataFrame:
+    s = S.services
+    return read(
+        connection,
+        select(s.c.name, s.c.team, s.c.production_environment)
+        .where(in_scope(s, scope))
+        .order_by(s.c.name),
+    )
+
+
+def _teams(connection: Connection, scope: Scope) -> pd.DataFrame:
+    t, s = S.teams, S.services
+    statement = select(t.c.name, t.c.size).order_by(t.c.name)
+    if scope.service is not None:
+        statement = statement.where(t.c.name.in_(select(s.c.team).where(s.c.name == scope.service)))
+    elif scope.team is not None:
+        statement = statement.where(t.c.name == scope.team)
+    return read(connection, statement)
+
+
+def period_deployments(period: Period, scope: Scope) -> Select:
+    """Ids of the production deployments in scope with `deployed_at` in the period."""
+    d, s = S.deployments.alias("pd"), S.services.alias("ps")
+    return (
+        select(d.c.id)
+        .join(s, s.c.name == d.c.service)
+        .where(
+            production(d, s),
+            d.c.deployed_at >= period.start,
+            d.c.deployed_at < period.end,
+            in_scope(s, scope),
+        )
+    )
+
+
+def _deployments(
+    connection: Connection, start: datetime, end: datetime, scope: Scope
+) -> pd.DataFrame:
+    d, s, dc = S.deployments, S.services, S.deployment_changes
+    has_changes = exists().where(dc.c.deployment_id == d.c.id)
+    statement = (
+        select(
+            d.c.id,
+            d.c.service,
+            s.c.team,
+            raw_time(connection, d.c.deployed_at),
+            d.c.rollback_of,
+            d.c.remediation_of,
+            has_changes.label("has_changes"),
+        )
+        .join(s, s.c.name == d.c.service)
+        .where(
+            production(d, s), d.c.deployed_at >= start, d.c.deployed_at <= end, in_scope(s, scope)
+        )
+        .order_by(d.c.deployed_at, d.c.id)
+    )
+    frame = read(connection, statement, times=["deployed_at"])
+    frame["has_changes"] = frame["has_changes"].astype(bool)
+    return frame
+
+
+def _fixers(connection: Connection, period: Period, scope: Scope) -> pd.DataFrame:
+    """Production deployments naming a period deployment, with the target's team."""
+    targets = period_deployments(period, scope).subquery()
+    parts = []
+    for how, column in (("rollback", "rollback_of"), ("remediation", "remediation_of")):
+        r, rs = S.deployments.alias(f"r_{how}"), S.services.alias(f"rs_{how}")
+        t, ts = S.deployments.alias(f"t_{how}"), S.services.alias(f"ts_{how}")
+        parts.append(
+            select(
+                r.c.id,
+                r.c.service,
+                raw_time(connection, r.c.deployed_at).label("deployed_at"),
+                r.c[column].label("target"),
+                literal(how).label("how"),
+                ts.c.team.label("target_team"),
+            )
+            .join(rs, rs.c.name == r.c.service)
+            .join(t, t.c.id == r.c[column])
+            .join(ts, ts.c.name == t.c.service)
+            .where(production(r, rs), r.c[column].in_(select(targets.c.id)))
+        )
+    frame = read(connection, union_all(*parts), times=["deployed_at"])  # type: ignore[arg-type]
+    return frame.sort_values(["deployed_at", "id"], kind="stable").reset_index(drop=True)
+
+
+INCIDENT_TIMES = ("started_at", "detected_at", "acknowledged_at", "resolved_at")
+
+
+def _incident_columns(connection: Connection, i: object, s: object) -> list[ColumnElement[object]]:
+    return [
+        i.c.id,  # type: ignore[attr-defined]
+        i.c.service,  # type: ignore[attr-defined]
+        s.c.team,  # type: ignore[attr-defined]
+        i.c.severity,  # type: ignore[attr-defined]
+        *(raw_time(connection, i.c[name]) for name in INCIDENT_TIMES),  # type: ignore[attr-defined]
+        i.c.caused_by_deployment,  # type: ignore[attr-defined]
+        i.c.cause,  # type: ignore[attr-defined]
+        i.c.title,  # type: ignore[attr-defined]
+    ]
+
+
+def _incidents(
+    connection: Connection, period: Period, scope: Scope, settings: Settings
+) -> pd.DataFrame:
+    i, s = S.incidents, S.services
+    late = period.end + settings.attribution_window
+    scoped = (
+        select(*_incident_columns(connection, i, s))
+        .outerjoin(s, s.c.name == i.c.service)
+        .where(i.c.started_at >= period.start, i.c.started_at < late)
+    )
+    if not scope.is_org:
+        scoped = scoped.where(in_scope(s, scope))
+    targets = period_deployments(period, scope).subquery()
+    naming = (
+        select(*_incident_columns(connection, i, s))
+        .outerjoin(s, s.c.name == i.c.service)
+        .where(i.c.caused_by_deployment.in_(select(targets.c.id)))
+    )
+    own = read(connection, scoped, times=INCIDENT_TIMES)
+    others = read(connection, naming, times=INCIDENT_TIMES)
+    own["in_scope"] = True
+    others = others[~others["id"].isin(own["id"])].copy()
+    others["in_scope"] = _service_in_scope(others, scope)
+    frame = pd.concat([own, others], ignore_index=True) if len(others) else own
+    frame["in_period"] = (
+        frame["in_scope"]
+        & (frame["started_at"] >= period.start)
+        & (frame["started_at"] < period.end)
+    )
+    return frame.sort_values(["started_at", "id"], kind="stable").reset_index(drop=True)
+
+
+def _service_in_scope(frame: pd.DataFrame, scope: Scope) -> pd.Series:
+    mask = pd.Series(True, index=frame.index)
+    if scope.team is not None:
+        mask &= frame["team"] == scope.team
+    if scope.service is not None:
+        mask &= frame["service"] == scope.service
+    return mask.astype(bool)
+
+
+def shipped_to_production(
+    change_id: ColumnElement[str],
+    condition: Callable[[Any], ColumnElement[bool]] | None = None,
+) -> Select:
+    """A correlated `SELECT 1`: some production deployment shipped the change (and meets
+    `condition`, given that deployment's table)."""
+    dc2, d2, s2 = (
+        S.deployment_changes.alias("dc2"),
+        S.deployments.alias("d2"),
+        S.services.alias("s2"),
+    )
+    return (
+        select(literal(1))
+        .select_from(
+            dc2.join(d2, d2.c.id == dc2.c.deployment_id).join(s2, s2.c.name == d2.c.service)
+        )
+        .where(
+            dc2.c.change_id == change_id,
+            production(d2, s2),
+            condition(d2) if condition is not None else literal(True),
+        )
+    )
+
+
+def _first_deployed_changes(connection: Connection, period: Period, scope: Scope) -> pd.DataFrame:
+    """Changes whose first production deployment (earliest; ties by id) is in the period."""
+    c, dc, d, s = S.changes, S.deployment_changes, S.deployments, S.services
+    earlier = shipped_to_production(
+        dc.c.change_id,
+        lambda d2: or_(
+            d2.c.deployed_at < d.c.deployed_at,
+            and_(d2.c.deployed_at == d.c.deployed_at, d2.c.id < d.c.id),
+        ),
+    )
+    statement = (
+        select(
+            c.c.id.label("change_id"),
+            d.c.service,
+            s.c.team,
+            raw_time(connection, c.c.committed_at),
+            d.c.id.label("deployment_id"),
+            raw_time(connection, d.c.deployed_at),
+        )
+        .select_from(
+            d.join(s, s.c.name == d.c.service)
+            .join(dc, dc.c.deployment_id == d.c.id)
+            .join(c, c.c.id == dc.c.change_id)
+        )
+        .where(
+            production(d, s),
+            d.c.deployed_at >= period.start,
+            d.c.deployed_at < period.end,
+            in_scope(s, scope),
+            ~exists(earlier),
+        )
+    )
+    frame = read(connection, statement, times=["committed_at", "deployed_at"])
+    frame["lead_hours"] = (frame["deployed_at"] - frame["committed_at"]).dt.total_seconds() / 3600
+    return frame.sort_values(["deployed_at", "change_id"], kind="stable").reset_index(drop=True)
+
+
+def _undeployed_changes(connection: Connection, period: Period, scope: Scope) -> pd.DataFrame:
+    c, s = S.changes, S.services
+    shipped = shipped_to_production(c.c.id)
+    statement = (
+        select(c.c.id, c.c.service, s.c.team, raw_time(connection, c.c.committed_at))
+        .join(s, s.c.name == c.c.service)
+        .where(
+            c.c.committed_at >= period.start,
+            c.c.committed_at < period.end,
+            in_scope(s, scope),
+            ~exists(shipped),
+        )
+        .order_by(c.c.committed_at, c.c.id)
+    )
+    return read(connection, statement, times=["committed_at"])
+
+
+def _slos(connection: Connection, scope: Scope) -> pd.DataFrame:
+    o, s = S.slos, S.services
+    return read(
+        connection,
+        select(
+            o.c.name,
+            o.c.service,
+            s.c.team,
+            o.c.target,
+            o.c.window_days,
+            o.c.window_kind,
+            o.c.calendar_unit,
+        )
+        .join(s, s.c.name == o.c.service)
+        .where(in_scope(s, scope))
+        .order_by(o.c.service, o.c.name),
+    )
+
+
+def _toil(connection: Connection, period: Period, scope: Scope) -> pd.DataFrame:
+    t = S.toil_entries
+    statement = select(t.c.team, t.c.day, t.c.category, t.c.hours).where(
+        t.c.day >= period.start.date(), t.c.day < _end_day(period)
+    )
+    if scope.service is not None:
+        s = S.services
+        statement = statement.where(t.c.team.in_(select(s.c.team).where(s.c.name == scope.service)))
+    elif scope.team is not None:
+        statement = statement.where(t.c.team == scope.team)
+    return read(connection, statement)
+
+
+def _end_day(period: Period) -> object:
+    """The first day whose midnight is not inside the period."""
+    end = period.end
+    day = end.date()
+    if end.hour or end.minute or end.second or end.microsecond:
+        return day.fromordinal(day.toordinal() + 1)
+    return day
+
+
+def _pages(connection: Connection, period: Period, scope: Scope) -> pd.DataFrame:
+    p, s = S.oncall_pages, S.services
+    statement = (
+        select(
+            p.c.id,
+            p.c.service,
+            p.c.team.label("page_team"),
+            s.c.team.label("service_team"),
+            raw_time(connection, p.c.triggered_at),
+            p.c.after_hours,
+        )
+        .outerjoin(s, s.c.name == p.c.service)
+        .where(p.c.triggered_at >= period.start, p.c.triggered_at < period.end)
+    )
+    frame = read(connection, statement, times=["triggered_at"])
+    frame["team"] = frame["page_team"].where(frame["page_team"].notna(), frame["service_team"])
+    frame = frame.drop(columns=["page_team", "service_team"])
+    frame["after_hours"] = frame["after_hours"].astype(bool)
+    if scope.team is not None:
+        frame = frame[frame["team"] == scope.team]
+    if scope.service is not None:
+        frame = frame[frame["service"] == scope.service]
+    return frame.reset_index(drop=True)

@@ -1,0 +1,234 @@
+"""The scorecard as a terminal page (rich tables), for `poise metrics --format table`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from metrics.model import Period
+
+MISSING = "—"
+
+
+def _num(value: Any, digits: int = 1, suffix: str = "") -> str:
+    if value is None:
+        return MISSING
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}{suffix}"
+    return f"{value:,.{digits}f}{suffix}"
+
+
+def _pct(value: Any, digits: int = 1) -> str:
+    return MISSING if value is None else f"{value * 100:.{digits}f} %"
+
+
+def _hours(value: Any) -> str:
+    if value is None:
+        return MISSING
+    if value < 1:
+        return f"{value * 60:.0f} min"
+    if value < 48:
+        return f"{value:.1f} h"
+    return f"{value / 24:.1f} d"
+
+
+def _tier(block: dict[str, Any]) -> str:
+    tier = block.get("tier")
+    return MISSING if tier is None else str(tier)
+
+
+def _when(value: Any) -> str:
+    return MISSING if value is None else str(value).replace("T", " ").replace(":00Z", "Z")
+
+
+def print_scorecard(console: Console, doc: dict[str, Any]) -> None:
+    scope = doc["scope"]
+    who = (
+        (scope["service"] and f"service {scope['service']}")
+        or (scope["team"] and f"team {scope['team']}")
+        or "all teams"
+    )
+    console.print(
+        f"[bold]Poise scorecard[/bold] — {who}, {_when(doc['period']['from'])} to {_when(doc['period']['to'])} "
+        f"(tiers: {doc['settings']['benchmark_year']} table)"
+    )
+    dora = doc["dora"]
+    table = Table(title="Delivery (DORA)", title_justify="left")
+    for column in ("figure", "value", "p90", "sample", "tier"):
+        table.add_column(
+            column, justify="right" if column in ("value", "p90", "sample") else "left"
+        )
+    df, lt, cfr, rt, rw = (
+        dora["deployment_frequency"],
+        dora["lead_time"],
+        dora["change_failure_rate"],
+        dora["recovery_time"],
+        dora["rework_rate"],
+    )
+    table.add_row(
+        "deployment frequency",
+        f"{_num(df['per_week'], 2)} / week",
+        "",
+        f"{df['deployments']} deployments",
+        _tier(df),
+    )
+    table.add_row(
+        "change lead time (median)",
+        _hours(lt["median_hours"]),
+        _hours(lt["p90_hours"]),
+        f"{lt['changes']} changes",
+        _tier(lt),
+    )
+    table.add_row(
+        "change fail rate",
+        _pct(cfr["rate"]),
+        "",
+        f"{cfr['failed']} of {cfr['deployments']}",
+        _tier(cfr),
+    )
+    table.add_row(
+        "recovery time (median)",
+        _hours(rt["median_hours"]),
+        _hours(rt.get("p90_hours")),
+        f"{rt['failures']} failures",
+        _tier(rt),
+    )
+    table.add_row("rework rate", _pct(rw["rate"]), "", f"{rw['rework']} of {rw['deployments']}", "")
+    console.print(table)
+
+    inc = doc["incidents"]
+    attr = doc["attribution"]
+    table = Table(title="Incidents", title_justify="left")
+    for column in (
+        "",
+        "count",
+        "detect (median)",
+        "acknowledge (median)",
+        "resolve (median)",
+        "resolve (p90)",
+    ):
+        table.add_column(column, justify="left" if not column else "right")
+    rows = [("all", inc)] + [(f"severity {k}", v) for k, v in inc.get("by_severity", {}).items()]
+    rows += [(f"cause {k}", v) for k, v in inc.get("by_cause", {}).items()]
+    for label, block in rows:
+        table.add_row(
+            label,
+            str(block["count"]),
+            _num(block["mttd_median_minutes"], 0, " min"),
+            _num(block["mtta_median_minutes"], 0, " min"),
+            _hours(block["mttr_median_hours"]),
+            _hours(block.get("mttr_p90_hours")),
+        )
+    console.print(table)
+    console.print(
+        f"Attribution: {attr['explicit']} explicit, {attr['inferred']} inferred, "
+        f"{attr['unattributed']} unattributed"
+    )
+
+    if doc["slos"]:
+        table = Table(title="SLOs and error budgets", title_justify="left")
+        for column in (
+            "SLO",
+            "service",
+            "target",
+            "SLI",
+            "budget left",
+            "status",
+            "burn 1h/6h/24h/72h",
+            "alert",
+            "runs out",
+        ):
+            table.add_column(
+                column, justify="right" if column in ("target", "SLI", "budget left") else "left"
+            )
+        for slo in doc["slos"]:
+            burns = "/".join(_num(slo["burn_rate"][k], 1) for k in ("1h", "6h", "24h", "72h"))
+            status = slo["status"] or f"no data ({slo['reason'].split(':')[0]})"
+            table.add_row(
+                slo["name"],
+                slo["service"],
+                _pct(slo["target"], 2),
+                _pct(slo["sli"], 3),
+                _pct(slo["budget_remaining"]),
+                status,
+                burns,
+                slo["alert"]["state"],
+                _when(slo["forecast_exhausted_at"]),
+            )
+        console.print(table)
+    policy = doc.get("budget_policy", {})
+    if policy.get("frozen_services"):
+        for service in policy["frozen_services"]:
+            console.print(
+                f"Freeze: {service['service']} frozen {service['frozen_hours']:.0f} h in "
+                f"{len(service['intervals'])} interval(s); {service['deployments']} deployment(s) "
+                f"shipped during it ({service['exempt']} rollbacks/remediations)"
+            )
+    else:
+        console.print("Budget policy: no service was in release freeze")
+
+    toil, oncall = doc["people"]["toil"], doc["people"]["oncall"]
+    toil_text = (
+        f"{_pct(toil['share'])} of capacity (cap {_pct(toil['cap'], 0)}, {toil['hours']:.0f} h)"
+        if toil["share"] is not None
+        else f"{MISSING} ({toil['reason']})"
+    )
+    console.print(f"Toil: {toil_text}")
+    console.print(
+        f"On-call: {oncall['pages']} pages, {_num(oncall['per_week'], 1)} / week, "
+        f"{_pct(oncall['after_hours_share'])} after hours"
+    )
+    quality = doc["data_quality"]
+    found = [f"{key.replace('_', ' ')}: {value}" for key, value in quality.items() if value]
+    console.print("Data quality: " + ("; ".join(found) if found else "no findings"))
+    if "change" in doc:
+        table = Table(
+            title=f"Change from {_when(doc['previous']['period']['from'])}", title_justify="left"
+        )
+        for column in ("figure", "previous", "current", "change"):
+            table.add_column(column, justify="left" if column == "figure" else "right")
+        for name, item in doc["change"].items():
+            if name == "slos":
+                continue
+            table.add_row(
+                name.replace("_", " "),
+                _num(item["previous"], 2),
+                _num(item["current"], 2),
+                _pct(item["relative"]) if item["relative"] is not None else _num(item["delta"], 2),
+            )
+        console.print(table)
+
+
+def print_team_summary(console: Console, period: Period, docs: dict[str, dict[str, Any]]) -> None:
+    table = Table(
+        title=f"Teams, {period.as_json()['from']} to {period.as_json()['to']}", title_justify="left"
+    )
+    for column in (
+        "team",
+        "deploys/week",
+        "lead time",
+        "CFR",
+        "recovery",
+        "rework",
+        "incidents",
+        "SLOs at risk",
+        "toil",
+    ):
+        table.add_column(column, justify="left" if column == "team" else "right")
+    for team, doc in docs.items():
+        dora = doc["dora"]
+        risky = sum(1 for slo in doc["slos"] if slo["status"] in ("at_risk", "exhausted"))
+        table.add_row(
+            team,
+            _num(dora["deployment_frequency"]["per_week"], 1),
+            _hours(dora["lead_time"]["median_hours"]),
+            _pct(dora["change_failure_rate"]["rate"]),
+            _hours(dora["recovery_time"]["median_hours"]),
+            _pct(dora["rework_rate"]["rate"]),
+            str(doc["incidents"]["count"]),
+            f"{risky} of {len(doc['slos'])}",
+            _pct(doc["people"]["toil"]["share"]),
+        )
+    console.print(table)
