@@ -6,7 +6,10 @@
 from __future__ import annotations
 
 from collectors.base import Source
+from collectors.git import GitSource
 
-SOURCES: dict[str, type[Source]] = {}
+SOURCES: dict[str, type[Source]] = {
+    "git": GitSource,
+}
 
 __all__ = ["SOURCES", "Source"]

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from collectors.http import (
     BadPayloadError,
@@ -48,6 +48,10 @@ log = logging.getLogger("poise.collectors")
 # Canonical rows, by table name: {"changes": [{...}, ...], "deployments": [...]}.
 Rows = dict[str, list[dict[str, Any]]]
 TABLES = {table.name: table for table in schema.CANONICAL_TABLES}
+# Relations between rows, not records: written like the others but left out of the counts.
+LINK_TABLES = frozenset({"deployment_changes"})
+# Writes one page's rows in the page's transaction: (connection, raw_id) -> counts.
+Writer = Callable[[Connection, Any], UpsertCounts]
 CHECKPOINT_EVERY = 500
 _KEEP = object()
 
@@ -245,7 +249,8 @@ class SyncContext:
         *,
         request: RawRequest,
         payload: str,
-        rows: Rows,
+        rows: Rows | None = None,
+        write: Writer | None = None,
         status: int | None = None,
         records: int = 0,
         bookmark: Any = _KEEP,
@@ -253,27 +258,24 @@ class SyncContext:
     ) -> UpsertCounts:
         """Store one page in one transaction: raw payload, canonical rows, and (when due) the bookmark.
 
-        The bookmark is saved when `final` or when `checkpoint_every` records have passed
-        since the last one; between checkpoints a kill only costs re-fetching.
+        The rows are `rows` (upserted in foreign-key order with `source` and `raw_id`), or
+        whatever `write(connection, raw_id) -> UpsertCounts` writes, for bulk paths. The
+        bookmark is saved when `final` or when `checkpoint_every` records have passed since
+        the last one; between checkpoints a kill only costs re-fetching.
         """
+        raw = {
+            "source": self.source,
+            "stream": stream,
+            "scope": scope,
+            "request_method": request.method,
+            "request_url": request.url,
+            "request_params": _dump(request.params),
+            "status_code": status,
+            "fetched_at": utcnow(),
+            "payload": payload,
+        }
         return self._commit(
-            stream,
-            scope,
-            rows,
-            raw={
-                "source": self.source,
-                "stream": stream,
-                "scope": scope,
-                "request_method": request.method,
-                "request_url": request.url,
-                "request_params": _dump(request.params),
-                "status_code": status,
-                "fetched_at": utcnow(),
-                "payload": payload,
-            },
-            records=records,
-            bookmark=bookmark,
-            final=final,
+            stream, scope, write or self._upserter(rows or {}), raw, records, bookmark, final
         )
 
     def write_rows(
@@ -285,47 +287,50 @@ class SyncContext:
         records: int = 0,
         bookmark: Any = _KEEP,
         final: bool = False,
-        delete: Callable[[Any], None] | None = None,
+        delete: Callable[[Connection], Any] | None = None,
+        after: Callable[[Connection], UpsertCounts | None] | None = None,
     ) -> UpsertCounts:
         """Like `store_page` for rows derived from pages already stored (no raw payload).
 
-        `delete(connection)` runs first in the same transaction (stale rows of a re-read).
+        In the same transaction, `delete(connection)` runs first (stale rows of a re-read)
+        and `after(connection)` last (bulk rows that depend on `rows`).
         """
-        return self._commit(
-            stream,
-            scope,
-            rows,
-            raw=None,
-            records=records,
-            bookmark=bookmark,
-            final=final,
-            delete=delete,
+        upsert = self._upserter(rows)
+
+        def write(connection: Connection, raw_id: Any) -> UpsertCounts:
+            if delete is not None:
+                delete(connection)
+            counts = upsert(connection, raw_id)
+            if after is not None:
+                counts += after(connection) or UpsertCounts()
+            return counts
+
+        return self._commit(stream, scope, write, None, records, bookmark, final)
+
+    def _upserter(self, rows: Rows) -> Writer:
+        return lambda connection, raw_id: upsert_canonical(
+            connection, rows, source=self.source, raw_id=raw_id
         )
 
     def _commit(
         self,
         stream: str,
         scope: str,
-        rows: Rows,
-        *,
+        write: Writer,
         raw: dict[str, Any] | None,
         records: int,
         bookmark: Any,
         final: bool,
-        delete: Callable[[Any], None] | None = None,
     ) -> UpsertCounts:
         outcome = self.outcomes.setdefault((stream, scope), StreamOutcome())
         self.current = (stream, scope)
-        counts = UpsertCounts()
         saved = False
         with self.engine.begin() as connection:
             raw_id = None
             if raw is not None:
                 result = connection.execute(schema.raw_payloads.insert().values(**raw))
                 raw_id = result.inserted_primary_key[0]
-            if delete is not None:
-                delete(connection)
-            counts = upsert_canonical(connection, rows, source=self.source, raw_id=raw_id)
+            counts = write(connection, raw_id)
             outcome.since_checkpoint += records
             if bookmark is not _KEEP and (
                 final or outcome.since_checkpoint >= self.checkpoint_every
@@ -399,7 +404,9 @@ def upsert_canonical(
         if "raw_id" in table.c and raw_id is not None:
             stamp["raw_id"] = raw_id
         for group in _same_columns(batch, stamp):
-            counts += upsert_rows(connection, table, group)
+            written = upsert_rows(connection, table, group)
+            if table.name not in LINK_TABLES:
+                counts += written
     return counts
 
 

@@ -56,13 +56,21 @@ def registered_sources() -> dict[str, type[Source]]:
 
 
 def post_sync_hooks() -> list[PostSyncHook]:
-    """Refreshing incident attributions, once the metrics package provides it."""
+    """Refreshing incident attributions (metrics.attribution), once the metrics package has it."""
     try:
-        module = importlib.import_module("metrics.attribution")
+        attribution = importlib.import_module("metrics.attribution")
+        model = importlib.import_module("metrics.model")
     except ImportError:
         return []
-    hook = getattr(module, "refresh_attributions", None)
-    return [hook] if callable(hook) else []
+    refresh = getattr(attribution, "refresh_attributions", None)
+    settings = getattr(model, "Settings", None)
+    if not callable(refresh) or settings is None:
+        return []
+
+    def refresh_attributions(engine: Engine, config: PoiseConfig) -> Any:
+        return refresh(engine, settings.from_config(config))
+
+    return [refresh_attributions]
 
 
 def run_sync(

@@ -1,0 +1,594 @@
+"""Local Git: commits are changes; deploy tags are deployments when no CI/CD source gives them.
+
+Rules (docs/metric-definitions.md, "From a local Git repository"):
+- every non-merge commit reachable from `branch` is a change (`committed_at` = author
+  time); with `paths` (a monorepo) only those touching the paths. Id `git:<service>:<sha>`,
+  so one commit can be a change of two services;
+- when the service has no github/gitlab/jenkins block, each tag matching `deploy_tags`
+  and merged into `branch` is a successful production deployment at the tag's time
+  (tagger date of an annotated tag, committer date of a lightweight one), id
+  `git:<service>:tag:<tag>`; it ships the commits it contains that no earlier such tag
+  contains, worked out in Python from the parent graph read in the same pass.
+
+Processes per sync of one service, whatever the size of the history: `git rev-parse`,
+`git for-each-ref --merged` (tags), at most one `git merge-base --is-ancestor` (was the
+old head force-pushed away?), ONE `git log` over the range to read, and with `paths` one
+`git log --no-merges -- <paths>` listing the commits that touch them (run concurrently).
+Never a process per commit or per deployment.
+
+Incremental: the bookmark keeps the branch head and the deploy tags already stored.
+Head unchanged and no new tag: nothing runs beyond the two listings. New commits only:
+`git log <old head>..<branch>`. New tags: `git log <branch> --not <stored tags>`, which
+holds both the new commits and every commit not yet deployed, i.e. all that a new tag
+can ship. A force-push, a moved or deleted tag, or a new tag older than a stored one:
+everything is read again and rows no longer reachable are removed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import queue
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, func, select
+
+from collectors.base import RawRequest, Scope, Source, SyncContext
+from collectors.http import SourceError
+from poise.config import GitLocation
+from poise.timeutil import utcnow
+from poise.warehouse import schema
+from poise.warehouse.upsert import UpsertCounts, execute_plan, plan_upsert
+
+STREAM = "history"
+# %at is the author time as epoch seconds (what is stored); %aI/%cI keep the offsets in
+# the raw payload. Records are "\x1e<fields \x1f-separated>\0" (-z).
+LOG_FORMAT = "%x1e%H%x1f%P%x1f%an%x1f%ae%x1f%at%x1f%aI%x1f%cn%x1f%ce%x1f%cI%x1f%s"
+TAG_FORMAT = (
+    "%(refname:lstrip=2)%00%(objecttype)%00%(objectname)%00%(*objectname)%00"
+    "%(taggerdate:unix)%00%(committerdate:unix)%00%(*committerdate:unix)"
+)
+CI_CD_BLOCKS = ("github", "gitlab", "jenkins")
+CHANGE_COLUMNS = (
+    "id",
+    "service",
+    "sha",
+    "committed_at",
+    "title",
+    "author",
+    "source",
+    "source_id",
+    "raw_id",
+    "updated_at",
+)
+_READ_SIZE = 1 << 20
+_IN_CHUNK = 500
+
+
+def git_command(repo: Path, *args: str) -> list[str]:
+    return ["git", "-C", str(repo), "-c", "core.quotepath=off", *args]
+
+
+def log_command(repo: Path, revisions: Sequence[str]) -> list[str]:
+    """The one history pass: the same command the benchmark times bare."""
+    return git_command(repo, "log", "-z", "--no-color", f"--format={LOG_FORMAT}", *revisions, "--")
+
+
+@dataclass(frozen=True)
+class DeployTag:
+    name: str
+    sha: str
+    deployed_at: datetime
+
+    def as_bookmark(self) -> list[Any]:
+        return [self.sha, int(self.deployed_at.timestamp())]
+
+
+@dataclass
+class Pass:
+    """What one read of the history gave: the parent graph and which commits are changes."""
+
+    parents: dict[str, str] = field(default_factory=dict)
+    changes: set[str] = field(default_factory=set)
+    records: int = 0
+
+
+class GitSource(Source):
+    """Commits, and deploy tags as deployments, from a local clone (services[].git)."""
+
+    name = "git"
+
+    def sync_scope(self, ctx: SyncContext, scope: Scope) -> None:
+        GitSync(ctx, scope, self._where(scope)).run()
+
+    def _where(self, scope: Scope) -> str:
+        index = self.config.services.index(scope.service)
+        return f"services[{index}].git"
+
+
+class GitSync:
+    """One service's sync: see the module docstring for the rules."""
+
+    def __init__(self, ctx: SyncContext, scope: Scope, where: str) -> None:
+        self.ctx = ctx
+        self.scope = scope
+        self.where = where
+        self.service = scope.key
+        self.location: GitLocation = scope.location
+        self.repo = ctx.config.resolve_path(self.location.path)
+        self.wants_deployments = bool(self.location.deploy_tags) and not any(
+            getattr(scope.service, block) for block in CI_CD_BLOCKS
+        )
+
+    # -- git ------------------------------------------------------------------------
+
+    def fail(self, what: str) -> SourceError:
+        return SourceError(f"git: {self.service}: {what}")
+
+    def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        try:
+            done = subprocess.run(
+                git_command(self.repo, *args),
+                capture_output=True,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+            )
+        except FileNotFoundError:
+            raise self.fail("the git command is not installed (install git)") from None
+        if check and done.returncode != 0:
+            reason = (done.stderr.strip().splitlines() or ["failed"])[0]
+            raise self.fail(f"git {args[0]} in {self.repo} failed: {reason}")
+        return done
+
+    def resolve_head(self) -> str:
+        if not self.repo.is_dir():
+            raise self.fail(f"no folder {self.repo}: check {self.where}.path")
+        done = self.git(
+            "rev-parse", "--verify", "--quiet", f"{self.location.branch}^{{commit}}", check=False
+        )
+        if done.returncode != 0:
+            probe = self.git("rev-parse", "--git-dir", check=False)
+            if probe.returncode != 0:
+                raise self.fail(f"{self.repo} is not a git repository: check {self.where}.path")
+            raise self.fail(
+                f"branch {self.location.branch!r} not found in {self.repo}: check "
+                f"{self.where}.branch"
+            )
+        return done.stdout.strip()
+
+    def deploy_tags(self, head: str) -> dict[str, DeployTag]:
+        """Tags matching deploy_tags and merged into the branch, by name."""
+        if not self.wants_deployments:
+            return {}
+        pattern = self.location.deploy_tags or ""
+        listing = self.git(
+            "for-each-ref", f"--merged={head}", f"--format={TAG_FORMAT}", "refs/tags"
+        )
+        tags: dict[str, DeployTag] = {}
+        for line in listing.stdout.splitlines():
+            name, kind, target, peeled, tagged, committed, peeled_committed = line.split("\0")
+            if not fnmatch.fnmatchcase(name, pattern):
+                continue
+            if kind == "tag":
+                sha, stamp = peeled, tagged or peeled_committed
+            elif kind == "commit":
+                sha, stamp = target, committed
+            else:
+                continue
+            if sha and stamp:
+                tags[name] = DeployTag(name, sha, datetime.fromtimestamp(int(stamp), tz=UTC))
+        return tags
+
+    def is_ancestor(self, old: str, new: str) -> bool:
+        return self.git("merge-base", "--is-ancestor", old, new, check=False).returncode == 0
+
+    # -- the sync -------------------------------------------------------------------
+
+    def run(self) -> None:
+        state = self.ctx.bookmark(STREAM, self.service) or {}
+        head = self.resolve_head()
+        tags = self.deploy_tags(head)
+        stored = {name: value for name, value in (state.get("tags") or {}).items()}
+        wanted = {name: tag.as_bookmark() for name, tag in tags.items()}
+        old_head = state.get("head")
+        if old_head == head and stored == wanted and not state.get("pending"):
+            return
+        full, revisions, new_tags = self.plan(old_head, head, stored, tags)
+        history = self.read(revisions, state.get("pending"), base=state, head=head)
+        deployments = self.deployments(tags if full else new_tags, history)
+        bookmark = {"head": head, "tags": wanted}
+        self.finish(full, history, deployments, tags, bookmark)
+
+    def plan(
+        self,
+        old_head: str | None,
+        head: str,
+        stored: dict[str, list[Any]],
+        tags: dict[str, DeployTag],
+    ) -> tuple[bool, list[str], dict[str, DeployTag]]:
+        """Full or incremental, and the revisions the one history pass reads."""
+        new_tags = {name: tag for name, tag in tags.items() if name not in stored}
+        kept = {name: value for name, value in stored.items() if name in tags}
+        moved = len(kept) != len(stored) or any(
+            tags[name].as_bookmark() != value for name, value in kept.items()
+        )
+        latest_stored = max((value[1] for value in stored.values()), default=None)
+        older_new_tag = latest_stored is not None and any(
+            tag.deployed_at.timestamp() < latest_stored for tag in new_tags.values()
+        )
+        if (
+            self.ctx.full
+            or old_head is None
+            or moved
+            or older_new_tag
+            or not self.is_ancestor(old_head, head)
+        ):
+            return True, [head], tags
+        if not new_tags:
+            return False, [head, "--not", old_head], {}
+        exclude = sorted({value[0] for value in stored.values()})
+        return False, [head, "--not", *exclude], new_tags
+
+    def read(
+        self, revisions: list[str], pending: dict[str, Any] | None, *, base: dict, head: str
+    ) -> Pass:
+        """The one `git log` pass, stored in batches as it streams in."""
+        touching = self.start_path_pass(revisions)
+        command = log_command(self.repo, revisions)
+        resume = pending if pending and pending.get("revisions") == revisions else None
+        skip = int(resume["done"]) if resume else 0
+        history = Pass()
+        writer = ChangeWriter(self.ctx, self.service, self.repo)
+        batch: list[str] = []
+        batch_changes: list[tuple[str, str, str, str]] = []
+        paths_filter: set[str] | None = touching() if touching else None
+        every = self.ctx.checkpoint_every
+
+        def flush() -> None:
+            if not batch:
+                return
+            done = history.records
+            if done > skip:
+                bookmark = {
+                    "head": base.get("head"),
+                    "tags": base.get("tags") or {},
+                    "pending": {"head": head, "revisions": revisions, "done": done},
+                }
+                writer.write(batch, batch_changes, revisions, bookmark)
+            batch.clear()
+            batch_changes.clear()
+
+        for record in stream_records(command, self.fail):
+            fields = record.split("\x1f", 9)
+            if len(fields) != 10:
+                raise self.fail(f"unexpected git log output in {self.repo}: {record[:80]!r}")
+            sha, parents = fields[0][1:], fields[1]
+            history.parents[sha] = parents
+            history.records += 1
+            if " " not in parents and (paths_filter is None or sha in paths_filter):
+                history.changes.add(sha)
+                batch_changes.append((sha, fields[4], fields[9], f"{fields[2]} <{fields[3]}>"))
+            batch.append(record)
+            if len(batch) >= every:
+                flush()
+        flush()
+        return history
+
+    def start_path_pass(self, revisions: list[str]) -> Callable[[], set[str]] | None:
+        """With `paths`, list the non-merge commits touching them, concurrently with the main pass."""
+        if not self.location.paths:
+            return None
+        command = git_command(
+            self.repo,
+            "log",
+            "--no-merges",
+            "--full-history",
+            "--format=%H",
+            *revisions,
+            "--",
+            *self.location.paths,
+        )
+        result: dict[str, Any] = {}
+
+        def work() -> None:
+            result["done"] = subprocess.run(command, capture_output=True)
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+
+        def wait() -> set[str]:
+            thread.join()
+            done = result["done"]
+            if done.returncode != 0:
+                reason = (done.stderr.decode(errors="replace").strip().splitlines() or ["failed"])[
+                    0
+                ]
+                raise self.fail(f"git log -- {' '.join(self.location.paths)} failed: {reason}")
+            return set(done.stdout.decode().split())
+
+        return wait
+
+    def deployments(
+        self, tags: dict[str, DeployTag], history: Pass
+    ) -> list[tuple[DeployTag, list[str]]]:
+        """Each tag, oldest first, with the changes it contains that no earlier tag contains.
+
+        Commits outside the pass were contained by tags stored earlier (the pass excluded
+        them), so they count as already shipped.
+        """
+        shipped: set[str] = set()
+        result = []
+        parents = history.parents
+        for tag in sorted(tags.values(), key=lambda t: (t.deployed_at, t.name)):
+            changes: list[str] = []
+            stack = [tag.sha]
+            while stack:
+                sha = stack.pop()
+                if sha in shipped or sha not in parents:
+                    continue
+                shipped.add(sha)
+                if sha in history.changes:
+                    changes.append(sha)
+                stack.extend(parents[sha].split())
+            result.append((tag, changes))
+        return result
+
+    def finish(
+        self,
+        full: bool,
+        history: Pass,
+        deployments: list[tuple[DeployTag, list[str]]],
+        tags: dict[str, DeployTag],
+        bookmark: dict[str, Any],
+    ) -> None:
+        service = self.service
+        prefix = f"git:{service}:"
+        environment = self.scope.service.production_environment
+        deployment_rows = [
+            {
+                "id": f"{prefix}tag:{tag.name}",
+                "service": service,
+                "environment": environment,
+                "status": "success",
+                "deployed_at": tag.deployed_at,
+                "sha": tag.sha,
+                "source_id": tag.name,
+                "url": None,
+            }
+            for tag, _ in deployments
+        ]
+        link_rows = sorted(
+            (f"{prefix}tag:{tag.name}", f"{prefix}{sha}")
+            for tag, shas in deployments
+            for sha in shas
+        )
+        recomputed = [row["id"] for row in deployment_rows]
+        keep_tags = {f"{prefix}tag:{name}" for name in tags}
+
+        def clean(connection: Connection) -> None:
+            if full:
+                self.delete_stale(connection, history, keep_tags)
+
+        self.ctx.write_rows(
+            STREAM,
+            service,
+            {"repositories": [self.repository_row()], "deployments": deployment_rows},
+            bookmark=bookmark,
+            final=True,
+            delete=clean,
+            after=lambda connection: write_links(connection, recomputed, link_rows),
+        )
+
+    def delete_stale(self, connection: Connection, history: Pass, keep_tags: set[str]) -> None:
+        """After a full read: drop git rows of this service that are no longer reachable."""
+        changes, deployments = schema.changes, schema.deployments
+        mine = (changes.c.service == self.service) & (changes.c.source == "git")
+        prefix_len = len(f"git:{self.service}:")
+        stored = connection.scalar(select(func.count()).select_from(changes).where(mine))
+        stale = (
+            [
+                change_id
+                for change_id in connection.scalars(select(changes.c.id).where(mine))
+                if change_id[prefix_len:] not in history.changes
+            ]
+            if stored != len(history.changes)  # otherwise every stored change was just read
+            else []
+        )
+        for chunk in chunks(stale):
+            connection.execute(delete(changes).where(changes.c.id.in_(chunk)))
+        gone = [
+            deployment_id
+            for deployment_id in connection.scalars(
+                select(deployments.c.id).where(
+                    (deployments.c.service == self.service) & (deployments.c.source == "git")
+                )
+            )
+            if deployment_id not in keep_tags
+        ]
+        for chunk in chunks(gone):
+            connection.execute(delete(deployments).where(deployments.c.id.in_(chunk)))
+
+    def repository_row(self) -> dict[str, Any]:
+        return {
+            "id": f"git:{self.service}",
+            "service": self.service,
+            "kind": "git",
+            "location": str(self.repo),
+            "branch": self.location.branch,
+            "source_id": str(self.repo),
+        }
+
+
+def chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), _IN_CHUNK):
+        yield items[start : start + _IN_CHUNK]
+
+
+def write_links(
+    connection: Connection, deployment_ids: list[str], links: list[tuple[str, str]]
+) -> UpsertCounts:
+    """Make the recomputed deployments ship exactly `links`: add what is new, drop what is not."""
+    table = schema.deployment_changes
+    existing: set[tuple[str, str]] = set()
+    for chunk in chunks(deployment_ids):
+        query = select(table.c.deployment_id, table.c.change_id).where(
+            table.c.deployment_id.in_(chunk)
+        )
+        existing.update((row[0], row[1]) for row in connection.execute(query))
+    wanted = set(links)
+    gone = existing - wanted
+    if gone:
+        connection.execute(
+            delete(table).where(
+                (table.c.deployment_id == bindparam("d")) & (table.c.change_id == bindparam("c"))
+            ),
+            [{"d": d, "c": c} for d, c in sorted(gone)],
+        )
+    added = [link for link in links if link not in existing]
+    if added:
+        plan = plan_upsert(connection.dialect, table, ("deployment_id", "change_id"))
+        execute_plan(connection, plan, added)
+    return UpsertCounts()  # link rows are relations, not records: not counted (base.LINK_TABLES)
+
+
+class ChangeWriter:
+    """Writes batches of commits: raw payload + change rows + checkpoint, one transaction each.
+
+    It sends positional rows straight to the driver (no per-value conversion) and counts
+    new rows by counting the service's git changes before and after, which is far cheaper
+    than looking every key up.
+    """
+
+    def __init__(self, ctx: SyncContext, service: str, repo: Path) -> None:
+        self.ctx = ctx
+        self.service = service
+        self.repo = repo
+        self.prefix = f"git:{service}:"
+        self._plan: Any = None
+        self._sqlite = ctx.engine.dialect.name == "sqlite"
+        self._now: Any = None
+
+    def timestamp(self, epoch: str) -> Any:
+        seconds = int(epoch)
+        if self._sqlite:
+            return time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(seconds))
+        return datetime.fromtimestamp(seconds, tz=UTC)
+
+    def write(
+        self,
+        records: list[str],
+        changes: list[tuple[str, str, str, str]],
+        revisions: list[str],
+        bookmark: dict[str, Any],
+    ) -> None:
+        ctx, service, prefix = self.ctx, self.service, self.prefix
+        raw = RawRequest("GIT", self.repo.as_uri(), ["log", f"--format={LOG_FORMAT}", *revisions])
+
+        def rows(connection: Connection, raw_id: Any) -> UpsertCounts:
+            if self._plan is None:
+                self._plan = plan_upsert(connection.dialect, schema.changes, CHANGE_COLUMNS)
+                now = utcnow()
+                self._now = (
+                    time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(now.timestamp()))
+                    + f"{now.microsecond:06d}Z"
+                    if self._sqlite
+                    else now
+                )
+            params = sorted(
+                (
+                    prefix + sha,
+                    service,
+                    sha,
+                    self.timestamp(epoch),
+                    title,
+                    author,
+                    "git",
+                    sha,
+                    raw_id,
+                    self._now,
+                )
+                for sha, epoch, title, author in changes
+            )
+            if not params:
+                return UpsertCounts()
+            mine = (
+                select(func.count())
+                .select_from(schema.changes)
+                .where(schema.changes.c.service == service)
+            )
+            before = int(connection.scalar(mine) or 0)
+            written = execute_plan(connection, self._plan, params)
+            new = int(connection.scalar(mine) or 0) - before
+            updated = max(written - new, 0)
+            return UpsertCounts(new=new, updated=updated, unchanged=len(params) - new - updated)
+
+        ctx.store_page(
+            STREAM,
+            service,
+            request=raw,
+            payload="".join(records),
+            write=rows,
+            records=len(records),
+            bookmark=bookmark,
+        )
+
+
+def stream_records(command: list[str], fail: Callable[[str], SourceError]) -> Iterator[str]:
+    """Run `command` and yield its NUL-terminated records as they arrive.
+
+    A reader thread drains git's output so git never waits on us while a batch is being
+    written: git and the warehouse work at the same time on two cores.
+    """
+    try:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except FileNotFoundError:
+        raise fail("the git command is not installed (install git)") from None
+    assert process.stdout is not None and process.stderr is not None
+    chunks_in: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+    errors: list[bytes] = []
+    stdout_fd = process.stdout.fileno()
+
+    def drain() -> None:
+        while True:
+            chunk = os.read(stdout_fd, _READ_SIZE)
+            chunks_in.put(chunk)
+            if not chunk:
+                return
+
+    def drain_errors() -> None:
+        errors.append(process.stderr.read() if process.stderr else b"")
+
+    reader = threading.Thread(target=drain, daemon=True)
+    error_reader = threading.Thread(target=drain_errors, daemon=True)
+    reader.start()
+    error_reader.start()
+    pending = b""
+    try:
+        while True:
+            chunk = chunks_in.get()
+            if not chunk:
+                break
+            pending += chunk
+            cut = pending.rfind(b"\0")
+            if cut < 0:
+                continue
+            complete, pending = pending[:cut], pending[cut + 1 :]
+            yield from complete.decode("utf-8", errors="replace").split("\0")
+    finally:
+        if process.poll() is None and reader.is_alive():
+            process.kill()
+        reader.join()
+        process.stdout.close()
+        error_reader.join()
+        process.wait()
+    if process.returncode != 0:
+        reason = (b"".join(errors).decode(errors="replace").strip().splitlines() or ["failed"])[0]
+        raise fail(f"git log failed: {reason}")

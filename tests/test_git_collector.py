@@ -1,0 +1,408 @@
+"""The Local Git collector against real repositories built in a temp folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+
+from collectors.git import GitSource
+from collectors.runner import SyncSummary, run_sync
+from poise.catalog import apply_config
+from poise.cli import main
+from poise.config import PoiseConfig, parse_config
+from poise.warehouse import open_warehouse, schema
+from poise.warehouse.sync_state import read_state
+
+
+class Repo:
+    """A git repository whose every date is chosen by the test."""
+
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        self.path = path
+        if not create:
+            return
+        path.mkdir(parents=True)
+        self.git("init", "-q", "-b", "main")
+        self.git("config", "user.name", "Alice Jones")
+        self.git("config", "user.email", "alice@example.com")
+        self.git("config", "commit.gpgsign", "false")
+        self.git("config", "tag.gpgsign", "false")
+
+    def git(
+        self, *args: str, when: str = "2024-01-01T00:00:00+00:00", author_when: str | None = None
+    ) -> str:
+        env = {
+            **os.environ,
+            "GIT_AUTHOR_DATE": author_when or when,
+            "GIT_COMMITTER_DATE": when,
+        }
+        done = subprocess.run(
+            ["git", "-C", str(self.path), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    def commit(
+        self,
+        message: str,
+        when: str,
+        *,
+        path: str | None = None,
+        author_when: str | None = None,
+        author: str | None = None,
+    ) -> str:
+        target = self.path / (path or f"{message.replace(' ', '_')}.txt")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(message + "\n", encoding="utf-8")
+        self.git("add", "-A")
+        extra = ["--author", author] if author else []
+        self.git("commit", "-q", "-m", message, *extra, when=when, author_when=author_when)
+        return self.head()
+
+    def head(self, ref: str = "HEAD") -> str:
+        return self.git("rev-parse", ref)
+
+    def tag(self, name: str, when: str, *, annotated: bool = True, ref: str = "HEAD") -> None:
+        if annotated:
+            self.git("tag", "-a", name, "-m", f"release {name}", ref, when=when)
+        else:
+            self.git("tag", name, ref)
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def make_config(tmp_path: Path, services: list[dict[str, Any]]) -> PoiseConfig:
+    return parse_config(
+        {
+            "teams": [{"name": "payments"}],
+            "services": [{"team": "payments", **service} for service in services],
+        },
+        base_dir=tmp_path,
+    )
+
+
+def sync(engine: Engine, config: PoiseConfig, **kwargs: Any) -> SyncSummary:
+    apply_config(engine, config)
+    return run_sync(engine, config, registry={"git": GitSource}, hooks=[], **kwargs)
+
+
+def changes(engine: Engine, service: str | None = None) -> dict[str, dict[str, Any]]:
+    query = select(schema.changes)
+    if service:
+        query = query.where(schema.changes.c.service == service)
+    with engine.connect() as connection:
+        return {row["sha"]: dict(row) for row in connection.execute(query).mappings()}
+
+
+def deployments(engine: Engine) -> dict[str, dict[str, Any]]:
+    with engine.connect() as connection:
+        rows = connection.execute(select(schema.deployments)).mappings().all()
+        links = connection.execute(select(schema.deployment_changes)).all()
+    found = {row["id"]: {**row, "shipped": set()} for row in rows}
+    for deployment_id, change_id in links:
+        found[deployment_id]["shipped"].add(change_id.rsplit(":", 1)[1])
+    return found
+
+
+@pytest.fixture
+def history(tmp_path: Path) -> dict[str, str]:
+    """main: c1 [v1] — merge of feature (f1, f2) beside c2 — squash of s1+s2 [v2] — c3.
+
+    Plus a tag on an unmerged branch and a tag that does not match deploy_tags.
+    """
+    repo = Repo(tmp_path / "checkout")
+    shas: dict[str, str] = {}
+    shas["c1"] = repo.commit("c1", "2024-01-01T10:00:00+02:00")
+    repo.tag("v1.0", "2024-01-02T09:00:00+00:00")
+    repo.git("checkout", "-q", "-b", "feature")
+    shas["f1"] = repo.commit(
+        "f1", "2024-01-03T10:00:00-05:00", author="Bob Smith <bob@example.com>"
+    )
+    shas["f2"] = repo.commit("f2", "2024-01-03T11:00:00-05:00")
+    repo.git("checkout", "-q", "main")
+    shas["c2"] = repo.commit("c2", "2024-01-04T10:00:00+00:00")
+    repo.git(
+        "merge", "-q", "--no-ff", "-m", "Merge feature", "feature", when="2024-01-05T10:00:00+00:00"
+    )
+    shas["m1"] = repo.head()
+    repo.git("checkout", "-q", "-b", "squashme")
+    shas["s1"] = repo.commit("s1", "2024-01-06T10:00:00+00:00")
+    shas["s2"] = repo.commit("s2", "2024-01-06T11:00:00+00:00")
+    repo.git("checkout", "-q", "main")
+    repo.git("merge", "-q", "--squash", "squashme")
+    repo.git("commit", "-q", "-m", "Squashed s1+s2", when="2024-01-07T10:00:00+00:00")
+    shas["sq"] = repo.head()
+    repo.tag("v1.1", "2024-01-07T12:00:00+00:00", annotated=False)  # committer date of sq
+    shas["c3"] = repo.commit("c3", "2024-01-08T10:00:00+00:00")
+    repo.git("checkout", "-q", "-b", "side", shas["c2"])
+    shas["x1"] = repo.commit("x1", "2024-01-09T10:00:00+00:00")
+    repo.tag("v9.9-unmerged", "2024-01-09T11:00:00+00:00")
+    repo.git("checkout", "-q", "main")
+    repo.tag("nightly-1", "2024-01-08T12:00:00+00:00")
+    return shas
+
+
+def checkout_config(tmp_path: Path, **git: Any) -> PoiseConfig:
+    location = {"path": "checkout", "branch": "main", "deploy_tags": "v*", **git}
+    return make_config(tmp_path, [{"name": "checkout", "git": location}])
+
+
+def test_commits_merges_squashes_and_tags_become_changes_and_deployments(
+    warehouse: Engine, tmp_path: Path, history: dict[str, str]
+) -> None:
+    summary = sync(warehouse, checkout_config(tmp_path))
+    assert not summary.failed, summary
+    found = changes(warehouse)
+    names = {sha: name for name, sha in history.items()}
+    assert {names[sha] for sha in found} == {"c1", "f1", "f2", "c2", "sq", "c3"}
+    f1 = found[history["f1"]]
+    assert f1["id"] == f"git:checkout:{history['f1']}"
+    assert f1["committed_at"] == at("2024-01-03T10:00:00-05:00")  # author time, in UTC
+    assert f1["author"] == "Bob Smith <bob@example.com>" and f1["title"] == "f1"
+    assert f1["source"] == "git" and f1["source_id"] == history["f1"] and f1["raw_id"]
+
+    deployed = deployments(warehouse)
+    assert set(deployed) == {"git:checkout:tag:v1.0", "git:checkout:tag:v1.1"}
+    v1, v11 = deployed["git:checkout:tag:v1.0"], deployed["git:checkout:tag:v1.1"]
+    assert v1["deployed_at"] == at("2024-01-02T09:00:00+00:00")  # tagger date
+    assert v11["deployed_at"] == at("2024-01-07T10:00:00+00:00")  # commit's committer date
+    assert (v1["environment"], v1["status"], v1["sha"]) == ("production", "success", history["c1"])
+    assert v1["shipped"] == {history["c1"]}
+    assert v11["shipped"] == {history[n] for n in ("f1", "f2", "c2", "sq")}
+
+    with warehouse.connect() as connection:
+        repository = connection.execute(select(schema.repositories)).mappings().one()
+        raw = connection.execute(select(schema.raw_payloads)).mappings().all()
+        state = read_state(connection, "git", "history", "checkout")
+    assert repository["id"] == "git:checkout" and repository["branch"] == "main"
+    assert raw[0]["request_method"] == "GIT" and raw[0]["request_url"].startswith("file://")
+    assert history["m1"] in raw[0]["payload"]  # the merge is kept raw, with its parents
+    assert state.bookmark["head"] == history["c3"] and "pending" not in state.bookmark
+    assert state.last_error is None
+
+
+def test_new_commits_and_a_new_tag_are_read_incrementally(
+    warehouse: Engine, tmp_path: Path, history: dict[str, str]
+) -> None:
+    config = checkout_config(tmp_path)
+    sync(warehouse, config)
+    repo = Repo(tmp_path / "checkout", create=False)
+    c4 = repo.commit("c4", "2024-01-10T10:00:00+00:00")
+    only_commits = sync(warehouse, config).result("git")
+    assert only_commits.records == 1 and only_commits.new == 1
+    repo.tag("v1.2", "2024-01-11T10:00:00+00:00")
+    tagged = sync(warehouse, config).result("git")
+    assert tagged.records == 2  # c3 and c4: everything no stored tag contains
+    assert deployments(warehouse)["git:checkout:tag:v1.2"]["shipped"] == {history["c3"], c4}
+    assert len(changes(warehouse)) == 7
+
+
+@pytest.mark.parametrize("full", [False, True], ids=["incremental", "full"])
+def test_a_second_sync_adds_nothing(
+    warehouse: Engine, tmp_path: Path, history: dict[str, str], full: bool
+) -> None:
+    config = checkout_config(tmp_path)
+    sync(warehouse, config)
+    before = (changes(warehouse), deployments(warehouse))
+    again = sync(warehouse, config, full=full).result("git")
+    assert (again.new, again.updated) == (0, 0)
+    # incremental: nothing read at all; --full: everything read again, all unchanged
+    assert (again.records, again.unchanged) == ((7, 9) if full else (0, 0))
+    assert (changes(warehouse), deployments(warehouse)) == before
+
+
+def test_force_push_rereads_and_drops_what_is_no_longer_on_the_branch(
+    warehouse: Engine, tmp_path: Path, history: dict[str, str]
+) -> None:
+    config = checkout_config(tmp_path)
+    sync(warehouse, config)
+    repo = Repo(tmp_path / "checkout", create=False)
+    repo.git("reset", "-q", "--hard", history["m1"])
+    repo.git("tag", "-d", "v1.1")
+    c5 = repo.commit("c5", "2024-01-12T10:00:00+00:00")
+    result = sync(warehouse, config)
+    assert not result.failed
+    names = {sha: name for name, sha in history.items()} | {c5: "c5"}
+    assert {names[sha] for sha in changes(warehouse)} == {"c1", "f1", "f2", "c2", "c5"}
+    assert set(deployments(warehouse)) == {"git:checkout:tag:v1.0"}
+
+
+def test_monorepo_services_see_only_their_paths(warehouse: Engine, tmp_path: Path) -> None:
+    repo = Repo(tmp_path / "mono")
+    api1 = repo.commit("api one", "2024-02-01T10:00:00+00:00", path="services/api/a.py")
+    web1 = repo.commit("web one", "2024-02-01T11:00:00+00:00", path="services/web/w.py")
+    repo.tag("api-v1", "2024-02-01T12:00:00+00:00")
+    repo.tag("web-v1", "2024-02-01T12:00:00+00:00")
+    (repo.path / "services/api/b.py").write_text("b\n")
+    (repo.path / "services/web/b.py").write_text("b\n")
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "-m", "both", when="2024-02-02T10:00:00+00:00")
+    both = repo.head()
+    repo.git("checkout", "-q", "-b", "feature")
+    feature_api = repo.commit("api feature", "2024-02-03T10:00:00+00:00", path="services/api/f.py")
+    repo.git("checkout", "-q", "main")
+    docs = repo.commit("docs", "2024-02-03T11:00:00+00:00", path="README.md")
+    repo.git(
+        "merge",
+        "-q",
+        "--no-ff",
+        "-m",
+        "Merge api feature",
+        "feature",
+        when="2024-02-04T10:00:00+00:00",
+    )
+    repo.tag("api-v2", "2024-02-04T12:00:00+00:00")
+    config = make_config(
+        tmp_path,
+        [
+            {
+                "name": "api",
+                "git": {"path": "mono", "deploy_tags": "api-v*", "paths": ["services/api"]},
+            },
+            {
+                "name": "web",
+                "git": {"path": "mono", "deploy_tags": "web-v*", "paths": ["services/web/"]},
+            },
+        ],
+    )
+    assert not sync(warehouse, config).failed
+    assert set(changes(warehouse, "api")) == {api1, both, feature_api}
+    assert set(changes(warehouse, "web")) == {web1, both}
+    assert docs not in changes(warehouse)
+    deployed = deployments(warehouse)
+    assert deployed["git:api:tag:api-v1"]["shipped"] == {api1}
+    assert deployed["git:api:tag:api-v2"]["shipped"] == {both, feature_api}
+    assert deployed["git:web:tag:web-v1"]["shipped"] == {web1}
+    assert set(deployed) == {"git:api:tag:api-v1", "git:api:tag:api-v2", "git:web:tag:web-v1"}
+
+
+def test_an_author_clock_in_the_future_is_stored_as_it_is(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    repo = Repo(tmp_path / "checkout")
+    skewed = repo.commit(
+        "skewed clock", "2024-03-01T10:00:00+00:00", author_when="2031-06-01T08:00:00+09:00"
+    )
+    repo.tag("v1", "2024-03-01T11:00:00+00:00")
+    assert not sync(warehouse, checkout_config(tmp_path)).failed
+    assert changes(warehouse)[skewed]["committed_at"] == at("2031-06-01T08:00:00+09:00")
+    assert deployments(warehouse)["git:checkout:tag:v1"]["shipped"] == {skewed}
+
+
+def test_a_service_with_a_ci_cd_source_gets_no_tag_deployments(
+    warehouse: Engine, tmp_path: Path, history: dict[str, str]
+) -> None:
+    config = make_config(
+        tmp_path,
+        [
+            {
+                "name": "checkout",
+                "git": {"path": "checkout", "deploy_tags": "v*"},
+                "github": {"repo": "acme/checkout"},
+            }
+        ],
+    )
+    sync(warehouse, config)
+    assert len(changes(warehouse)) == 6
+    assert deployments(warehouse) == {}
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL: nothing of the sync gets to clean up."""
+
+
+def test_a_sync_killed_after_a_checkpoint_resumes_and_ends_with_the_same_rows(
+    warehouse: Engine, tmp_path: Path, history: dict[str, str]
+) -> None:
+    config = checkout_config(tmp_path)
+    checkpoints: list[Any] = []
+
+    def kill(stream: str, scope: str, bookmark: Any) -> None:
+        checkpoints.append(bookmark)
+        raise Killed
+
+    with pytest.raises(Killed):
+        sync(warehouse, config, checkpoint_every=3, on_checkpoint=kill)
+    assert checkpoints[0]["pending"]["done"] == 3 and checkpoints[0].get("head") is None
+    assert 0 < len(changes(warehouse)) < 6 and deployments(warehouse) == {}
+
+    resumed = sync(warehouse, config, checkpoint_every=3).result("git")
+    assert resumed.unchanged == 0  # the stored batch was not written again
+
+    uninterrupted = open_warehouse(f"sqlite:///{tmp_path / 'uninterrupted.db'}")
+    sync(uninterrupted, config)
+
+    def comparable(engine: Engine) -> Any:
+        rows = {
+            sha: {k: v for k, v in row.items() if k not in ("raw_id", "updated_at")}
+            for sha, row in changes(engine).items()
+        }
+        deployed = {
+            key: {k: v for k, v in row.items() if k not in ("raw_id", "updated_at")}
+            for key, row in deployments(engine).items()
+        }
+        return rows, deployed
+
+    assert comparable(warehouse) == comparable(uninterrupted)
+    uninterrupted.dispose()
+    with warehouse.connect() as connection:
+        assert "pending" not in read_state(connection, "git", "history", "checkout").bookmark
+
+
+def test_a_missing_repository_fails_that_service_only(
+    warehouse: Engine, tmp_path: Path, history: dict[str, str]
+) -> None:
+    (tmp_path / "not-a-repo").mkdir()
+    config = make_config(
+        tmp_path,
+        [
+            {"name": "ghost", "git": {"path": "not-a-repo"}},
+            {"name": "typo", "git": {"path": "checkout", "branch": "mian"}},
+            {"name": "checkout", "git": {"path": "checkout", "deploy_tags": "v*"}},
+        ],
+    )
+    result = sync(warehouse, config).result("git")
+    assert result.errors == [
+        f"git: ghost: {tmp_path / 'not-a-repo'} is not a git repository: check services[0].git.path",
+        f"git: typo: branch 'mian' not found in {tmp_path / 'checkout'}: check services[1].git.branch",
+    ]
+    assert len(changes(warehouse, "checkout")) == 6
+    with warehouse.connect() as connection:
+        assert read_state(connection, "git", "history", "ghost").last_error == result.errors[0]
+
+
+def test_poise_sync_command_prints_a_summary_and_exits_1_when_a_source_failed(
+    tmp_path: Path, history: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "empty").mkdir()
+    config = tmp_path / "poise.yaml"
+    config.write_text(
+        "teams: [{name: payments}]\n"
+        "services:\n"
+        "  - {name: checkout, team: payments, git: {path: checkout, deploy_tags: 'v*'}}\n",
+        encoding="utf-8",
+    )
+    database = f"sqlite:///{tmp_path / 'poise.db'}"
+    assert main(["sync", "--db", database, "--config", str(config)]) == 0
+    output = capsys.readouterr().out
+    row = next(line for line in output.splitlines() if " git " in line)
+    cells = [cell.strip() for cell in row.split("│")[2:5]]
+    assert cells == ["1", "7", "9"]  # scopes, commits read, new rows: 6 changes, 2 tags, 1 repo
+    config.write_text(
+        config.read_text() + "  - {name: ghost, team: payments, git: {path: empty}}\n",
+        encoding="utf-8",
+    )
+    assert main(["sync", "--db", database, "--config", str(config)]) == 1
+    captured = capsys.readouterr()
+    assert "poise: git: ghost:" in captured.err and "is not a git repository" in captured.err
