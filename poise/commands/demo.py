@@ -46,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_db_option(parser)
     parser.add_argument(
         "--seed",
+        metavar="N",
         type=_non_negative,
         default=DEFAULT_SEED,
         help=f"random seed (same seed and --until, same rows; default {DEFAULT_SEED})",
@@ -58,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--days",
+        metavar="N",
         type=_days,
         default=DEFAULT_DAYS,
         help=f"length of the history in days (default {DEFAULT_DAYS}; shorter builds faster)",
@@ -80,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     context = open_context(args, apply=False)
     existing = {table: rows for table, rows in row_counts(context.engine).items() if rows}
     if existing and not args.force:
-        held = ", ".join(f"{table}: {rows}" for table, rows in existing.items())
+        held = ", ".join(f"{table}: {rows}" for table, rows in list(existing.items())[:3])
+        held += ", …" if len(existing) > 3 else ""
         raise PoiseError(
             f"the warehouse at {redact(context.url)} is not empty ({held}); `poise demo` builds "
             "into an empty one: choose another --db, or add --force to replace earlier demo rows"
