@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,40 +226,83 @@ def detect_format(path: Path) -> str:
 def _csv_chunks(
     path: Path, kind: Kind, on_read: Callable[[int], None] | None
 ) -> Iterator[tuple[int, pd.DataFrame]]:
-    with path.open("rb") as raw:
-        stream = io.BufferedReader(_CountingReader(raw, on_read), buffer_size=1 << 20)
-        try:
+    try:
+        header, header_line = _csv_header(path)
+        _check_header(path, kind, header, line=header_line)
+        with path.open("rb") as raw:
+            stream = io.BufferedReader(_CountingReader(raw, on_read), buffer_size=1 << 20)
             reader = pd.read_csv(
                 stream,
                 dtype=str,
                 keep_default_na=False,
                 chunksize=CHUNK_ROWS,
                 encoding="utf-8-sig",
-                skipinitialspace=False,
+                index_col=False,  # a row with an extra field is an error, not an index column
             )
-            first = True
             position = 0
-            for chunk in reader:
-                if first:
-                    _check_header(path, kind, list(chunk.columns), line=1)
-                    first = False
+            while (chunk := _next_chunk(reader)) is not None:
+                chunk.columns = [name.strip() for name in header]
                 chunk.index = pd.RangeIndex(position, position + len(chunk))
                 position += len(chunk)
                 yield position - len(chunk), chunk
-            if first:
-                _check_header(path, kind, list(reader.orig_options.get("names") or []), line=1)
-        except pd.errors.EmptyDataError:
-            raise ImportFileError(f"{path}:1: empty file: expected a header row") from None
-        except pd.errors.ParserError as exc:
-            line = re.search(r"line (\d+)", str(exc))
-            where = f":{line.group(1)}" if line else ""
-            raise ImportFileError(f"{path}{where}: malformed CSV: {exc}") from None
-        except UnicodeDecodeError:
-            raise ImportFileError(f"{path}: not UTF-8 text") from None
+    except (pd.errors.ParserError, pd.errors.ParserWarning) as exc:
+        raise _malformed_csv(path, len(header), str(exc).strip()) from None
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
+
+
+def _csv_header(path: Path) -> tuple[list[str], int]:
+    """The header record and its line (blank lines before it are skipped, as pandas does)."""
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        for record in reader:
+            if record:
+                return record, reader.line_num
+    raise ImportFileError(f"{path}:1: empty file: expected a header row")
+
+
+def _next_chunk(reader: Any) -> pd.DataFrame | None:
+    with warnings.catch_warnings():
+        # pandas only warns when the first data row has more fields than the header.
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        return next(reader, None)
+
+
+def _malformed_csv(path: Path, width: int, detail: str) -> ImportFileError:
+    """Locate what pandas found malformed: its own line numbers count records, not lines."""
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
+        reader = csv.reader(handle, strict=True)
+        start = 1
+        try:
+            for record in reader:
+                if len(record) > width:
+                    return ImportFileError(
+                        f"{path}:{start}: malformed CSV: {len(record)} fields, "
+                        f"the header has {width}"
+                    )
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            return ImportFileError(f"{path}:{start}: malformed CSV: {exc}")
+    return ImportFileError(f"{path}: malformed CSV: {detail.splitlines()[-1]}")
+
+
+def _not_utf8(path: Path) -> ImportFileError:
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return ImportFileError(
+                    f"{path}:{number}: not UTF-8 text (byte {exc.start + 1} of the line)"
+                )
+    return ImportFileError(f"{path}: not UTF-8 text")
 
 
 def _check_header(path: Path, kind: Kind, header: list[str], *, line: int) -> None:
     header = [name.strip() for name in header]
+    repeated = [name for index, name in enumerate(header) if name in header[:index]]
+    if repeated:
+        raise ImportFileError(f"{path}:{line}: column {repeated[0]!r} appears twice")
     unknown = [name for name in header if name not in kind.allowed]
     if unknown:
         raise ImportFileError(
@@ -309,11 +352,13 @@ def _jsonl_chunks(
                 records, lines = [], []
     if records:
         yield position, _frame(records, kind, lines, position)
+    elif position == 0:  # as for a CSV file without even a header: likely a failed export
+        raise ImportFileError(f"{path}:1: empty file: expected one JSON object per line")
 
 
 def _frame(records: list[dict[str, str]], kind: Kind, lines: list[int], start: int) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(records, columns=[c.name for c in kind.columns])
-    frame = frame.fillna("")
+    frame = frame.astype(object).fillna("")  # a column absent from every line is all NaN
     frame.index = pd.RangeIndex(start, start + len(frame))
     frame.attrs["lines"] = lines
     return frame
@@ -401,6 +446,9 @@ class _Validator:
         return values.where(~empty, None)
 
     def _timestamps(self, column: Column, values: pd.Series, empty: pd.Series) -> pd.Series:
+        lower_z = values.str.endswith("z")
+        if lower_z.any():  # RFC 3339 allows it; pandas does not
+            values = values.where(~lower_z, values.str[:-1] + "Z")
         shaped = values.str.match(ISO_WITH_OFFSET.pattern)
         if (bad := _first(~shaped & ~empty)) is not None:
             try:
@@ -615,9 +663,12 @@ def _physical_line(path: Path, file_format: str, frame_lines: dict[int, int], po
     with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
         reader = csv.reader(handle)
         previous_end = 0
-        for index, _ in enumerate(reader):
-            if index == position + 1:
-                return previous_end + 1
+        index = -1  # the header; blank lines are no records (pandas skips them too)
+        for record in reader:
+            if record:
+                if index == position:
+                    return previous_end + 1
+                index += 1
             previous_end = reader.line_num
     return position + 2
 
