@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from collectors.base import Source
 from collectors.git import GitSource
+from collectors.prometheus import PrometheusSource
 
 SOURCES: dict[str, type[Source]] = {
     "git": GitSource,
+    "prometheus": PrometheusSource,
 }
 
 __all__ = ["SOURCES", "Source"]

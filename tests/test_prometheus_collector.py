@@ -34,9 +34,10 @@ from collectors.prometheus import (
 )
 from collectors.runner import run_sync
 from poise.catalog import apply_config
+from poise.cli import main
 from poise.config import PoiseConfig, SloConfig, parse_config
 from poise.timeutil import from_epoch_seconds
-from poise.warehouse import schema
+from poise.warehouse import open_warehouse, schema
 from poise.warehouse.sync_state import read_state
 
 TOKEN = "prom-T0ken-never-stored-9f2c"
@@ -261,6 +262,38 @@ def test_poise_sync_stores_buckets_and_the_next_sync_only_refetches_from_the_las
     assert (again.new, again.updated, again.unchanged) == (2 * 10, 0, 2 * 1)
     assert stored(warehouse, "checkout-ok") == expected(history, history.good)
     assert stored(warehouse, "search-requests") == expected(history, history.good)
+
+
+def test_poise_sync_command_collects_prometheus_slis(
+    prometheus: PrometheusServer,
+    history: CounterHistory,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`poise sync --source prometheus` end to end, on the real clock."""
+    config = tmp_path / "poise.yaml"
+    config.write_text(
+        "teams: [{name: shop}]\n"
+        "services: [{name: checkout, team: shop}]\n"
+        f"sources: {{prometheus: {{base_url: '{prometheus.base_url}', "
+        f"since: '{from_epoch_seconds(history.start).isoformat()}'}}}}\n"
+        "slos:\n"
+        "  - {name: checkout-ok, service: checkout, target: 0.99, counter: true,\n"
+        f"     good: '{GOOD}', total: poise_requests_total}}\n",
+        encoding="utf-8",
+    )
+    url = f"sqlite:///{tmp_path / 'poise.db'}"
+    assert main(["sync", "--config", str(config), "--db", url, "--source", "prometheus"]) == 0
+    assert "prometheus" in capsys.readouterr().out
+    engine = open_warehouse(url)
+    try:
+        found = stored(engine, "checkout-ok")
+    finally:
+        engine.dispose()
+    # The history ends where the current hour starts: Prometheus's 5-minute look-back
+    # repeats the last values into it, which is no increase (0 of 0), not a gap.
+    assert found.pop(history.end, (0.0, 0.0)) == (0.0, 0.0)
+    assert found == expected(history, history.good)
 
 
 # -- replayed answers ---------------------------------------------------------------------

@@ -78,7 +78,8 @@ def print_summary(summary: SyncSummary) -> None:
     if not summary.results:
         err.print(
             "poise: nothing to sync: no service in the config names a source "
-            "(git, github, gitlab, jenkins, pagerduty, opsgenie)",
+            "(git, github, gitlab, jenkins, pagerduty, opsgenie) and no SLO has Prometheus "
+            "queries",
             markup=False,
         )
         return
