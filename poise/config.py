@@ -80,11 +80,16 @@ class JenkinsLocation(Strict):
 
 
 class PagerDutyLocation(Strict):
-    service_id: str
+    service_id: str = Field(description="The PagerDuty service id (e.g. PWJAGSD).")
 
 
 class OpsgenieLocation(Strict):
-    service_id: str
+    service_id: str = Field(description="The Opsgenie service whose incidents are this service's.")
+    alert_query: str | None = Field(
+        None,
+        description="Opsgenie alert search query selecting this service's alerts (its pages), "
+        "e.g. 'teams:payments AND tag:checkout'; without it no alerts are collected.",
+    )
 
 
 class ServiceConfig(Strict):

@@ -7,7 +7,8 @@ datetime that leaves this module is aware and in UTC.
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo
 
 # ISO 8601 as the import contract states it: a date, a time, and an offset or Z.
 ISO_WITH_OFFSET = re.compile(
@@ -69,6 +70,16 @@ def isoformat_z(value: datetime) -> str:
     if value.microsecond:
         text += f".{value.microsecond:06d}".rstrip("0")
     return text + "Z"
+
+
+def is_after_hours(moment: datetime, zone: str | tzinfo, start_hour: int, end_hour: int) -> bool:
+    """Whether `moment` falls outside business hours: weekdays, `[start_hour, end_hour)` local time.
+
+    Local time is `zone`'s at that instant (an IANA name such as `Europe/Berlin`), so a page
+    at 07:30 UTC is after hours in Berlin in winter (08:30) and in hours in summer (09:30).
+    """
+    local = ensure_utc(moment).astimezone(ZoneInfo(zone) if isinstance(zone, str) else zone)
+    return local.weekday() >= 5 or not start_hour <= local.hour < end_hour
 
 
 def start_of_day(day: date) -> datetime:

@@ -80,3 +80,30 @@ def deployment_status(status: RunStatus) -> str | None:
     if status is RunStatus.SUCCESS:
         return RunStatus.SUCCESS.value
     return RunStatus.FAILURE.value
+
+
+class IncidentStatus(StrEnum):
+    """Where an incident stands; only `resolved` ones have a `resolved_at`."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+_INCIDENT_WORDS: dict[str, IncidentStatus] = {
+    # PagerDuty
+    "triggered": IncidentStatus.OPEN,
+    "acknowledged": IncidentStatus.ACKNOWLEDGED,
+    "resolved": IncidentStatus.RESOLVED,
+    # Opsgenie (an incident is closed after it is resolved)
+    "open": IncidentStatus.OPEN,
+    "closed": IncidentStatus.RESOLVED,
+}
+
+
+def incident_status(word: str) -> IncidentStatus:
+    """Map an incident tool's status word to the one enum; unknown words are an error."""
+    try:
+        return _INCIDENT_WORDS[word.strip().lower()]
+    except KeyError:
+        raise ValueError(f"unknown incident status {word!r}") from None
