@@ -293,11 +293,28 @@ def _cross_check(config: PoiseConfig) -> None:
                 f"{origin}: slos[{index}].calendar_unit: required for a calendar window"
             )
     _no_duplicates(slo_names, "slos", origin)
+    _one_service_per_incident_source_id(config)
     for index, service in enumerate(config.services):
         if service.git and not config.resolve_path(service.git.path).exists():
             raise ConfigError(
                 f"{origin}: services[{index}].git.path: no such folder {service.git.path!r}"
             )
+
+
+def _one_service_per_incident_source_id(config: PoiseConfig) -> None:
+    # An incident at PagerDuty or Opsgenie belongs to one service, so one id maps to one service.
+    for block in ("pagerduty", "opsgenie"):
+        claimed: dict[str, str] = {}
+        for index, service in enumerate(config.services):
+            location = getattr(service, block)
+            if location is None:
+                continue
+            if location.service_id in claimed:
+                raise ConfigError(
+                    f"{config.origin}: services[{index}].{block}.service_id: "
+                    f"{location.service_id!r} is already service {claimed[location.service_id]!r}'s"
+                )
+            claimed[location.service_id] = service.name
 
 
 def _no_duplicates(names: list[str], section: str, origin: str) -> None:
