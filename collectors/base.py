@@ -22,8 +22,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import repeat
 from typing import Any, ClassVar
 
 from sqlalchemy import Connection, Engine
@@ -88,6 +90,12 @@ class Stream:
       value stored becomes the bookmark. `since_param` sends it back to the API as a
       server-side filter; with `newest_first` paging stops at the first older record.
     - `conditional`: send the stored ETag on the first page; a 304 means nothing changed.
+    - `details(http, record, scope)`: completes a record with what its list item lacks (a
+      pull request's first commit, a deployment's statuses), for the records newer than
+      the bookmark, `detail_workers` requests at a time; returns the completed record.
+    - `settled(record)`: False for a record that may still change (a running build): it
+      holds the bookmark's cursor at its value, so the next sync lists it again. Decide
+      there, too, when to stop waiting (a deployment left "pending" for weeks).
     """
 
     name: str
@@ -103,6 +111,9 @@ class Stream:
     newest_first: bool = False
     conditional: bool = False
     paginator: Paginator = field(default_factory=LinkPaginator)
+    details: Callable[[HttpClient, dict[str, Any], Scope], dict[str, Any]] | None = None
+    detail_workers: int = 4
+    settled: Callable[[dict[str, Any]], bool] | None = None
 
     def first_request(self, scope: Scope, cursor: Any) -> PageRequest:
         params = dict(self.params)
@@ -424,23 +435,28 @@ def merge_rows(target: Rows, more: Rows) -> Rows:
     return target
 
 
-def run_http_stream(ctx: SyncContext, stream: Stream, scope: Scope) -> None:
+def run_http_stream(ctx: SyncContext, stream: Stream, scope: Scope, *, start: Any = None) -> None:
     """Page through one declared stream for one scope, storing each page as it arrives.
 
     Bookmark rules: an oldest-first stream advances its cursor at every checkpoint. A
     newest-first stream only moves its cursor once the last page is stored; until then
-    a checkpoint remembers the next page to fetch, so a killed sync resumes there.
+    a checkpoint remembers the next page to fetch, so a killed sync resumes there. A
+    record that is not `settled` holds the cursor at its value (and drops the ETag), so
+    the next sync lists it again. `start` is the cursor when there is no bookmark yet
+    (`sources.<name>.since`): older records are not collected.
     """
     if ctx.http is None:
         raise RuntimeError(f"{ctx.source}: stream {stream.name} needs an HTTP client")
     state = ctx.bookmark(stream.name, scope.key) or {}
     cursor = state.get("cursor")
+    if cursor is None and start is not None:
+        cursor = cursor_value(start)
     etag = state.get("etag") if stream.conditional else None
-    highest = cursor
+    highest, held = cursor, None
     pending = state.get("pending")
     if pending:
         request = PageRequest(**pending["request"])
-        highest = pending.get("cursor", cursor)
+        highest, held = pending.get("cursor", cursor), pending.get("held")
         etag = pending.get("etag")
     else:
         request = stream.first_request(scope, cursor)
@@ -460,18 +476,24 @@ def run_http_stream(ctx: SyncContext, stream: Stream, scope: Scope) -> None:
             etag = response.etag
         first = False
         records = stream.records_of(response.json(), response)
-        rows: Rows = {}
-        stop = False
+        fresh, values, stop = [], [], False
         for record in records:
             value = cursor_value(record.get(stream.cursor_field)) if stream.cursor_field else None
+            if stream.newest_first and None not in (value, cursor) and value < cursor:
+                stop = True
+                continue
+            fresh.append(record)
+            values.append(value)
+        rows: Rows = {}
+        for value, record in zip(values, _complete(ctx, stream, scope, fresh), strict=True):
             if value is not None:
-                if stream.newest_first and cursor is not None and value < cursor:
-                    stop = True
-                    continue
                 highest = value if highest is None or value > highest else highest
+                if stream.settled is not None and not stream.settled(record):
+                    held = value if held is None or value < held else held
             merge_rows(rows, stream.convert(record, scope))
         following = None if stop else stream.paginator.next_request(response, request, records)
-        bookmark: dict[str, Any] = {"cursor": highest, "etag": etag}
+        reached = highest if None in (held, highest) else min(highest, held)
+        bookmark: dict[str, Any] = {"cursor": reached, "etag": etag if held is None else None}
         if following is not None and stream.newest_first:
             bookmark = {
                 "cursor": cursor,
@@ -484,6 +506,7 @@ def run_http_stream(ctx: SyncContext, stream: Stream, scope: Scope) -> None:
                         "json_body": following.json_body,
                     },
                     "cursor": highest,
+                    "held": held,
                     "etag": etag,
                 },
             }
@@ -499,3 +522,13 @@ def run_http_stream(ctx: SyncContext, stream: Stream, scope: Scope) -> None:
             final=following is None,
         )
         request = following
+
+
+def _complete(
+    ctx: SyncContext, stream: Stream, scope: Scope, records: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The records with their details fetched, `detail_workers` requests at a time."""
+    if stream.details is None or not records:
+        return records
+    with ThreadPoolExecutor(min(stream.detail_workers, len(records))) as pool:
+        return list(pool.map(stream.details, repeat(ctx.http), records, repeat(scope)))
