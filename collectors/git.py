@@ -31,8 +31,8 @@ import os
 import queue
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,14 +43,17 @@ from sqlalchemy import Connection, bindparam, delete, func, select
 from collectors.base import RawRequest, Scope, Source, SyncContext
 from collectors.http import SourceError
 from poise.config import GitLocation
-from poise.timeutil import utcnow
+from poise.timeutil import to_sqlite_text, utcnow
 from poise.warehouse import schema
 from poise.warehouse.upsert import UpsertCounts, execute_plan, plan_upsert
 
 STREAM = "history"
-# %at is the author time as epoch seconds (what is stored); %aI/%cI keep the offsets in
-# the raw payload. Records are "\x1e<fields \x1f-separated>\0" (-z).
-LOG_FORMAT = "%x1e%H%x1f%P%x1f%an%x1f%ae%x1f%at%x1f%aI%x1f%cn%x1f%ce%x1f%cI%x1f%s"
+# Records are "\x1e<fields \x1f-separated>\0" (-z). %ad is the author time, formatted by
+# git itself in UTC exactly as the warehouse stores it (TZ=UTC below); %aI/%cI keep the
+# offsets in the raw payload.
+LOG_FORMAT = "%x1e%H%x1f%P%x1f%an%x1f%ae%x1f%ad%x1f%aI%x1f%cn%x1f%ce%x1f%cI%x1f%s"
+LOG_FIELDS = 10
+UTC_DATE = "--date=format-local:%Y-%m-%dT%H:%M:%S.000000Z"
 TAG_FORMAT = (
     "%(refname:lstrip=2)%00%(objecttype)%00%(objectname)%00%(*objectname)%00"
     "%(taggerdate:unix)%00%(committerdate:unix)%00%(*committerdate:unix)"
@@ -77,8 +80,14 @@ def git_command(repo: Path, *args: str) -> list[str]:
 
 
 def log_command(repo: Path, revisions: Sequence[str]) -> list[str]:
-    """The one history pass: the same command the benchmark times bare."""
-    return git_command(repo, "log", "-z", "--no-color", f"--format={LOG_FORMAT}", *revisions, "--")
+    """The one history pass: the same command the benchmark times bare (run it with LOG_ENV)."""
+    return git_command(
+        repo, "log", "-z", "--no-color", UTC_DATE, f"--format={LOG_FORMAT}", *revisions, "--"
+    )
+
+
+def log_environment() -> dict[str, str]:
+    return {**os.environ, "TZ": "UTC"}
 
 
 @dataclass(frozen=True)
@@ -253,6 +262,7 @@ class GitSync:
         every = self.ctx.checkpoint_every
 
         def flush() -> None:
+            nonlocal batch, batch_changes
             if not batch:
                 return
             done = history.records
@@ -263,23 +273,42 @@ class GitSync:
                     "pending": {"head": head, "revisions": revisions, "done": done},
                 }
                 writer.write(batch, batch_changes, revisions, bookmark)
-            batch.clear()
-            batch_changes.clear()
+            batch, batch_changes = [], []
 
-        for record in stream_records(command, self.fail):
-            fields = record.split("\x1f", 9)
-            if len(fields) != 10:
-                raise self.fail(f"unexpected git log output in {self.repo}: {record[:80]!r}")
-            sha, parents = fields[0][1:], fields[1]
-            history.parents[sha] = parents
-            history.records += 1
-            if " " not in parents and (paths_filter is None or sha in paths_filter):
-                history.changes.add(sha)
-                batch_changes.append((sha, fields[4], fields[9], f"{fields[2]} <{fields[3]}>"))
-            batch.append(record)
-            if len(batch) >= every:
-                flush()
+        for text in stream_records(command, self.fail):
+            records = text.split("\0")
+            flat = text[1:].replace("\0\x1e", "\x1f").split("\x1f")
+            if len(flat) != LOG_FIELDS * len(records):
+                raise self.fail(f"unexpected git log output in {self.repo}: {text[:80]!r}")
+            shas, parents = flat[0::LOG_FIELDS], flat[1::LOG_FIELDS]
+            history.parents.update(zip(shas, parents, strict=True))
+            found = [
+                (sha, date, subject, f"{name} <{email}>")
+                for sha, parent, name, email, date, subject in zip(
+                    shas,
+                    parents,
+                    flat[2::LOG_FIELDS],
+                    flat[3::LOG_FIELDS],
+                    flat[4::LOG_FIELDS],
+                    flat[9::LOG_FIELDS],
+                    strict=True,
+                )
+                if " " not in parent and (paths_filter is None or sha in paths_filter)
+            ]
+            history.changes.update(change[0] for change in found)
+            # Cut into batches of `every` records, each with the changes among them.
+            start = 0
+            for position, record in enumerate(records):
+                batch.append(record)
+                history.records += 1
+                sha = shas[position]
+                while start < len(found) and found[start][0] == sha:
+                    batch_changes.append(found[start])
+                    start += 1
+                if len(batch) >= every:
+                    flush()
         flush()
+        writer.close()
         return history
 
     def start_path_pass(self, revisions: list[str]) -> Callable[[], set[str]] | None:
@@ -462,9 +491,11 @@ def write_links(
 class ChangeWriter:
     """Writes batches of commits: raw payload + change rows + checkpoint, one transaction each.
 
-    It sends positional rows straight to the driver (no per-value conversion) and counts
-    new rows by counting the service's git changes before and after, which is far cheaper
-    than looking every key up.
+    Batches are written by one background thread, one at a time and in order, so the
+    warehouse works while the next batch is parsed (SQLite releases the GIL while it
+    writes); an error or a kill in a write surfaces at the next `write` or at `close`.
+    Rows go positionally straight to the driver, and new rows are counted by counting
+    the service's changes before and after, far cheaper than looking every key up.
     """
 
     def __init__(self, ctx: SyncContext, service: str, repo: Path) -> None:
@@ -475,12 +506,8 @@ class ChangeWriter:
         self._plan: Any = None
         self._sqlite = ctx.engine.dialect.name == "sqlite"
         self._now: Any = None
-
-    def timestamp(self, epoch: str) -> Any:
-        seconds = int(epoch)
-        if self._sqlite:
-            return time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(seconds))
-        return datetime.fromtimestamp(seconds, tz=UTC)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="poise-git-writer")
+        self._pending: Future[None] | None = None
 
     def write(
         self,
@@ -489,25 +516,45 @@ class ChangeWriter:
         revisions: list[str],
         bookmark: dict[str, Any],
     ) -> None:
-        ctx, service, prefix = self.ctx, self.service, self.prefix
-        raw = RawRequest("GIT", self.repo.as_uri(), ["log", f"--format={LOG_FORMAT}", *revisions])
+        self.wait()
+        self._pending = self._pool.submit(self._write, records, changes, revisions, bookmark)
+
+    def wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def _write(
+        self,
+        records: list[str],
+        changes: list[tuple[str, str, str, str]],
+        revisions: list[str],
+        bookmark: dict[str, Any],
+    ) -> None:
+        service, prefix = self.service, self.prefix
+        raw = RawRequest(
+            "GIT", self.repo.as_uri(), ["log", UTC_DATE, f"--format={LOG_FORMAT}", *revisions]
+        )
 
         def rows(connection: Connection, raw_id: Any) -> UpsertCounts:
             if self._plan is None:
                 self._plan = plan_upsert(connection.dialect, schema.changes, CHANGE_COLUMNS)
                 now = utcnow()
-                self._now = (
-                    time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(now.timestamp()))
-                    + f"{now.microsecond:06d}Z"
-                    if self._sqlite
-                    else now
-                )
+                self._now = to_sqlite_text(now) if self._sqlite else now
+            # git wrote the time as the SQLite column stores it; PostgreSQL gets a datetime
+            stamp = (lambda text: text) if self._sqlite else datetime.fromisoformat
             params = sorted(
                 (
                     prefix + sha,
                     service,
                     sha,
-                    self.timestamp(epoch),
+                    stamp(date),
                     title,
                     author,
                     "git",
@@ -515,7 +562,7 @@ class ChangeWriter:
                     raw_id,
                     self._now,
                 )
-                for sha, epoch, title, author in changes
+                for sha, date, title, author in changes
             )
             if not params:
                 return UpsertCounts()
@@ -530,11 +577,11 @@ class ChangeWriter:
             updated = max(written - new, 0)
             return UpsertCounts(new=new, updated=updated, unchanged=len(params) - new - updated)
 
-        ctx.store_page(
+        self.ctx.store_page(
             STREAM,
             service,
             request=raw,
-            payload="".join(records),
+            payload="\0".join(records),
             write=rows,
             records=len(records),
             bookmark=bookmark,
@@ -542,13 +589,15 @@ class ChangeWriter:
 
 
 def stream_records(command: list[str], fail: Callable[[str], SourceError]) -> Iterator[str]:
-    """Run `command` and yield its NUL-terminated records as they arrive.
+    """Run `command` and yield its complete NUL-separated records, a chunk at a time.
 
     A reader thread drains git's output so git never waits on us while a batch is being
     written: git and the warehouse work at the same time on two cores.
     """
     try:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=log_environment()
+        )
     except FileNotFoundError:
         raise fail("the git command is not installed (install git)") from None
     assert process.stdout is not None and process.stderr is not None
@@ -581,7 +630,7 @@ def stream_records(command: list[str], fail: Callable[[str], SourceError]) -> It
             if cut < 0:
                 continue
             complete, pending = pending[:cut], pending[cut + 1 :]
-            yield from complete.decode("utf-8", errors="replace").split("\0")
+            yield complete.decode("utf-8", errors="replace")
     finally:
         if process.poll() is None and reader.is_alive():
             process.kill()
