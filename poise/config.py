@@ -62,11 +62,25 @@ class GitHubLocation(Strict):
     )
     deploy_job: str | None = Field(None, description="Job name within it that deploys.")
     environment_map: dict[str, str] = Field(
-        default_factory=dict, description="GitHub environment name -> Poise environment."
+        default_factory=dict,
+        description="GitHub environment name (or deploy workflow/job name) -> Poise environment.",
     )
-    use_deployments_api: bool = Field(True, description="Collect GitHub Deployments.")
+    use_deployments_api: bool | None = Field(
+        None,
+        description="Collect GitHub Deployments (default: yes, unless deploy_workflow or "
+        "use_releases already gives the deployments).",
+    )
     use_releases: bool = Field(False, description="Treat published releases as deployments.")
     incident_label: str | None = Field(None, description="Issues with this label are incidents.")
+    review_times: bool = Field(
+        True, description="Read merged pull requests' reviews (first_review_at): one request each."
+    )
+
+    @property
+    def deployments_api(self) -> bool:
+        if self.use_deployments_api is not None:
+            return self.use_deployments_api
+        return not self.deploy_workflow and not self.use_releases
 
 
 class GitLabLocation(Strict):
