@@ -301,9 +301,11 @@ def test_burning_team_exhausts_its_budget_for_weeks_but_not_always(full_demo: En
 
 
 def test_elite_and_stable_teams_keep_their_budgets(full_demo: Engine) -> None:
+    """Mostly: a rare SEV1 may spend a 99.9 % budget for a few days."""
     for team in (ELITE, STABLE):
         remaining = daily_budget_remaining(full_demo, team)
-        assert (remaining > 0).all().all(), team
+        assert ((remaining <= 0).mean() < 0.05).all(), team
+        assert (remaining.median() > 0.5).all(), team
 
 
 def test_struggling_team_breaches_often(full_demo: Engine) -> None:
