@@ -71,7 +71,7 @@ def render_svg(chart: Chart) -> str:
         axes = figure.subplots()
         formatter = FuncFormatter(lambda value, _pos: tick_text(value, chart.y_fmt))
         if chart.kind is ChartKind.HBAR:
-            _draw_dots(axes, chart)
+            _draw_hbars(axes, chart)
             axes.xaxis.set_major_formatter(formatter)
             axes.set_xlabel(chart.y_title)
         else:
@@ -92,10 +92,24 @@ def _draw_xy(axes: Axes, chart: Chart) -> None:
             band.start - 0.5, band.end + 0.5, color=BAND, alpha=0.2, lw=0, label=band.label
         )
     count = len(chart.series)
+    bottom = [0.0] * len(positions)
     for index, series in enumerate(chart.series):
         values = [math.nan if v is None else v for v in series.values]
         colour = PALETTE[index % len(PALETTE)]
-        if chart.kind is ChartKind.BAR:
+        if chart.kind is ChartKind.STACKED:
+            heights = [0.0 if math.isnan(v) else v for v in values]
+            axes.bar(
+                positions,
+                heights,
+                width=0.75,
+                bottom=bottom,
+                color=colour,
+                label=series.name,
+                edgecolor="white",
+                linewidth=0.3,
+            )
+            bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+        elif chart.kind is ChartKind.BAR:
             width = 0.8 / count
             offsets = [p - 0.4 + width * (index + 0.5) for p in positions]
             axes.bar(offsets, values, width=width, color=colour, label=series.name)
@@ -110,7 +124,7 @@ def _draw_xy(axes: Axes, chart: Chart) -> None:
                 markersize=3.5,
                 label=series.name,
             )
-    step = max(1, math.ceil(len(positions) / 14))
+    step = max(1, math.ceil(len(positions) / 8))
     axes.set_xticks(positions[::step], chart.x_labels[::step])
     axes.grid(axis="x", visible=False)
     axes.set_ylim(bottom=0)
@@ -118,52 +132,34 @@ def _draw_xy(axes: Axes, chart: Chart) -> None:
         axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
 
 
-def _draw_dots(axes: Axes, chart: Chart) -> None:
-    """Attainment dots against target ticks on a zoomed axis (a bar from 0 would hide 99.9 %).
+def _draw_hbars(axes: Axes, chart: Chart) -> None:
+    """One bar per category from 0; a negative value (an overspent budget) goes left, in a
+    different colour, and each label says the value in words as well.
 
-    Each row's label carries the figure and the verdict in words, so colour is never the
-    only way to tell a met target from a missed one.
-    """
+    (No hatching: SVG patterns cost WeasyPrint seconds per chart.)"""
     values = chart.series[0].values
-    targets = chart.targets or tuple(None for _ in values)
+    notes = chart.notes or tuple("" for _ in values)
     positions = list(range(len(values)))[::-1]
     labels = []
-    for position, label, value, target in zip(
-        positions, chart.x_labels, values, targets, strict=True
-    ):
+    for position, label, value, note in zip(positions, chart.x_labels, values, notes, strict=True):
+        extra = f" ({note})" if note else ""
         if value is None:
-            labels.append(f"{label}: no data")
+            labels.append(f"{label}: no data{extra}")
             continue
-        met = target is None or value >= target
-        verdict = "" if target is None else (" (met)" if met else " (missed)")
-        labels.append(f"{label}: {display(value, chart.y_fmt)}{verdict}")
-        colour = MET if met else MISSED
-        axes.plot(
-            [value],
-            [position],
-            marker="o" if met else "X",
-            markersize=6,
-            color=colour,
-            linestyle="none",
+        labels.append(f"{label}: {display(value, chart.y_fmt)}{extra}")
+        negative = value < 0
+        axes.barh(
+            position,
+            value,
+            height=0.6,
+            color=MISSED if negative else MET,
+            edgecolor="white",
+            linewidth=0,
         )
-        if target is not None:
-            axes.plot(
-                [target],
-                [position],
-                marker="|",
-                markersize=12,
-                color=TARGET,
-                linestyle="none",
-                markeredgewidth=1.6,
-            )
-    present = [v for v in (*values, *targets) if v is not None]
+    axes.axvline(0, color=TARGET, linewidth=0.8)
+    present = [v for v in values if v is not None]
     if present:
-        low, high = min(present), max(present)
-        span = max(high - low, 0.0005)
-        upper = high + span * 0.15
-        if chart.y_fmt in (Fmt.PERCENT1, Fmt.PERCENT3):
-            upper = min(upper, 1.0 + span * 0.04)  # no attainment above 100 %
-        axes.set_xlim(low - span * 0.15, upper)
+        axes.set_xlim(min(0.0, min(present)) * 1.08 - 0.02, max(1.0, max(present)) * 1.02)
     axes.set_yticks(positions, labels)
     axes.set_ylim(-0.7, len(positions) - 0.3)
     axes.grid(axis="y", visible=False)

@@ -51,7 +51,8 @@ caption { text-align: left; font-weight: bold; font-size: 9.5pt; padding: .3em 0
 th, td { padding: .25em .45em; border-bottom: 1px solid var(--rule); text-align: left;
          vertical-align: top; }
 th { background: var(--band); font-weight: bold; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { white-space: nowrap; }
 td.no-data { color: var(--muted); font-style: italic; }
 td.tier span, td.status span { display: inline-block; padding: 0 .45em; border-radius: .6em;
          font-weight: bold; font-size: 8pt; white-space: nowrap; }
@@ -205,9 +206,9 @@ def _raw(value: Value) -> str:
     return str(value)
 
 
-def _cell(value: Value, fmt: Fmt) -> str:
+def _cell(value: Value, fmt: Fmt, *, compact: bool = False) -> str:
     text = escape(display(value, fmt))
-    classes = css_class(value, fmt)
+    classes = css_class(value, fmt) or ("num" if compact else "")
     if fmt in (Fmt.TIER, Fmt.STATUS) and value is not None:
         text = f"<span>{text}</span>"
     attributes = f' class="{classes}"' if classes else ""
@@ -226,13 +227,15 @@ def _table(table: Table) -> str:
             f'<p class="empty">{escape(table.empty_text)}</p>{note}</div>'
         )
     head = "".join(
-        f'<th class="{"num" if column.fmt in NUMERIC else ""}">{escape(column.title)}</th>'
+        f'<th class="{"num" if column.fmt in NUMERIC or column.compact else ""}">'
+        f"{escape(column.title)}</th>"
         for column in table.columns
     )
     body = "".join(
         "<tr>"
         + "".join(
-            _cell(*unwrap(entry, column)) for entry, column in zip(row, table.columns, strict=True)
+            _cell(*unwrap(entry, column), compact=column.compact)
+            for entry, column in zip(row, table.columns, strict=True)
         )
         + "</tr>"
         for row in table.rows

@@ -43,6 +43,7 @@ class Column:
     key: str
     title: str
     fmt: Fmt = Fmt.TEXT
+    compact: bool = False  # short text kept on one line and right-aligned (+1.5 pts)
 
 
 @dataclass(frozen=True)
@@ -99,14 +100,15 @@ class Band:
 class ChartKind(StrEnum):
     LINE = "line"
     BAR = "bar"
-    HBAR = "hbar"  # one bar per category, with an optional target tick per bar
+    STACKED = "stacked"  # bars stacked per x value, one layer per series
+    HBAR = "hbar"  # one horizontal bar per category, negative values to the left of 0
 
 
 @dataclass(frozen=True)
 class Chart:
     """A static chart: labelled x values, one or more series, the y axis's format and unit.
 
-    `targets` (HBAR only) draws a tick per bar, e.g. an SLO's target beside its attainment.
+    `notes` (HBAR only) adds words to each bar's label, e.g. an SLO's attainment and target.
     The same data is offered as a table in formats that cannot draw (Markdown) and as a
     sheet in the workbook, so a chart never hides its numbers.
     """
@@ -119,7 +121,7 @@ class Chart:
     y_fmt: Fmt
     sheet: str
     caption: str = ""
-    targets: tuple[float | None, ...] = ()
+    notes: tuple[str, ...] = ()
     bands: tuple[Band, ...] = ()
     x_title: str = ""
 
@@ -132,13 +134,13 @@ class Chart:
     def as_table(self) -> Table:
         columns = [Column("x", self.x_title or "", Fmt.TEXT)]
         columns += [Column(f"s{index}", s.name, self.y_fmt) for index, s in enumerate(self.series)]
-        if self.targets:
-            columns.append(Column("target", "Target", self.y_fmt))
+        if self.notes:
+            columns.append(Column("note", "Note"))
         rows = []
         for index, label in enumerate(self.x_labels):
             row: list[Entry] = [label, *(s.values[index] for s in self.series)]
-            if self.targets:
-                row.append(self.targets[index])
+            if self.notes:
+                row.append(self.notes[index])
             rows.append(tuple(row))
         return Table(self.title, tuple(columns), tuple(rows), self.sheet, self.caption)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import math
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 from openpyxl import Workbook
@@ -117,21 +117,38 @@ def _write_frame(sheet: Worksheet, frame: pd.DataFrame) -> None:
     for record in frame.itertuples(index=False, name=None):
         cells: list[object] = []
         for position, value in enumerate(record):
-            if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
-                cells.append(None)
-            elif position in datetime_columns or isinstance(value, datetime):
-                stamp = pd.Timestamp(value)
-                stamp = stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
-                cells.append(
-                    _cell(sheet, stamp.to_pydatetime(), number_format="yyyy-mm-dd hh:mm:ss")
-                )
-            elif isinstance(value, date):
-                cells.append(_cell(sheet, value, number_format="yyyy-mm-dd"))
-            elif hasattr(value, "item"):  # numpy scalars
-                cells.append(value.item())
+            if position in datetime_columns or isinstance(value, datetime):
+                cells.append(_datetime_cell(sheet, value))
             else:
-                cells.append(value)
+                cells.append(_plain_value(sheet, value))
         sheet.append(cells)
+
+
+def _datetime_cell(sheet: Worksheet, value: object) -> object:
+    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        return None
+    stamp = pd.Timestamp(value)  # type: ignore[arg-type]
+    stamp = stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
+    return _cell(sheet, stamp.to_pydatetime(), number_format="yyyy-mm-dd hh:mm:ss")
+
+
+def _plain_value(sheet: Worksheet, value: object) -> object:
+    """A frame's value as Excel can hold it: lists joined, durations in hours, others as text."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, date):
+        return _cell(sheet, value, number_format="yyyy-mm-dd")
+    if isinstance(value, list | tuple | set | frozenset):
+        return "; ".join(str(item) for item in value)
+    if isinstance(value, pd.Timedelta | timedelta):
+        return pd.Timedelta(value).total_seconds() / 3600.0
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
 
 
 def _write_report_sheet(

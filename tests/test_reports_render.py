@@ -75,7 +75,7 @@ def sample_report() -> Report:
         "attainment",
         Fmt.PERCENT3,
         "SLO attainment",
-        targets=(0.999, 0.999),
+        notes=("target 99.900 %", "target 99.900 %"),
     )
     empty = Table(
         "Freezes", (Column("service", "Service"),), (), "Freezes", empty_text="No freezes."

@@ -1,0 +1,266 @@
+"""Build the quarterly report: ask the metrics engine for every figure, then compose sections.
+
+One load of the quarter (`metrics.scorecard.compute`) serves the scope's scorecard, every
+team's scorecard and the row-level frames behind them; the quarter before, the SLOs over the
+calendar quarter and the weekly trends are further calls to the engine. Nothing here
+computes a figure.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, select
+
+from metrics import Period, Scope, Settings, delivery
+from metrics.incidents import durations
+from metrics.scorecard import Basis, assemble, compute, scorecard
+from poise.errors import PoiseError
+from poise.timeutil import TimestampError, previous_period, quarter_of, utcnow
+from poise.warehouse import schema
+from reports.coverage import coverage_notes
+from reports.definitions import definitions
+from reports.model import Evidence, Report
+from reports.sections import (
+    Inputs,
+    appendix_section,
+    coverage_section,
+    incidents_section,
+    reliability_section,
+    summary_section,
+    teams_section,
+    trends_section,
+)
+
+
+def build_report(
+    engine: Engine,
+    quarter: str,
+    *,
+    team: str | None = None,
+    settings: Settings | None = None,
+    now: datetime | None = None,
+) -> Report:
+    settings = settings or Settings()
+    try:
+        period = Period.quarter(quarter)
+    except TimestampError as exc:
+        raise PoiseError(str(exc)) from None
+    label = quarter_of(period.start)
+    if team is not None:
+        _check_team(engine, team)
+    inputs = gather(engine, label, period, team, settings, now=now)
+    generated = now or utcnow()
+    scope_label = f"Team {team}" if team else "Whole organisation"
+    return Report(
+        title=f"Quarterly report {label}",
+        subtitle=scope_label,
+        period_label=_period_label(label, period),
+        generated_at=generated,
+        sections=[
+            summary_section(inputs),
+            teams_section(inputs),
+            trends_section(inputs),
+            reliability_section(inputs),
+            incidents_section(inputs),
+            coverage_section(inputs),
+            appendix_section(inputs),
+        ],
+        evidence=inputs.evidence,
+        facts=(
+            ("Scope", scope_label),
+            ("Teams", str(len(inputs.teams))),
+            ("Services", str(inputs.services)),
+            ("SLOs", str(len(inputs.current.get("slos", [])))),
+            ("Benchmark for tiers", f"State of DevOps {settings.benchmark_year}"),
+        ),
+    )
+
+
+def _period_label(label: str, period: Period) -> str:
+    last = period.end - timedelta(days=1)
+    return f"{label}: {period.start:%-d %B} – {last:%-d %B %Y} (UTC)"
+
+
+def _check_team(engine: Engine, team: str) -> None:
+    with engine.connect() as connection:
+        names = [row[0] for row in connection.execute(select(schema.teams.c.name))]
+    if team not in names:
+        close = difflib.get_close_matches(team, names, n=1)
+        hint = (
+            f" (did you mean {close[0]!r}?)"
+            if close
+            else f" (teams: {', '.join(sorted(names)) or 'none'})"
+        )
+        raise PoiseError(f"--team {team!r}: no such team in the warehouse{hint}")
+
+
+def gather(
+    engine: Engine,
+    label: str,
+    period: Period,
+    team: str | None,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+) -> Inputs:
+    """Every figure and frame the report shows, from the metrics engine."""
+    scope = Scope(team=team)
+    basis = compute(engine, period, scope, settings, now=now)
+    current = assemble(basis, settings)
+    team_names = sorted(basis.frames.teams["name"].tolist())
+    teams = (
+        {team: current}
+        if team is not None
+        else {name: assemble(basis.for_team(name), settings) for name in team_names}
+    )
+    before = Period(*previous_period(period.start, period.end))
+    previous_basis = compute(engine, before, scope, settings, now=now)
+    previous = assemble(previous_basis, settings)
+    previous_teams = (
+        {team: previous}
+        if team is not None
+        else {name: assemble(previous_basis.for_team(name), settings) for name in team_names}
+    )
+    quarter_settings = replace(settings, slo_window="quarter")
+    quarter_slos = scorecard(engine, period, scope, quarter_settings, now=now)["slos"]
+    incidents = _incident_rows(engine, basis)
+    return Inputs(
+        quarter=label,
+        scope_team=team,
+        current=current,
+        previous=previous,
+        teams=teams,
+        previous_teams=previous_teams,
+        quarter_slos=quarter_slos,
+        weekly=weekly_trends(basis, settings, by_team=team is None),
+        min_sample=settings.min_sample,
+        freezes=basis.reliability.freezes,
+        freeze_deployments=basis.freeze_deployments,
+        incidents=incidents,
+        coverage=coverage_notes(current),
+        definitions=definitions(settings),
+        evidence=_evidence(basis, incidents),
+        services=len(basis.frames.services),
+    )
+
+
+def _incident_rows(engine: Engine, basis: Basis) -> pd.DataFrame:
+    """The quarter's incidents with the engine's durations, attribution and postmortem link."""
+    incidents = basis.period_incidents
+    rows = incidents.join(durations(incidents))
+    links = basis.attributions[["incident_id", "deployment_id", "method"]]
+    rows = rows.merge(links, left_on="id", right_on="incident_id", how="left")
+    if "postmortem_url" not in rows.columns:
+        rows["postmortem_url"] = rows["id"].map(_postmortems(engine, rows["id"].tolist()))
+    return rows
+
+
+def _postmortems(engine: Engine, ids: list[str]) -> dict[str, str]:
+    """The postmortem links of these incidents (a column the engine's frames do not carry)."""
+    table = schema.incidents
+    found: dict[str, str] = {}
+    with engine.connect() as connection:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            query = select(table.c.id, table.c.postmortem_url).where(
+                table.c.id.in_(chunk), table.c.postmortem_url.is_not(None)
+            )
+            found.update({row[0]: row[1] for row in connection.execute(query)})
+    return found
+
+
+def week_periods(period: Period) -> list[Period]:
+    """The quarter cut at Mondays (UTC): the first and last weeks may be partial."""
+    weeks: list[Period] = []
+    start = period.start - timedelta(days=period.start.weekday())
+    while start < period.end:
+        weeks.append(Period(max(start, period.start), min(start + timedelta(days=7), period.end)))
+        start += timedelta(days=7)
+    return weeks
+
+
+def weekly_trends(basis: Basis, settings: Settings, *, by_team: bool) -> pd.DataFrame:
+    """One row per week for the whole scope (`team` empty) and, with `by_team`, per team:
+    the engine's DORA figures of the week and the sample behind each.
+
+    The quarter's deployment and change rows already carry everything a week's figures
+    need (failure, recovery, first deployment), so each week is the engine's `delivery.dora`
+    over the rows whose time falls in that week: the same figures `poise metrics --from
+    MONDAY --to MONDAY` prints (tests/test_reports_builder.py checks this).
+    """
+    deployments, changes = basis.deployments, basis.frames.changes
+    groups: list[tuple[str, pd.DataFrame, pd.DataFrame]] = [("", deployments, changes)]
+    if by_team:
+        groups += [
+            (team, deployments[deployments["team"] == team], changes[changes["team"] == team])
+            for team in sorted(basis.frames.teams["name"])
+        ]
+    rows: list[dict[str, Any]] = []
+    for week in week_periods(basis.frames.period):
+        for team, team_rows, team_changes in groups:
+            deployed = team_rows["deployed_at"]
+            first = team_changes["deployed_at"]
+            figures = delivery.dora(
+                team_rows[(deployed >= week.start) & (deployed < week.end)],
+                team_changes[(first >= week.start) & (first < week.end)],
+                week,
+                settings,
+            )
+            rows.append(
+                {
+                    "week": week.start,
+                    "team": team,
+                    "deployments": figures["deployment_frequency"]["deployments"],
+                    "lead_time_median_hours": figures["lead_time"]["median_hours"],
+                    "changes": figures["lead_time"]["changes"],
+                    "change_failure_rate": figures["change_failure_rate"]["rate"],
+                    "recovery_median_hours": figures["recovery_time"]["median_hours"],
+                    "failures": figures["recovery_time"]["failures"],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _evidence(basis: Basis, incidents: pd.DataFrame) -> list[Evidence]:
+    frames = basis.frames
+    return [
+        Evidence(
+            "Production deployments of the quarter, failed or not, and why",
+            "Rows deployments",
+            basis.deployments,
+            "behind deployment frequency, change fail rate, recovery time and rework rate",
+        ),
+        Evidence(
+            "Changes whose first production deployment is in the quarter",
+            "Rows changes",
+            frames.changes,
+            "behind change lead time",
+        ),
+        Evidence(
+            "Incidents of the quarter", "Rows incidents", incidents, "behind the incident figures"
+        ),
+        Evidence(
+            "Incident attributions",
+            "Rows attributions",
+            basis.attributions,
+            "how each incident was tied to a deployment",
+        ),
+        Evidence("Release freezes", "Rows freezes", basis.reliability.freezes, "budget policy"),
+        Evidence(
+            "Deployments during a freeze",
+            "Rows freeze deployments",
+            basis.freeze_deployments,
+            "budget policy",
+        ),
+        Evidence(
+            "SLI coverage per SLO",
+            "Rows SLI coverage",
+            basis.reliability.gaps,
+            "missing hourly SLI buckets",
+        ),
+    ]
