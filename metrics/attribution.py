@@ -117,7 +117,9 @@ def _infer(open_: pd.DataFrame, deployments: pd.DataFrame, window: timedelta) ->
         .rename(columns={"id": "deployment_id"})
         .sort_values(["deployed_at", "deployment_id"], kind="stable")
     )
-    right = right[right["service"].isin(left["service"])]
+    right = right[right["service"].isin(left["service"])].copy()
+    left["service"] = left["service"].astype(object)
+    right["service"] = right["service"].astype(object)
     right["deployed_at"] = right["deployed_at"].astype(left["started_at"].dtype)
     merged = pd.merge_asof(
         left,

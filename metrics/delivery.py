@@ -67,9 +67,9 @@ def deployment_rows(
     named = named[named["deployed_at"] > named["target_at"]]
     named = named.sort_values(["deployed_at", "id"], kind="stable").drop_duplicates("target")
     fix = named.set_index("target")
-    rows["fixed_by"] = rows["id"].map(fix["id"])
-    rows["fixed_how"] = rows["id"].map(fix["how"])
-    rows["fixed_at"] = rows["id"].map(fix["deployed_at"])
+    rows["fixed_by"] = _lookup(fix["id"], rows["id"])
+    rows["fixed_how"] = _lookup(fix["how"], rows["id"])
+    rows["fixed_at"] = _lookup(fix["deployed_at"], rows["id"])
 
     # (a) incidents attributed to it
     linked = attributions[
@@ -86,8 +86,8 @@ def deployment_rows(
         incident_lists.get(key, []) if len(incident_lists) else [] for key in rows["id"]
     ]
     open_incident = linked["resolved_at"].isna().groupby(linked["deployment_id"]).any()
-    rows["incident_open"] = rows["id"].map(open_incident).fillna(False).astype(bool)
-    rows["last_resolved"] = rows["id"].map(by_deployment["resolved_at"].max())
+    rows["incident_open"] = _lookup(open_incident, rows["id"]).fillna(False).astype(bool)
+    rows["last_resolved"] = _lookup(by_deployment["resolved_at"].max(), rows["id"])
 
     has_incident = rows["incidents"].str.len() > 0
     rows["failed"] = rows["fixed_by"].notna() | has_incident
@@ -99,6 +99,11 @@ def deployment_rows(
     ).dt.total_seconds() / 3600.0
     rows["reason"] = _reasons(rows, linked) if reasons else ""
     return rows[[*DEPLOYMENT_COLUMNS, "fixed_how"]].reset_index(drop=True)
+
+
+def _lookup(values: pd.Series, keys: pd.Series) -> pd.Series:
+    """`values[key]` for every key (missing: NaN/NaT), keeping the values' dtype."""
+    return pd.Series(values.reindex(keys.to_numpy()).to_numpy(), index=keys.index)
 
 
 def _reasons(rows: pd.DataFrame, linked: pd.DataFrame) -> list[str]:

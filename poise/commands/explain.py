@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from rich.table import Table
-
-from metrics.explain import FIGURES, explain
+from metrics.explain import FIGURES, explain, figure_name
 from poise.commands.common import open_context
 from poise.commands.metrics import (
     add_period_scope_options,
@@ -47,22 +45,15 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(shown, indent=2, allow_nan=False))
         return 0
-    table = Table(
-        title=f"{args.figure}: {len(rows)} row(s), {period.as_json()['from']} to "
-        f"{period.as_json()['to']}",
-        title_justify="left",
+    name = figure_name(args.figure)
+    out.print(
+        f"[bold]{name}[/bold]: {len(rows)} row(s), {period.as_json()['from']} to "
+        f"{period.as_json()['to']}, {scope.label()}"
     )
-    for column in ("id", "service", "at", "counts", "why"):
-        table.add_column(column, overflow="fold")
     for row in shown:
-        table.add_row(
-            str(row["id"] if row["id"] is not None else ""),
-            str(row["service"] or ""),
-            str(row["at"] or "").replace("T", " "),
-            "yes" if row["counts"] else "no",
-            row["reason"],
-        )
-    out.print(table)
+        when = str(row["at"] or "").replace("T", " ").replace(":00Z", "Z")
+        mark = "counts  " if row["counts"] else "left out"
+        out.print(f"  {mark}  {when:17}  {row['reason']}", markup=False)
     if len(shown) < len(rows):
         out.print(f"… {len(rows) - len(shown)} more (use --limit 0 or --format json)")
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from metrics.derived import refresh_derived
+from metrics.model import Settings
 from poise.commands.common import add_config_option, add_db_option, open_context
 from poise.console import err, progress
 from poise.importer import KINDS, import_file
@@ -30,4 +32,13 @@ def run(args: argparse.Namespace) -> int:
         f"{path}: {result.rows} {args.kind} rows read, {result.written} new or changed, "
         f"{result.unchanged} unchanged"
     )
+    refreshed = refresh_derived(
+        context.engine, Settings.from_config(context.config), kind=args.kind
+    )
+    if "attributions" in refreshed:
+        counts = refreshed["attributions"]
+        err.print(
+            f"attribution: {counts['explicit']} explicit, {counts['inferred']} inferred, "  # type: ignore[index]
+            f"{counts['unattributed']} unattributed incidents"  # type: ignore[index]
+        )
     return 0

@@ -128,36 +128,22 @@ def print_scorecard(console: Console, doc: dict[str, Any]) -> None:
     )
 
     if doc["slos"]:
-        table = Table(title="SLOs and error budgets", title_justify="left")
-        for column in (
-            "SLO",
-            "service",
-            "target",
-            "SLI",
-            "budget left",
-            "status",
-            "burn 1h/6h/24h/72h",
-            "alert",
-            "runs out",
-        ):
-            table.add_column(
-                column, justify="right" if column in ("target", "SLI", "budget left") else "left"
+        console.print("[bold]SLOs and error budgets[/bold]")
+    for slo in doc["slos"]:
+        burns = ", ".join(f"{k} {_num(slo['burn_rate'][k], 2)}" for k in ("1h", "6h", "24h", "72h"))
+        if slo["sli"] is None:
+            state = f"no data: {slo['reason']}"
+        else:
+            state = (
+                f"SLI {_pct(slo['sli'], 3)} against {_pct(slo['target'], 2)}, budget "
+                f"{_pct(slo['budget_remaining'])} left, {slo['status']}"
             )
-        for slo in doc["slos"]:
-            burns = "/".join(_num(slo["burn_rate"][k], 1) for k in ("1h", "6h", "24h", "72h"))
-            status = slo["status"] or f"no data ({slo['reason'].split(':')[0]})"
-            table.add_row(
-                slo["name"],
-                slo["service"],
-                _pct(slo["target"], 2),
-                _pct(slo["sli"], 3),
-                _pct(slo["budget_remaining"]),
-                status,
-                burns,
-                slo["alert"]["state"],
-                _when(slo["forecast_exhausted_at"]),
-            )
-        console.print(table)
+        runs_out = slo["forecast_exhausted_at"]
+        console.print(
+            f"  {slo['name']} ({slo['service']}): {state}; burn rate {burns}; "
+            f"alert {slo['alert']['state']}"
+            + (f"; budget runs out {_when(runs_out)}" if runs_out else "")
+        )
     policy = doc.get("budget_policy", {})
     if policy.get("frozen_services"):
         for service in policy["frozen_services"]:

@@ -1,0 +1,97 @@
+"""Toil against capacity and on-call load, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from metrics_org import Org, at
+from sqlalchemy import Engine
+
+from metrics import Period, Scope, Settings
+from metrics.scorecard import scorecard
+from poise.catalog import apply_config
+from poise.config import parse_config
+from poise.timeutil import utcnow
+from poise.warehouse import schema
+from poise.warehouse.upsert import upsert_rows
+
+FOUR_WEEKS = Period(at(days=0), at(days=28))
+
+
+def _org(warehouse: Engine, tmp_path: Path) -> None:
+    apply_config(
+        warehouse,
+        parse_config({"teams": [{"name": "payments", "size": 4}, {"name": "discovery"}]}),
+    )
+    org = Org().service("checkout", "payments").service("search", "discovery")
+    for day in range(1, 23):  # 22 days × 16 h = 352 h in the period
+        org.toil("payments", f"2026-07-{day:02d}", 16.0)
+    org.toil("payments", "2026-07-29", 100.0)  # after the period
+    org.toil("discovery", "2026-07-02", 5.0)
+    org.load(warehouse, tmp_path)
+    pages = [
+        {
+            "id": f"P{n}",
+            "service": "checkout",
+            "team": None,
+            "triggered_at": at(days=n * 4, hours=3),
+            "urgency": "high",
+            "after_hours": n % 3 == 0,
+            "source": "pagerduty",
+            "source_id": f"P{n}",
+            "updated_at": utcnow(),
+        }
+        for n in range(6)  # days 0, 4, … 20; P0 and P3 after hours
+    ]
+    pages.append(
+        pages[0] | {"id": "P9", "service": None, "team": "discovery", "after_hours": False}
+    )
+    with warehouse.begin() as connection:
+        upsert_rows(connection, schema.oncall_pages, pages)
+
+
+def test_toil_share_of_capacity_and_oncall_load(warehouse: Engine, tmp_path: Path) -> None:
+    _org(warehouse, tmp_path)
+    doc = scorecard(warehouse, FOUR_WEEKS, Scope(team="payments"), Settings())
+    toil = doc["people"]["toil"]
+    # capacity: 4 people × 40 h × 4 weeks = 640 h; 352 / 640 = 55 % > 50 %
+    assert toil["hours"] == 352.0
+    assert toil["capacity_hours"] == pytest.approx(640.0)
+    assert toil["share"] == pytest.approx(0.55)
+    assert toil["over_cap"] is True
+    oncall = doc["people"]["oncall"]
+    assert oncall == {
+        "pages": 6,
+        "per_week": pytest.approx(1.5),
+        "after_hours": 2,
+        "after_hours_share": pytest.approx(1 / 3),
+    }
+    # a shorter working week and a higher cap change the verdict
+    relaxed = scorecard(
+        warehouse, FOUR_WEEKS, Scope(team="payments"), Settings(hours_per_week=50, toil_cap=0.6)
+    )["people"]["toil"]
+    assert relaxed["share"] == pytest.approx(352 / 800)
+    assert relaxed["over_cap"] is False
+
+
+def test_team_without_a_size_has_no_share(warehouse: Engine, tmp_path: Path) -> None:
+    _org(warehouse, tmp_path)
+    team = scorecard(warehouse, FOUR_WEEKS, Scope(team="discovery"))["people"]
+    assert team["toil"]["share"] is None
+    assert team["toil"]["reason"] == "no team size configured, so no capacity to weigh toil against"
+    assert team["oncall"]["pages"] == 1
+    whole = scorecard(warehouse, FOUR_WEEKS)["people"]["toil"]
+    assert whole["teams_without_size"] == ["discovery"]
+    assert whole["share"] == pytest.approx(0.55)  # only teams with a size are weighed
+    service = scorecard(warehouse, FOUR_WEEKS, Scope(service="checkout"))["people"]["toil"]
+    assert service["team"] == "payments"
+    assert service["share"] == pytest.approx(0.55)
+
+
+def test_toil_outside_the_period_is_left_out(warehouse: Engine, tmp_path: Path) -> None:
+    _org(warehouse, tmp_path)
+    later = Period(at(days=28), at(days=28) + timedelta(days=7))
+    toil = scorecard(warehouse, later, Scope(team="payments"))["people"]["toil"]
+    assert toil["hours"] == 100.0
