@@ -31,6 +31,7 @@ from sqlalchemy import Engine, delete, func, select
 from poise.catalog import apply_config
 from poise.config import PeopleConfig, PoiseConfig, TeamConfig
 from poise.importer import import_file
+from poise.timeutil import is_after_hours
 from poise.warehouse import schema
 from poise.warehouse.upsert import upsert_rows
 
@@ -741,17 +742,15 @@ def _pages(
         )
     pages.sort(key=lambda page: (page["triggered_at"], page["service"], page["title"]))
     people = PeopleConfig()
-    local = pd.DatetimeIndex(np.asarray([p["triggered_at"] for p in pages], dtype="datetime64[s]"))
-    local = local.tz_localize(UTC).tz_convert(profile.timezone)
-    working = (
-        (local.day_of_week < 5)
-        & (local.hour >= people.business_hours_start)
-        & (local.hour < people.business_hours_end)
-    )
-    for number, (page, in_hours) in enumerate(zip(pages, working, strict=True), start=1):
+    for number, page in enumerate(pages, start=1):
         page["id"] = f"{profile.name}-p{number:06d}"
         page["team"] = profile.name
-        page["after_hours"] = not bool(in_hours)
+        page["after_hours"] = is_after_hours(
+            datetime.fromtimestamp(page["triggered_at"], tz=UTC),
+            profile.timezone,
+            people.business_hours_start,
+            people.business_hours_end,
+        )
     return pages
 
 
