@@ -173,14 +173,12 @@ class GitSync:
             )
         return done.stdout.strip()
 
-    def deploy_tags(self, head: str) -> dict[str, DeployTag]:
-        """Tags matching deploy_tags and merged into the branch, by name."""
+    def list_tags(self) -> dict[str, DeployTag]:
+        """Every tag matching deploy_tags, by name (whether merged or not: see `merged`)."""
         if not self.wants_deployments:
             return {}
         pattern = self.location.deploy_tags or ""
-        listing = self.git(
-            "for-each-ref", f"--merged={head}", f"--format={TAG_FORMAT}", "refs/tags"
-        )
+        listing = self.git("for-each-ref", f"--format={TAG_FORMAT}", "refs/tags")
         tags: dict[str, DeployTag] = {}
         for line in listing.stdout.splitlines():
             name, kind, target, peeled, tagged, committed, peeled_committed = line.split("\0")
@@ -196,6 +194,17 @@ class GitSync:
                 tags[name] = DeployTag(name, sha, datetime.fromtimestamp(int(stamp), tz=UTC))
         return tags
 
+    def merged(self, tags: dict[str, DeployTag], head: str) -> dict[str, DeployTag]:
+        """Those of `tags` merged into head: one `git for-each-ref --merged` for them all."""
+        if not tags:
+            return {}
+        refs = [f"refs/tags/{name}" for name in sorted(tags)] if len(tags) <= 200 else ["refs/tags"]
+        listing = self.git(
+            "for-each-ref", f"--merged={head}", "--format=%(refname:lstrip=2)", *refs
+        )
+        names = set(listing.stdout.splitlines())
+        return {name: tag for name, tag in tags.items() if name in names}
+
     def is_ancestor(self, old: str, new: str) -> bool:
         return self.git("merge-base", "--is-ancestor", old, new, check=False).returncode == 0
 
@@ -204,47 +213,48 @@ class GitSync:
     def run(self) -> None:
         state = self.ctx.bookmark(STREAM, self.service) or {}
         head = self.resolve_head()
-        tags = self.deploy_tags(head)
-        stored = {name: value for name, value in (state.get("tags") or {}).items()}
-        wanted = {name: tag.as_bookmark() for name, tag in tags.items()}
+        listed = self.list_tags()
+        stored: dict[str, list[Any]] = dict(state.get("tags") or {})
         old_head = state.get("head")
-        if old_head == head and stored == wanted and not state.get("pending"):
-            return
-        full, revisions, new_tags = self.plan(old_head, head, stored, tags)
+        full = self.ctx.full or old_head is None
+        moved = any(
+            name not in listed or listed[name].as_bookmark() != value
+            for name, value in stored.items()
+        )
+        new_tags: dict[str, DeployTag] = {}
+        if not full and not moved:
+            candidates = {name: tag for name, tag in listed.items() if name not in stored}
+            new_tags = self.merged(candidates, head)
+            if old_head == head and not new_tags and not state.get("pending"):
+                return  # nothing new: the branch and its deploy tags are as stored
+        full, revisions = self.plan(full or moved, old_head, head, stored, new_tags)
         history = self.read(revisions, state.get("pending"), base=state, head=head)
-        deployments = self.deployments(tags if full else new_tags, history)
-        bookmark = {"head": head, "tags": wanted}
-        self.finish(full, history, deployments, tags, bookmark)
+        if full:  # the pass read everything reachable from head: merged = in the graph
+            new_tags = {name: tag for name, tag in listed.items() if tag.sha in history.parents}
+            stored = {}
+        deployments = self.deployments(new_tags, history)
+        tags = {**stored, **{name: tag.as_bookmark() for name, tag in new_tags.items()}}
+        bookmark = {"head": head, "tags": tags}
+        self.finish(full, history, deployments, set(tags), bookmark)
 
     def plan(
         self,
+        full: bool,
         old_head: str | None,
         head: str,
         stored: dict[str, list[Any]],
-        tags: dict[str, DeployTag],
-    ) -> tuple[bool, list[str], dict[str, DeployTag]]:
+        new_tags: dict[str, DeployTag],
+    ) -> tuple[bool, list[str]]:
         """Full or incremental, and the revisions the one history pass reads."""
-        new_tags = {name: tag for name, tag in tags.items() if name not in stored}
-        kept = {name: value for name, value in stored.items() if name in tags}
-        moved = len(kept) != len(stored) or any(
-            tags[name].as_bookmark() != value for name, value in kept.items()
-        )
         latest_stored = max((value[1] for value in stored.values()), default=None)
         older_new_tag = latest_stored is not None and any(
             tag.deployed_at.timestamp() < latest_stored for tag in new_tags.values()
         )
-        if (
-            self.ctx.full
-            or old_head is None
-            or moved
-            or older_new_tag
-            or not self.is_ancestor(old_head, head)
-        ):
-            return True, [head], tags
+        if full or old_head is None or older_new_tag or not self.is_ancestor(old_head, head):
+            return True, [head]
         if not new_tags:
-            return False, [head, "--not", old_head], {}
-        exclude = sorted({value[0] for value in stored.values()})
-        return False, [head, "--not", *exclude], new_tags
+            return False, [head, "--not", old_head]
+        return False, [head, "--not", *sorted({value[0] for value in stored.values()})]
 
     def read(
         self, revisions: list[str], pending: dict[str, Any] | None, *, base: dict, head: str
@@ -284,6 +294,8 @@ class GitSync:
             history.parents.update(zip(shas, parents, strict=True))
             found = [
                 (sha, date, subject, f"{name} <{email}>")
+                if " " not in parent and (paths_filter is None or sha in paths_filter)
+                else None
                 for sha, parent, name, email, date, subject in zip(
                     shas,
                     parents,
@@ -293,18 +305,17 @@ class GitSync:
                     flat[9::LOG_FIELDS],
                     strict=True,
                 )
-                if " " not in parent and (paths_filter is None or sha in paths_filter)
             ]
-            history.changes.update(change[0] for change in found)
             # Cut into batches of `every` records, each with the changes among them.
             start = 0
-            for position, record in enumerate(records):
-                batch.append(record)
-                history.records += 1
-                sha = shas[position]
-                while start < len(found) and found[start][0] == sha:
-                    batch_changes.append(found[start])
-                    start += 1
+            while start < len(records):
+                end = start + every - len(batch)
+                batch.extend(records[start:end])
+                taken = [change for change in found[start:end] if change is not None]
+                batch_changes.extend(taken)
+                history.changes.update(change[0] for change in taken)
+                history.records += len(records[start:end])
+                start = end
                 if len(batch) >= every:
                     flush()
         flush()
@@ -375,7 +386,7 @@ class GitSync:
         full: bool,
         history: Pass,
         deployments: list[tuple[DeployTag, list[str]]],
-        tags: dict[str, DeployTag],
+        tag_names: set[str],
         bookmark: dict[str, Any],
     ) -> None:
         service = self.service
@@ -400,7 +411,7 @@ class GitSync:
             for sha in shas
         )
         recomputed = [row["id"] for row in deployment_rows]
-        keep_tags = {f"{prefix}tag:{name}" for name in tags}
+        keep_tags = {f"{prefix}tag:{name}" for name in tag_names}
 
         def clean(connection: Connection) -> None:
             if full:
@@ -581,7 +592,7 @@ class ChangeWriter:
             STREAM,
             service,
             request=raw,
-            payload="\0".join(records),
+            payload="\n".join(records),  # PostgreSQL text cannot hold NUL
             write=rows,
             records=len(records),
             bookmark=bookmark,

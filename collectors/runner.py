@@ -161,7 +161,7 @@ def _run_source(
                 log.debug("%s: %s failed", source.name, scope.key, exc_info=True)
                 error = (
                     f"{source.name}: {scope.key}: internal error: {type(exc).__name__}: "
-                    f"{_one_line(exc)} (run with --debug for details, and please report it)"
+                    f"{_one_line(exc)[:300]} (run with --debug for details, and please report it)"
                 )
             if error is not None and client is not None:
                 error = client.scrub(error)

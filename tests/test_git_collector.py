@@ -206,6 +206,12 @@ def test_new_commits_and_a_new_tag_are_read_incrementally(
     assert tagged.records == 2  # c3 and c4: everything no stored tag contains
     assert deployments(warehouse)["git:checkout:tag:v1.2"]["shipped"] == {history["c3"], c4}
     assert len(changes(warehouse)) == 7
+    # A deploy tag on a side branch counts once the branch is merged, shipping what it brought.
+    repo.git("merge", "-q", "--no-ff", "-m", "Merge side", "side", when="2024-01-12T10:00:00+00:00")
+    assert not sync(warehouse, config).failed
+    late = deployments(warehouse)["git:checkout:tag:v9.9-unmerged"]
+    assert late["shipped"] == {history["x1"]}
+    assert late["deployed_at"] == at("2024-01-09T11:00:00+00:00")
 
 
 @pytest.mark.parametrize("full", [False, True], ids=["incremental", "full"])

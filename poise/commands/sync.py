@@ -33,16 +33,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _attach_log_handler() -> logging.Handler:
+def _attach_log_handler(debug: bool) -> logging.Handler:
+    """Retries, rate-limit waits and (with --debug) tracebacks of failing scopes, on stderr."""
     handler = RichHandler(console=err, show_time=False, show_path=False, markup=False)
-    handler.setLevel(logging.WARNING)
-    logging.getLogger("poise").addHandler(handler)
+    level = logging.DEBUG if debug else logging.WARNING
+    handler.setLevel(level)
+    logger = logging.getLogger("poise")
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > level:
+        logger.setLevel(level)
     return handler
 
 
 def run(args: argparse.Namespace) -> int:
     context = open_context(args)
-    handler = _attach_log_handler()
+    handler = _attach_log_handler(getattr(args, "debug", False))
     bar = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
