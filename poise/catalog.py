@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from poise.config import PoiseConfig, SloConfig
+from poise.errors import ConfigError
 from poise.warehouse import schema
 from poise.warehouse.upsert import UpsertCounts, upsert_rows
 
@@ -72,6 +73,18 @@ def apply_config(engine: Engine, config: PoiseConfig) -> UpsertCounts:
                 ],
             )
         if declared.slos:
+            _require_services(connection, declared.slos)
             rows = [slo_row(d.slo, source=d.source, source_id=d.source_id) for d in declared.slos]
             counts += upsert_rows(connection, schema.slos, rows)
     return counts
+
+
+def _require_services(connection: Any, declared: list[Any]) -> None:
+    """An SLO's service must exist (in the config or imported) before the SLO is written."""
+    known = set(connection.scalars(select(schema.services.c.name)))
+    for item in declared:
+        if item.slo.service not in known:
+            raise ConfigError(
+                f"{item.where.origin}: {item.where.document}: service {item.slo.service!r} is "
+                "not a known service: declare it under services: in the config, or import it"
+            )

@@ -137,3 +137,20 @@ def test_sloth_file_listed_in_the_config(tmp_path: Path, warehouse: Engine) -> N
         ("basket-requests-availability", "sloth"),
         ("basket-requests-latency", "sloth"),
     }
+
+
+def test_an_slo_of_a_service_nobody_declared_is_refused_before_writing(
+    tmp_path: Path, sqlite_warehouse: Engine
+) -> None:
+    shutil.copy(FIXTURES / "getting-started.yaml", tmp_path / "sloth.yaml")
+    config = parse_config(
+        {"slos": [{"file": "sloth.yaml"}]}, origin="poise.yaml", base_dir=tmp_path
+    )
+    with pytest.raises(ConfigError) as caught:
+        apply_config(sqlite_warehouse, config)
+    assert str(caught.value) == (
+        "sloth.yaml: SLO checkout-requests-availability: service 'checkout' is not a known "
+        "service: declare it under services: in the config, or import it"
+    )
+    with sqlite_warehouse.connect() as connection:
+        assert connection.execute(select(schema.slos)).first() is None
