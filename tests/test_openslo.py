@@ -196,6 +196,14 @@ def test_rolling_window_units(duration: str, days: int) -> None:
         ),
         (("  service: checkout\n", ""), "spec.service: required"),
         (
+            (
+                'query: shop_http_requests_total{service="checkout"}',
+                "query: sum(increase(x[{{.window}}]))",
+            ),
+            "spec.indicator.spec.ratioMetric.counter: counter queries select raw counters and "
+            "cannot use {{.window}}",
+        ),
+        (
             ("isRolling: true", "isRolling: true\n      calendar: {timeZone: UTC}"),
             "spec.timeWindow[0].calendar: is for windows with isRolling: false",
         ),

@@ -30,12 +30,14 @@ from collectors.prometheus import (
     SliQueries,
     SliStats,
     fetch_sli_buckets,
+    first_start,
     prometheus_client,
 )
 from collectors.runner import run_sync
 from poise.catalog import apply_config
 from poise.cli import main
 from poise.config import PoiseConfig, SloConfig, parse_config
+from poise.errors import ConfigError
 from poise.timeutil import from_epoch_seconds
 from poise.warehouse import open_warehouse, schema
 from poise.warehouse.sync_state import read_state
@@ -577,3 +579,55 @@ def test_stats_notes_are_one_line_each() -> None:
         "good query: no data (no series) in 1 of 2 requests",
         "3 hours where good or bad exceeded total were clipped",
     ]
+
+
+def test_a_base_url_with_a_path_prefix_is_kept(replay_server: ReplayServer) -> None:
+    """Mimir answers under /prometheus, VictoriaMetrics cluster under /select/0/prometheus."""
+    replay_server.add_handler("/select/0/prometheus/api/v1/query_range", counter_answer)
+    client = prometheus_client(f"{replay_server.base_url}/select/0/prometheus", max_retries=0)
+    queries = SliQueries.of(slo(good="a_total", total="b_total", counter=True))
+    assert queries is not None
+    buckets, _ = fetch_sli_buckets(client, queries, END, END.replace(hour=3))
+    assert [(b.start.hour, b.good, b.total) for b in buckets] == [
+        (0, 600.0, 600.0),
+        (1, 600.0, 600.0),
+        (2, 600.0, 600.0),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("definition", "since", "start"),
+    [
+        ({"window_days": 28}, None, "2026-05-12T13:20:00+00:00"),
+        ({"window": "calendar", "calendar_unit": "month"}, None, "2026-05-01T00:00:00+00:00"),
+        ({"window": "calendar", "calendar_unit": "quarter"}, None, "2026-01-01T00:00:00+00:00"),
+        ({"window_days": 28}, "2025-01-01", "2025-01-01T00:00:00+00:00"),
+    ],
+)
+def test_where_a_first_sync_starts(
+    definition: dict[str, Any], since: str | None, start: str
+) -> None:
+    now = datetime.fromisoformat("2026-06-09T13:20:00+00:00")
+    assert first_start(slo(**definition), now, since) == datetime.fromisoformat(start)
+
+
+def test_counter_queries_cannot_use_the_sloth_window() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(
+            {
+                "slos": [
+                    {
+                        "name": "x",
+                        "service": "s",
+                        "target": 0.9,
+                        "counter": True,
+                        "bad": "sum(rate(e[{{.window}}]))",
+                        "total": "sum(rate(t[{{.window}}]))",
+                    }
+                ]
+            }
+        )
+    assert str(caught.value) == (
+        "poise.yaml: slos[0].counter: counter queries select raw counters and cannot use "
+        "{{.window}}"
+    )
