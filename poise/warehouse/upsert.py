@@ -50,11 +50,17 @@ class UpsertPlan:
     sql: str
     converters: tuple[Any, ...] = field(repr=False)
 
+    # Only the columns that need converting are visited per row (bulk paths call this a lot).
+    converted: tuple[tuple[int, Any], ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.converted = tuple((i, c) for i, c in enumerate(self.converters) if c is not None)
+
     def params(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
-        return tuple(
-            convert(row.get(name)) if convert else row.get(name)
-            for name, convert in zip(self.columns, self.converters, strict=True)
-        )
+        values = [row.get(name) for name in self.columns]
+        for index, convert in self.converted:
+            values[index] = convert(values[index])
+        return tuple(values)
 
 
 def _placeholder(dialect: Dialect) -> str:
@@ -67,7 +73,7 @@ def _quote(dialect: Dialect, name: str) -> str:
 
 def _converter(dialect: Dialect, column: Any) -> Any:
     if isinstance(column.type, UTCDateTime) and dialect.name == "sqlite":
-        return lambda value: to_sqlite_text(value) if isinstance(value, datetime) else value
+        return _sqlite_timestamps()
     try:
         python_type = column.type.python_type
     except NotImplementedError:
@@ -75,6 +81,21 @@ def _converter(dialect: Dialect, column: Any) -> Any:
     if dialect.name == "sqlite" and python_type is date:
         return lambda value: value.isoformat() if isinstance(value, date) else value
     return None
+
+
+def _sqlite_timestamps() -> Any:
+    """Datetime -> SQLite text, remembering the last one: a batch's shared `updated_at`
+    is converted once, not once per row."""
+    last: list[Any] = [None, None]
+
+    def convert(value: Any) -> Any:
+        if value is last[0]:
+            return last[1]
+        text = to_sqlite_text(value) if isinstance(value, datetime) else value
+        last[0], last[1] = value, text
+        return text
+
+    return convert
 
 
 def plan_upsert(
