@@ -29,6 +29,7 @@ from poise.warehouse.sync_state import record_attempt
 from poise.warehouse.upsert import execute_plan, plan_upsert
 
 CHUNK_ROWS = 50_000
+MAX_INTEGER = 2**31 - 1  # the warehouse's INTEGER on both engines
 
 
 @dataclass(frozen=True)
@@ -376,6 +377,13 @@ class _Validator:
     def __init__(self, kind: Kind, known: dict[str, set[str]]) -> None:
         self.kind = kind
         self.known = known
+        # PostgreSQL refuses text longer than a VARCHAR; SQLite would keep it. Say so first.
+        self.lengths = {
+            column.name: length
+            for column in kind.columns
+            if (target := kind.table.c.get(column.target or column.name)) is not None
+            and (length := getattr(target.type, "length", None))
+        }
 
     def run(self, frame: pd.DataFrame) -> pd.DataFrame:
         out = pd.DataFrame(index=frame.index)
@@ -388,6 +396,9 @@ class _Validator:
             empty = values == ""
             if required_value and (bad := _first(empty)) is not None:
                 raise _RowError(bad, f"{column.name}: missing value")
+            limit = self.lengths.get(column.name)
+            if limit and (bad := _first(values.str.len() > limit)) is not None:
+                raise _RowError(bad, f"{column.name}: longer than {limit} characters")
             out[column.name] = self._convert(column, values, empty)
         for check in self.kind.checks:
             result = check(out)
@@ -417,6 +428,8 @@ class _Validator:
                     raise _RowError(bad, f"{column.name}: {values[bad]!r} is not a whole number")
                 if column.name == "window_days" and (bad := _first(numbers < 1)) is not None:
                     raise _RowError(bad, f"{column.name}: must be at least 1")
+                if (bad := _first(numbers.abs() > MAX_INTEGER)) is not None:
+                    raise _RowError(bad, f"{column.name}: {values[bad]} is too large")
                 return numbers.astype("Int64")
             if (bad := _first(np.isinf(numbers.fillna(0)))) is not None:
                 raise _RowError(bad, f"{column.name}: {values[bad]!r} is not a finite number")
@@ -486,6 +499,37 @@ def _python_values(series: pd.Series) -> list[Any]:
     return [None if (v is None or (isinstance(v, float) and np.isnan(v))) else v for v in values]
 
 
+class _RepeatedKeys:
+    """Finds a key that a file gives twice (which would make a second import rewrite it).
+
+    Across chunks, each key read so far is kept as a 64-bit hash in one sorted array, 8 bytes
+    a row; two different keys sharing a hash (about 1 in 10^7 for a file of two million
+    rows) would be taken for a repeat, the price of not holding every key in memory.
+    """
+
+    def __init__(self, key: tuple[str, ...]) -> None:
+        self.key = list(key)
+        self.seen = np.empty(0, dtype=np.uint64)
+
+    def first_repeat(self, typed: pd.DataFrame) -> int | None:
+        hashes = pd.util.hash_pandas_object(typed[self.key], index=False).to_numpy()
+        repeated = pd.Series(hashes).duplicated().to_numpy()
+        if len(self.seen):
+            slots = np.minimum(np.searchsorted(self.seen, hashes), len(self.seen) - 1)
+            repeated = repeated | (self.seen[slots] == hashes)
+        if repeated.any():
+            return int(typed.index[int(repeated.argmax())])
+        ordered = np.sort(hashes)
+        slots = np.searchsorted(self.seen, ordered) + np.arange(len(ordered))
+        merged = np.empty(len(self.seen) + len(ordered), dtype=np.uint64)
+        old = np.ones(len(merged), dtype=bool)
+        old[slots] = False
+        merged[slots] = ordered
+        merged[old] = self.seen
+        self.seen = merged
+        return None
+
+
 class _Importer:
     def __init__(self, connection: Connection, kind: Kind, path: Path, source: str) -> None:
         self.connection = connection
@@ -496,6 +540,7 @@ class _Importer:
         self.now_text = to_sqlite_text(utcnow())
         self.known = self._known_names()
         self.validator = _Validator(kind, self.known)
+        self.repeats = _RepeatedKeys(kind.key)
         self.written = 0
         self.rows = 0
         self._refs_ready = False
@@ -516,6 +561,11 @@ class _Importer:
 
     def load_chunk(self, frame: pd.DataFrame) -> None:
         typed = self.validator.run(frame)
+        if (repeat := self.repeats.first_repeat(typed)) is not None:
+            key = ", ".join(
+                f"{name} {str(frame.at[repeat, name]).strip()!r}" for name in self.kind.key
+            )
+            raise _RowError(repeat, f"{key} appears earlier in the file")
         self.rows += len(typed)
         handler = getattr(self, f"_load_{self.kind.name}", None)
         if handler:
@@ -603,7 +653,7 @@ class _Importer:
         if self._refs_ready:
             return
         self.connection.exec_driver_sql(
-            "CREATE TEMPORARY TABLE poise_import_refs (position INTEGER, name VARCHAR(40), ref VARCHAR(400))"
+            "CREATE TEMPORARY TABLE poise_import_refs (position INTEGER, name VARCHAR(40), ref TEXT)"
         )
         self._refs_ready = True
 

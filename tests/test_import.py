@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ from sqlalchemy import Engine, func, select
 from poise import importer
 from poise.errors import ImportFileError
 from poise.importer import import_file
-from poise.warehouse import schema
+from poise.warehouse import open_warehouse, schema
 from poise.warehouse.sync_state import read_state
 from poise.warehouse.upsert import upsert_rows
 
@@ -286,6 +286,25 @@ def fmt(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(
+    params=[
+        ("sqlite", "csv"),
+        ("sqlite", "jsonl"),
+        pytest.param(("postgresql", "csv"), marks=pytest.mark.postgres),
+    ],
+    ids=["sqlite-csv", "sqlite-jsonl", "postgresql-csv"],
+)
+def engine_and_format(request: pytest.FixtureRequest) -> Iterator[tuple[Engine, str]]:
+    """Both formats on SQLite; on PostgreSQL (where only the writes differ) CSV."""
+    engine_name, file_format = request.param
+    url = request.getfixturevalue("sqlite_url" if engine_name == "sqlite" else "postgres_url")
+    engine = open_warehouse(url)
+    try:
+        yield engine, file_format
+    finally:
+        engine.dispose()
+
+
 # --- good files --------------------------------------------------------------------------
 
 
@@ -405,22 +424,22 @@ def test_optional_columns_may_be_left_out(warehouse: Engine, tmp_path: Path, fmt
     assert (result.rows, result.written) == (1, 1)
 
 
-def test_a_header_only_csv_imports_nothing(warehouse: Engine, tmp_path: Path) -> None:
+def test_a_header_only_csv_imports_nothing(sqlite_warehouse: Engine, tmp_path: Path) -> None:
     path = tmp_path / "services.csv"
     path.write_text("name,team\n", encoding="utf-8")
-    result = import_file(warehouse, "services", path)
+    result = import_file(sqlite_warehouse, "services", path)
     assert (result.rows, result.written) == (0, 0)
 
 
-def test_csv_dialect_details_are_tolerated(warehouse: Engine, tmp_path: Path) -> None:
+def test_csv_dialect_details_are_tolerated(sqlite_warehouse: Engine, tmp_path: Path) -> None:
     """A BOM, CRLF line ends, blank lines and spaces around names and values."""
     path = tmp_path / "services.csv"
     path.write_bytes(
         b"\xef\xbb\xbf\r\n name , team \r\n  checkout , payments \r\n\r\nsearch,discovery\r\n"
     )
-    result = import_file(warehouse, "services", path)
+    result = import_file(sqlite_warehouse, "services", path)
     assert (result.rows, result.written) == (2, 2)
-    with warehouse.connect() as connection:
+    with sqlite_warehouse.connect() as connection:
         assert sorted(
             connection.execute(select(schema.services.c.name, schema.services.c.team))
         ) == [
@@ -429,19 +448,22 @@ def test_csv_dialect_details_are_tolerated(warehouse: Engine, tmp_path: Path) ->
         ]
 
 
-def test_a_lowercase_z_offset_is_utc(warehouse: Engine, tmp_path: Path, fmt: str) -> None:
-    import_good(warehouse, tmp_path, fmt, kinds=("services",))
+def test_a_lowercase_z_offset_is_utc(sqlite_warehouse: Engine, tmp_path: Path, fmt: str) -> None:
+    import_good(sqlite_warehouse, tmp_path, fmt, kinds=("services",))
     rows = [{"id": "c9", "service": "checkout", "sha": "f", "committed_at": "2026-07-01T09:00:00z"}]
-    import_file(warehouse, "changes", write_rows(tmp_path, "changes", rows, fmt))
-    with warehouse.connect() as connection:
+    import_file(sqlite_warehouse, "changes", write_rows(tmp_path, "changes", rows, fmt))
+    with sqlite_warehouse.connect() as connection:
         stamp = connection.execute(select(schema.changes.c.committed_at)).scalar_one()
     assert stamp == datetime(2026, 7, 1, 9, tzinfo=UTC)
 
 
-def test_the_progress_callback_sees_every_byte(warehouse: Engine, tmp_path: Path, fmt: str) -> None:
-    path = write_rows(tmp_path, "services", GOOD["services"] * 50, fmt)
+def test_the_progress_callback_sees_every_byte(
+    sqlite_warehouse: Engine, tmp_path: Path, fmt: str
+) -> None:
+    rows = [{"name": f"service-{i}", "team": "payments"} for i in range(100)]
+    path = write_rows(tmp_path, "services", rows, fmt)
     seen: list[int] = []
-    import_file(warehouse, "services", path, on_read=seen.append)
+    import_file(sqlite_warehouse, "services", path, on_read=seen.append)
     assert sum(seen) == path.stat().st_size
 
 
@@ -536,6 +558,23 @@ BAD_VALUES = [
     ("toil", 0, "date", "2026-02-30", "date: '2026-02-30' is not a valid date"),
     ("toil", 0, "date", "01/07/2026", "date: '01/07/2026' is not a date (YYYY-MM-DD)"),
     ("toil", 2, "team", "nobody", "team: unknown team 'nobody'"),
+    ("changes", 0, "pr_number", "99999999999", "pr_number: 99999999999 is too large"),
+    ("services", 0, "name", "x" * 201, "name: longer than 200 characters"),
+    ("changes", 3, "id", "c1", "id 'c1' appears earlier in the file"),
+    (
+        "toil",
+        2,
+        "date",
+        "2026-07-01",
+        "team 'payments', date '2026-07-01', category 'tickets' appears earlier in the file",
+    ),
+    (  # the same instant as row 1, written with another offset
+        "sli",
+        2,
+        "timestamp",
+        "2026-07-01T03:00:00+02:00",
+        "slo 'checkout-availability', timestamp '2026-07-01T03:00:00+02:00' appears earlier in the file",
+    ),
 ]
 
 
@@ -546,18 +585,18 @@ def _before(kind: str) -> tuple[str, ...]:
 @pytest.mark.parametrize(
     ("kind", "row", "column", "value", "message"),
     BAD_VALUES,
-    ids=[f"{k}-{c}-{v or 'empty'}" for k, _, c, v, _ in BAD_VALUES],
+    ids=[f"{k}-{c}-{v[:24] or 'empty'}" for k, _, c, v, _ in BAD_VALUES],
 )
 def test_a_bad_row_rejects_the_whole_file(
-    warehouse: Engine,
+    engine_and_format: tuple[Engine, str],
     tmp_path: Path,
-    fmt: str,
     kind: str,
     row: int,
     column: str,
     value: str,
     message: str,
 ) -> None:
+    warehouse, fmt = engine_and_format
     import_good(warehouse, tmp_path, fmt, kinds=_before(kind))
     before_counts, before_rows = counts(warehouse), snapshot(warehouse)
     rows = [dict(r) for r in GOOD[kind]]
@@ -582,46 +621,46 @@ def _expect(engine: Engine, kind: str, path: Path, message: str) -> None:
     assert snapshot(engine) == before_rows
 
 
-def test_a_missing_column(warehouse: Engine, tmp_path: Path, fmt: str) -> None:
-    import_good(warehouse, tmp_path, fmt, kinds=("services",))
+def test_a_missing_column(sqlite_warehouse: Engine, tmp_path: Path, fmt: str) -> None:
+    import_good(sqlite_warehouse, tmp_path, fmt, kinds=("services",))
     rows = [{k: v for k, v in r.items() if k != "committed_at"} for r in GOOD["changes"]]
     path = write_rows(tmp_path, "changes", rows, fmt)
-    _expect(warehouse, "changes", path, "{path}:1: missing column 'committed_at'")
+    _expect(sqlite_warehouse, "changes", path, "{path}:1: missing column 'committed_at'")
 
 
-def test_a_missing_column_in_one_json_line(warehouse: Engine, tmp_path: Path) -> None:
+def test_a_missing_column_in_one_json_line(sqlite_warehouse: Engine, tmp_path: Path) -> None:
     path = tmp_path / "services.jsonl"
     path.write_text('{"name": "a", "team": "t"}\n\n{"name": "b"}\n', encoding="utf-8")
-    _expect(warehouse, "services", path, "{path}:3: missing column 'team'")
+    _expect(sqlite_warehouse, "services", path, "{path}:3: missing column 'team'")
 
 
-def test_an_unknown_column(warehouse: Engine, tmp_path: Path, fmt: str) -> None:
+def test_an_unknown_column(sqlite_warehouse: Engine, tmp_path: Path, fmt: str) -> None:
     rows = [{**row, "colour": "blue"} for row in GOOD["services"]]
     path = write_rows(tmp_path, "services", rows, fmt)
     _expect(
-        warehouse,
+        sqlite_warehouse,
         "services",
         path,
         "{path}:1: unknown column 'colour' for --kind services (columns: name, team)",
     )
 
 
-def test_a_column_named_twice(warehouse: Engine, tmp_path: Path) -> None:
+def test_a_column_named_twice(sqlite_warehouse: Engine, tmp_path: Path) -> None:
     path = tmp_path / "services.csv"
     path.write_text("name,team,name\ncheckout,payments,checkout\n", encoding="utf-8")
-    _expect(warehouse, "services", path, "{path}:1: column 'name' appears twice")
+    _expect(sqlite_warehouse, "services", path, "{path}:1: column 'name' appears twice")
 
 
 @pytest.mark.parametrize("suffix", ["csv", "jsonl"])
 @pytest.mark.parametrize("content", ["", "\n\n"])
-def test_an_empty_file(warehouse: Engine, tmp_path: Path, suffix: str, content: str) -> None:
+def test_an_empty_file(sqlite_warehouse: Engine, tmp_path: Path, suffix: str, content: str) -> None:
     path = tmp_path / f"services.{suffix}"
     path.write_text(content, encoding="utf-8")
     expected = {
         "csv": "{path}:1: empty file: expected a header row",
         "jsonl": "{path}:1: empty file: expected one JSON object per line",
     }[suffix]
-    _expect(warehouse, "services", path, expected)
+    _expect(sqlite_warehouse, "services", path, expected)
 
 
 @pytest.mark.parametrize(
@@ -646,16 +685,18 @@ def test_an_empty_file(warehouse: Engine, tmp_path: Path, suffix: str, content: 
     ],
     ids=["extra-field", "extra-field-first-row", "unclosed-quote", "after-multiline-field"],
 )
-def test_malformed_csv(warehouse: Engine, tmp_path: Path, content: str, message: str) -> None:
+def test_malformed_csv(
+    sqlite_warehouse: Engine, tmp_path: Path, content: str, message: str
+) -> None:
     path = tmp_path / "services.csv"
     path.write_text(content, encoding="utf-8")
-    _expect(warehouse, "services", path, message)
+    _expect(sqlite_warehouse, "services", path, message)
 
 
-def test_not_utf8(warehouse: Engine, tmp_path: Path) -> None:
+def test_not_utf8(sqlite_warehouse: Engine, tmp_path: Path) -> None:
     path = tmp_path / "services.csv"
     path.write_bytes(b"name,team\ncheckout,payments\nsearch,discov\xe9ry\n")
-    _expect(warehouse, "services", path, "{path}:3: not UTF-8 text (byte 14 of the line)")
+    _expect(sqlite_warehouse, "services", path, "{path}:3: not UTF-8 text (byte 14 of the line)")
 
 
 @pytest.mark.parametrize(
@@ -672,33 +713,37 @@ def test_not_utf8(warehouse: Engine, tmp_path: Path) -> None:
     ],
     ids=["truncated", "not-an-object"],
 )
-def test_invalid_json_lines(warehouse: Engine, tmp_path: Path, content: str, message: str) -> None:
+def test_invalid_json_lines(
+    sqlite_warehouse: Engine, tmp_path: Path, content: str, message: str
+) -> None:
     path = tmp_path / "services.jsonl"
     path.write_text(content, encoding="utf-8")
-    _expect(warehouse, "services", path, message)
+    _expect(sqlite_warehouse, "services", path, message)
 
 
-def test_an_unknown_kind_and_a_missing_file(warehouse: Engine, tmp_path: Path) -> None:
+def test_an_unknown_kind_and_a_missing_file(sqlite_warehouse: Engine, tmp_path: Path) -> None:
     with pytest.raises(ImportFileError, match=r"^unknown kind 'builds' \(kinds: services, "):
-        import_file(warehouse, "builds", tmp_path / "x.csv")
+        import_file(sqlite_warehouse, "builds", tmp_path / "x.csv")
     with pytest.raises(ImportFileError, match=r"x\.csv: no such file$"):
-        import_file(warehouse, "services", tmp_path / "x.csv")
+        import_file(sqlite_warehouse, "services", tmp_path / "x.csv")
 
 
-def test_a_multiline_field_does_not_shift_the_line(warehouse: Engine, tmp_path: Path) -> None:
-    import_good(warehouse, tmp_path, "csv", kinds=("services",))
+def test_a_multiline_field_does_not_shift_the_line(
+    sqlite_warehouse: Engine, tmp_path: Path
+) -> None:
+    import_good(sqlite_warehouse, tmp_path, "csv", kinds=("services",))
     rows = [dict(r) for r in GOOD["changes"]]
     rows[0]["title"] = "Add cart\n\nwith a long\ndescription"
     rows[2]["service"] = "chekout"
     path = write_rows(tmp_path, "changes", rows, "csv")
     assert path.read_text(encoding="utf-8").splitlines()[6].startswith("c3,chekout,")
-    _expect(warehouse, "changes", path, "{path}:7: service: unknown service 'chekout'")
+    _expect(sqlite_warehouse, "changes", path, "{path}:7: service: unknown service 'chekout'")
 
 
-def test_blank_lines_do_not_shift_the_line(warehouse: Engine, tmp_path: Path) -> None:
+def test_blank_lines_do_not_shift_the_line(sqlite_warehouse: Engine, tmp_path: Path) -> None:
     path = tmp_path / "services.csv"
     path.write_text("\nname,team\n\ncheckout,payments\n\n\nsearch,\n", encoding="utf-8")
-    _expect(warehouse, "services", path, "{path}:7: team: missing value")
+    _expect(sqlite_warehouse, "services", path, "{path}:7: team: missing value")
 
 
 # --- all or nothing across chunks ---------------------------------------------------------
@@ -784,16 +829,31 @@ def test_an_unknown_reference_in_an_early_chunk_is_found_at_the_end(
     assert counts(warehouse) == before_counts
 
 
+def test_a_key_repeated_in_a_later_chunk(
+    sqlite_warehouse: Engine, tmp_path: Path, fmt: str, small_chunks: int
+) -> None:
+    import_good(sqlite_warehouse, tmp_path, fmt, kinds=("services",))
+    rows = _changes(7, "x")
+    rows[5] = {**rows[1], "title": "again"}
+    path = write_rows(tmp_path, "changes", rows, fmt)
+    _expect(
+        sqlite_warehouse,
+        "changes",
+        path,
+        f"{{path}}:{data_line(fmt, 5)}: id 'c1' appears earlier in the file",
+    )
+
+
 @pytest.mark.parametrize("reader", ["csv", "jsonl"])
 def test_line_numbers_in_later_chunks(
-    warehouse: Engine, tmp_path: Path, reader: str, small_chunks: int
+    sqlite_warehouse: Engine, tmp_path: Path, reader: str, small_chunks: int
 ) -> None:
-    import_good(warehouse, tmp_path, reader, kinds=("services",))
+    import_good(sqlite_warehouse, tmp_path, reader, kinds=("services",))
     rows = _changes(7, "x")
     rows[5]["service"] = "nope"
     path = write_rows(tmp_path, "changes", rows, reader)
     _expect(
-        warehouse,
+        sqlite_warehouse,
         "changes",
         path,
         f"{{path}}:{data_line(reader, 5)}: service: unknown service 'nope'",
