@@ -10,12 +10,15 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from poise.errors import ConfigError
 
@@ -273,6 +276,11 @@ def _refuse_secrets(node: Any, path: str, origin: str) -> None:
 
 def _cross_check(config: PoiseConfig) -> None:
     origin = config.origin
+    if config.database and _has_password(config.database):
+        raise ConfigError(
+            f"{origin}: database: a password does not belong in the config file; give the URL "
+            "in POISE_DATABASE_URL, or the password in PGPASSWORD"
+        )
     team_names = [team.name for team in config.teams]
     _no_duplicates(team_names, "teams", origin)
     service_names = [service.name for service in config.services]
@@ -331,6 +339,13 @@ def _one_service_per_incident_source_id(config: PoiseConfig) -> None:
             claimed[location.service_id] = service.name
 
 
+def _has_password(url: str) -> bool:
+    try:
+        return bool(make_url(url).password)
+    except ArgumentError:
+        return False  # not a URL at all: opening the warehouse says so
+
+
 def _no_duplicates(names: list[str], section: str, origin: str) -> None:
     seen: set[str] = set()
     for index, name in enumerate(names):
@@ -355,10 +370,40 @@ def parse_config(
             {**data, "base_dir": base_dir or Path.cwd(), "origin": origin}
         )
     except ValidationError as exc:
-        first = exc.errors()[0]
+        first = _first_error(exc.errors(), data)
         raise ConfigError(f"{origin}: {_path(first['loc'])}: {_describe(first)}") from None
     _cross_check(config)
     return config
+
+
+def _first_error(errors: list[Any], data: dict[str, Any]) -> Any:
+    """The first error, where an `slos` item counts as the form it looks like (file or inline)."""
+    for error in errors:
+        loc = error["loc"]
+        if len(loc) > 2 and loc[0] == "slos" and loc[2] in ("SloConfig", "SloFile"):
+            item = data["slos"][loc[1]]
+            looks_like = "SloFile" if isinstance(item, dict) and "file" in item else "SloConfig"
+            if loc[2] != looks_like:
+                continue
+        return error
+    return errors[0]
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe YAML where a key given twice in one mapping is an error, not a silent override."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                continue  # SafeLoader itself reports an unhashable key
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def config_path(explicit: str | None) -> tuple[Path, bool]:
@@ -382,7 +427,7 @@ def load_config(explicit: str | None = None) -> PoiseConfig:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
