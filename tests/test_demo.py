@@ -26,6 +26,7 @@ UNTIL = "2026-06-01"
 UNTIL_AT = datetime(2026, 6, 1, tzinfo=UTC)
 FULL_DAYS = 730
 ELITE, STRUGGLING, BURNING, STABLE = "storefront", "billing", "growth", "identity"
+BOOKKEEPING = {"updated_at", "computed_at"}
 
 
 def build(url: str, *options: str) -> int:
@@ -33,13 +34,13 @@ def build(url: str, *options: str) -> int:
 
 
 def dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
-    """Every canonical row, bookkeeping (`updated_at`) aside, in a stable order."""
+    """Every canonical row, bookkeeping (`updated_at`, `computed_at`) aside, in a stable order."""
     engine = open_engine(url)
     try:
         with engine.connect() as connection:
             tables = {}
             for table in schema.CANONICAL_TABLES:
-                columns = [column for column in table.c if column.name != "updated_at"]
+                columns = [column for column in table.c if column.name not in BOOKKEEPING]
                 rows = connection.execute(select(*columns)).all()
                 tables[table.name] = sorted((tuple(row) for row in rows), key=repr)
             return tables
@@ -238,6 +239,22 @@ def test_incidents_left_to_inference_follow_the_bad_deployment(
         assert len(window), f"{incident.id}: no deployment in the 24 h before it"
         latest = window.iloc[-1]
         assert pd.isna(latest["rollback_of"]) and pd.isna(latest["remediation_of"])
+
+
+def test_stored_attributions_follow_the_demo_intent(full_demo: Engine) -> None:
+    """`poise demo` refreshes the stored attributions, and the metrics' own rule agrees with
+    what the demo meant: named, inferred, or (with another cause) never inferred."""
+    links = frame(
+        full_demo,
+        "SELECT i.caused_by_deployment named, i.cause, a.method FROM incidents i "
+        "LEFT JOIN attributions a ON a.incident_id = i.id",
+    )
+    named = links["named"].notna()
+    other_cause = links["named"].isna() & links["cause"].notna()
+    assert links["method"].notna().all()
+    assert (links.loc[named, "method"] == "explicit").all()
+    assert (links.loc[~named & ~other_cause, "method"] == "inferred").all()
+    assert (links.loc[other_cause, "method"] == "none").all()
 
 
 def test_explicit_causes_name_an_earlier_deployment_of_the_same_service(

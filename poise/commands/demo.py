@@ -7,7 +7,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from poise.commands.common import add_db_option, open_context
+from metrics.derived import refresh_derived
+from metrics.model import Settings
+from poise.commands.common import Context, add_db_option, open_context
 from poise.console import err, out
 from poise.demo import DEFAULT_DAYS, DEFAULT_SEED, build_demo, clear_demo_rows, row_counts
 from poise.errors import PoiseError
@@ -80,6 +82,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     context = open_context(args, apply=False)
+    try:
+        _build(args, context)
+    finally:
+        context.engine.dispose()
+    return 0
+
+
+def _build(args: argparse.Namespace, context: Context) -> None:
     existing = {table: rows for table, rows in row_counts(context.engine).items() if rows}
     if existing and not args.force:
         held = ", ".join(f"{table}: {rows}" for table, rows in list(existing.items())[:3])
@@ -93,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         clear_demo_rows(context.engine)
     until = args.until or start_of_day(utcnow().date())
     began = time.perf_counter()
-    counts = build_demo(
+    build_demo(
         context.engine,
         seed=args.seed,
         until=until,
@@ -101,10 +111,17 @@ def run(args: argparse.Namespace) -> int:
         export=args.export,
         report=lambda message: err.print(message, markup=False),
     )
+    # Like `poise import`: keep the stored incident attributions in step with the rows.
+    refreshed = refresh_derived(context.engine, Settings.from_config(context.config))
+    if isinstance(found := refreshed.get("attributions"), dict):
+        err.print(
+            f"attribution: {found['explicit']} explicit, {found['inferred']} inferred, "
+            f"{found['unattributed']} unattributed incidents"
+        )
     elapsed = time.perf_counter() - began
+    counts = row_counts(context.engine)
     out.print(f"demo warehouse at {redact(context.url)} built in {elapsed:.1f} s:", markup=False)
     width = max(len(table) for table in counts)
     for table, rows in counts.items():
         if rows:
             out.print(f"  {table:<{width}}  {rows:>9,}", markup=False)
-    return 0
