@@ -7,10 +7,14 @@ from __future__ import annotations
 
 from collectors.base import Source
 from collectors.git import GitSource
+from collectors.opsgenie import OpsgenieSource
+from collectors.pagerduty import PagerDutySource
 from collectors.prometheus import PrometheusSource
 
 SOURCES: dict[str, type[Source]] = {
     "git": GitSource,
+    "pagerduty": PagerDutySource,
+    "opsgenie": OpsgenieSource,
     "prometheus": PrometheusSource,
 }
 

@@ -1,0 +1,170 @@
+"""Opsgenie: each configured service's incidents, and its alerts as pages. Kept small on purpose.
+
+Atlassian ends Opsgenie, its REST API included, on 2027-04-05; after that this collector
+has nothing to call. Move to another tool before then (or export and `poise import`).
+
+Per service (`services[].opsgenie.service_id`):
+- incidents: `GET /v1/incidents?query=impactedServices:<id>&sort=createdAt&order=desc`,
+  newest first, paged by offset, stopping at the newest `createdAt` already stored; the
+  incidents stored while open are first fetched again one by one (`GET /v1/incidents/{id}`)
+  to see them resolve. Mapping: id `opsgenie:<id>`, severity = priority (`P1`…`P5`),
+  started_at = `impactStartDate` (else `createdAt`), detected_at = `createdAt`,
+  acknowledged_at = none (Opsgenie incidents have no acknowledgement), resolved_at =
+  `impactEndDate` (absent until resolved; `updatedAt` for a resolved one without it).
+- pages: with `alert_query`, `GET /v2/alerts?query=<alert_query>&sort=createdAt&order=desc`,
+  each alert one `oncall_pages` row at its `createdAt`; urgency `high` for P1/P2, `low`
+  otherwise; after hours in the service's team's time zone.
+
+Throttling is a 429 (with `X-RateLimit-State: THROTTLED`), waited out with back-off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from collectors.base import Rows, Scope, Source, Stream, SyncContext, run_http_stream
+from collectors.http import HttpResponse, OffsetPaginator, PageRequest
+from collectors.incidents import (
+    incident_scopes,
+    malformed_record,
+    page_row,
+    refresh_open_incidents,
+)
+from poise.timeutil import parse_timestamp
+from poise.vocab import IncidentStatus, incident_status
+
+HIGH_URGENCY = frozenset({"P1", "P2"})
+
+
+@dataclass(frozen=True)
+class SearchStream(Stream):
+    """A stream whose `query` parameter is an Opsgenie search, filled from `Scope.vars`."""
+
+    query: str = ""
+
+    def first_request(self, scope: Scope, cursor: Any) -> PageRequest:
+        request = super().first_request(scope, cursor)
+        return PageRequest(
+            request.url, {**(request.params or {}), "query": self.query.format(**scope.vars)}
+        )
+
+
+@dataclass(frozen=True)
+class ShortPagePaginator:
+    """Offset paging that stops at a page shorter than the limit (Opsgenie has no `more`)."""
+
+    def next_request(
+        self, response: HttpResponse, request: PageRequest, records: list[Any]
+    ) -> PageRequest | None:
+        if len(records) < int((request.params or {}).get("limit", 0)):
+            return None
+        return OffsetPaginator(more_field=None).next_request(response, request, records)
+
+
+def incident_rows(record: dict[str, Any], scope: Scope) -> Rows:
+    source_id = str(record["id"])
+    if scope.vars["service_id"] not in (record.get("impactedServices") or []):
+        return {}  # not this service's, whatever the search matched
+    created = parse_timestamp(record["createdAt"])
+    status = incident_status(record["status"])
+    resolved = None
+    if status is IncidentStatus.RESOLVED:
+        resolved = parse_timestamp(record.get("impactEndDate") or record["updatedAt"])
+    started = record.get("impactStartDate")
+    return {
+        "incidents": [
+            {
+                "id": f"opsgenie:{source_id}",
+                "source_id": source_id,
+                "service": scope.key,
+                "severity": record.get("priority"),
+                "status": status.value,
+                "started_at": parse_timestamp(started) if started else created,
+                "detected_at": created,
+                "acknowledged_at": None,
+                "resolved_at": resolved,
+                "title": record.get("message"),
+                "url": (record.get("links") or {}).get("web"),
+            }
+        ]
+    }
+
+
+def alert_rows(record: dict[str, Any], scope: Scope) -> Rows:
+    source_id = str(record["id"])
+    priority = record.get("priority")
+    return {
+        "oncall_pages": [
+            page_row(
+                scope,
+                id=f"opsgenie:alert:{source_id}",
+                source_id=source_id,
+                triggered_at=parse_timestamp(record["createdAt"]),
+                urgency=None if priority is None else "high" if priority in HIGH_URGENCY else "low",
+                incident_id=None,
+                title=record.get("message"),
+            )
+        ]
+    }
+
+
+Convert = Callable[[dict[str, Any], Scope], Rows]
+
+
+def _checked(convert: Convert, what: str) -> Convert:
+    def guarded(record: dict[str, Any], scope: Scope) -> Rows:
+        with malformed_record("opsgenie", what, f"record {record.get('id')!r}"):
+            return convert(record, scope)
+
+    return guarded
+
+
+def _newest_first(name: str, path: str, convert: Convert, what: str, query: str) -> SearchStream:
+    return SearchStream(
+        name,
+        path,
+        _checked(convert, what),
+        records="data",
+        cursor_field="createdAt",
+        newest_first=True,
+        page_size=100,
+        page_size_param="limit",
+        params={"sort": "createdAt", "order": "desc"},
+        paginator=ShortPagePaginator(),
+        query=query,
+    )
+
+
+INCIDENTS = _newest_first(
+    "incidents", "/v1/incidents", incident_rows, "incident", "impactedServices:{service_id}"
+)
+ALERTS = _newest_first("alerts", "/v2/alerts", alert_rows, "alert", "{alert_query}")
+
+
+class OpsgenieSource(Source):
+    name = "opsgenie"
+    default_base_url = "https://api.opsgenie.com"
+    streams = (INCIDENTS, ALERTS)
+
+    def auth_headers(self, token: str | None, user: str | None) -> dict[str, str]:
+        return {"Authorization": f"GenieKey {token}"} if token else {}
+
+    def scopes(self) -> list[Scope]:
+        return incident_scopes(self)
+
+    def sync_scope(self, ctx: SyncContext, scope: Scope) -> None:
+        ctx.bookmark(INCIDENTS.name, scope.key)
+        refresh_open_incidents(
+            ctx,
+            scope,
+            stream=INCIDENTS.name,
+            path="/v1/incidents/{id}",
+            params={"identifierType": "id"},
+            record_key="data",
+            rows_of=lambda record, response: INCIDENTS.convert(record, scope),
+        )
+        run_http_stream(ctx, INCIDENTS, scope)
+        if scope.vars.get("alert_query"):
+            run_http_stream(ctx, ALERTS, scope)

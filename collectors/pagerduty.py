@@ -1,0 +1,314 @@
+"""PagerDuty: each configured service's incidents, and the page each of them sent.
+
+Per service (`services[].pagerduty.service_id`), one scope:
+
+- `GET /incidents?service_ids[]=<id>&since=…Z&until=…Z` over windows of at most 180 days
+  (PagerDuty refuses spans over six months, and reads a bound without an offset in the
+  account's time zone, so every bound carries `Z`), paged by offset/limit while `more`.
+  PagerDuty cannot page past offset + limit = 10,000: with `total=true` the first page
+  says how many a window holds, and a window holding more is halved until each half fits
+  (a window that hits the cap without a total is halved too).
+- Incremental: the bookmark is the end of the last window fully stored. The next sync
+  starts one hour before it (incidents appear in the list a little late; upserts absorb
+  the overlap) and first fetches again, one by one, the incidents stored while still
+  open, because a list filtered on creation time would not show them resolving.
+- `acknowledged_at`: while an incident is acknowledged its `acknowledgements` say when;
+  once resolved they are empty, so for an incident first seen resolved (or resolving
+  since the last sync) without a known acknowledgement, its log entries are read once
+  (`GET /incidents/{id}/log_entries?time_zone=UTC`): the first `acknowledge_log_entry`.
+  A first sync of a long history therefore costs about one request per resolved incident.
+- Pages: PagerDuty notifies the on-call person when an incident triggers (alerts grouped
+  into an open incident do not page again), so each incident is one `oncall_pages` row at
+  its `created_at`, with its urgency, after hours or not in the service's team's zone.
+
+Incident mapping: id `pagerduty:<id>`; severity = the priority's name (`P1`…), else the
+urgency (`high`/`low`) for accounts without priorities; `started_at` = `detected_at` =
+`created_at` (PagerDuty knows of an incident from its trigger); `resolved_at` (or, from
+older payloads, `last_status_change_at` of a resolved incident); url = `html_url`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from collectors.base import Rows, Scope, Source, Stream, SyncContext, merge_rows
+from collectors.http import OffsetPaginator, PageRequest, SourceError
+from collectors.incidents import (
+    incident_scopes,
+    malformed_record,
+    page_row,
+    refresh_open_incidents,
+    store_response,
+    stored_incidents,
+)
+from poise.errors import ConfigError
+from poise.timeutil import (
+    TimestampError,
+    isoformat_z,
+    parse_period_bound,
+    parse_timestamp,
+    to_sqlite_text,
+    utcnow,
+)
+from poise.vocab import IncidentStatus, incident_status
+
+OFFSET_CAP = 10_000  # PagerDuty refuses offset + limit above this
+MAX_WINDOW = timedelta(days=180)  # never more than six calendar months
+OVERLAP = timedelta(hours=1)
+FIRST_SYNC_HISTORY = timedelta(days=365)
+SMALLEST_WINDOW = timedelta(seconds=2)
+ACCEPT = "application/vnd.pagerduty+json;version=2"
+
+
+def _timestamp(value: Any) -> datetime | None:
+    return parse_timestamp(value) if value else None
+
+
+def incident_rows(record: dict[str, Any], scope: Scope) -> Rows:
+    """One PagerDuty incident -> its `incidents` row and its `oncall_pages` row.
+
+    `acknowledged_at` here is only what the incident itself says (its current
+    acknowledgements); the source completes it from the warehouse or the log entries.
+    """
+    source_id = str(record["id"])
+    created = parse_timestamp(record["created_at"])
+    status = incident_status(record["status"])
+    resolved = _timestamp(record.get("resolved_at"))
+    if resolved is None and status is IncidentStatus.RESOLVED:
+        resolved = _timestamp(record.get("last_status_change_at"))
+    acknowledgements = [
+        parse_timestamp(ack["at"]) for ack in record.get("acknowledgements") or [] if ack.get("at")
+    ]
+    priority = record.get("priority") or {}
+    urgency = record.get("urgency")
+    title = record.get("title") or record.get("summary")
+    incident_id = f"pagerduty:{source_id}"
+    return {
+        "incidents": [
+            {
+                "id": incident_id,
+                "source_id": source_id,
+                "service": scope.key,
+                "severity": priority.get("summary") or urgency,
+                "status": status.value,
+                "started_at": created,
+                "detected_at": created,
+                "acknowledged_at": min(acknowledgements) if acknowledgements else None,
+                "resolved_at": resolved if status is IncidentStatus.RESOLVED else None,
+                "title": title,
+                "url": record.get("html_url"),
+            }
+        ],
+        "oncall_pages": [
+            page_row(
+                scope,
+                id=f"pagerduty:{source_id}:trigger",
+                source_id=source_id,
+                triggered_at=created,
+                urgency=urgency,
+                incident_id=incident_id,
+                title=title,
+            )
+        ],
+    }
+
+
+INCIDENTS = Stream(
+    "incidents",
+    "/incidents",
+    incident_rows,
+    records="incidents",
+    cursor_field="created_at",
+    page_size=100,
+    page_size_param="limit",
+    params={"total": "true", "sort_by": "created_at:asc", "time_zone": "UTC"},
+    paginator=OffsetPaginator(cap=OFFSET_CAP),
+)
+LOG_ENTRIES = Stream(
+    "log_entries",
+    "/incidents/{id}/log_entries",
+    lambda record, scope: {},
+    records="log_entries",
+    page_size=100,
+    page_size_param="limit",
+    params={"time_zone": "UTC"},
+    paginator=OffsetPaginator(cap=OFFSET_CAP),
+)
+
+
+def time_windows(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
+    """`[start, end)` cut into consecutive windows of at most `MAX_WINDOW`, oldest first."""
+    since = start
+    while since < end:
+        until = min(since + MAX_WINDOW, end)
+        yield since, until
+        since = until
+
+
+def halves(since: datetime, until: datetime) -> list[tuple[datetime, datetime]]:
+    middle = since + (until - since) // 2
+    middle = middle.replace(microsecond=0)
+    return [(since, middle), (middle, until)]
+
+
+class PagerDutySource(Source):
+    name = "pagerduty"
+    default_base_url = "https://api.pagerduty.com"
+    streams = (INCIDENTS,)
+
+    def auth_headers(self, token: str | None, user: str | None) -> dict[str, str]:
+        headers = {"Accept": ACCEPT}
+        if token:
+            headers["Authorization"] = f"Token token={token}"
+        return headers
+
+    def scopes(self) -> list[Scope]:
+        return incident_scopes(self)
+
+    # -- one service --------------------------------------------------------------------
+
+    def sync_scope(self, ctx: SyncContext, scope: Scope) -> None:
+        now = utcnow().replace(microsecond=0)
+        state = ctx.bookmark(INCIDENTS.name, scope.key) or {}
+        start = self._start(state.get("cursor"), now)
+        refresh_open_incidents(
+            ctx,
+            scope,
+            stream=INCIDENTS.name,
+            path="/incidents/{id}",
+            record_key="incident",
+            rows_of=lambda record, response: self._rows(ctx, scope, [record], response.url),
+            before=start,
+        )
+        pending = list(reversed(list(time_windows(start, now))))
+        while pending:
+            since, until = pending.pop()
+            split = self._collect_window(ctx, scope, since, until)
+            pending.extend(reversed(split))
+
+    def _start(self, cursor: str | None, now: datetime) -> datetime:
+        if cursor:
+            return parse_timestamp(cursor) - OVERLAP
+        since = self.settings.since
+        if not since:
+            return now - FIRST_SYNC_HISTORY
+        try:
+            return parse_period_bound(since)
+        except TimestampError as exc:
+            raise ConfigError(f"sources.pagerduty.since: {exc}") from None
+
+    def _collect_window(
+        self, ctx: SyncContext, scope: Scope, since: datetime, until: datetime
+    ) -> list[tuple[datetime, datetime]]:
+        """Store the incidents created in `[since, until)`; or return the halves to do instead."""
+        assert ctx.http is not None
+        params = {
+            **INCIDENTS.params,
+            "service_ids[]": scope.vars["service_id"],
+            "since": isoformat_z(since),
+            "until": isoformat_z(until),
+            "limit": INCIDENTS.page_size,
+            "offset": 0,
+        }
+        request: PageRequest | None = PageRequest(INCIDENTS.path, params)
+        first = True
+        while request is not None:
+            response = ctx.http.get(request.url, request.params)
+            body = response.json()
+            records = INCIDENTS.records_of(body, response)
+            total = body.get("total")
+            if first and isinstance(total, int) and total > OFFSET_CAP:
+                return self._split(since, until, total)
+            first = False
+            following = INCIDENTS.paginator.next_request(response, request, records)
+            if following is None and records and body.get("more"):
+                # The cap, reached without a total: halve and fetch both halves again.
+                return self._split(since, until, None)
+            rows = self._rows(ctx, scope, records, response.url)
+            final = following is None
+            store_response(
+                ctx,
+                INCIDENTS.name,
+                scope,
+                response,
+                request.params,
+                rows=rows,
+                records=len(records),
+                **({"bookmark": {"cursor": to_sqlite_text(until)}, "final": True} if final else {}),
+            )
+            request = following
+        return []
+
+    def _split(
+        self, since: datetime, until: datetime, total: int | None
+    ) -> list[tuple[datetime, datetime]]:
+        if until - since < SMALLEST_WINDOW:
+            count = f"{total:,}" if total is not None else "more than 10,000"
+            raise SourceError(
+                f"pagerduty: {count} incidents created between {isoformat_z(since)} and "
+                f"{isoformat_z(until)}: PagerDuty lists at most 10,000 per query and the "
+                "window cannot be cut smaller"
+            )
+        return halves(since, until)
+
+    # -- rows ---------------------------------------------------------------------------
+
+    def _rows(
+        self, ctx: SyncContext, scope: Scope, records: list[dict[str, Any]], url: str
+    ) -> Rows:
+        rows: Rows = {}
+        service_id = scope.vars["service_id"]
+        for record in records:
+            with malformed_record("pagerduty", "incident", url):
+                belongs_to = (record.get("service") or {}).get("id")
+                if belongs_to != service_id:
+                    ctx.log.warning(
+                        "pagerduty: incident %s belongs to service %s, not %s (%s); skipped",
+                        record.get("id"),
+                        belongs_to,
+                        service_id,
+                        scope.key,
+                    )
+                    continue
+                merge_rows(rows, incident_rows(record, scope))
+        self._complete_acknowledgements(ctx, scope, rows.get("incidents", []))
+        return rows
+
+    def _complete_acknowledgements(
+        self, ctx: SyncContext, scope: Scope, incidents: list[dict[str, Any]]
+    ) -> None:
+        """The earliest acknowledgement known; the log entries only for a newly resolved one."""
+        stored = stored_incidents(ctx.engine, [row["id"] for row in incidents])
+        for row in incidents:
+            before = stored.get(row["id"])
+            known = [t for t in (row["acknowledged_at"], before and before.acknowledged_at) if t]
+            if known:
+                row["acknowledged_at"] = min(known)
+            elif row["status"] == IncidentStatus.RESOLVED.value and (
+                before is None or before.status != IncidentStatus.RESOLVED.value
+            ):
+                row["acknowledged_at"] = self._first_acknowledgement(ctx, scope, row["source_id"])
+
+    def _first_acknowledgement(
+        self, ctx: SyncContext, scope: Scope, incident: str
+    ) -> datetime | None:
+        """The time of the incident's first `acknowledge_log_entry` (None: never acknowledged)."""
+        assert ctx.http is not None
+        request: PageRequest | None = PageRequest(
+            LOG_ENTRIES.path.format(id=incident),
+            {**LOG_ENTRIES.params, "limit": LOG_ENTRIES.page_size, "offset": 0},
+        )
+        first: datetime | None = None
+        while request is not None:
+            response = ctx.http.get(request.url, request.params)
+            entries = LOG_ENTRIES.records_of(response.json(), response)
+            with malformed_record("pagerduty", "log entry", response.url):
+                for entry in entries:
+                    if entry.get("type") == "acknowledge_log_entry":
+                        moment = parse_timestamp(entry["created_at"])
+                        first = moment if first is None or moment < first else first
+            store_response(ctx, LOG_ENTRIES.name, scope, response, request.params)
+            request = LOG_ENTRIES.paginator.next_request(response, request, entries)
+        return first
