@@ -412,3 +412,28 @@ def test_poise_sync_command_prints_a_summary_and_exits_1_when_a_source_failed(
     assert main(["sync", "--db", database, "--config", str(config)]) == 1
     captured = capsys.readouterr()
     assert "poise: git: ghost:" in captured.err and "is not a git repository" in captured.err
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        r"printf 'ab'; sleep 0.05; printf 'c\0de\0'; sleep 0.05; printf 'f\0'",
+        r"printf 'abc\0de\0f'",
+    ],
+    ids=["split-across-reads", "no-trailing-nul"],
+)
+def test_records_are_reassembled_however_the_output_arrives(script: str) -> None:
+    from collectors.git import stream_records
+    from collectors.http import SourceError
+
+    texts = list(stream_records(["sh", "-c", script], SourceError))
+    assert "\0".join(texts).split("\0") == ["abc", "de", "f"]
+
+
+def test_a_failing_git_log_is_one_line(tmp_path: Path) -> None:
+    from collectors.git import stream_records
+    from collectors.http import SourceError
+
+    command = ["git", "-C", str(tmp_path), "log", "--format=%H"]
+    with pytest.raises(SourceError, match=r"^git log failed: fatal: not a git repository"):
+        list(stream_records(command, SourceError))
