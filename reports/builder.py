@@ -11,12 +11,11 @@ from __future__ import annotations
 import difflib
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine, select
 
-from metrics import Period, Scope, Settings, delivery
+from metrics import Period, Scope, Settings, delivery, trends
 from metrics.incidents import durations
 from metrics.scorecard import Basis, assemble, compute, scorecard
 from poise.errors import PoiseError
@@ -174,55 +173,28 @@ def _postmortems(engine: Engine, ids: list[str]) -> dict[str, str]:
     return found
 
 
-def week_periods(period: Period) -> list[Period]:
-    """The quarter cut at Mondays (UTC): the first and last weeks may be partial."""
-    weeks: list[Period] = []
-    start = period.start - timedelta(days=period.start.weekday())
-    while start < period.end:
-        weeks.append(Period(max(start, period.start), min(start + timedelta(days=7), period.end)))
-        start += timedelta(days=7)
-    return weeks
-
-
 def weekly_trends(basis: Basis, settings: Settings, *, by_team: bool) -> pd.DataFrame:
-    """One row per week for the whole scope (`team` empty) and, with `by_team`, per team:
-    the engine's DORA figures of the week and the sample behind each.
-
-    The quarter's deployment and change rows already carry everything a week's figures
-    need (failure, recovery, first deployment), so each week is the engine's `delivery.dora`
-    over the rows whose time falls in that week: the same figures `poise metrics --from
-    MONDAY --to MONDAY` prints (tests/test_reports_builder.py checks this).
-    """
-    deployments, changes = basis.deployments, basis.frames.changes
-    groups: list[tuple[str, pd.DataFrame, pd.DataFrame]] = [("", deployments, changes)]
+    """The engine's figures per week (`metrics.trends.bucket_figures`) for the whole scope
+    (`team` ""), and with `by_team` each team's weekly deployment count
+    (`metrics.delivery.deployment_frequency` of the team's deployments in the week), all
+    from the quarter's one load."""
+    weeks = trends.buckets(basis.frames.period, "W")
+    rows = [
+        {"week": week.start, "team": "", **trends.bucket_figures(basis, week, settings)}
+        for week in weeks
+    ]
     if by_team:
-        groups += [
-            (team, deployments[deployments["team"] == team], changes[changes["team"] == team])
-            for team in sorted(basis.frames.teams["name"])
-        ]
-    rows: list[dict[str, Any]] = []
-    for week in week_periods(basis.frames.period):
-        for team, team_rows, team_changes in groups:
-            deployed = team_rows["deployed_at"]
-            first = team_changes["deployed_at"]
-            figures = delivery.dora(
-                team_rows[(deployed >= week.start) & (deployed < week.end)],
-                team_changes[(first >= week.start) & (first < week.end)],
-                week,
-                settings,
-            )
-            rows.append(
-                {
-                    "week": week.start,
-                    "team": team,
-                    "deployments": figures["deployment_frequency"]["deployments"],
-                    "lead_time_median_hours": figures["lead_time"]["median_hours"],
-                    "changes": figures["lead_time"]["changes"],
-                    "change_failure_rate": figures["change_failure_rate"]["rate"],
-                    "recovery_median_hours": figures["recovery_time"]["median_hours"],
-                    "failures": figures["recovery_time"]["failures"],
-                }
-            )
+        deployments = basis.deployments
+        for team in sorted(basis.frames.teams["name"]):
+            mine = deployments[deployments["team"] == team]
+            for week in weeks:
+                shipped = mine[
+                    (mine["deployed_at"] >= week.start) & (mine["deployed_at"] < week.end)
+                ]
+                figure = delivery.deployment_frequency(shipped, week, settings)
+                rows.append(
+                    {"week": week.start, "team": team, "deployments": figure["deployments"]}
+                )
     return pd.DataFrame(rows)
 
 

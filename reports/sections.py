@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from metrics.trends import change
 from reports.formats import display
 from reports.model import (
     BulletList,
@@ -85,6 +86,7 @@ class Figure:
     tier_path: tuple[str, ...] | None = None
     sample_path: tuple[str, ...] | None = None
     sample_noun: str = ""
+    compared: str | None = None  # its key in the engine's quarter-over-quarter `change`
 
 
 DORA_FIGURES = (
@@ -97,6 +99,7 @@ DORA_FIGURES = (
         tier_path=("dora", "deployment_frequency", "tier"),
         sample_path=("dora", "deployment_frequency", "deployments"),
         sample_noun="deployments",
+        compared="deployments_per_week",
     ),
     Figure(
         "Change lead time",
@@ -107,6 +110,7 @@ DORA_FIGURES = (
         tier_path=("dora", "lead_time", "tier"),
         sample_path=("dora", "lead_time", "changes"),
         sample_noun="changes",
+        compared="lead_time_median_hours",
     ),
     Figure(
         "Change fail rate",
@@ -117,6 +121,7 @@ DORA_FIGURES = (
         tier_path=("dora", "change_failure_rate", "tier"),
         sample_path=("dora", "change_failure_rate", "deployments"),
         sample_noun="deployments",
+        compared="change_failure_rate",
     ),
     Figure(
         "Failed deployment recovery time",
@@ -127,6 +132,7 @@ DORA_FIGURES = (
         tier_path=("dora", "recovery_time", "tier"),
         sample_path=("dora", "recovery_time", "failures"),
         sample_noun="failures",
+        compared="recovery_median_hours",
     ),
     Figure(
         "Rework rate",
@@ -136,10 +142,13 @@ DORA_FIGURES = (
         change=Change.POINTS,
         sample_path=("dora", "rework_rate", "deployments"),
         sample_noun="deployments",
+        compared="rework_rate",
     ),
 )
 INCIDENT_FIGURES = (
-    Figure("Incidents", "Incidents started", ("incidents", "count"), Fmt.COUNT),
+    Figure(
+        "Incidents", "Incidents started", ("incidents", "count"), Fmt.COUNT, compared="incidents"
+    ),
     Figure(
         "Time to acknowledge",
         "Time to acknowledge, median (min)",
@@ -153,6 +162,7 @@ INCIDENT_FIGURES = (
         ("incidents", "mttr_median_hours"),
         Fmt.DECIMAL1,
         " h",
+        compared="mttr_median_hours",
     ),
 )
 DETAIL_FIGURES = (
@@ -185,6 +195,11 @@ DETAIL_FIGURES = (
 
 
 def headline(figure: Figure, current: Card, previous: Card | None) -> Headline:
+    moved = (
+        change(dict(current), dict(previous)).get(figure.compared, {})
+        if previous is not None and figure.compared
+        else {}
+    )
     return Headline(
         label=figure.label,
         current=get(current, *figure.path),
@@ -195,6 +210,9 @@ def headline(figure: Figure, current: Card, previous: Card | None) -> Headline:
         tier=get(current, *figure.tier_path) if figure.tier_path else None,
         previous_tier=get(previous, *figure.tier_path) if figure.tier_path and previous else None,
         graded=figure.tier_path is not None,
+        delta=moved.get("delta"),
+        relative=moved.get("relative"),
+        compared=figure.compared is not None,
     )
 
 

@@ -5,6 +5,7 @@ rate held at 9.0 %"; "change lead time: not enough data this quarter". The numbe
 metrics engine's, written with `reports.formats.display`, so a sentence and a table cell
 never disagree.
 
+The change itself (difference and relative change) is the engine's (`metrics.trends.change`).
 When is a change "held"? When it rounds to nothing at the precision the report prints:
 a quantity whose relative change is under 0.5 % (it would print as 0 %), or a rate whose
 change is under 0.05 percentage points (it would print as 0.0 points).
@@ -37,16 +38,12 @@ class Headline:
     tier: str | None = None
     previous_tier: str | None = None
     graded: bool = False  # the figure has a DORA tier (so "not graded" is worth saying)
+    delta: float | None = None  # current − previous, from the engine
+    relative: float | None = None  # delta / previous, from the engine (None when previous is 0)
+    compared: bool = True  # False: the engine gives no change for this figure
 
     def value_text(self, value: float | None) -> str:
         return display(value, self.fmt) + self.unit
-
-
-def relative_change(current: float, previous: float) -> float | None:
-    """(current − previous) / previous; None when the previous value is 0."""
-    if previous == 0:
-        return None
-    return (current - previous) / previous
 
 
 def movement(headline: Headline) -> str:
@@ -57,15 +54,19 @@ def movement(headline: Headline) -> str:
         return "had not enough data this quarter"
     if previous is None:
         return f"was {now} (no figure for the quarter before)"
+    if not headline.compared or headline.delta is None:
+        return f"was {now} ({headline.value_text(previous)} the quarter before)"
     if headline.change is Change.POINTS:
-        points = (current - previous) * 100
+        points = headline.delta * 100
         if round(abs(points), 1) == 0:
             return f"held at {now}"
         verb = "rose" if points > 0 else "fell"
         return f"{verb} {abs(points):.1f} points to {now}"
-    ratio = relative_change(current, previous)
-    if ratio is None:
-        return f"held at {now}" if current == 0 else f"rose from {headline.value_text(0)} to {now}"
+    ratio = headline.relative
+    if ratio is None:  # the quarter before was 0
+        if headline.delta == 0:
+            return f"held at {now}"
+        return f"rose from {headline.value_text(previous)} to {now}"
     if round(abs(ratio) * 100) == 0:
         return f"held at {now}"
     verb = "rose" if ratio > 0 else "fell"
@@ -100,15 +101,14 @@ def paragraph(headlines: list[Headline]) -> str:
 
 def change_text(headline: Headline) -> str:
     """The change column of the headline table: "+18 %", "−1.2 pts", "±0", or ""."""
-    current, previous = headline.current, headline.previous
-    if current is None or previous is None:
+    if headline.current is None or headline.previous is None or headline.delta is None:
         return ""
     if headline.change is Change.POINTS:
-        points = (current - previous) * 100
+        points = headline.delta * 100
         return "±0" if round(abs(points), 1) == 0 else f"{points:+.1f} pts".replace("-", "−")
-    ratio = relative_change(current, previous)
+    ratio = headline.relative
     if ratio is None:
-        return "±0" if current == 0 else "new"
+        return "±0" if headline.delta == 0 else "new"
     return "±0" if round(abs(ratio) * 100) == 0 else f"{ratio * 100:+.0f} %".replace("-", "−")
 
 

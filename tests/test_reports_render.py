@@ -234,7 +234,7 @@ def test_markdown_tables_and_escaping() -> None:
     assert "### Team payments" in markdown and "*No freezes.*" in markdown
 
 
-def _require_chromium() -> None:
+def require_chromium() -> None:
     if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
         message = f"needs Debian's chromium at {CHROMIUM} (scripts/install-system-deps.sh)"
         if os.environ.get("POISE_REQUIRE_SYSTEM_TOOLS") == "1":
@@ -243,7 +243,7 @@ def _require_chromium() -> None:
 
 
 def test_html_in_headless_chromium_makes_no_request(tmp_path: Path) -> None:
-    _require_chromium()
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     path = tmp_path / "report.html"

@@ -6,16 +6,38 @@ from reports.model import Fmt
 from reports.summary import Change, Headline, change_text, count_phrase, paragraph, sentence
 
 
+def moved(current: float | None, previous: float | None) -> dict[str, float | None]:
+    """What the engine's `metrics.trends.change` gives: difference and relative change."""
+    if current is None or previous is None:
+        return {"delta": None, "relative": None}
+    delta = current - previous
+    return {"delta": delta, "relative": delta / previous if previous else None}
+
+
 def frequency(current: float | None, previous: float | None, **kw: object) -> Headline:
     return Headline(
-        "Deployment frequency", current, previous, Fmt.DECIMAL1, " per week", graded=True, **kw
-    )  # type: ignore[arg-type]
+        "Deployment frequency",
+        current,
+        previous,
+        Fmt.DECIMAL1,
+        " per week",
+        graded=True,
+        **moved(current, previous),
+        **kw,  # type: ignore[arg-type]
+    )
 
 
 def fail_rate(current: float | None, previous: float | None, **kw: object) -> Headline:
     return Headline(
-        "Change fail rate", current, previous, Fmt.PERCENT1, change=Change.POINTS, graded=True, **kw
-    )  # type: ignore[arg-type]
+        "Change fail rate",
+        current,
+        previous,
+        Fmt.PERCENT1,
+        change=Change.POINTS,
+        graded=True,
+        **moved(current, previous),
+        **kw,  # type: ignore[arg-type]
+    )
 
 
 def test_the_issue_example() -> None:
@@ -66,8 +88,14 @@ def test_small_samples_and_ungraded_figures() -> None:
         "held at 1.0 per week (too small a sample for a tier)"
     )
     assert sentence(fail_rate(0.2, 0.2, tier=None)).endswith("(not graded by the benchmark table)")
-    untiered = Headline("Incidents", 4, 5, Fmt.COUNT)
+    untiered = Headline("Incidents", 4, 5, Fmt.COUNT, **moved(4, 5))
     assert sentence(untiered) == "Incidents fell 20 % to 4"
+    no_change_given = Headline(
+        "Time to acknowledge", 4.0, 5.0, Fmt.DECIMAL1, " min", compared=False
+    )
+    assert (
+        sentence(no_change_given) == "Time to acknowledge was 4.0 min (5.0 min the quarter before)"
+    )
 
 
 def test_count_phrase() -> None:

@@ -1,0 +1,436 @@
+"""The quarterly report of a real (demo) warehouse: every format shows `poise metrics`' figures.
+
+The demo organisation is built once for the module into a SQLite file; `poise metrics`
+prints its JSON through the real CLI, and each report format is read back the way a person
+or a program would read it: text out of the PDF, cells out of the HTML tables, values out of
+the workbook, pipe tables out of the Markdown.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openpyxl import load_workbook
+from pypdf import PdfReader
+from test_reports_render import outside_references, require_chromium
+
+from metrics import Period, Scope, Settings
+from metrics.trends import weekly_trends
+from poise.cli import main
+from poise.demo import build_demo
+from poise.warehouse import open_warehouse
+from reports import render
+from reports.formats import display
+from reports.model import Fmt
+
+QUARTER = "2026Q3"
+UNTIL = datetime(2026, 10, 1, tzinfo=UTC)
+HEADLINES = (  # row of the headline table, path in the scorecard, format
+    ("Deployment frequency (per week)", ("dora", "deployment_frequency", "per_week"), Fmt.DECIMAL1),
+    ("Change lead time, median (h)", ("dora", "lead_time", "median_hours"), Fmt.DECIMAL1),
+    ("Change fail rate", ("dora", "change_failure_rate", "rate"), Fmt.PERCENT1),
+    (
+        "Failed deployment recovery time, median (h)",
+        ("dora", "recovery_time", "median_hours"),
+        Fmt.DECIMAL1,
+    ),
+    ("Rework rate", ("dora", "rework_rate", "rate"), Fmt.PERCENT1),
+    ("Incidents started", ("incidents", "count"), Fmt.COUNT),
+    ("Time to acknowledge, median (min)", ("incidents", "mtta_median_minutes"), Fmt.DECIMAL1),
+    ("Time to resolve, median (h)", ("incidents", "mttr_median_hours"), Fmt.DECIMAL1),
+)
+
+
+def same(value: Any) -> Any:
+    """A figure as the workbook holds it: openpyxl writes 16 significant digits (Excel itself
+    keeps 15), so a float comes back within one part in 10^15."""
+    return pytest.approx(value, rel=1e-15, abs=0) if isinstance(value, float) else value
+
+
+def dig(card: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path:
+        card = card[key]
+    return card
+
+
+@pytest.fixture(scope="module")
+def demo_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}"
+    engine = open_warehouse(url)
+    try:
+        build_demo(engine, until=UNTIL, days=200)
+    finally:
+        engine.dispose()
+    return url
+
+
+class Cache:
+    """Each report rendered once per module (a PDF takes seconds)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = open_warehouse(url)
+        self.files: dict[tuple[str, str | None, str, str], bytes] = {}
+
+    def get(
+        self, fmt: str, team: str | None = None, quarter: str = QUARTER, paper: str = "a4"
+    ) -> bytes:
+        key = (fmt, team, quarter, paper)
+        if key not in self.files:
+            self.files[key] = render(
+                self.engine, quarter, fmt=fmt, team=team, settings=Settings(), paper=paper
+            )
+        return self.files[key]
+
+
+@pytest.fixture(scope="module")
+def reports(demo_url: str) -> Any:
+    cache = Cache(demo_url)
+    yield cache
+    cache.engine.dispose()
+
+
+def metrics_json(capsys: pytest.CaptureFixture[str], url: str, *extra: str) -> Any:
+    capsys.readouterr()
+    assert main(["metrics", "--quarter", QUARTER, "--format", "json", "--db", url, *extra]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+# --- reading each format back ---------------------------------------------------------------
+
+
+class _Tables(HTMLParser):
+    """Every <table data-sheet=…>: its rows of (text, data-value) cells."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, list[list[tuple[str, str | None]]]] = {}
+        self._sheet: str | None = None
+        self._cell: list[str] | None = None
+        self._value: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "table" and found.get("data-sheet"):
+            self._sheet = found["data-sheet"]
+            self.tables[self._sheet] = []
+        elif tag == "tr" and self._sheet:
+            self.tables[self._sheet].append([])
+        elif tag in ("td", "th") and self._sheet:
+            self._cell, self._value = [], found.get("data-value")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._sheet and self._cell is not None:
+            self.tables[self._sheet][-1].append(("".join(self._cell).strip(), self._value))
+            self._cell = None
+        elif tag == "table":
+            self._sheet = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def html_tables(data: bytes) -> dict[str, list[list[tuple[str, str | None]]]]:
+    parser = _Tables()
+    parser.feed(data.decode("utf-8"))
+    return parser.tables
+
+
+def pdf_text(data: bytes) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
+
+
+def markdown_table(markdown: str, title: str) -> list[list[str]]:
+    block = markdown.split(f"**{title}**\n\n", 1)[1].split("\n\n", 1)[0]
+    rows = [line.strip("|").split(" | ") for line in block.splitlines()]
+    return [[cell.strip() for cell in row] for row in rows if not row[0].startswith("-")]
+
+
+def sheet_rows(data: bytes, sheet: str) -> list[tuple[Any, ...]]:
+    return list(load_workbook(io.BytesIO(data))[sheet].iter_rows(values_only=True))
+
+
+def all_text(fmt: str, data: bytes) -> str:
+    if fmt == "pdf":
+        return pdf_text(data)
+    if fmt == "xlsx":
+        book = load_workbook(io.BytesIO(data))
+        return "\n".join(
+            str(cell)
+            for sheet in book
+            for row in sheet.iter_rows(values_only=True)
+            for cell in row
+            if cell is not None
+        )
+    return data.decode("utf-8")
+
+
+# --- the figures are the engine's ------------------------------------------------------------
+
+
+def test_headline_figures_in_every_format_equal_poise_metrics(
+    reports: Cache, capsys: pytest.CaptureFixture[str]
+) -> None:
+    card = metrics_json(capsys, reports.url, "--compare")
+    previous = card["previous"]
+    expected = {name: (dig(card, path), dig(previous, path), fmt) for name, path, fmt in HEADLINES}
+
+    rows = sheet_rows(reports.get("xlsx"), "Headline figures")
+    assert rows[0][:3] == ("Figure", "This quarter", "Quarter before")
+    got = {row[0]: (row[1], row[2]) for row in rows[1:]}
+    for name, (now, before, _fmt) in expected.items():
+        assert got[name] == (same(now), same(before)), name  # the values, not rounded text
+
+    table = html_tables(reports.get("html"))["Headline figures"]
+    cells = {row[0][0]: row for row in table[1:]}
+    for name, (now, before, fmt) in expected.items():
+        assert float(cells[name][1][1]) == now and float(cells[name][2][1]) == before, name
+        assert cells[name][1][0] == display(now, fmt), name
+
+    rows_md = markdown_table(reports.get("md").decode(), "Headline figures")
+    md = {row[0]: row for row in rows_md[1:]}
+    for name, (now, before, fmt) in expected.items():
+        assert md[name][1:3] == [display(now, fmt), display(before, fmt)], name
+
+    text = pdf_text(reports.get("pdf"))
+    summary = text.split("Executive summary", 2)[2].split("Team scorecards")[0]
+    lines = {line.split(" ")[0]: line for line in summary.splitlines()}
+    assert lines
+    flat = " ".join(summary.split())
+    for name, (now, before, fmt) in expected.items():
+        assert f"{name} {display(now, fmt)} {display(before, fmt)}" in flat, name
+    per_week = display(card["dora"]["deployment_frequency"]["per_week"], Fmt.DECIMAL1)
+    assert f"{per_week} per week" in flat  # the sentence says it too
+
+
+def test_team_scorecards_equal_poise_metrics_by_team(
+    reports: Cache, capsys: pytest.CaptureFixture[str]
+) -> None:
+    by_team = metrics_json(capsys, reports.url, "--by-team")
+    rows = sheet_rows(reports.get("xlsx"), "Teams side by side")
+    got = {row[0]: row[1:7] for row in rows[1:]}
+    assert set(got) == set(by_team)
+    for team, card in by_team.items():
+        assert got[team] == tuple(
+            same(value)
+            for value in (
+                card["dora"]["deployment_frequency"]["per_week"],
+                card["dora"]["lead_time"]["median_hours"],
+                card["dora"]["change_failure_rate"]["rate"],
+                card["dora"]["recovery_time"]["median_hours"],
+                card["dora"]["rework_rate"]["rate"],
+                card["incidents"]["count"],
+            )
+        ), team
+        team_rows = {row[0]: row[1] for row in sheet_rows(reports.get("xlsx"), f"Team {team}")[1:]}
+        for name, path, _fmt in HEADLINES:
+            assert team_rows[name] == same(dig(card, path)), (team, name)
+    markdown = reports.get("md").decode()
+    for team, card in by_team.items():
+        md = {row[0]: row[1] for row in markdown_table(markdown, f"Scorecard: {team}")[1:]}
+        for name, path, fmt in HEADLINES:
+            assert md[name] == display(dig(card, path), fmt), (team, name)
+
+
+def test_slos_equal_poise_metrics_at_quarter_end_and_over_the_calendar_quarter(
+    reports: Cache, capsys: pytest.CaptureFixture[str]
+) -> None:
+    own = metrics_json(capsys, reports.url)
+    quarter = metrics_json(capsys, reports.url, "--slo-window", "quarter")
+    rows = sheet_rows(reports.get("xlsx"), "SLO attainment")
+    assert rows[0][:6] == ("SLO", "Service", "Target", "Window", "SLI", "Budget left")
+    got = {row[0]: (row[2], row[4], row[5]) for row in rows[1:]}
+    assert got == {
+        slo["name"]: tuple(same(slo[key]) for key in ("target", "sli", "budget_remaining"))
+        for slo in quarter["slos"]
+    }
+    assert {row[3] for row in rows[1:]} == {"calendar quarter"}
+    for slo in own["slos"]:
+        team_rows = sheet_rows(reports.get("xlsx"), f"SLOs {slo['team']}")
+        row = next(row for row in team_rows if row[0] == slo["name"])
+        assert (row[4], row[5], row[7]) == (
+            same(slo["sli"]),
+            same(slo["budget_remaining"]),
+            slo["status"].replace("_", " "),
+        )
+    text = " ".join(pdf_text(reports.get("pdf")).split())
+    for slo in quarter["slos"]:
+        if slo["sli"] is not None:
+            assert f"SLI {display(slo['sli'], Fmt.PERCENT3)}" in text, slo["name"]
+
+
+def test_weekly_trends_are_the_engines(reports: Cache) -> None:
+    frame = weekly_trends(reports.engine, Period.quarter(QUARTER), Scope(), Settings())
+    rows = sheet_rows(reports.get("xlsx"), "Trend hours lead")
+    assert [row[1] for row in rows[1:]] == [
+        same(value) if changes >= 5 else None
+        for value, changes in zip(frame["lead_time_median_hours"], frame["changes"], strict=True)
+    ]
+    stacked = sheet_rows(reports.get("xlsx"), "Trend deployments")
+    totals = [sum(cell or 0 for cell in row[1:]) for row in stacked[1:]]
+    assert totals == frame["deployments"].tolist()
+
+
+def test_evidence_sheets_hold_the_rows_behind_the_figures(
+    reports: Cache, capsys: pytest.CaptureFixture[str]
+) -> None:
+    card = metrics_json(capsys, reports.url)
+    book = load_workbook(io.BytesIO(reports.get("xlsx")), read_only=True)
+    deployments = list(book["Rows deployments"].iter_rows(values_only=True))
+    header = deployments[0]
+    assert len(deployments) - 1 == card["dora"]["deployment_frequency"]["deployments"]
+    failed = header.index("failed")
+    assert (
+        sum(1 for row in deployments[1:] if row[failed])
+        == card["dora"]["change_failure_rate"]["failed"]
+    )
+    incidents = list(book["Rows incidents"].iter_rows(values_only=True))
+    assert len(incidents) - 1 == card["incidents"]["count"]
+
+
+# --- scope, emptiness, paper, self-containment ------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["md", "html", "xlsx", "pdf"])
+def test_a_team_report_leaves_out_every_other_team(reports: Cache, fmt: str) -> None:
+    with reports.engine.connect() as connection:
+        services = connection.exec_driver_sql("SELECT name, team FROM services").fetchall()
+    others = {team for _name, team in services if team != "growth"}
+    others |= {name for name, team in services if team != "growth"}
+    text = all_text(fmt, reports.get(fmt, team="growth"))
+    assert "Team growth" in text
+    leaked = {name for name in others if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text)}
+    assert leaked == set()
+
+
+@pytest.mark.parametrize("fmt", ["md", "html", "xlsx", "pdf"])
+def test_an_empty_quarter_says_so(reports: Cache, fmt: str) -> None:
+    text = " ".join(all_text(fmt, reports.get(fmt, quarter="2024Q1")).split())
+    assert "No data for 2024Q1" in text
+    assert "no data" in text
+
+
+def test_letter_and_a4(reports: Cache) -> None:
+    for paper, size in (("a4", (595, 842)), ("letter", (612, 792))):
+        reader = PdfReader(io.BytesIO(reports.get("pdf", team="growth", paper=paper)))
+        assert {
+            (round(float(p.mediabox.width)), round(float(p.mediabox.height))) for p in reader.pages
+        } == {size}
+
+
+def test_the_real_report_makes_no_outside_request(reports: Cache, tmp_path: Path) -> None:
+    html = reports.get("html").decode()
+    assert outside_references(html) == []
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    path = tmp_path / "report.html"
+    path.write_text(html, encoding="utf-8")
+    requests: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--no-sandbox"]
+        )
+        try:
+            page = browser.new_page()
+            page.on("request", lambda request: requests.append(request.url))
+            page.goto(path.as_uri(), wait_until="networkidle")
+            page.screenshot(path=str(tmp_path / "report.png"), full_page=False)
+        finally:
+            browser.close()
+    assert requests == [path.as_uri()]
+
+
+# --- the command line --------------------------------------------------------------------------
+
+
+def test_cli_writes_each_format(
+    demo_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    checks: dict[str, Callable[[bytes], bool]] = {
+        "report.md": lambda data: data.startswith(b"# Quarterly report 2026Q3"),
+        "report.html": lambda data: data.startswith(b"<!DOCTYPE html>"),
+        "report.xlsx": lambda data: data.startswith(b"PK"),
+        "report.pdf": lambda data: data.startswith(b"%PDF"),
+    }
+    for name, check in checks.items():
+        out = tmp_path / name
+        args = [
+            "report",
+            "--quarter",
+            "2026q3",
+            "--team",
+            "identity",
+            "--out",
+            str(out),
+            "--db",
+            demo_url,
+        ]
+        assert main(args) == 0  # the format comes from the suffix
+        assert check(out.read_bytes()), name
+        assert f"wrote {out}" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                "report",
+                "--quarter",
+                QUARTER,
+                "--format",
+                "pdf",
+                "--paper",
+                "letter",
+                "--out",
+                str(tmp_path / "letter.pdf"),
+                "--db",
+                demo_url,
+            ]
+        )
+        == 0
+    )
+    box = PdfReader(tmp_path / "letter.pdf").pages[0].mediabox
+    assert (round(float(box.width)), round(float(box.height))) == (612, 792)
+
+
+def test_cli_errors_are_one_line(
+    demo_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "report",
+                "--quarter",
+                QUARTER,
+                "--team",
+                "grwth",
+                "--out",
+                str(tmp_path / "x.md"),
+                "--db",
+                demo_url,
+            ]
+        )
+        == 1
+    )
+    assert (
+        capsys.readouterr().err.strip()
+        == "poise: --team 'grwth': no such team in the warehouse (did you mean 'growth'?)"
+    )
+    missing = tmp_path / "nowhere" / "x.md"
+    assert main(["report", "--quarter", QUARTER, "--out", str(missing), "--db", demo_url]) == 1
+    assert (
+        capsys.readouterr().err.strip()
+        == f"poise: --out {missing}: folder {missing.parent} does not exist"
+    )
+    assert not missing.parent.exists()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", "--quarter", "2026Q5", "--db", demo_url])
+    assert exit_info.value.code == 2
