@@ -491,3 +491,27 @@ def test_the_token_never_reaches_the_warehouse_file(
     database = Path(str(sqlite_warehouse.url.database))
     for path in [database, *database.parent.glob(database.name + "-*")]:
         assert TOKEN.encode() not in path.read_bytes()
+
+
+def test_an_incident_of_another_service_in_a_page_is_skipped_with_a_warning(
+    warehouse: Engine,
+    replay_server: ReplayServer,
+    tmp_path: Path,
+    token: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake = account(replay_server)
+    stray = dict(fake.incidents["QZZZZZZZZZZZZZ"])
+    mine = dict(fake.incidents["Q1AAAAAAAAAAAA"])
+    fake.fault(
+        "/incidents",
+        Reply(200, {"incidents": [mine, stray], "limit": 100, "offset": 0, "more": False}),
+    )
+    summary, _ = sync(warehouse, make_config(tmp_path, replay_server))
+    assert not summary.failed
+    assert "pagerduty:QZZZZZZZZZZZZZ" not in table(warehouse, schema.incidents)
+    assert "pagerduty:Q1AAAAAAAAAAAA" in table(warehouse, schema.incidents)
+    assert (
+        "pagerduty: incident QZZZZZZZZZZZZZ belongs to service PUNMAPD, not PWJAGSD (checkout); "
+        "skipped" in caplog.text
+    )
