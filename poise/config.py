@@ -365,6 +365,8 @@ def parse_config(
             f"{origin}: the file must hold a mapping of keys, not {type(data).__name__}"
         )
     _refuse_secrets(data, "", origin)
+    # A section whose entries are all commented out (`sources:` alone) is an empty section.
+    data = {key: value for key, value in data.items() if value is not None}
     try:
         config = PoiseConfig.model_validate(
             {**data, "base_dir": base_dir or Path.cwd(), "origin": origin}
@@ -377,7 +379,9 @@ def parse_config(
 
 
 def _first_error(errors: list[Any], data: dict[str, Any]) -> Any:
-    """The first error, where an `slos` item counts as the form it looks like (file or inline)."""
+    """The error to report: an unknown key first (a misspelt key also makes one "missing"),
+    and an `slos` item judged as the form it looks like (a file, or an inline SLO)."""
+    relevant = []
     for error in errors:
         loc = error["loc"]
         if len(loc) > 2 and loc[0] == "slos" and loc[2] in ("SloConfig", "SloFile"):
@@ -385,8 +389,9 @@ def _first_error(errors: list[Any], data: dict[str, Any]) -> Any:
             looks_like = "SloFile" if isinstance(item, dict) and "file" in item else "SloConfig"
             if loc[2] != looks_like:
                 continue
-        return error
-    return errors[0]
+        relevant.append(error)
+    relevant = relevant or errors
+    return next((e for e in relevant if e["type"] == "extra_forbidden"), relevant[0])
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
