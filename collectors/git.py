@@ -3,7 +3,9 @@
 Rules (docs/metric-definitions.md, "From a local Git repository"):
 - every non-merge commit reachable from `branch` is a change (`committed_at` = author
   time); with `paths` (a monorepo) only those touching the paths. Id `git:<service>:<sha>`,
-  so one commit can be a change of two services;
+  so one commit can be a change of two services. A service with a github or gitlab block
+  gets no changes from here: its changes are its merged pull (merge) requests and direct
+  pushes, from those collectors, so nothing is counted twice;
 - when the service has no github/gitlab/jenkins block, each tag matching `deploy_tags`
   and merged into `branch` is a successful production deployment at the tag's time
   (tagger date of an annotated tag, committer date of a lightweight one), id
@@ -61,6 +63,7 @@ TAG_FORMAT = (
     "%(taggerdate:unix)%00%(committerdate:unix)%00%(*committerdate:unix)"
 )
 CI_CD_BLOCKS = ("github", "gitlab", "jenkins")
+CHANGE_BLOCKS = ("github", "gitlab")  # sources whose pull/merge requests are the changes
 CHANGE_COLUMNS = (
     "id",
     "service",
@@ -138,6 +141,7 @@ class GitSync:
         self.wants_deployments = bool(self.location.deploy_tags) and not any(
             getattr(scope.service, block) for block in CI_CD_BLOCKS
         )
+        self.wants_changes = not any(getattr(scope.service, block) for block in CHANGE_BLOCKS)
 
     # -- git ------------------------------------------------------------------------
 
@@ -272,6 +276,8 @@ class GitSync:
         batch: list[str] = []
         batch_changes: list[tuple[str, str, str, str]] = []
         paths_filter: set[str] | None = touching() if touching else None
+        if not self.wants_changes:
+            paths_filter = set()  # no commit is a change here (CHANGE_BLOCKS)
         every = self.ctx.checkpoint_every
 
         def flush() -> None:

@@ -315,13 +315,25 @@ def test_a_service_with_a_ci_cd_source_gets_no_tag_deployments(
             {
                 "name": "checkout",
                 "git": {"path": "checkout", "deploy_tags": "v*"},
-                "github": {"repo": "acme/checkout"},
+                "jenkins": {"job": "checkout/deploy"},
             }
         ],
     )
     sync(warehouse, config)
     assert len(changes(warehouse)) == 6
     assert deployments(warehouse) == {}
+
+
+@pytest.mark.parametrize("block", ["github", "gitlab"])
+def test_a_service_whose_changes_are_pull_requests_gets_no_commit_changes(
+    sqlite_warehouse: Engine, tmp_path: Path, history: dict[str, str], block: str
+) -> None:
+    where = {"github": {"repo": "acme/checkout"}, "gitlab": {"project": "acme/checkout"}}[block]
+    config = make_config(
+        tmp_path, [{"name": "checkout", "git": {"path": "checkout"}, block: where}]
+    )
+    assert not sync(sqlite_warehouse, config).failed
+    assert changes(sqlite_warehouse) == {} and deployments(sqlite_warehouse) == {}
 
 
 class Killed(BaseException):
