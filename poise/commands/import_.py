@@ -30,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
         result = import_file(context.engine, args.kind, path, on_read=advance)
     err.print(
         f"{path}: {result.rows} {args.kind} rows read, {result.written} new or changed, "
-        f"{result.unchanged} unchanged"
+        f"{result.unchanged} unchanged",
+        markup=False,  # a file name like data[1].csv is not markup
     )
     refreshed = refresh_derived(
         context.engine, Settings.from_config(context.config), kind=args.kind
