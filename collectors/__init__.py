@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from collectors.base import Source
 from collectors.git import GitSource
+from collectors.github import GitHubSource
 from collectors.opsgenie import OpsgenieSource
 from collectors.pagerduty import PagerDutySource
 from collectors.prometheus import PrometheusSource
 
 SOURCES: dict[str, type[Source]] = {
     "git": GitSource,
+    "github": GitHubSource,
     "pagerduty": PagerDutySource,
     "opsgenie": OpsgenieSource,
     "prometheus": PrometheusSource,

@@ -124,14 +124,19 @@ class Stream:
         return PageRequest(self.path.format(**scope.vars), params)
 
     def records_of(self, body: Any, response: HttpResponse) -> list[dict[str, Any]]:
-        found = body.get(self.records) if self.records and isinstance(body, dict) else body
-        if not isinstance(found, list) or not all(isinstance(item, dict) for item in found):
-            where = f"a list under {self.records!r}" if self.records else "a list"
-            raise BadPayloadError(
-                f"{response.source}: malformed page from {response.url}: expected {where} "
-                "of objects; earlier pages are kept"
-            )
-        return found
+        return records_in(body, response, self.records)
+
+
+def records_in(body: Any, response: HttpResponse, key: str | None = None) -> list[dict[str, Any]]:
+    """The list of objects in a page (under `key`); anything else is a malformed page."""
+    found = body.get(key) if key and isinstance(body, dict) else body
+    if not isinstance(found, list) or not all(isinstance(item, dict) for item in found):
+        where = f"a list under {key!r}" if key else "a list"
+        raise BadPayloadError(
+            f"{response.source}: malformed page from {response.url}: expected {where} "
+            "of objects; earlier pages are kept"
+        )
+    return found
 
 
 def _as_timestamp(value: Any) -> datetime | None:
@@ -485,7 +490,7 @@ def run_http_stream(ctx: SyncContext, stream: Stream, scope: Scope, *, start: An
             fresh.append(record)
             values.append(value)
         rows: Rows = {}
-        for value, record in zip(values, _complete(ctx, stream, scope, fresh), strict=True):
+        for value, record in zip(values, complete_records(ctx, stream, scope, fresh), strict=True):
             if value is not None:
                 highest = value if highest is None or value > highest else highest
                 if stream.settled is not None and not stream.settled(record):
@@ -524,7 +529,7 @@ def run_http_stream(ctx: SyncContext, stream: Stream, scope: Scope, *, start: An
         request = following
 
 
-def _complete(
+def complete_records(
     ctx: SyncContext, stream: Stream, scope: Scope, records: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """The records with their details fetched, `detail_workers` requests at a time."""

@@ -1,0 +1,285 @@
+"""Which changes each production deployment shipped (`deployment_changes`), for CI/CD sources.
+
+A successful production deployment ships the changes between the previous successful
+production deployment of the same service (from the same source) and itself: the commits
+reachable from its sha and not from the previous one's, as the source's compare endpoint
+(or `git rev-list`) lists them. Commits become changes like this:
+
+- a commit that is a known change's sha (a pull request's merge or squash commit, a
+  merge request's merge commit, a local git commit) is that change;
+- a merge commit of a known change brings its branch's commits with it: they are part of
+  that change, not changes of their own;
+- any other non-merge commit is asked about (`change_of_commit`: which merged pull
+  request introduced it? That is how rebase-merged commits find their pull request);
+  a commit no pull request introduced was pushed directly and is a change of its own
+  (`direct_change`); merge commits are never changes themselves.
+
+The very first deployment of a service has no predecessor to compare with: it ships
+only the change whose sha it deployed, if that change is known.
+
+Which deployments are (re)linked: those whose row changed since the last pass (new,
+finished, re-run) plus the deployment right after each of them, whose predecessor may
+have changed. The bookmark (stream `shipped`) is the time of the last complete pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, select
+
+from collectors.base import Rows, Scope, SyncContext, merge_rows
+from collectors.git import chunks, write_links
+from collectors.http import NotFoundError
+from poise.timeutil import parse_timestamp, to_sqlite_text, utcnow
+from poise.warehouse import schema
+
+log = logging.getLogger("poise.collectors.shipped")
+
+STREAM = "shipped"
+BATCH = 50  # deployments linked per transaction
+WORKERS = 4  # compare requests at a time
+
+
+@dataclass(frozen=True)
+class Commit:
+    """A commit as a compare endpoint lists it."""
+
+    sha: str
+    parents: tuple[str, ...] = ()
+    authored_at: datetime | None = None
+    title: str | None = None
+    author: str | None = None
+
+    @property
+    def is_merge(self) -> bool:
+        return len(self.parents) > 1
+
+
+class Resolver(Protocol):
+    """What a source knows about its repository."""
+
+    def between(self, base: str, head: str) -> list[Commit]:
+        """Commits reachable from `head` and not from `base` (raise NotFoundError if unknown)."""
+        ...
+
+    def change_of_commit(self, commit: Commit) -> tuple[str, Rows] | None:
+        """The change (id, rows to store) that introduced `commit`, if the source knows one."""
+        ...
+
+    def direct_change(self, commit: Commit) -> dict[str, Any] | None:
+        """The change row of a commit pushed without a pull request (None: not a change)."""
+        ...
+
+
+@dataclass
+class Shipment:
+    change_ids: list[str] = field(default_factory=list)
+    rows: Rows = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    id: str
+    sha: str | None
+    status: str
+    deployed_at: datetime
+    updated_at: datetime
+
+    @property
+    def order(self) -> tuple[datetime, str]:
+        return (self.deployed_at, self.id)
+
+
+def known_changes(connection: Connection, service: str, shas: Iterable[str]) -> dict[str, str]:
+    """sha -> change id among the service's changes; a pull request's beats a bare commit's."""
+    changes = schema.changes
+    found: dict[str, str] = {}
+    for chunk in chunks(sorted(set(shas))):
+        query = select(changes.c.sha, changes.c.id).where(
+            (changes.c.service == service) & changes.c.sha.in_(chunk)
+        )
+        for sha, change_id in sorted(connection.execute(query), key=lambda row: row[1]):
+            if sha not in found or ":commit:" in found[sha]:
+                found[sha] = change_id
+    return found
+
+
+def _reachable(start: Iterable[str], graph: dict[str, Commit]) -> set[str]:
+    seen: set[str] = set()
+    stack = [sha for sha in start if sha in graph]
+    while stack:
+        sha = stack.pop()
+        if sha in seen:
+            continue
+        seen.add(sha)
+        stack.extend(parent for parent in graph[sha].parents if parent in graph)
+    return seen
+
+
+def classify(commits: Sequence[Commit], known: dict[str, str], resolver: Resolver) -> Shipment:
+    """The changes a list of commits amounts to (see the module docstring)."""
+    graph = {commit.sha: commit for commit in commits}
+    shipment = Shipment()
+    ids: dict[str, None] = {}
+    covered: set[str] = set()
+    for commit in commits:
+        if commit.sha in known:
+            ids[known[commit.sha]] = None
+            if commit.is_merge:
+                branch = _reachable(commit.parents[1:], graph)
+                covered |= branch - _reachable(commit.parents[:1], graph)
+    for commit in commits:
+        if commit.sha in known or commit.sha in covered or commit.is_merge:
+            continue
+        found = resolver.change_of_commit(commit)
+        if found is not None:
+            change_id, rows = found
+            merge_rows(shipment.rows, rows)
+            ids[change_id] = None
+            continue
+        row = resolver.direct_change(commit)
+        if row is not None:
+            shipment.rows.setdefault("changes", []).append(row)
+            ids[row["id"]] = None
+    shipment.change_ids = list(ids)
+    return shipment
+
+
+class Linker:
+    """One service's pass over its deployments from one source."""
+
+    def __init__(self, ctx: SyncContext, scope: Scope, resolver: Resolver) -> None:
+        self.ctx = ctx
+        self.scope = scope
+        self.resolver = resolver
+        self.service = scope.key
+        self.environment = scope.service.production_environment
+
+    def deployments(self) -> list[Deployment]:
+        table = schema.deployments
+        query = (
+            select(table.c.id, table.c.sha, table.c.status, table.c.deployed_at, table.c.updated_at)
+            .where(
+                (table.c.service == self.service)
+                & (table.c.source == self.ctx.source)
+                & (table.c.environment == self.environment)
+            )
+            .order_by(table.c.deployed_at, table.c.id)
+        )
+        with self.ctx.engine.connect() as connection:
+            return [Deployment(*row) for row in connection.execute(query)]
+
+    def run(self) -> None:
+        state = self.ctx.bookmark(STREAM, self.service) or {}
+        started = utcnow()
+        linked_at = parse_timestamp(state["linked_at"]) if state.get("linked_at") else None
+        everything = self.deployments()
+        dirty = [d for d in everything if linked_at is None or d.updated_at > linked_at]
+        if not dirty:
+            return
+        successes = [d for d in everything if d.status == "success"]
+        orders = [d.order for d in successes]
+        todo = {d.id for d in dirty}
+        for changed in dirty:  # the next success's predecessor may be another one now
+            after = bisect_right(orders, changed.order)
+            if after < len(successes):
+                todo.add(successes[after].id)
+        pairs: list[tuple[Deployment | None, Deployment]] = []
+        previous: Deployment | None = None
+        for deployment in everything:
+            if deployment.id in todo:
+                pairs.append((previous, deployment))
+            if deployment.status == "success":
+                previous = deployment
+        with ThreadPoolExecutor(WORKERS) as pool:
+            for start in range(0, len(pairs), BATCH):
+                chunk = pairs[start : start + BATCH]
+                ranges = list(pool.map(self.commits, chunk))
+                batch = [
+                    (deployment, self.shipment(deployment, commits))
+                    for (_, deployment), commits in zip(chunk, ranges, strict=True)
+                ]
+                final = start + BATCH >= len(pairs)
+                self.write(batch, {"linked_at": to_sqlite_text(started)} if final else None)
+
+    def commits(self, pair: tuple[Deployment | None, Deployment]) -> list[Commit] | None:
+        """The commits a deployment brought after the previous one; None: only its own."""
+        previous, deployment = pair
+        if deployment.status != "success" or not deployment.sha:
+            return []  # a failed (or sha-less) deployment ships nothing
+        if previous is None or not previous.sha:
+            return None
+        if previous.sha == deployment.sha:
+            return []  # a redeploy ships nothing new
+        try:
+            return self.resolver.between(previous.sha, deployment.sha)
+        except NotFoundError as exc:
+            log.warning(
+                "%s: %s: cannot list the commits between deployments %s and %s (%s); "
+                "linking only the deployed commit's change",
+                self.ctx.source,
+                self.service,
+                previous.id,
+                deployment.id,
+                exc,
+            )
+            return None
+
+    def shipment(self, deployment: Deployment, commits: list[Commit] | None) -> Shipment:
+        if commits is None:
+            return self.own_change(str(deployment.sha))
+        with self.ctx.engine.connect() as connection:
+            known = known_changes(connection, self.service, (c.sha for c in commits))
+        return classify(commits, known, self.resolver)
+
+    def own_change(self, sha: str) -> Shipment:
+        with self.ctx.engine.connect() as connection:
+            known = known_changes(connection, self.service, [sha])
+        return Shipment([known[sha]]) if sha in known else Shipment()
+
+    def write(
+        self, batch: list[tuple[Deployment, Shipment]], bookmark: dict[str, Any] | None = None
+    ) -> None:
+        rows: Rows = {}
+        links: list[tuple[str, str]] = []
+        for deployment, shipment in batch:
+            merge_rows(rows, shipment.rows)
+            links.extend((deployment.id, change_id) for change_id in shipment.change_ids)
+        ids = [deployment.id for deployment, _ in batch]
+        if not ids and bookmark is None:
+            return
+        for row in rows.get("changes", []):
+            row.setdefault("service", self.service)
+        extra = {"bookmark": bookmark, "final": True} if bookmark is not None else {}
+        self.ctx.write_rows(
+            STREAM,
+            self.service,
+            _unique(rows),
+            records=len(batch),
+            after=lambda connection: write_links(connection, ids, sorted(set(links))),
+            **extra,
+        )
+
+
+def _unique(rows: Rows) -> Rows:
+    """One row per key (the same pull request can be found through several commits)."""
+    result: Rows = {}
+    for table, batch in rows.items():
+        key = [column.name for column in schema.metadata.tables[table].primary_key.columns]
+        seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for row in batch:
+            seen[tuple(row[name] for name in key)] = row
+        result[table] = list(seen.values())
+    return result
+
+
+def link_deployments(ctx: SyncContext, scope: Scope, resolver: Resolver) -> None:
+    """Link the service's changed production deployments to the changes they shipped."""
+    Linker(ctx, scope, resolver).run()
