@@ -59,12 +59,16 @@ def _format(args: argparse.Namespace) -> str:
     return "pdf"
 
 
+def _check_folder(path: Path) -> None:
+    """Fail before the (slow) rendering, not after it."""
+    if not path.parent.is_dir():
+        raise PoiseError(f"--out {path}: folder {path.parent} does not exist")
+
+
 def _write_atomically(path: Path, data: bytes) -> None:
     """Write beside the target and rename, so a failed export never leaves half a file."""
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise PoiseError(f"--out {path}: folder {directory} does not exist")
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    _check_folder(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
@@ -82,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     target = Path(args.out) if args.out else Path(default_filename(args.quarter, args.team, fmt))
     if target.is_dir():
         target = target / default_filename(args.quarter, args.team, fmt)
+    _check_folder(target)
     context = open_context(args)
     started = time.perf_counter()
     data = render(
