@@ -11,13 +11,15 @@ from __future__ import annotations
 import difflib
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine, select
 
-from metrics import Period, Scope, Settings, delivery, trends
+from metrics import Period, Scope, Settings, delivery, reliability, sli, trends
 from metrics.incidents import durations
-from metrics.scorecard import Basis, assemble, compute, scorecard
+from metrics.scorecard import Basis, assemble, compute
+from metrics.stats import to_jsonable
 from poise.errors import PoiseError
 from poise.timeutil import TimestampError, previous_period, quarter_of, utcnow
 from poise.warehouse import schema
@@ -125,8 +127,7 @@ def gather(
         if team is not None
         else {name: assemble(previous_basis.for_team(name), settings) for name in team_names}
     )
-    quarter_settings = replace(settings, slo_window="quarter")
-    quarter_slos = scorecard(engine, period, scope, quarter_settings, now=now)["slos"]
+    quarter_slos = slos_over_quarter(engine, basis, settings)
     incidents = _incident_rows(engine, basis)
     return Inputs(
         quarter=label,
@@ -146,6 +147,18 @@ def gather(
         evidence=_evidence(basis, incidents),
         services=len(basis.frames.services),
     )
+
+
+def slos_over_quarter(engine: Engine, basis: Basis, settings: Settings) -> list[dict[str, Any]]:
+    """The scope's SLOs evaluated over the calendar quarter: what `poise metrics --slo-window
+    quarter` shows, through the same engine calls as the scorecard's SLO block
+    (`reliability.requests_for`, `sli.interval_sums`, `reliability.evaluate_all`), without
+    recomputing the budget-policy history the scorecard also does."""
+    quarter = replace(settings, slo_window="quarter")
+    slos, at = basis.frames.slos, basis.frames.period.end
+    with engine.connect() as connection:
+        sums = sli.interval_sums(connection, reliability.requests_for(slos, at, quarter, {}))
+    return [to_jsonable(slo) for slo in reliability.evaluate_all(slos, sums, at, quarter)]
 
 
 def _incident_rows(engine: Engine, basis: Basis) -> pd.DataFrame:
