@@ -242,6 +242,37 @@ attributions = Table(
     Column("computed_at", UTCDateTime, nullable=False),
 )
 
+# --- derived tables: recomputed from the rows above by metrics.derived.refresh_derived ----
+# (after an import or a sync); the figures read them only while they are fresh.
+
+change_leads = Table(
+    "change_leads",
+    metadata,
+    Column(
+        "change_id",
+        String(400),
+        ForeignKey("changes.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("service", String(200), nullable=False),
+    Column("committed_at", UTCDateTime, nullable=False, index=True),
+    # the change's first production deployment (earliest, ties by id); NULL: never deployed
+    Column("deployment_id", String(400)),
+    Column("deployed_at", UTCDateTime, index=True),
+)
+
+sli_daily = Table(
+    "sli_daily",
+    metadata,
+    Column("slo", String(200), ForeignKey("slos.name", ondelete="CASCADE"), primary_key=True),
+    Column("day", UTCDateTime, primary_key=True),
+    Column("good", Float, nullable=False),
+    Column("total", Float, nullable=False),
+    Column("samples", Integer, nullable=False),
+    Column("first_ts", UTCDateTime, nullable=False),
+    sqlite_with_rowid=False,
+)
+
 sync_state = Table(
     "sync_state",
     metadata,
