@@ -68,6 +68,18 @@ def _acknowledged_after_start(frame: pd.DataFrame) -> tuple[pd.Series, str]:
     return acked.notna() & (acked < frame["started_at"]), "acknowledged_at is before started_at"
 
 
+def _detected_after_start(frame: pd.DataFrame) -> tuple[pd.Series, str]:
+    detected = frame["detected_at"]
+    return detected.notna() & (detected < frame["started_at"]), "detected_at is before started_at"
+
+
+def _not_itself(frame: pd.DataFrame) -> tuple[pd.Series, str]:
+    return (
+        (frame["rollback_of"] == frame["id"]) | (frame["remediation_of"] == frame["id"]),
+        "a deployment cannot roll back or remediate itself",
+    )
+
+
 KINDS: dict[str, Kind] = {
     kind.name: kind
     for kind in (
@@ -107,6 +119,7 @@ KINDS: dict[str, Kind] = {
                 Column("remediation_of", "text", required=False, refers_to="deployments"),
             ),
             ("id",),
+            (_not_itself,),
         ),
         Kind(
             "incidents",
@@ -125,7 +138,7 @@ KINDS: dict[str, Kind] = {
                 Column("postmortem_url", "text", required=False),
             ),
             ("id",),
-            (_resolved_after_start, _acknowledged_after_start),
+            (_detected_after_start, _acknowledged_after_start, _resolved_after_start),
         ),
         Kind(
             "slos",
@@ -331,10 +344,13 @@ def _jsonl_chunks(
     records: list[dict[str, str]] = []
     lines: list[int] = []
     position = 0
+    unreported = 0
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
-            if on_read:
-                on_read(len(raw))
+            unreported += len(raw)
+            if on_read and unreported >= 1 << 20:  # a progress bar per line would cost seconds
+                on_read(unreported)
+                unreported = 0
             stripped = raw.strip()
             if not stripped:
                 continue
@@ -351,6 +367,8 @@ def _jsonl_chunks(
                 yield position, _frame(records, kind, lines, position)
                 position += len(records)
                 records, lines = [], []
+    if on_read and unreported:
+        on_read(unreported)
     if records:
         yield position, _frame(records, kind, lines, position)
     elif position == 0:  # as for a CSV file without even a header: likely a failed export

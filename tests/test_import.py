@@ -559,6 +559,8 @@ BAD_VALUES = [
     ("toil", 0, "date", "01/07/2026", "date: '01/07/2026' is not a date (YYYY-MM-DD)"),
     ("toil", 2, "team", "nobody", "team: unknown team 'nobody'"),
     ("changes", 0, "pr_number", "99999999999", "pr_number: 99999999999 is too large"),
+    ("incidents", 0, "detected_at", "2026-07-01T12:00:00Z", "detected_at is before started_at"),
+    ("deployments", 1, "rollback_of", "d2", "a deployment cannot roll back or remediate itself"),
     ("services", 0, "name", "x" * 201, "name: longer than 200 characters"),
     ("changes", 3, "id", "c1", "id 'c1' appears earlier in the file"),
     (
