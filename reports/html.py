@@ -53,7 +53,7 @@ th, td { padding: .25em .45em; border-bottom: 1px solid var(--rule); text-align:
 th { background: var(--band); font-weight: bold; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.num { white-space: nowrap; }
-td.no-data { color: var(--muted); font-style: italic; }
+td.no-data { color: var(--muted); font-style: italic; white-space: nowrap; }
 td.tier span, td.status span { display: inline-block; padding: 0 .45em; border-radius: .6em;
          font-weight: bold; font-size: 8pt; white-space: nowrap; }
 .tier-elite span { background: #0072B2; color: #fff; }
@@ -70,6 +70,8 @@ figcaption { font-weight: bold; font-size: 9.5pt; margin-bottom: .2em; }
 p.empty { color: var(--muted); font-style: italic; }
 dl dt { font-weight: bold; margin-top: .6em; }
 dl dd { margin: .1em 0 0 0; }
+main > section { margin-top: 2.5rem; }
+nav.toc { margin-top: 1rem; }
 .title-page { padding: 2rem 0 3rem; }
 .title-page .brand { color: var(--muted); letter-spacing: .12em; text-transform: uppercase;
          font-size: 9pt; }
@@ -251,7 +253,7 @@ def _chart(chart: Chart) -> str:
     if chart.is_empty:
         return (
             f'<figure data-sheet="{escape(chart.sheet)}"><figcaption>{escape(chart.title)}'
-            f'</figcaption><p class="empty">No data for this chart in the period.</p></figure>'
+            f'</figcaption><p class="empty">{escape(chart.empty_text)}</p></figure>'
         )
     return (
         f'<figure data-sheet="{escape(chart.sheet)}"><figcaption>{escape(chart.title)}</figcaption>'

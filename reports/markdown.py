@@ -61,7 +61,7 @@ def _block(block: Block) -> list[str]:
         return _table(block)
     if isinstance(block, Chart):
         if block.is_empty:
-            return [f"**{_inline(block.title)}**", "", "*No data for this chart in the period.*"]
+            return [f"**{_inline(block.title)}**", "", f"*{_inline(block.empty_text)}*"]
         return _table(block.as_table())
     if isinstance(block, Definitions):
         return [

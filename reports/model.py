@@ -124,6 +124,7 @@ class Chart:
     notes: tuple[str, ...] = ()
     bands: tuple[Band, ...] = ()
     x_title: str = ""
+    empty_text: str = "No data for this chart in the period."
 
     @property
     def is_empty(self) -> bool:

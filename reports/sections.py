@@ -537,6 +537,9 @@ def trends_section(inputs: Inputs) -> Section:
                 fmt,
                 f"Trend {y_title} {column.split('_')[0]}"[:31],
                 x_title="week starting",
+                empty_text=f"No week of the quarter has {inputs.min_sample} or more {sample} "
+                "behind this figure, so no weekly value is drawn; the quarter's figure is in "
+                "the scorecard.",
             )
         )
     return Section("Delivery trends over the quarter", "trends", blocks)

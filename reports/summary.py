@@ -20,6 +20,7 @@ from reports.formats import display
 from reports.model import Fmt
 
 TIER_ORDER = ("low", "medium", "high", "elite")
+NOT_ENOUGH = ": not enough data this quarter"
 
 
 class Change(StrEnum):
@@ -47,11 +48,12 @@ class Headline:
 
 
 def movement(headline: Headline) -> str:
-    """The verb phrase: "rose 18 % to 21.3 per week", "held at 9.0 %", "was 4.0 h"."""
+    """The verb phrase: "rose 18 % to 21.3 per week", "held at 9.0 %", "was 4.0 h", or
+    ": not enough data this quarter"."""
     current, previous = headline.current, headline.previous
     now = headline.value_text(current)
     if current is None:
-        return "had not enough data this quarter"
+        return NOT_ENOUGH
     if previous is None:
         return f"was {now} (no figure for the quarter before)"
     if not headline.compared or headline.delta is None:
@@ -90,7 +92,8 @@ def tier_note(headline: Headline) -> str:
 
 def sentence(headline: Headline, *, first: bool = True) -> str:
     label = headline.label if first else headline.label[0].lower() + headline.label[1:]
-    return f"{label} {movement(headline)}{tier_note(headline)}"
+    moved = movement(headline)
+    return f"{label}{'' if moved.startswith(':') else ' '}{moved}{tier_note(headline)}"
 
 
 def paragraph(headlines: list[Headline]) -> str:

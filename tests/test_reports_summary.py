@@ -66,9 +66,7 @@ def test_fell_and_points() -> None:
 
 
 def test_missing_figures_say_so_instead_of_zero() -> None:
-    assert (
-        sentence(frequency(None, 12.0)) == "Deployment frequency had not enough data this quarter"
-    )
+    assert sentence(frequency(None, 12.0)) == "Deployment frequency: not enough data this quarter"
     assert sentence(frequency(3.0, None, tier="medium")) == (
         "Deployment frequency was 3.0 per week (no figure for the quarter before) (tier medium)"
     )
