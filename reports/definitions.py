@@ -30,7 +30,9 @@ FIGURE_NAMES = {
 
 def _plain(text: str) -> str:
     text = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", text)  # links keep their words
-    text = re.sub(r"[`*_]{1,2}([^`*_]+)[`*_]{1,2}", r"\1", text)
+    text = re.sub(r"`([^`]*)`", r"\1", text)  # code keeps its underscores
+    text = re.sub(r"\*{1,2}([^*]+)\*{1,2}", r"\1", text)
+    text = re.sub(r"(?<!\w)_([^_]+)_(?!\w)", r"\1", text)
     return re.sub(r"\s+", " ", text).strip()
 
 
