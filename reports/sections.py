@@ -744,7 +744,7 @@ def _significant(incidents: pd.DataFrame) -> Table:
     if not incidents.empty:
         ranked = incidents.assign(
             _rank=incidents["severity"].map(severity_rank),
-            _length=incidents["mttr"].fillna(-1.0),
+            _length=incidents["mttr"].fillna(float("inf")),  # unresolved: still going
         ).sort_values(["_rank", "_length", "started_at"], ascending=[True, False, True])
         rows = tuple(
             (
@@ -763,7 +763,7 @@ def _significant(incidents: pd.DataFrame) -> Table:
         columns,
         rows,
         "Significant incidents",
-        "Ranked by severity, then by time to resolve. Every incident of the quarter is in the workbook.",
+        "Ranked by severity, then by time to resolve (unresolved first). Every incident of the quarter is in the workbook.",
         empty_text="No incident in the quarter.",
     )
 
