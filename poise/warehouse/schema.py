@@ -12,6 +12,7 @@ page it came in, `raw_id` (a row of `raw_payloads`).
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Column,
@@ -303,6 +304,50 @@ raw_payloads = Table(
     Column("fetched_at", UTCDateTime, nullable=False),
     Column("payload", Text, nullable=False),
     Index("ix_raw_payloads_source_stream", "source", "stream", "scope"),
+)
+
+# --- guardrails (docs/guardrails.md) ------------------------------------------------------
+
+# The TLS certificate each configured endpoint served at its last check (collectors/tls.py).
+# The certificate's fields are kept from the last successful read when a later check fails.
+certificates = Table(
+    "certificates",
+    metadata,
+    Column("id", String(600), primary_key=True),  # host:port[/server_name]
+    Column("service", String(200), nullable=False, index=True),
+    Column("host", String(400), nullable=False),
+    Column("port", Integer, nullable=False),
+    Column("server_name", String(400)),
+    Column("subject", Text),
+    Column("issuer", Text),
+    Column("serial", String(100)),
+    Column("dns_names", Text),
+    Column("not_before", UTCDateTime),
+    Column("not_after", UTCDateTime),
+    # the system's (or ca_file's) verdict on the chain and the name; NULL: never read
+    Column("verified", Boolean),
+    Column("verify_error", Text),
+    Column("error", Text),  # why the last check read no certificate; NULL when it did
+    Column("checked_at", UTCDateTime, nullable=False),
+    Column("read_at", UTCDateTime),  # when the stored certificate was read
+    *_lineage(),
+)
+
+# Every answer `poise gate` gave: the release gate's ledger.
+gate_decisions = Table(
+    "gate_decisions",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("decided_at", UTCDateTime, nullable=False),
+    Column("service", String(200), nullable=False),
+    Column("change_type", String(20), nullable=False),  # feature | fix | rollback
+    Column("decision", String(20), nullable=False),  # ship | warn | freeze | exception
+    Column("reason", Text, nullable=False),
+    Column("details", JSON),
+    Column("ref", String(400)),
+    Column("actor", String(200)),
+    Index("ix_gate_decisions_service_decided_at", "service", "decided_at"),
+    Index("ix_gate_decisions_decided_at", "decided_at"),
 )
 
 # Tables that hold canonical rows, in the order a loader must fill them.
