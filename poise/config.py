@@ -137,6 +137,7 @@ class SourcesConfig(Strict):
     pagerduty: SourceConfig | None = None
     opsgenie: SourceConfig | None = None
     prometheus: SourceConfig | None = None
+    tls: SourceConfig | None = None
 
 
 class SloConfig(Strict):
@@ -176,15 +177,91 @@ class PeopleConfig(Strict):
     business_hours_end: int = Field(18, ge=1, le=24)
 
 
+class BudgetPolicy(Strict):
+    """What `poise gate` answers for a service (docs/guardrails.md): the SRE Workbook's
+    example policy (freeze while the budget is spent) plus burn-rate and staleness rules."""
+
+    freeze_when_exhausted: bool = Field(
+        True, description="Freeze feature releases while an SLO's budget is spent (<= 0)."
+    )
+    freeze_on_page_alert: bool = Field(
+        True, description="Freeze while a page-level burn-rate alert fires."
+    )
+    warn_on_ticket_alert: bool = Field(
+        True, description="Warn while a ticket-level burn-rate alert fires."
+    )
+    warn_when_at_risk: bool = Field(
+        True,
+        description="Warn when the last 24 h burn rate spends the budget before the "
+        "window ends (status at_risk).",
+    )
+    at_risk_remaining: float = Field(
+        0.25, ge=0, lt=1, description="Warn when less than this share of a budget is left."
+    )
+    max_staleness_hours: float = Field(
+        6.0, gt=0, description="Warn when a service's newest SLI sample is older than this."
+    )
+    without_slos: Literal["ship", "warn"] = Field(
+        "ship", description="The answer for a service that has no SLO."
+    )
+
+
+class BudgetPolicyConfig(Strict):
+    default: BudgetPolicy = BudgetPolicy()
+    services: dict[str, BudgetPolicy] = Field(
+        default_factory=dict,
+        description="Per service: only the keys given override `default`.",
+    )
+
+    def for_service(self, name: str) -> BudgetPolicy:
+        override = self.services.get(name)
+        if override is None:
+            return self.default
+        given = {key: getattr(override, key) for key in override.model_fields_set}
+        return self.default.model_copy(update=given)
+
+
+class CertificateEndpoint(Strict):
+    host: str = Field(min_length=1, description="Host name or IP address to connect to.")
+    port: int = Field(443, ge=1, le=65535)
+    service: str = Field(description="The service whose availability the certificate guards.")
+    server_name: str | None = Field(
+        None, description="Server name sent in the TLS handshake (SNI); default: host."
+    )
+    ca_file: str | None = Field(
+        None,
+        description="PEM bundle of the CAs to verify against (private CAs); default: the system's.",
+    )
+
+    @property
+    def key(self) -> str:
+        """The endpoint's id: `host:port`, plus `/server_name` when SNI differs from host."""
+        base = f"{self.host}:{self.port}"
+        return f"{base}/{self.server_name}" if self.server_name not in (None, self.host) else base
+
+
+class AnomalyConfig(Strict):
+    threshold: float = Field(
+        3.5, gt=0, description="k: flag a week further than k robust deviations from the median."
+    )
+    history_weeks: int = Field(12, ge=4, le=104, description="Weeks of history compared with.")
+    min_history_weeks: int = Field(
+        8, ge=3, description="Weeks of that history that must have a value before any flag."
+    )
+
+
 class PoiseConfig(Strict):
     database: str | None = Field(None, description="SQLAlchemy URL of the warehouse.")
     benchmark_year: Literal[2021, 2023, 2024] = 2023
     attribution: AttributionConfig = AttributionConfig()
     people: PeopleConfig = PeopleConfig()
+    budget_policy: BudgetPolicyConfig = BudgetPolicyConfig()
+    anomalies: AnomalyConfig = AnomalyConfig()
     teams: list[TeamConfig] = Field(default_factory=list)
     services: list[ServiceConfig] = Field(default_factory=list)
     sources: SourcesConfig = SourcesConfig()
     slos: list[SloConfig | SloFile] = Field(default_factory=list)
+    certificates: list[CertificateEndpoint] = Field(default_factory=list)
 
     # Where the file was read from; relative paths in it are relative to its folder.
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
@@ -316,6 +393,7 @@ def _cross_check(config: PoiseConfig) -> None:
             )
     _no_duplicates(slo_names, "slos", origin)
     _one_service_per_incident_source_id(config)
+    _guardrails_name_services(config, service_names)
     for index, service in enumerate(config.services):
         if service.git and not config.resolve_path(service.git.path).exists():
             raise ConfigError(
@@ -337,6 +415,32 @@ def _one_service_per_incident_source_id(config: PoiseConfig) -> None:
                     f"{location.service_id!r} is already service {claimed[location.service_id]!r}'s"
                 )
             claimed[location.service_id] = service.name
+
+
+def _guardrails_name_services(config: PoiseConfig, service_names: list[str]) -> None:
+    origin = config.origin
+    if config.anomalies.min_history_weeks > config.anomalies.history_weeks:
+        raise ConfigError(
+            f"{origin}: anomalies.min_history_weeks: cannot exceed history_weeks "
+            f"({config.anomalies.history_weeks})"
+        )
+    if service_names:  # services only imported (none declared) cannot be checked here
+        for name in config.budget_policy.services:
+            if name not in service_names:
+                raise ConfigError(f"{origin}: budget_policy.services.{name}: unknown service")
+    seen: set[str] = set()
+    for index, endpoint in enumerate(config.certificates):
+        if service_names and endpoint.service not in service_names:
+            raise ConfigError(
+                f"{origin}: certificates[{index}].service: unknown service {endpoint.service!r}"
+            )
+        if endpoint.key in seen:
+            raise ConfigError(f"{origin}: certificates[{index}]: {endpoint.key} is listed twice")
+        seen.add(endpoint.key)
+        if endpoint.ca_file and not config.resolve_path(endpoint.ca_file).is_file():
+            raise ConfigError(
+                f"{origin}: certificates[{index}].ca_file: no such file {endpoint.ca_file!r}"
+            )
 
 
 def _has_password(url: str) -> bool:
