@@ -166,3 +166,41 @@ def evaluate_all(
         keys = ["window", *BURN_WINDOWS]
         out.append(evaluate(slo, {k: table.get((slo.name, k), empty) for k in keys}, at, settings))
     return out
+
+
+def summarise(slos: list[dict[str, Any]]) -> dict[str, Any]:
+    """A scope's SLOs in a few numbers (entries of the scorecard's `slos`):
+
+    - `slos`: how many; `with_data`: how many had events in their window;
+    - `met`: SLI at or above target, and `met_share` = met / with_data;
+    - `lowest_budget_remaining` and `lowest_budget_slo`: the SLO closest to (or furthest
+      past) exhaustion;
+    - `exhausted`, `at_risk`: how many have each status, and `worst_status` of them all
+      (None when no SLO had data); `alerts`: how many page or ticket.
+    """
+    evaluated = [slo for slo in slos if slo.get("sli") is not None]
+    met = sum(1 for slo in evaluated if slo["sli"] >= slo["target"])
+    budgets = [slo for slo in evaluated if slo.get("budget_remaining") is not None]
+    lowest = min(budgets, key=lambda slo: (slo["budget_remaining"], slo["name"]), default=None)
+    exhausted = sum(1 for slo in slos if slo.get("status") == "exhausted")
+    at_risk = sum(1 for slo in slos if slo.get("status") == "at_risk")
+    return {
+        "slos": len(slos),
+        "with_data": len(evaluated),
+        "met": met,
+        "met_share": met / len(evaluated) if evaluated else None,
+        "lowest_budget_remaining": lowest["budget_remaining"] if lowest else None,
+        "lowest_budget_slo": lowest["name"] if lowest else None,
+        "exhausted": exhausted,
+        "at_risk": at_risk,
+        "worst_status": "exhausted"
+        if exhausted
+        else "at_risk"
+        if at_risk
+        else "ok"
+        if evaluated
+        else None,
+        "alerts": sum(
+            1 for slo in slos if (slo.get("alert") or {}).get("state") in ("page", "ticket")
+        ),
+    }

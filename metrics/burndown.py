@@ -1,0 +1,76 @@
+"""Error-budget burn-down: how an SLO's budget was spent across the window it is reported over.
+
+For the window the scorecard evaluates an SLO over (`window.from` to `window.to`, see
+`reliability.evaluate`), the budget is (1 − target) × Σtotal of that window; after each
+hourly bucket the remaining share is 1 − (bad events so far) / budget, so the last point
+is the scorecard's `budget_remaining`. Beside it, `even_burn` is where the budget would
+stand had it been spent evenly over the window's full length (a burn rate of exactly 1);
+the forecast of exhaustion is the evaluation's own `forecast_exhausted_at`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, select
+
+from metrics.frames import raw_time, read
+from poise.warehouse import schema
+
+COLUMNS = ["ts", "good", "total", "bad", "bad_so_far", "remaining", "even_burn"]
+HOUR = timedelta(hours=1)
+
+
+def burndown(slo: dict[str, Any], samples: pd.DataFrame) -> pd.DataFrame:
+    """The burn-down of one evaluated SLO (an entry of the scorecard's `slos`) from its
+    hourly samples (`ts, good, total`) in the window; `ts` is the end of each bucket."""
+    window = slo["window"]
+    start = pd.Timestamp(window["from"])
+    end = pd.Timestamp(window["to"])
+    full_end = pd.Timestamp(window.get("ends") or window["to"])
+    budget = slo.get("budget_events")
+    if samples.empty or not budget:
+        return pd.DataFrame(columns=COLUMNS)
+    frame = samples[(samples["ts"] >= start) & (samples["ts"] < end)].sort_values("ts")
+    frame = frame[["ts", "good", "total"]].astype({"good": float, "total": float})
+    frame = frame.reset_index(drop=True)
+    frame["ts"] = frame["ts"] + HOUR
+    frame["bad"] = frame["total"] - frame["good"]
+    frame["bad_so_far"] = frame["bad"].cumsum()
+    frame["remaining"] = 1.0 - frame["bad_so_far"] / float(budget)
+    elapsed = (frame["ts"] - start) / (full_end - start)
+    frame["even_burn"] = 1.0 - elapsed.clip(upper=1.0)
+    return frame[COLUMNS]
+
+
+def forecast_line(slo: dict[str, Any]) -> pd.DataFrame:
+    """Two points, from the evaluation (`window.to`, budget remaining) to the forecast
+    exhaustion (its time, 0); empty when no exhaustion is forecast."""
+    forecast = slo.get("forecast_exhausted_at")
+    remaining = slo.get("budget_remaining")
+    if forecast is None or remaining is None or remaining <= 0:
+        return pd.DataFrame(columns=["ts", "remaining"])
+    return pd.DataFrame(
+        {
+            "ts": [pd.Timestamp(slo["window"]["to"]), pd.Timestamp(forecast)],
+            "remaining": [float(remaining), 0.0],
+        }
+    )
+
+
+def load_burndown(engine: Engine, slo: dict[str, Any]) -> pd.DataFrame:
+    """Read the SLO's hourly samples in its window and return its burn-down."""
+    window = slo["window"]
+    start = pd.Timestamp(window["from"]).to_pydatetime()
+    end = pd.Timestamp(window["to"]).to_pydatetime()
+    x = schema.sli_samples
+    with engine.connect() as connection:
+        statement = (
+            select(raw_time(connection, x.c.ts), x.c.good, x.c.total)
+            .where(x.c.slo == slo["name"], x.c.ts >= start, x.c.ts < end)
+            .order_by(x.c.ts)
+        )
+        samples = read(connection, statement, times=["ts"])
+    return burndown(slo, samples)

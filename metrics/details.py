@@ -1,0 +1,117 @@
+"""What a page lists beside a figure: titles, authors, links, pull-request times.
+
+The frames carry only what the figures need. Listing the changes behind a lead time or
+the incidents behind a recovery time also wants their descriptive columns; they are read
+here for given ids (900 per query). `lead_time_stages` splits each change's lead time at
+its pull request's opening and merge, where those times are known.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, select
+
+from metrics.frames import raw_time, read
+from metrics.stats import quantile
+from poise.warehouse import schema
+
+CHUNK = 900
+CHANGE_COLUMNS = ["id", "title", "author", "pr_number", "opened_at", "first_review_at", "merged_at"]
+INCIDENT_COLUMNS = ["id", "status", "postmortem_url", "url"]
+STAGES = ("coding_hours", "review_hours", "before_merge_hours", "waiting_hours")
+
+
+def _chunks(ids: Iterable[Any]) -> Iterable[list[str]]:
+    unique = sorted({str(value) for value in ids if isinstance(value, str) and value})
+    for start in range(0, len(unique), CHUNK):
+        yield unique[start : start + CHUNK]
+
+
+def _read_by_id(
+    connection: Connection,
+    table: Any,
+    ids: Iterable[Any],
+    columns: list[str],
+    times: Sequence[str] = (),
+) -> pd.DataFrame:
+    selected = [
+        raw_time(connection, table.c[name]) if name in times else table.c[name] for name in columns
+    ]
+    frames = [
+        read(connection, select(*selected).where(table.c.id.in_(chunk)), times=times)
+        for chunk in _chunks(ids)
+    ]
+    frames = [frame for frame in frames if len(frame)]
+    if not frames:
+        empty = pd.DataFrame({name: pd.Series(dtype=object) for name in columns})
+        for name in times:
+            empty[name] = pd.Series(pd.to_datetime([], utc=True))
+        return empty
+    return pd.concat(frames, ignore_index=True)
+
+
+def change_details(connection: Connection, ids: Iterable[Any]) -> pd.DataFrame:
+    """`id, title, author, pr_number, opened_at, first_review_at, merged_at` per change."""
+    return _read_by_id(
+        connection,
+        schema.changes,
+        ids,
+        CHANGE_COLUMNS,
+        times=("opened_at", "first_review_at", "merged_at"),
+    )
+
+
+def incident_details(connection: Connection, ids: Iterable[Any]) -> pd.DataFrame:
+    """`id, status, postmortem_url, url` per incident."""
+    return _read_by_id(connection, schema.incidents, ids, INCIDENT_COLUMNS)
+
+
+def _hours(later: pd.Series, earlier: pd.Series) -> pd.Series:
+    """later − earlier in hours; NaN where either is unknown or the order is reversed."""
+    values = (later - earlier).dt.total_seconds() / 3600.0
+    return values.where(values >= 0)
+
+
+def lead_time_stages(changes: pd.DataFrame, details: pd.DataFrame) -> pd.DataFrame:
+    """Each counted change's lead time split at its pull request (hours):
+
+    - `coding_hours`: committed_at → opened_at
+    - `review_hours`: opened_at → merged_at
+    - `before_merge_hours`: committed_at → merged_at (coding and review together)
+    - `waiting_hours`: merged_at → deployed_at (its first production deployment)
+
+    `changes` is the frame of changes first deployed in the period (`change_id`,
+    `committed_at`, `deployed_at`, `lead_hours`); only those whose lead time counts
+    (> 0) are split. A stage is NaN where a time is missing or out of order.
+    """
+    counted = changes[changes["lead_hours"] > 0]
+    merged = counted.merge(
+        details.rename(columns={"id": "change_id"}), on="change_id", how="left"
+    ).reset_index(drop=True)
+    for column in ("opened_at", "merged_at"):
+        merged[column] = pd.to_datetime(merged[column], utc=True)
+    merged["coding_hours"] = _hours(merged["opened_at"], merged["committed_at"])
+    merged["review_hours"] = _hours(merged["merged_at"], merged["opened_at"])
+    merged["before_merge_hours"] = _hours(merged["merged_at"], merged["committed_at"])
+    merged["waiting_hours"] = _hours(merged["deployed_at"], merged["merged_at"])
+    return merged
+
+
+def stage_summary(stages: pd.DataFrame) -> pd.DataFrame:
+    """Per stage: the median and p90 hours and the number of changes it is known for."""
+    rows = []
+    for stage in STAGES:
+        values = stages[stage] if stage in stages.columns else pd.Series(dtype=float)
+        clean = values.dropna().astype(float)
+        rows.append(
+            {
+                "stage": stage,
+                "median_hours": quantile(clean, 0.5),
+                "p90_hours": quantile(clean, 0.9),
+                "changes": len(clean),
+            }
+        )
+    return pd.DataFrame(rows)
