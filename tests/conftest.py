@@ -93,3 +93,13 @@ def replay_server() -> Iterator[Any]:
 
     with ReplayServer() as server:
         yield server
+
+
+@pytest.fixture
+def http_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """What HTTP clients made in this test would have slept (back-off, rate limits): recorded, not slept."""
+    from collectors.http import HttpClient
+
+    waited: list[float] = []
+    monkeypatch.setitem(HttpClient.__init__.__kwdefaults__, "sleep", waited.append)
+    return waited
