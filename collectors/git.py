@@ -294,40 +294,44 @@ class GitSync:
                 writer.write(batch, batch_changes, revisions, bookmark)
             batch, batch_changes = [], []
 
-        for text in stream_records(command, self.fail):
-            records = text.split("\0")
-            flat = text[1:].replace("\0\x1e", "\x1f").split("\x1f")
-            if len(flat) != LOG_FIELDS * len(records):
-                raise self.fail(f"unexpected git log output in {self.repo}: {text[:80]!r}")
-            shas, parents = flat[0::LOG_FIELDS], flat[1::LOG_FIELDS]
-            history.parents.update(zip(shas, parents, strict=True))
-            found = [
-                (sha, date, subject, f"{name} <{email}>")
-                if " " not in parent and (paths_filter is None or sha in paths_filter)
-                else None
-                for sha, parent, name, email, date, subject in zip(
-                    shas,
-                    parents,
-                    flat[2::LOG_FIELDS],
-                    flat[3::LOG_FIELDS],
-                    flat[4::LOG_FIELDS],
-                    flat[9::LOG_FIELDS],
-                    strict=True,
-                )
-            ]
-            # Cut into batches of `every` records, each with the changes among them.
-            start = 0
-            while start < len(records):
-                end = start + every - len(batch)
-                batch.extend(records[start:end])
-                taken = [change for change in found[start:end] if change is not None]
-                batch_changes.extend(taken)
-                history.changes.update(change[0] for change in taken)
-                history.records += len(records[start:end])
-                start = end
-                if len(batch) >= every:
-                    flush()
-        flush()
+        try:
+            for text in stream_records(command, self.fail):
+                records = text.split("\0")
+                flat = text[1:].replace("\0\x1e", "\x1f").split("\x1f")
+                if len(flat) != LOG_FIELDS * len(records):
+                    raise self.fail(f"unexpected git log output in {self.repo}: {text[:80]!r}")
+                shas, parents = flat[0::LOG_FIELDS], flat[1::LOG_FIELDS]
+                history.parents.update(zip(shas, parents, strict=True))
+                found = [
+                    (sha, date, subject, f"{name} <{email}>")
+                    if " " not in parent and (paths_filter is None or sha in paths_filter)
+                    else None
+                    for sha, parent, name, email, date, subject in zip(
+                        shas,
+                        parents,
+                        flat[2::LOG_FIELDS],
+                        flat[3::LOG_FIELDS],
+                        flat[4::LOG_FIELDS],
+                        flat[9::LOG_FIELDS],
+                        strict=True,
+                    )
+                ]
+                # Cut into batches of `every` records, each with the changes among them.
+                start = 0
+                while start < len(records):
+                    end = start + every - len(batch)
+                    batch.extend(records[start:end])
+                    taken = [change for change in found[start:end] if change is not None]
+                    batch_changes.extend(taken)
+                    history.changes.update(change[0] for change in taken)
+                    history.records += len(records[start:end])
+                    start = end
+                    if len(batch) >= every:
+                        flush()
+            flush()
+        except BaseException:
+            writer.abandon()  # what failed here is what the caller must see
+            raise
         writer.close()
         return history
 
@@ -549,6 +553,11 @@ class ChangeWriter:
             self.wait()
         finally:
             self._pool.shutdown(wait=True)
+
+    def abandon(self) -> None:
+        """After a failure: let the batch in flight finish (it is whole either way), quietly."""
+        with contextlib.suppress(BaseException):
+            self.close()
 
     def _write(
         self,
