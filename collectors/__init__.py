@@ -8,6 +8,7 @@ from __future__ import annotations
 from collectors.base import Source
 from collectors.git import GitSource
 from collectors.github import GitHubSource
+from collectors.gitlab import GitLabSource
 from collectors.opsgenie import OpsgenieSource
 from collectors.pagerduty import PagerDutySource
 from collectors.prometheus import PrometheusSource
@@ -15,6 +16,7 @@ from collectors.prometheus import PrometheusSource
 SOURCES: dict[str, type[Source]] = {
     "git": GitSource,
     "github": GitHubSource,
+    "gitlab": GitLabSource,
     "pagerduty": PagerDutySource,
     "opsgenie": OpsgenieSource,
     "prometheus": PrometheusSource,

@@ -51,7 +51,7 @@ from collectors.http import (
     PageRequest,
     SourceError,
 )
-from collectors.shipped import Commit, link_deployments
+from collectors.shipped import Commit, commit_change, link_deployments
 from poise.config import GitHubLocation
 from poise.timeutil import isoformat_z, parse_period_bound, parse_timestamp, utcnow
 from poise.vocab import RunStatus, deployment_status, incident_status, normalize_status
@@ -696,17 +696,7 @@ class CompareResolver:
         return change["id"], {"changes": [change]}
 
     def direct_change(self, commit: Commit) -> dict[str, Any] | None:
-        if commit.authored_at is None:
-            return None
-        return {
-            "id": f"github:{self.repo}:commit:{commit.sha}",
-            "source_id": commit.sha,
-            "service": self.scope.key,
-            "sha": commit.sha,
-            "committed_at": commit.authored_at,
-            "title": commit.title,
-            "author": commit.author,
-        }
+        return commit_change(commit, f"github:{self.repo}:commit:{commit.sha}", self.scope.key)
 
 
 def commit_of(item: dict[str, Any]) -> Commit:

@@ -78,6 +78,21 @@ class Resolver(Protocol):
         ...
 
 
+def commit_change(commit: Commit, change_id: str, service: str) -> dict[str, Any] | None:
+    """The change row of a commit pushed without a pull request (None without an author time)."""
+    if commit.authored_at is None:
+        return None
+    return {
+        "id": change_id,
+        "source_id": commit.sha,
+        "service": service,
+        "sha": commit.sha,
+        "committed_at": commit.authored_at,
+        "title": commit.title,
+        "author": commit.author,
+    }
+
+
 @dataclass
 class Shipment:
     change_ids: list[str] = field(default_factory=list)

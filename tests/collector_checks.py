@@ -6,16 +6,37 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from replay import ReplayServer, Reply
 from sqlalchemy import Engine, select
 
 from collectors.base import Source
 from collectors.runner import SyncSummary, run_sync
 from poise.catalog import apply_config
-from poise.config import PoiseConfig
+from poise.config import PoiseConfig, parse_config
 from poise.warehouse import schema
 
 CANONICAL = ("repositories", "changes", "deployments", "deployment_changes", "incidents", "ci_runs")
 BOOKKEEPING = {"updated_at", "raw_id"}
+
+
+def one_service_config(
+    tmp_path: Path, service: str, source: str, block: dict[str, Any], settings: dict[str, Any]
+) -> PoiseConfig:
+    """A config with one team and one service whose `source` block is `block`."""
+    return parse_config(
+        {
+            "teams": [{"name": "delivery"}],
+            "services": [{"name": service, "team": "delivery", source: block}],
+            "sources": {source: {"timeout_seconds": 2, "max_retries": 2, **settings}},
+        },
+        base_dir=tmp_path,
+    )
+
+
+def replace_route(server: ReplayServer, path: str, *replies: Reply) -> None:
+    """Script `path` anew: the replies given here replace whatever answered it before."""
+    server.routes = [route for route in server.routes if route.path != path]
+    server.add(path, *replies)
 
 
 class Killed(BaseException):
@@ -37,6 +58,30 @@ def kill_after_checkpoints(count: int) -> Any:
             raise Killed(f"killed after checkpoint {count} ({stream})")
 
     return on_checkpoint
+
+
+def sync_through_kills(
+    engine: Engine, config: PoiseConfig, source: type[Source], **kwargs: Any
+) -> tuple[int, SyncSummary]:
+    """Sync, killed at its 1st checkpoint, then (resumed) at its 2nd, 3rd … until one ends.
+
+    Returns how many syncs were killed and the summary of the one that got through.
+    """
+    kills = 0
+    while True:
+        try:
+            summary = sync(
+                engine,
+                config,
+                source,
+                checkpoint_every=1,
+                on_checkpoint=kill_after_checkpoints(kills + 1),
+                **kwargs,
+            )
+        except Killed:
+            kills += 1
+            continue
+        return kills, summary
 
 
 def rows(engine: Engine, table: str) -> list[dict[str, Any]]:

@@ -19,22 +19,22 @@ from typing import Any
 import github_shapes as gh
 import pytest
 from collector_checks import (
-    Killed,
     assert_secret_absent,
     by_id,
     iso,
-    kill_after_checkpoints,
     links,
+    one_service_config,
+    replace_route,
     rows,
     snapshot,
     sync,
+    sync_through_kills,
 )
 from replay import RecordedRequest, ReplayServer, Reply
 from sqlalchemy import Engine
 
 from collectors.github import GitHubSource, split
-from collectors.http import HttpClient
-from poise.config import PoiseConfig, parse_config
+from poise.config import PoiseConfig
 from poise.warehouse import open_warehouse
 from poise.warehouse.sync_state import read_state
 
@@ -284,35 +284,16 @@ class Story:
             )
 
 
-def replace_route(server: ReplayServer, path: str, *replies: Reply) -> None:
-    server.routes = [route for route in server.routes if route.path != path]
-    server.add(path, *replies)
-
-
 def make_config(
     tmp_path: Path, server: ReplayServer, timeout_seconds: float = 2, **github: Any
 ) -> PoiseConfig:
-    block = {
-        "repo": REPO,
-        "environment_map": {"stage": "staging"},
-        "incident_label": "incident",
-        **github,
+    block = {"repo": REPO, "environment_map": {"stage": "staging"}, "incident_label": "incident"}
+    settings = {
+        "base_url": server.base_url,
+        "token_env": "TEST_GITHUB_TOKEN",
+        "timeout_seconds": timeout_seconds,
     }
-    return parse_config(
-        {
-            "teams": [{"name": "payments"}],
-            "services": [{"name": "checkout", "team": "payments", "github": block}],
-            "sources": {
-                "github": {
-                    "base_url": server.base_url,
-                    "token_env": "TEST_GITHUB_TOKEN",
-                    "timeout_seconds": timeout_seconds,
-                    "max_retries": 2,
-                }
-            },
-        },
-        base_dir=tmp_path,
-    )
+    return one_service_config(tmp_path, "checkout", "github", {**block, **github}, settings)
 
 
 @pytest.fixture(autouse=True)
@@ -320,20 +301,12 @@ def token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_GITHUB_TOKEN", TOKEN)
 
 
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Waits the HTTP client would have slept (tests never wait)."""
-    waited: list[float] = []
-    monkeypatch.setitem(HttpClient.__init__.__kwdefaults__, "sleep", waited.append)
-    return waited
-
-
 STORY_NOW = datetime(2024, 5, 4, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def story(
-    replay_server: ReplayServer, sleeps: list[float], monkeypatch: pytest.MonkeyPatch
+    replay_server: ReplayServer, http_sleeps: list[float], monkeypatch: pytest.MonkeyPatch
 ) -> Story:
     # The story's "now", so that its deployment in progress is recent enough to wait for.
     monkeypatch.setattr("collectors.github.utcnow", lambda: STORY_NOW)
@@ -486,17 +459,8 @@ def test_a_killed_sync_resumes_and_ends_with_the_rows_of_an_uninterrupted_one(
 ) -> None:
     story.deploy_1003_finished = True
     config = make_config(tmp_path, replay_server)
-    kills = 0
-    while True:  # killed at its second checkpoint, again and again, until a sync gets through
-        try:
-            summary = github_sync(
-                warehouse, config, checkpoint_every=1, on_checkpoint=kill_after_checkpoints(2)
-            )
-        except Killed:
-            kills += 1
-            continue
-        break
-    assert kills >= 3 and not summary.failed  # killed in pulls, deployments and linking
+    kills, summary = sync_through_kills(warehouse, config, GitHubSource)
+    assert kills >= 3 and not summary.failed, summary.result("github").errors
     uninterrupted = open_warehouse(f"sqlite:///{tmp_path / 'uninterrupted.db'}")
     github_sync(uninterrupted, config)
     assert snapshot(warehouse) == snapshot(uninterrupted)
@@ -508,7 +472,7 @@ def test_rate_limits_are_waited_out_and_the_sync_goes_on(
     story: Story,
     replay_server: ReplayServer,
     tmp_path: Path,
-    sleeps: list[float],
+    http_sleeps: list[float],
 ) -> None:
     reset = int(time.time()) + 120
     primary = Reply(
@@ -547,8 +511,8 @@ def test_rate_limits_are_waited_out_and_the_sync_goes_on(
     )
     summary = github_sync(sqlite_warehouse, make_config(tmp_path, replay_server))
     assert not summary.failed, summary.result("github").errors
-    assert 37.0 in sleeps
-    assert any(110 < wait <= 125 for wait in sleeps)  # until x-ratelimit-reset
+    assert 37.0 in http_sleeps
+    assert any(110 < wait <= 125 for wait in http_sleeps)  # until x-ratelimit-reset
     assert (
         iso(by_id(sqlite_warehouse, "changes")[f"{PREFIX}:pr:10"]["first_review_at"])
         == "2024-04-30T16:00:00Z"
@@ -609,7 +573,7 @@ def test_a_failing_endpoint_is_one_line_and_earlier_streams_are_kept(
 
 
 def test_a_missing_repository_is_one_line(
-    sqlite_warehouse: Engine, replay_server: ReplayServer, tmp_path: Path, sleeps: list[float]
+    sqlite_warehouse: Engine, replay_server: ReplayServer, tmp_path: Path, http_sleeps: list[float]
 ) -> None:
     summary = github_sync(sqlite_warehouse, make_config(tmp_path, replay_server))
     (error,) = summary.result("github").errors
@@ -640,7 +604,7 @@ def test_the_token_is_nowhere_but_the_authorization_header(
 
 
 def test_enterprise_base_url_with_an_api_prefix(
-    sqlite_warehouse: Engine, replay_server: ReplayServer, tmp_path: Path, sleeps: list[float]
+    sqlite_warehouse: Engine, replay_server: ReplayServer, tmp_path: Path, http_sleeps: list[float]
 ) -> None:
     replay_server.add("/api/v3/repos/acme/checkout", Reply(200, gh.repository()))
     replay_server.add("/api/v3/repos/acme/checkout/pulls", Reply(200, []))
@@ -730,7 +694,7 @@ def generated_runs(count: int, start: datetime, step: timedelta) -> list[dict[st
 
 
 def test_workflow_runs_are_listed_in_windows_that_stay_under_the_result_cap(
-    sqlite_warehouse: Engine, replay_server: ReplayServer, tmp_path: Path, sleeps: list[float]
+    sqlite_warehouse: Engine, replay_server: ReplayServer, tmp_path: Path, http_sleeps: list[float]
 ) -> None:
     replay_server.add(
         f"/repos/{REPO}", Reply(200, gh.repository(created_at="2024-01-01T00:00:00Z"))
@@ -777,7 +741,7 @@ def deploy_job_reply(
 
 
 def test_a_running_deploy_job_is_picked_up_when_it_completes_and_a_rerun_updates_the_same_row(
-    sqlite_warehouse: Engine, replay_server: ReplayServer, tmp_path: Path, sleeps: list[float]
+    sqlite_warehouse: Engine, replay_server: ReplayServer, tmp_path: Path, http_sleeps: list[float]
 ) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     stamp = lambda moment: moment.strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
@@ -882,7 +846,7 @@ def test_window_split_covers_every_second_once() -> None:
 
 
 def test_releases_are_deployments_at_their_publication(
-    sqlite_warehouse: Engine, replay_server: ReplayServer, tmp_path: Path, sleeps: list[float]
+    sqlite_warehouse: Engine, replay_server: ReplayServer, tmp_path: Path, http_sleeps: list[float]
 ) -> None:
     replay_server.add(f"/repos/{REPO}", Reply(200, gh.repository()))
     replay_server.add(f"/repos/{REPO}/pulls", Reply(200, []))

@@ -1,0 +1,295 @@
+"""GitLab (gitlab.com or self-hosted): merge requests, deployments and pipelines.
+
+For every service with a `gitlab:` block (docs/collectors.md, "GitLab"):
+
+- merged merge requests are its changes (`gitlab:<project>:mr:<iid>`), each with its
+  first commit (`/merge_requests/:iid/commits` lists newest first: the last one);
+- deployments (`/deployments`) are its deployments, once finished;
+- pipelines are `ci_runs`;
+- each successful production deployment is linked to the changes it shipped through the
+  repository compare endpoint (collectors/shipped.py); commits pushed without a merge
+  request become changes of their own (`gitlab:<project>:commit:<sha>`).
+
+Every list is read oldest first by `updated_at` with `updated_after` (one second of
+overlap, since GitLab's bound is exclusive), and paged by `x-next-page` until it comes
+back empty: past 10,000 rows GitLab stops sending `x-total` and `x-total-pages`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote
+
+from collectors.base import (
+    Rows,
+    Scope,
+    Source,
+    Stream,
+    SyncContext,
+    records_in,
+    run_http_stream,
+)
+from collectors.http import HttpClient, HttpResponse, PageRequest, SourceError
+from collectors.shipped import Commit, commit_change, link_deployments
+from poise.timeutil import isoformat_z, parse_period_bound, parse_timestamp
+from poise.vocab import deployment_status, normalize_status
+
+GHOST = "ghost"  # GitLab's Ghost User stands in for deleted accounts
+OVERLAP = timedelta(seconds=1)  # updated_after is exclusive: ask from a second earlier
+FINISHED = frozenset({"success", "failed", "canceled", "skipped"})
+
+
+@dataclass(frozen=True)
+class NextPagePaginator:
+    """GitLab offset paging: `page` = the `x-next-page` header, until it is empty."""
+
+    def next_request(
+        self, response: HttpResponse, request: PageRequest, records: list[Any]
+    ) -> PageRequest | None:
+        following = (response.headers.get("x-next-page") or "").strip()
+        if not following:
+            return None
+        return PageRequest(request.url, {**(request.params or {}), "page": following})
+
+
+@dataclass(frozen=True)
+class UpdatedStream(Stream):
+    """An oldest-first list filtered by `updated_after`, asked from a second before the cursor."""
+
+    since_param: str | None = "updated_after"
+    cursor_field: str | None = "updated_at"
+    paginator: Any = NextPagePaginator()
+
+    def first_request(self, scope: Scope, cursor: Any) -> PageRequest:
+        request = super().first_request(scope, cursor)
+        since = request.params.get("updated_after") if request.params else None
+        if since is None:
+            return request
+        earlier = isoformat_z(parse_timestamp(str(since)) - OVERLAP)
+        return PageRequest(request.url, {**(request.params or {}), "updated_after": earlier})
+
+
+def username(user: Any) -> str:
+    if isinstance(user, dict) and user.get("username"):
+        return str(user["username"])
+    return GHOST
+
+
+def when(value: Any) -> Any:
+    return parse_timestamp(value) if isinstance(value, str) and value else None
+
+
+def project_of(scope: Scope) -> str:
+    return str(scope.location.project)
+
+
+def pages(http: HttpClient, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every item of a small list, page after page."""
+    items: list[dict[str, Any]] = []
+    request: PageRequest | None = PageRequest(path, params)
+    while request is not None:
+        response = http.get(request.url, request.params)
+        page = records_in(response.json(), response)
+        items.extend(page)
+        request = NextPagePaginator().next_request(response, request, page)
+    return items
+
+
+# -- merge requests -> changes -----------------------------------------------------------
+
+
+def merge_request_details(http: HttpClient, mr: dict[str, Any], scope: Scope) -> dict[str, Any]:
+    path = f"/projects/{scope.vars['id']}/merge_requests/{mr['iid']}/commits"
+    commits = pages(http, path, {"per_page": 100})
+    return {**mr, "_first_commit": commits[-1] if commits else None}  # newest first
+
+
+def merge_request_change(mr: dict[str, Any], scope: Scope) -> dict[str, Any]:
+    first = mr.get("_first_commit") or {}
+    # The commit that landed on the target branch: merge commit, squash commit, or (fast
+    # forward) the merge request's own head.
+    sha = mr.get("merge_commit_sha") or mr.get("squash_commit_sha") or mr.get("sha")
+    return {
+        "id": f"gitlab:{project_of(scope)}:mr:{mr['iid']}",
+        "source_id": str(mr["iid"]),
+        "service": scope.key,
+        "sha": sha,
+        "committed_at": when(first.get("authored_date")) or parse_timestamp(mr["created_at"]),
+        "merged_at": when(mr.get("merged_at")) or when(mr.get("updated_at")),
+        "opened_at": when(mr.get("created_at")),
+        "first_review_at": None,
+        "pr_number": mr["iid"],
+        "title": mr.get("title"),
+        "author": username(mr.get("author")),
+    }
+
+
+def merge_request_rows(mr: dict[str, Any], scope: Scope) -> Rows:
+    return {"changes": [merge_request_change(mr, scope)]} if mr.get("state") == "merged" else {}
+
+
+# -- deployments ---------------------------------------------------------------------------
+
+
+def deployment_rows(deployment: dict[str, Any], scope: Scope) -> Rows:
+    result = deployment_status(normalize_status(deployment.get("status")))
+    if result is None:
+        return {}  # created, running or blocked: its updated_at moves when it finishes
+    job = deployment.get("deployable") or {}  # null for deployments made through the API
+    environment = (deployment.get("environment") or {}).get("name")
+    mapped = scope.location.environment_map.get(environment) if environment else None
+    return {
+        "deployments": [
+            {
+                "id": f"gitlab:{project_of(scope)}:deployment:{deployment['id']}",
+                "source_id": str(deployment["id"]),
+                "service": scope.key,
+                "environment": mapped or environment or scope.service.production_environment,
+                "status": result,
+                "deployed_at": when(job.get("finished_at"))
+                or parse_timestamp(deployment["updated_at"]),
+                "started_at": when(job.get("started_at")) or when(deployment.get("created_at")),
+                "sha": deployment.get("sha"),
+                "url": (deployment.get("environment") or {}).get("external_url"),
+            }
+        ]
+    }
+
+
+# -- pipelines -> ci_runs ------------------------------------------------------------------
+
+
+def pipeline_rows(pipeline: dict[str, Any], scope: Scope) -> Rows:
+    status = pipeline.get("status")
+    return {
+        "ci_runs": [
+            {
+                "id": f"gitlab:{project_of(scope)}:pipeline:{pipeline['id']}",
+                "source_id": str(pipeline["id"]),
+                "service": scope.key,
+                "name": pipeline.get("name") or pipeline.get("ref"),
+                "sha": pipeline.get("sha"),
+                "status": normalize_status(status).value,
+                "started_at": when(pipeline.get("created_at")),
+                # List items carry no finished_at: the last update of a finished pipeline.
+                "finished_at": when(pipeline.get("updated_at")) if status in FINISHED else None,
+                "url": pipeline.get("web_url"),
+            }
+        ]
+    }
+
+
+MERGE_REQUESTS = UpdatedStream(
+    "merge_requests",
+    "/projects/{id}/merge_requests",
+    merge_request_rows,
+    primary_key="iid",
+    params={"state": "merged", "order_by": "updated_at", "sort": "asc"},
+    details=merge_request_details,
+)
+DEPLOYMENTS = UpdatedStream(
+    "deployments",
+    "/projects/{id}/deployments",
+    deployment_rows,
+    params={"order_by": "updated_at", "sort": "asc"},
+)
+PIPELINES = UpdatedStream(
+    "pipelines",
+    "/projects/{id}/pipelines",
+    pipeline_rows,
+    params={"order_by": "updated_at", "sort": "asc"},
+)
+
+
+class GitLabSource(Source):
+    """Merge requests, deployments and pipelines of services[].gitlab projects."""
+
+    name = "gitlab"
+    default_base_url = "https://gitlab.com/api/v4"
+    streams = (MERGE_REQUESTS, DEPLOYMENTS, PIPELINES)
+
+    def auth_headers(self, token: str | None, user: str | None) -> dict[str, str]:
+        return {"PRIVATE-TOKEN": token} if token else {}
+
+    def scopes(self) -> list[Scope]:
+        """One per service; `{id}` is the project's numeric id or URL-encoded path."""
+        return [
+            Scope(
+                scope.key,
+                scope.service,
+                scope.location,
+                {**scope.vars, "id": quote(str(scope.location.project), safe="")},
+            )
+            for scope in super().scopes()
+        ]
+
+    def sync_scope(self, ctx: SyncContext, scope: Scope) -> None:
+        assert ctx.http is not None
+        since = parse_period_bound(self.settings.since) if self.settings.since else None
+        self.project(ctx, scope)
+        for stream in self.streams:
+            run_http_stream(ctx, stream, scope, start=since)
+        link_deployments(ctx, scope, CompareResolver(ctx.http, scope))
+
+    def project(self, ctx: SyncContext, scope: Scope) -> None:
+        """The project (a 404 here is the one line for a wrong `project`), as a repositories row."""
+        assert ctx.http is not None
+        response = ctx.http.get(f"/projects/{scope.vars['id']}")
+        body = response.json()
+        if not isinstance(body, dict) or "id" not in body:
+            raise SourceError(
+                f"gitlab: malformed response from {response.url}: expected a project object"
+            )
+        row = {
+            "id": f"gitlab:{scope.key}",
+            "service": scope.key,
+            "kind": "gitlab",
+            "location": body.get("web_url") or project_of(scope),
+            "branch": body.get("default_branch"),
+            "source_id": str(body["id"]),
+        }
+        ctx.write_rows("project", scope.key, {"repositories": [row]})
+
+
+class CompareResolver:
+    """Commits between two deployments through `/repository/compare?from=&to=`."""
+
+    def __init__(self, http: HttpClient, scope: Scope) -> None:
+        self.http, self.scope, self.project = http, scope, scope.vars["id"]
+
+    def between(self, base: str, head: str) -> list[Commit]:
+        response = self.http.get(
+            f"/projects/{self.project}/repository/compare", {"from": base, "to": head}
+        )
+        body = response.json()
+        return [commit_of(item) for item in records_in(body, response, "commits")]
+
+    def change_of_commit(self, commit: Commit) -> tuple[str, Rows] | None:
+        found = pages(
+            self.http,
+            f"/projects/{self.project}/repository/commits/{commit.sha}/merge_requests",
+            {"per_page": 100},
+        )
+        merged = [mr for mr in found if mr.get("state") == "merged"]
+        if not merged:
+            return None
+        mr = merge_request_details(self.http, merged[0], self.scope)
+        change = merge_request_change(mr, self.scope)
+        return change["id"], {"changes": [change]}
+
+    def direct_change(self, commit: Commit) -> dict[str, Any] | None:
+        return commit_change(
+            commit, f"gitlab:{project_of(self.scope)}:commit:{commit.sha}", self.scope.key
+        )
+
+
+def commit_of(item: dict[str, Any]) -> Commit:
+    return Commit(
+        sha=str(item["id"]),
+        parents=tuple(str(parent) for parent in item.get("parent_ids") or []),
+        authored_at=when(item.get("authored_date")),
+        title=item.get("title"),
+        author=item.get("author_name"),
+    )
