@@ -94,6 +94,11 @@ class GitLabLocation(Strict):
 class JenkinsLocation(Strict):
     job: str = Field(description="Job path, folders separated by '/'.")
     environment: str = Field("production", description="Environment its builds deploy to.")
+    repository: str | None = Field(
+        None,
+        description="Part of the service repository's remote URL, to tell its checkout from "
+        "others in a build (shared libraries); default: the github repo or gitlab project.",
+    )
 
 
 class PagerDutyLocation(Strict):
