@@ -17,6 +17,7 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from metrics import Period, Scope, Settings, delivery, reliability, sli, trends
+from metrics.details import incident_details
 from metrics.incidents import durations
 from metrics.scorecard import Basis, assemble, compute
 from metrics.stats import to_jsonable
@@ -173,17 +174,11 @@ def _incident_rows(engine: Engine, basis: Basis) -> pd.DataFrame:
 
 
 def _postmortems(engine: Engine, ids: list[str]) -> dict[str, str]:
-    """The postmortem links of these incidents (a column the engine's frames do not carry)."""
-    table = schema.incidents
-    found: dict[str, str] = {}
+    """The postmortem links of these incidents (`metrics.details`)."""
     with engine.connect() as connection:
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            query = select(table.c.id, table.c.postmortem_url).where(
-                table.c.id.in_(chunk), table.c.postmortem_url.is_not(None)
-            )
-            found.update({row[0]: row[1] for row in connection.execute(query)})
-    return found
+        found = incident_details(connection, ids)
+    found = found[found["postmortem_url"].notna()]
+    return dict(zip(found["id"], found["postmortem_url"], strict=True))
 
 
 def weekly_trends(basis: Basis, settings: Settings, *, by_team: bool) -> pd.DataFrame:

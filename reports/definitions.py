@@ -1,25 +1,18 @@
-"""The appendix's definitions, taken from their one source: docs/metrics.md.
+"""The appendix's definitions, from their one source: the engine's glossary.
 
-Each `##`/`###` heading of docs/metrics.md and the paragraph that opens it become one
-definition, with Markdown markup removed; the tier bands come from the engine's own tier
-table (`metrics.tiers`). Nothing is restated here, so the report cannot drift from the
-documented definitions.
+Every entry of `metrics.glossary` (one short definition per figure, the summaries of
+docs/metrics.md) becomes one definition, and the tier bands of the benchmark year in force
+come from the engine's tier table (`metrics.tiers`). Nothing is restated here, so the report
+cannot drift from the documented definitions.
 """
 
 from __future__ import annotations
 
-import re
-from functools import cache
-from pathlib import Path
-
 from metrics import Settings
+from metrics.glossary import TERMS, help_text
 from metrics.tiers import TABLES
 from reports.model import Definition
 
-METRICS_DOC = Path(__file__).resolve().parent.parent / "docs" / "metrics.md"
-SKIPPED_HEADINGS = re.compile(
-    r"(?i)^(contents|table of contents|public api|api|see also|examples?)$"
-)
 FIGURE_NAMES = {
     "deployment_frequency": "deployment frequency",
     "lead_time": "change lead time",
@@ -28,52 +21,8 @@ FIGURE_NAMES = {
 }
 
 
-def _plain(text: str) -> str:
-    text = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", text)  # links keep their words
-    text = re.sub(r"`([^`]*)`", r"\1", text)  # code keeps its underscores
-    text = re.sub(r"\*{1,2}([^*]+)\*{1,2}", r"\1", text)
-    text = re.sub(r"(?<!\w)_([^_]+)_(?!\w)", r"\1", text)
-    return re.sub(r"\s+", " ", text).strip()
-
-
-@cache
-def documented(path: Path = METRICS_DOC) -> tuple[Definition, ...]:
-    """(heading, opening paragraph) of every section of the metrics documentation."""
-    if not path.exists():
-        return ()
-    found: list[Definition] = []
-    heading: str | None = None
-    paragraph: list[str] = []
-    in_code = False
-
-    def close() -> None:
-        if heading and paragraph and not SKIPPED_HEADINGS.match(heading):
-            found.append(Definition(heading, _plain(" ".join(paragraph))))
-
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.startswith("```"):
-            in_code = not in_code
-            continue
-        if in_code:
-            continue
-        match = re.match(r"^#{2,3}\s+(.*)$", line)
-        if match:
-            close()
-            heading, paragraph = _plain(match.group(1)), []
-            continue
-        if heading is None:
-            continue
-        stripped = line.strip()
-        if not stripped:
-            if paragraph:
-                close()
-                heading = None  # only the opening paragraph of a section
-            continue
-        if stripped.startswith(("|", ">", "<!--")):
-            continue
-        paragraph.append(stripped)
-    close()
-    return tuple(found)
+def glossary() -> tuple[Definition, ...]:
+    return tuple(Definition(entry.label, help_text(key)) for key, entry in TERMS.items())
 
 
 def tier_bands(settings: Settings) -> tuple[Definition, ...]:
@@ -107,13 +56,4 @@ def tier_bands(settings: Settings) -> tuple[Definition, ...]:
 
 
 def definitions(settings: Settings) -> list[Definition]:
-    items = list(documented())
-    if not items:
-        items.append(
-            Definition(
-                "Definitions",
-                "The full definitions of every figure are in Poise's docs/metrics.md, which "
-                "was not found beside this installation.",
-            )
-        )
-    return items + list(tier_bands(settings))
+    return [*glossary(), *tier_bands(settings)]

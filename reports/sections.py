@@ -798,8 +798,9 @@ def appendix_section(inputs: Inputs) -> Section:
         "definitions",
         [
             Paragraph(
-                "All times are UTC; a period is half-open, [start, end). The definitions are "
-                "Poise's own (docs/metrics.md), the same for every page, report and command."
+                "All times are UTC; a period is half-open, [start, end). These are the short "
+                "definitions Poise shows on every page and report; docs/metrics.md gives each "
+                "in full, with worked examples."
             ),
             Definitions(tuple(inputs.definitions)),
         ],

@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from pypdf import PdfReader
 from test_reports_render import outside_references, require_chromium
 
 from metrics import Period, Scope, Settings
+from metrics.glossary import TERMS, help_text
 from metrics.trends import weekly_trends
 from poise.cli import main
 from poise.demo import build_demo
@@ -223,6 +225,12 @@ def test_headline_figures_in_every_format_equal_poise_metrics(
         assert f"{name} {display(now, fmt)} {display(before, fmt)}" in flat, name
     per_week = display(card["dora"]["deployment_frequency"]["per_week"], Fmt.DECIMAL1)
     assert f"{per_week} per week" in flat  # the sentence says it too
+
+
+def test_the_appendix_defines_every_figure_of_the_glossary(reports: Cache) -> None:
+    appendix = reports.get("html").decode().split('id="definitions"', 1)[1]
+    for key, entry in TERMS.items():
+        assert f"<dt>{escape(entry.label)}</dt><dd>{escape(help_text(key))}</dd>" in appendix, key
 
 
 def test_team_scorecards_equal_poise_metrics_by_team(
