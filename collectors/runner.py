@@ -40,6 +40,7 @@ class SourceResult:
 @dataclass
 class SyncSummary:
     results: list[SourceResult] = field(default_factory=list)
+    stopped: bool = False  # a graceful stop skipped the sources not started yet
 
     @property
     def failed(self) -> bool:
@@ -84,11 +85,14 @@ def run_sync(
     on_checkpoint: Callable[[str, str, Any], None] | None = None,
     hooks: Iterable[PostSyncHook] | None = None,
     checkpoint_every: int = CHECKPOINT_EVERY,
+    should_stop: Callable[[], bool] | None = None,
 ) -> SyncSummary:
     """Sync the configured sources (or those named) and return what each did.
 
     A failing scope is recorded in the sync state with its one-line error and the others
-    go on; only a bug-free `BaseException` (Ctrl-C, a kill) stops the run.
+    go on; only a bug-free `BaseException` (Ctrl-C, a kill) stops the run. `should_stop`
+    is asked before each source: once it says yes, the sources not started yet are skipped
+    (a graceful stop finishes the current source; the post-sync hooks still run).
     """
     registry = registry if registry is not None else registered_sources()
     if sources:
@@ -101,8 +105,12 @@ def run_sync(
     for name, source_class in registry.items():
         if sources and name not in sources:
             continue
+        source = source_class(config)
+        if should_stop is not None and should_stop():
+            summary.stopped = summary.stopped or bool(source.scopes())
+            continue
         options = _Options(full, on_progress, on_checkpoint, checkpoint_every)
-        result = _run_source(engine, config, source_class(config), options)
+        result = _run_source(engine, config, source, options)
         if result is not None:
             summary.results.append(result)
     for hook in post_sync_hooks() if hooks is None else hooks:
