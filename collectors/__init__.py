@@ -9,6 +9,7 @@ from collectors.base import Source
 from collectors.git import GitSource
 from collectors.github import GitHubSource
 from collectors.gitlab import GitLabSource
+from collectors.jenkins import JenkinsSource
 from collectors.opsgenie import OpsgenieSource
 from collectors.pagerduty import PagerDutySource
 from collectors.prometheus import PrometheusSource
@@ -17,6 +18,7 @@ SOURCES: dict[str, type[Source]] = {
     "git": GitSource,
     "github": GitHubSource,
     "gitlab": GitLabSource,
+    "jenkins": JenkinsSource,
     "pagerduty": PagerDutySource,
     "opsgenie": OpsgenieSource,
     "prometheus": PrometheusSource,
