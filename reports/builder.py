@@ -227,8 +227,9 @@ def _evidence(basis: Basis, incidents: pd.DataFrame) -> list[Evidence]:
         Evidence(
             "Incident attributions",
             "Rows attributions",
-            basis.attributions,
-            "how each incident was tied to a deployment",
+            # the quarter's incidents in scope, as the scorecard's `attribution` counts them
+            basis.attributions[basis.attributions["incident_id"].isin(incidents["id"])],
+            "how each incident of the quarter was tied to a deployment, or why not",
         ),
         Evidence("Release freezes", "Rows freezes", basis.reliability.freezes, "budget policy"),
         Evidence(

@@ -316,6 +316,12 @@ def test_evidence_sheets_hold_the_rows_behind_the_figures(
     )
     incidents = list(book["Rows incidents"].iter_rows(values_only=True))
     assert len(incidents) - 1 == card["incidents"]["count"]
+    attributions = list(book["Rows attributions"].iter_rows(values_only=True))
+    method = attributions[0].index("method")
+    counted = {key: 0 for key in card["attribution"]}
+    for row in attributions[1:]:
+        counted[row[method] if row[method] in counted else "unattributed"] += 1
+    assert counted == card["attribution"]
 
 
 # --- scope, emptiness, paper, self-containment ------------------------------------------------
