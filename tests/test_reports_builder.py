@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from openpyxl import load_workbook
 from pypdf import PdfReader
-from test_reports_render import outside_references, require_chromium
+from test_reports_render import CHROMIUM, CHROMIUM_ARGS, outside_references, require_chromium
 
 from metrics import Period, Scope, Settings
 from metrics.glossary import TERMS, help_text
@@ -364,9 +364,7 @@ def test_the_real_report_makes_no_outside_request(reports: Cache, tmp_path: Path
     path.write_text(html, encoding="utf-8")
     requests: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=["--no-sandbox"]
-        )
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
             page.on("request", lambda request: requests.append(request.url))
