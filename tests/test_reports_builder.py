@@ -21,7 +21,13 @@ from typing import Any
 import pytest
 from openpyxl import load_workbook
 from pypdf import PdfReader
-from test_reports_render import CHROMIUM, CHROMIUM_ARGS, outside_references, require_chromium
+from test_reports_render import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    outside_references,
+    require_chromium,
+    require_pdf,
+)
 
 from metrics import Period, Scope, Settings
 from metrics.glossary import TERMS, help_text
@@ -93,6 +99,8 @@ class Cache:
                 self.engine, quarter, team=team, settings=Settings()
             )
         key = (fmt, team, quarter, paper)
+        if fmt == "pdf":
+            require_pdf()
         if key not in self.files:
             self.files[key] = render_document(self.built[team, quarter], fmt, paper)
         return self.files[key]
@@ -381,6 +389,7 @@ def test_the_real_report_makes_no_outside_request(reports: Cache, tmp_path: Path
 def test_cli_writes_each_format(
     demo_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    require_pdf()
     checks: dict[str, Callable[[bytes], bool]] = {
         "report.md": lambda data: data.startswith(b"# Quarterly report 2024Q1"),
         "report.html": lambda data: data.startswith(b"<!DOCTYPE html>"),

@@ -186,6 +186,7 @@ def test_outside_reference_scan_catches_what_it_must() -> None:
 
 
 def test_pdf_has_title_toc_page_numbers_and_paper_sizes() -> None:
+    require_pdf()
     report = sample_report()
     for paper, size in ((Paper.A4, (595, 842)), (Paper.LETTER, (612, 792))):
         reader = PdfReader(io.BytesIO(render_document(report, "pdf", paper)))
@@ -244,12 +245,23 @@ def test_markdown_tables_and_escaping() -> None:
     assert "### Team payments" in markdown and "*No freezes.*" in markdown
 
 
+def _missing(message: str) -> None:
+    if os.environ.get("POISE_REQUIRE_SYSTEM_TOOLS") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def require_pdf() -> None:
+    """WeasyPrint needs Pango from the system (scripts/install-system-deps.sh)."""
+    try:
+        import weasyprint  # noqa: F401
+    except (ImportError, OSError) as exc:
+        _missing(f"PDF export needs WeasyPrint and Pango ({exc}): scripts/install-system-deps.sh")
+
+
 def require_chromium() -> None:
     if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
-        message = f"needs Debian's chromium at {CHROMIUM} (scripts/install-system-deps.sh)"
-        if os.environ.get("POISE_REQUIRE_SYSTEM_TOOLS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        _missing(f"needs Debian's chromium at {CHROMIUM} (scripts/install-system-deps.sh)")
 
 
 def test_html_in_headless_chromium_makes_no_request(tmp_path: Path) -> None:
