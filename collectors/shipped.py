@@ -25,8 +25,7 @@ have changed. The bookmark (stream `shipped`) is the time of the last complete p
 from __future__ import annotations
 
 import logging
-from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -45,6 +44,7 @@ log = logging.getLogger("poise.collectors.shipped")
 STREAM = "shipped"
 BATCH = 50  # deployments linked per transaction
 WORKERS = 4  # compare requests at a time
+CHUNK = 1000  # deployments read from the warehouse at a time
 
 
 @dataclass(frozen=True)
@@ -177,52 +177,100 @@ class Linker:
         self.service = scope.key
         self.environment = scope.service.production_environment
 
-    def deployments(self) -> list[Deployment]:
+    def query(self, *conditions: Any) -> Any:
         table = schema.deployments
+        columns = (table.c.id, table.c.sha, table.c.status, table.c.deployed_at, table.c.updated_at)
+        return select(*columns).where(
+            (table.c.service == self.service)
+            & (table.c.source == self.ctx.source)
+            & (table.c.environment == self.environment),
+            *conditions,
+        )
+
+    def first_changed(self, linked_at: datetime | None) -> Deployment | None:
+        """The earliest deployment whose row changed since the last pass."""
+        table = schema.deployments
+        changed = () if linked_at is None else (table.c.updated_at > linked_at,)
+        query = self.query(*changed).order_by(table.c.deployed_at, table.c.id).limit(1)
+        with self.ctx.engine.connect() as connection:
+            row = connection.execute(query).first()
+        return Deployment(*row) if row else None
+
+    def success_before(self, deployment: Deployment) -> Deployment | None:
+        table = schema.deployments
+        earlier = (table.c.deployed_at < deployment.deployed_at) | (
+            (table.c.deployed_at == deployment.deployed_at) & (table.c.id < deployment.id)
+        )
         query = (
-            select(table.c.id, table.c.sha, table.c.status, table.c.deployed_at, table.c.updated_at)
-            .where(
-                (table.c.service == self.service)
-                & (table.c.source == self.ctx.source)
-                & (table.c.environment == self.environment)
-            )
-            .order_by(table.c.deployed_at, table.c.id)
+            self.query(earlier, table.c.status == "success")
+            .order_by(table.c.deployed_at.desc(), table.c.id.desc())
+            .limit(1)
         )
         with self.ctx.engine.connect() as connection:
-            return [Deployment(*row) for row in connection.execute(query)]
+            row = connection.execute(query).first()
+        return Deployment(*row) if row else None
+
+    def from_on(self, first: Deployment) -> Iterator[Deployment]:
+        """`first` and every later deployment, in order, a chunk of rows at a time."""
+        table = schema.deployments
+        after: tuple[datetime, str] | None = None
+        while True:
+            bound = (
+                (table.c.deployed_at > after[0])
+                | ((table.c.deployed_at == after[0]) & (table.c.id > after[1]))
+                if after is not None
+                else (table.c.deployed_at > first.deployed_at)
+                | ((table.c.deployed_at == first.deployed_at) & (table.c.id >= first.id))
+            )
+            query = self.query(bound).order_by(table.c.deployed_at, table.c.id).limit(CHUNK)
+            with self.ctx.engine.connect() as connection:
+                chunk = [Deployment(*row) for row in connection.execute(query)]
+            yield from chunk
+            if len(chunk) < CHUNK:
+                return
+            after = chunk[-1].order
 
     def run(self) -> None:
+        """Re-link, in order of deployed_at, what changed and the success after each change.
+
+        Memory is one chunk of rows and one batch, whatever the length of the history.
+        """
         state = self.ctx.bookmark(STREAM, self.service) or {}
         started = utcnow()
         linked_at = parse_timestamp(state["linked_at"]) if state.get("linked_at") else None
-        everything = self.deployments()
-        dirty = [d for d in everything if linked_at is None or d.updated_at > linked_at]
-        if not dirty:
+        first = self.first_changed(linked_at)
+        if first is None:
             return
-        successes = [d for d in everything if d.status == "success"]
-        orders = [d.order for d in successes]
-        todo = {d.id for d in dirty}
-        for changed in dirty:  # the next success's predecessor may be another one now
-            after = bisect_right(orders, changed.order)
-            if after < len(successes):
-                todo.add(successes[after].id)
-        pairs: list[tuple[Deployment | None, Deployment]] = []
-        previous: Deployment | None = None
-        for deployment in everything:
-            if deployment.id in todo:
-                pairs.append((previous, deployment))
-            if deployment.status == "success":
-                previous = deployment
+        previous = self.success_before(first)
+        after_change = False  # a changed deployment was passed: re-link the next success
+        batch: list[tuple[Deployment | None, Deployment]] = []
         with ThreadPoolExecutor(WORKERS) as pool:
-            for start in range(0, len(pairs), BATCH):
-                chunk = pairs[start : start + BATCH]
-                ranges = list(pool.map(self.commits, chunk))
-                batch = [
-                    (deployment, self.shipment(deployment, commits))
-                    for (_, deployment), commits in zip(chunk, ranges, strict=True)
-                ]
-                final = start + BATCH >= len(pairs)
-                self.write(batch, {"linked_at": to_sqlite_text(started)} if final else None)
+            for deployment in self.from_on(first):
+                changed = linked_at is None or deployment.updated_at > linked_at
+                success = deployment.status == "success"
+                if changed or (after_change and success):
+                    batch.append((previous, deployment))
+                    if len(batch) >= BATCH:
+                        self.link(pool, batch)
+                        batch = []
+                after_change = changed or (after_change and not success)
+                if success:
+                    previous = deployment
+            self.link(pool, batch, {"linked_at": to_sqlite_text(started)})
+
+    def link(
+        self,
+        pool: ThreadPoolExecutor,
+        pairs: list[tuple[Deployment | None, Deployment]],
+        bookmark: dict[str, Any] | None = None,
+    ) -> None:
+        """The commits of each pair, a few compares at a time; then one transaction."""
+        ranges = list(pool.map(self.commits, pairs))
+        batch = [
+            (deployment, self.shipment(deployment, commits))
+            for (_, deployment), commits in zip(pairs, ranges, strict=True)
+        ]
+        self.write(batch, bookmark)
 
     def commits(self, pair: tuple[Deployment | None, Deployment]) -> list[Commit] | None:
         """The commits a deployment brought after the previous one; None: only its own."""
