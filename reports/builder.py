@@ -26,13 +26,13 @@ from poise.timeutil import TimestampError, previous_period, quarter_of, utcnow
 from poise.warehouse import schema
 from reports.coverage import coverage_notes
 from reports.definitions import definitions
+from reports.figures import Inputs
+from reports.incident_sections import incidents_section
 from reports.model import Evidence, Report
+from reports.reliability_sections import reliability_section
 from reports.sections import (
-    Inputs,
     appendix_section,
     coverage_section,
-    incidents_section,
-    reliability_section,
     summary_section,
     teams_section,
     trends_section,

@@ -1,0 +1,293 @@
+"""What the report shows of a scorecard: the figures, their formats, and shared wording.
+
+Every number is read from a scorecard (the `poise metrics` JSON shape) or a frame the
+metrics engine returned; nothing here computes a figure, it only chooses, orders and words.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from metrics.trends import change
+from reports.model import (
+    Column,
+    Definition,
+    Evidence,
+    Fmt,
+    Table,
+)
+from reports.summary import Change, Headline, count_phrase, sentence
+
+Card = Mapping[str, Any]
+
+SIGNIFICANT_INCIDENTS = 5
+LISTED_FREEZE_DEPLOYMENTS = 25
+
+
+@dataclass
+class Inputs:
+    """Everything a report shows, as the metrics engine returned it."""
+
+    quarter: str
+    scope_team: str | None
+    current: Card  # scorecard of the quarter (`poise metrics --format json` shape)
+    previous: Card  # scorecard of the quarter before
+    teams: dict[str, Card]  # each team's scorecard of the quarter (only the team, if scoped)
+    previous_teams: dict[str, Card]  # the same for the quarter before
+    quarter_slos: list[Card]  # the SLOs evaluated over the calendar quarter
+    weekly: pd.DataFrame  # per week: the scope (`team` "") and, org-wide, each team
+    freezes: pd.DataFrame  # service, team, start, end, slos
+    freeze_deployments: pd.DataFrame  # id, service, team, deployed_at, exempt
+    incidents: pd.DataFrame  # incident rows of the quarter, with their durations
+    coverage: list[str]  # what the numbers do not see, worded by the engine
+    definitions: list[Definition]
+    evidence: list[Evidence] = field(default_factory=list)
+    services: int = 0
+    min_sample: int = 5
+
+
+def get(card: Card | None, *path: str) -> Any:
+    """`card[a][b]…`, or None where any step is missing."""
+    value: Any = card
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+# --- the figures the summary and the scorecards show -------------------------------------
+
+
+@dataclass(frozen=True)
+class Figure:
+    label: str  # starts a sentence
+    name: str  # a table row
+    path: tuple[str, ...]
+    fmt: Fmt
+    unit: str = ""
+    change: Change = Change.RELATIVE
+    tier_path: tuple[str, ...] | None = None
+    sample_path: tuple[str, ...] | None = None
+    sample_noun: str = ""
+    compared: str | None = None  # its key in the engine's quarter-over-quarter `change`
+
+
+DORA_FIGURES = (
+    Figure(
+        "Deployment frequency",
+        "Deployment frequency (per week)",
+        ("dora", "deployment_frequency", "per_week"),
+        Fmt.DECIMAL1,
+        " per week",
+        tier_path=("dora", "deployment_frequency", "tier"),
+        sample_path=("dora", "deployment_frequency", "deployments"),
+        sample_noun="deployments",
+        compared="deployments_per_week",
+    ),
+    Figure(
+        "Change lead time",
+        "Change lead time, median (h)",
+        ("dora", "lead_time", "median_hours"),
+        Fmt.DECIMAL1,
+        " h",
+        tier_path=("dora", "lead_time", "tier"),
+        sample_path=("dora", "lead_time", "changes"),
+        sample_noun="changes",
+        compared="lead_time_median_hours",
+    ),
+    Figure(
+        "Change fail rate",
+        "Change fail rate",
+        ("dora", "change_failure_rate", "rate"),
+        Fmt.PERCENT1,
+        change=Change.POINTS,
+        tier_path=("dora", "change_failure_rate", "tier"),
+        sample_path=("dora", "change_failure_rate", "deployments"),
+        sample_noun="deployments",
+        compared="change_failure_rate",
+    ),
+    Figure(
+        "Failed deployment recovery time",
+        "Failed deployment recovery time, median (h)",
+        ("dora", "recovery_time", "median_hours"),
+        Fmt.DECIMAL1,
+        " h",
+        tier_path=("dora", "recovery_time", "tier"),
+        sample_path=("dora", "recovery_time", "failures"),
+        sample_noun="failures",
+        compared="recovery_median_hours",
+    ),
+    Figure(
+        "Rework rate",
+        "Rework rate",
+        ("dora", "rework_rate", "rate"),
+        Fmt.PERCENT1,
+        change=Change.POINTS,
+        sample_path=("dora", "rework_rate", "deployments"),
+        sample_noun="deployments",
+        compared="rework_rate",
+    ),
+)
+INCIDENT_FIGURES = (
+    Figure(
+        "Incidents", "Incidents started", ("incidents", "count"), Fmt.COUNT, compared="incidents"
+    ),
+    Figure(
+        "Time to acknowledge",
+        "Time to acknowledge, median (min)",
+        ("incidents", "mtta_median_minutes"),
+        Fmt.DECIMAL1,
+        " min",
+    ),
+    Figure(
+        "Time to resolve",
+        "Time to resolve, median (h)",
+        ("incidents", "mttr_median_hours"),
+        Fmt.DECIMAL1,
+        " h",
+        compared="mttr_median_hours",
+    ),
+)
+DETAIL_FIGURES = (
+    Figure(
+        "Deployments",
+        "Production deployments",
+        ("dora", "deployment_frequency", "deployments"),
+        Fmt.COUNT,
+    ),
+    Figure(
+        "Lead time p90",
+        "Change lead time, p90 (h)",
+        ("dora", "lead_time", "p90_hours"),
+        Fmt.DECIMAL1,
+        " h",
+    ),
+    Figure(
+        "Failed deployments",
+        "Failed deployments",
+        ("dora", "change_failure_rate", "failed"),
+        Fmt.COUNT,
+    ),
+    Figure(
+        "Rework deployments",
+        "Rollback and remediation deployments",
+        ("dora", "rework_rate", "rework"),
+        Fmt.COUNT,
+    ),
+)
+
+
+def headline(figure: Figure, current: Card, previous: Card | None) -> Headline:
+    moved = (
+        change(dict(current), dict(previous)).get(figure.compared, {})
+        if previous is not None and figure.compared
+        else {}
+    )
+    return Headline(
+        label=figure.label,
+        current=get(current, *figure.path),
+        previous=get(previous, *figure.path) if previous is not None else None,
+        fmt=figure.fmt,
+        unit=figure.unit,
+        change=figure.change,
+        tier=get(current, *figure.tier_path) if figure.tier_path else None,
+        previous_tier=get(previous, *figure.tier_path) if figure.tier_path and previous else None,
+        graded=figure.tier_path is not None,
+        delta=moved.get("delta"),
+        relative=moved.get("relative"),
+        compared=figure.compared is not None,
+    )
+
+
+def slo_counts(slos: Iterable[Card]) -> dict[str, int]:
+    counts = {"ok": 0, "at_risk": 0, "exhausted": 0, "no data": 0}
+    for slo in slos:
+        status = slo.get("status")
+        counts[status if status in counts else "no data"] += 1
+    return counts
+
+
+def is_empty(card: Card) -> bool:
+    """No deployment, no changes, no incident and no SLI in the window: nothing to report."""
+    deployments = get(card, "dora", "deployment_frequency", "deployments") or 0
+    changes = get(card, "dora", "lead_time", "changes") or 0
+    incidents = get(card, "incidents", "count") or 0
+    slis = [slo for slo in card.get("slos", []) if slo.get("sli") is not None]
+    return deployments == 0 and changes == 0 and incidents == 0 and not slis
+
+
+def incident_sentence(current: Card, previous: Card) -> str:
+    count = get(current, "incidents", "count") or 0
+    before = get(previous, "incidents", "count")
+    text = f"{count_phrase(count, 'incident').capitalize()} started in the quarter"
+    text += (
+        f" ({count_phrase(before, 'incident')} in the quarter before)" if before is not None else ""
+    )
+    if count:
+        text += "; " + sentence(headline(INCIDENT_FIGURES[2], current, previous), first=False)
+    return text + "."
+
+
+def freeze_sentence(inputs: Inputs) -> str:
+    freezes, shipped = inputs.freezes, inputs.freeze_deployments
+    if freezes.empty:
+        return "No service was in release freeze (error budget exhausted) during the quarter."
+    services = freezes["service"].nunique()
+    exempt = int(shipped["exempt"].sum()) if not shipped.empty else 0
+    others = len(shipped) - exempt
+    return (
+        f"{count_phrase(services, 'service')} spent part of the quarter in release freeze; "
+        f"{count_phrase(len(shipped), 'deployment')} shipped during a freeze "
+        f"({exempt} rollbacks or fixes, which the policy allows, and {others} other)."
+    )
+
+
+SLO_COLUMNS = (
+    Column("name", "SLO"),
+    Column("service", "Service"),
+    Column("target", "Target", Fmt.PERCENT3),
+    Column("window", "Window"),
+    Column("sli", "SLI", Fmt.PERCENT3),
+    Column("budget", "Budget left", Fmt.PERCENT1),
+    Column("burn", "Burn 24 h", Fmt.DECIMAL2),
+    Column("status", "Status", Fmt.STATUS),
+)
+
+
+def _window_text(slo: Card) -> str:
+    window = slo.get("window")
+    if isinstance(window, Mapping) and window.get("kind") == "calendar" and window.get("unit"):
+        return f"calendar {window['unit']}"
+    days = slo.get("window_days")
+    return f"{days} days" if days is not None else ""
+
+
+def slo_table(slos: Iterable[Card], title: str, sheet: str, caption: str = "") -> Table:
+    rows = tuple(
+        (
+            slo.get("name"),
+            slo.get("service"),
+            slo.get("target"),
+            _window_text(slo),
+            slo.get("sli"),
+            slo.get("budget_remaining"),
+            get(slo, "burn_rate", "24h"),
+            slo.get("status"),
+        )
+        for slo in slos
+    )
+    return Table(title, SLO_COLUMNS, rows, sheet, caption, empty_text="No SLO is defined here.")
+
+
+def number(value: Any) -> float | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    return float(value)
