@@ -14,11 +14,22 @@ from types import ModuleType
 from sqlalchemy.exc import OperationalError
 
 from poise import __version__
-from poise.commands import demo, explain, import_, init, metrics, report, sync, ui
+from poise.commands import demo, explain, gate, import_, init, metrics, migrate_db, report, sync, ui
 from poise.console import err
 from poise.errors import PoiseError
 
-COMMANDS: tuple[ModuleType, ...] = (init, demo, import_, sync, metrics, explain, report, ui)
+COMMANDS: tuple[ModuleType, ...] = (
+    init,
+    demo,
+    import_,
+    sync,
+    metrics,
+    explain,
+    gate,
+    report,
+    migrate_db,
+    ui,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
