@@ -13,6 +13,7 @@ import io
 import json
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -30,6 +31,7 @@ from poise.warehouse.upsert import execute_plan, plan_upsert
 
 CHUNK_ROWS = 50_000
 MAX_INTEGER = 2**31 - 1  # the warehouse's INTEGER on both engines
+BULK_CACHE_KIB = 128 * 1024  # SQLite page cache while a file is written
 
 
 @dataclass(frozen=True)
@@ -761,7 +763,7 @@ def import_file(
     result = ImportResult(kind=kind_name, path=str(file_path))
     jsonl_lines: dict[int, int] = {}
     try:
-        with engine.begin() as connection:
+        with engine.begin() as connection, _bulk_cache(connection):
             importer = _Importer(connection, kind, file_path, source)
             for _start, frame in chunks(file_path, kind, on_read):
                 if file_format == "jsonl":
@@ -789,6 +791,24 @@ def import_file(
         _record_failure(engine, kind_name, file_path, str(exc))
         raise
     return result
+
+
+@contextmanager
+def _bulk_cache(connection: Connection) -> Iterator[None]:
+    """A larger SQLite page cache while one file is written, back to normal afterwards.
+
+    Links and reference checks touch large indexes at random; with SQLite's default 2 MiB
+    cache that costs about a quarter of a big deployments import in CPU alone.
+    """
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    normal = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+    connection.exec_driver_sql(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        connection.exec_driver_sql(f"PRAGMA cache_size = {int(normal)}")
 
 
 def _jsonl_line_index(path: Path, position: int) -> dict[int, int]:
