@@ -34,30 +34,43 @@ def incident_budget(bad: pd.DataFrame, evaluated: list[dict[str, Any]]) -> pd.Da
 
 
 def deployment_budget(per_incident: pd.DataFrame, attributions: pd.DataFrame) -> pd.DataFrame:
-    """Per deployment and SLO: the sum over the incidents attributed to it."""
+    """Per deployment and SLO: the sum over the incidents attributed to it (None when any
+    of those shares is unknown)."""
     linked = attributions[attributions["method"].isin(["explicit", "inferred"])]
     if per_incident.empty or linked.empty:
         return pd.DataFrame(columns=DEPLOYMENT_COLUMNS)
     merged = per_incident.merge(linked[["incident_id", "deployment_id"]], on="incident_id")
     if merged.empty:
         return pd.DataFrame(columns=DEPLOYMENT_COLUMNS)
-    grouped = merged.groupby(["deployment_id", "slo"], sort=True)
-    out = grouped.agg(
-        incidents=("incident_id", "nunique"),
-        bad_events=("bad_events", "sum"),
-        budget_share=("budget_share", lambda v: None if v.isna().any() else float(v.sum())),
-    ).reset_index()
+    out = _totals(merged, ["deployment_id", "slo"], "incident_id", "incidents")
     return out[DEPLOYMENT_COLUMNS]
+
+
+def _totals(frame: pd.DataFrame, keys: list[str], id_column: str, count_key: str) -> pd.DataFrame:
+    shares = pd.to_numeric(frame["budget_share"])
+    grouped = frame.assign(budget_share=shares).groupby(keys, sort=True)
+    out = grouped.agg(
+        **{count_key: (id_column, "nunique")},
+        bad_events=("bad_events", "sum"),
+        budget_share=("budget_share", "sum"),
+    )
+    unknown = shares.isna().groupby([frame[k] for k in keys]).any()
+    out["budget_share"] = (
+        out["budget_share"].astype(object).where(~unknown.reindex(out.index), None)
+    )
+    return out.reset_index()
 
 
 def summarise(frame: pd.DataFrame, id_column: str, count_key: str) -> dict[str, dict[str, Any]]:
     """Per SLO: how many incidents (or deployments) burned its budget, and how much."""
-    out: dict[str, dict[str, Any]] = {}
-    for slo, group in frame.groupby("slo", sort=True):
-        shares = group["budget_share"]
-        out[str(slo)] = {
-            count_key: int(group[id_column].nunique()),
-            "bad_events": float(group["bad_events"].sum()),
-            "budget_share": None if shares.isna().any() else finite(float(shares.sum())),
+    if frame.empty:
+        return {}
+    totals = _totals(frame, ["slo"], id_column, count_key)
+    return {
+        str(row["slo"]): {
+            count_key: int(row[count_key]),
+            "bad_events": float(row["bad_events"]),
+            "budget_share": finite(row["budget_share"]),
         }
-    return out
+        for row in totals.to_dict("records")
+    }
