@@ -13,6 +13,7 @@ from collectors.jenkins import JenkinsSource
 from collectors.opsgenie import OpsgenieSource
 from collectors.pagerduty import PagerDutySource
 from collectors.prometheus import PrometheusSource
+from collectors.tls import TlsSource
 
 SOURCES: dict[str, type[Source]] = {
     "git": GitSource,
@@ -22,6 +23,7 @@ SOURCES: dict[str, type[Source]] = {
     "pagerduty": PagerDutySource,
     "opsgenie": OpsgenieSource,
     "prometheus": PrometheusSource,
+    "tls": TlsSource,
 }
 
 __all__ = ["SOURCES", "Source"]
