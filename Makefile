@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 DEMO_DB ?= data/poise.db
 PORT ?= 8501
 
-.PHONY: demo test install install-test system-deps lint format bench clean
+.PHONY: demo test install install-test system-deps lint format bench clean lock audit
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Poise needs Python 3.11 or newer on PATH"; exit 1; }
@@ -52,6 +52,22 @@ format: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# requirements.lock: the runtime dependencies as `pip install .` resolves them in a clean venv
+# (the container image installs exactly these; `make audit` checks them).
+lock:
+	@test -n "$(PYTHON)" || { echo "Poise needs Python 3.11 or newer on PATH"; exit 1; }
+	rm -rf $(VENV)-lock && $(PYTHON) -m venv $(VENV)-lock
+	$(VENV)-lock/bin/python -m pip install --quiet .
+	{ echo "# Runtime dependencies of Poise, pinned: what the container image installs and what"; \
+	  echo "# 'make audit' checks with pip-audit. Regenerate with 'make lock' after changing pyproject.toml."; \
+	  $(VENV)-lock/bin/python -m pip freeze --exclude poise; } > requirements.lock
+	rm -rf $(VENV)-lock
+
+# Known vulnerabilities in the locked dependencies (PyPI's vulnerability data). --strict: a
+# package the service cannot answer for fails the audit instead of passing it silently.
+audit: $(VENV)/.installed-test
+	$(BIN)/pip-audit --requirement requirements.lock --no-deps --disable-pip --strict --progress-spinner off
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache artifacts
