@@ -255,6 +255,52 @@ class AnomalyConfig(Strict):
     )
 
 
+class AuthProviderConfig(Strict):
+    server_metadata_url: str = Field(
+        description="The provider's OpenID Connect discovery document "
+        "(https://…/.well-known/openid-configuration)."
+    )
+    client_id: str = Field(description="The OAuth client id registered for Poise.")
+    client_secret_env: str = Field(description="Environment variable holding the client secret.")
+    cookie_secret_env: str = Field(
+        description="Environment variable holding a long random string that signs the "
+        "sign-in cookie."
+    )
+    redirect_uri: str = Field(
+        description="Where the provider sends the browser back: the dashboard's address "
+        "followed by /oauth2callback."
+    )
+    scope: str = Field("openid profile email", description="OAuth scopes asked for.")
+
+    @field_validator("redirect_uri")
+    @classmethod
+    def _callback(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+(/\S*)?/oauth2callback$", value):
+            raise ValueError(
+                "must be the dashboard's address followed by /oauth2callback, e.g. "
+                "https://poise.example.com/oauth2callback"
+            )
+        return value
+
+
+class AuthRolesConfig(Strict):
+    leadership: list[str] = Field(
+        default_factory=list,
+        description="Who sees every team: e-mail addresses, or group:NAME for members of a "
+        "group named in the ID token's groups claim.",
+    )
+    teams: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="team -> who sees that team's details (e-mail addresses or group:NAME).",
+    )
+
+
+class AuthConfig(Strict):
+    provider: AuthProviderConfig
+    roles: AuthRolesConfig = AuthRolesConfig()
+    groups_claim: str = Field("groups", description="The ID token claim that lists groups.")
+
+
 class PoiseConfig(Strict):
     database: str | None = Field(None, description="SQLAlchemy URL of the warehouse.")
     benchmark_year: Literal[2021, 2023, 2024] = 2023
@@ -267,6 +313,7 @@ class PoiseConfig(Strict):
     sources: SourcesConfig = SourcesConfig()
     slos: list[SloConfig | SloFile] = Field(default_factory=list)
     certificates: list[CertificateEndpoint] = Field(default_factory=list)
+    auth: AuthConfig | None = Field(None, description="Sign-in to the dashboard (OpenID Connect).")
 
     # Where the file was read from; relative paths in it are relative to its folder.
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
@@ -397,6 +444,13 @@ def _cross_check(config: PoiseConfig) -> None:
                 f"{origin}: slos[{index}].calendar_unit: required for a calendar window"
             )
     _no_duplicates(slo_names, "slos", origin)
+    if config.auth is not None and config.teams:
+        known = [team.name for team in config.teams]
+        for team in config.auth.roles.teams:
+            if team not in known:
+                close = difflib.get_close_matches(team, known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(f"{origin}: auth.roles.teams.{team}: unknown team {team!r}{hint}")
     _one_service_per_incident_source_id(config)
     _guardrails_name_services(config, service_names)
     for index, service in enumerate(config.services):
