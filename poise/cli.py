@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 failure (one clear line on stderr), 2 usage error.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import traceback
 from collections.abc import Sequence
@@ -14,25 +15,39 @@ from types import ModuleType
 from sqlalchemy.exc import OperationalError
 
 from poise import __version__
-from poise.commands import demo, explain, gate, import_, init, metrics, migrate_db, report, sync, ui
 from poise.console import err
 from poise.errors import PoiseError
 
-COMMANDS: tuple[ModuleType, ...] = (
-    init,
-    demo,
-    import_,
-    sync,
-    metrics,
-    explain,
-    gate,
-    report,
-    migrate_db,
-    ui,
-)
+# Subcommand name -> module. Modules are imported only when needed: most pull in pandas
+# and the metrics engine, and `poise gate` in a pipeline should not pay for the others.
+COMMANDS: dict[str, str] = {
+    "init": "poise.commands.init",
+    "demo": "poise.commands.demo",
+    "import": "poise.commands.import_",
+    "sync": "poise.commands.sync",
+    "metrics": "poise.commands.metrics",
+    "explain": "poise.commands.explain",
+    "gate": "poise.commands.gate",
+    "report": "poise.commands.report",
+    "migrate-db": "poise.commands.migrate_db",
+    "ui": "poise.commands.ui",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _requested(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line, if any (the first non-option word)."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
+def command_module(name: str) -> ModuleType:
+    return importlib.import_module(COMMANDS[name])
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with `only`, just that subcommand's module is imported and wired."""
     parser = argparse.ArgumentParser(
         prog="poise",
         description="Poise: DORA delivery figures beside SLOs, error budgets and incidents.",
@@ -44,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors"
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in COMMANDS:
+    for name in [only] if only else COMMANDS:
+        module = command_module(name)
         sub = subparsers.add_parser(
             module.NAME, help=module.HELP, description=module.HELP, parents=[shared]
         )
@@ -54,8 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words and words[0] == "--version":
+        print(f"poise {__version__}")
+        return 0
+    parser = build_parser(_requested(words))
+    args = parser.parse_args(words)
     try:
         return int(args.handler(args) or 0)
     except PoiseError as exc:

@@ -91,7 +91,7 @@ def test_import_through_the_executable(tmp_path: Path) -> None:
 # --- through main() ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", [None, *(module.NAME for module in COMMANDS)])
+@pytest.mark.parametrize("command", [None, *COMMANDS])
 def test_help_of_every_command_exits_0(
     command: str | None, capsys: pytest.CaptureFixture[str]
 ) -> None:
