@@ -679,6 +679,16 @@ class _Importer:
 
     def _insert_refs(self, name: str, refs: list[tuple[int, str]]) -> None:
         self._refs_table()
+        if self.connection.dialect.name == "postgresql":  # COPY: a statement per row is slow
+            driver = self.connection.connection.driver_connection
+            assert driver is not None
+            with (
+                driver.cursor() as cursor,
+                cursor.copy("COPY poise_import_refs (position, name, ref) FROM STDIN") as copy,
+            ):
+                for position, ref in refs:
+                    copy.write_row((position, name, ref))
+            return
         mark = "?" if self.connection.dialect.paramstyle == "qmark" else "%s"
         self.connection.exec_driver_sql(
             f"INSERT INTO poise_import_refs (position, name, ref) VALUES ({mark}, {mark}, {mark})",

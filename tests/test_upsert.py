@@ -9,7 +9,13 @@ from sqlalchemy import Engine, func, select
 
 from poise.warehouse.schema import services, sli_samples, slos, teams, toil_entries
 from poise.warehouse.sync_state import read_state, record_attempt, save_bookmark
-from poise.warehouse.upsert import UpsertCounts, execute_plan, plan_upsert, upsert_rows
+from poise.warehouse.upsert import (
+    COPY_FROM,
+    UpsertCounts,
+    execute_plan,
+    plan_upsert,
+    upsert_rows,
+)
 
 T0 = datetime(2026, 7, 1, tzinfo=UTC)
 
@@ -136,6 +142,40 @@ def test_many_rows_across_lookup_chunks(warehouse: Engine) -> None:
     assert (counts.new, counts.updated, counts.unchanged) == (0, 1, 1233)
     with warehouse.connect() as connection:
         assert connection.execute(select(func.count()).select_from(teams)).scalar() == 1234
+
+
+@pytest.mark.parametrize("size", [10, COPY_FROM + 10], ids=["row-by-row", "bulk"])
+def test_a_key_given_twice_in_a_batch_keeps_its_last_row(warehouse: Engine, size: int) -> None:
+    rows = _teams(*[(f"team-{i:05d}", 1) for i in range(size)])
+    rows.append({"name": "team-00003", "size": 42, "source": "test"})
+    with warehouse.begin() as connection:
+        upsert_rows(connection, teams, rows)
+    sizes = {row[0]: row[1] for row in _all(warehouse, teams)}
+    assert len(sizes) == size and sizes["team-00003"] == 42 and sizes["team-00004"] == 1
+
+
+def test_bulk_batches_write_every_type(warehouse: Engine) -> None:
+    """Enough rows for PostgreSQL's COPY path: timestamps, dates, floats, nulls, booleans."""
+    _upsert(warehouse, teams, _teams(("payments", 6)))
+    day = date(2026, 7, 1)
+    rows = [
+        {
+            "team": "payments",
+            "day": day + timedelta(days=i // 3),
+            "category": f"c{i % 3}",
+            "hours": i / 4,
+            "source": "t",
+            "updated_at": T0 + timedelta(minutes=i),
+        }
+        for i in range(COPY_FROM * 2)
+    ]
+    assert _upsert(warehouse, toil_entries, rows).new == COPY_FROM * 2
+    rows[7] = {**rows[7], "hours": 99.5}
+    counts = _upsert(warehouse, toil_entries, rows)
+    assert (counts.new, counts.updated, counts.unchanged) == (0, 1, COPY_FROM * 2 - 1)
+    stored = {(r[1], r[2]): (r[3], r[5]) for r in _all(warehouse, toil_entries)}
+    assert stored[(day + timedelta(days=2), "c1")] == (99.5, T0 + timedelta(minutes=7))
+    assert stored[(day, "c0")] == (0.0, T0)
 
 
 def test_without_counting_new_carries_the_rows_written(warehouse: Engine) -> None:

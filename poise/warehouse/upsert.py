@@ -3,11 +3,13 @@
 Loading the same data twice changes nothing, not even `updated_at`: the update only
 fires when some other column differs. Both engines use the same statement shape
 (`INSERT … ON CONFLICT (key) DO UPDATE … WHERE <something differs>`), sent through the
-driver's own `executemany` so that bulk loads stay close to bare-driver speed.
+driver's own `executemany` so that bulk loads stay close to bare-driver speed; on
+PostgreSQL a large batch goes by COPY into a scratch table and one `INSERT … SELECT`.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -22,6 +24,7 @@ from poise.warehouse.types import UTCDateTime
 # Columns whose change alone does not make a row "updated".
 BOOKKEEPING = frozenset({"updated_at", "raw_id", "computed_at"})
 _IN_CHUNK = 500
+COPY_FROM = 1000  # rows from which PostgreSQL gets them by COPY rather than row by row
 
 
 @dataclass
@@ -49,6 +52,9 @@ class UpsertPlan:
     columns: tuple[str, ...]
     sql: str
     converters: tuple[Any, ...] = field(repr=False)
+    # `ON CONFLICT …` on its own, and where the key is in a row (PostgreSQL's COPY path).
+    conflict: str = field(default="", repr=False)
+    key_positions: tuple[int, ...] = field(default=(), repr=False)
 
     # Only the columns that need converting are visited per row (bulk paths call this a lot).
     converted: tuple[tuple[int, Any], ...] = field(init=False, repr=False)
@@ -115,26 +121,65 @@ def plan_upsert(
     column_list = ", ".join(quote(name) for name in columns)
     updatable = [name for name in columns if name not in key]
     compared = [name for name in updatable if name not in BOOKKEEPING]
-    sql = f"INSERT INTO {target} ({column_list}) VALUES ({marks}) ON CONFLICT ({', '.join(quote(k) for k in key)}) "
+    conflict = f"ON CONFLICT ({', '.join(quote(k) for k in key)}) "
     if compared and update:
         differs = " IS NOT " if dialect.name == "sqlite" else " IS DISTINCT FROM "
         assignments = ", ".join(f"{quote(name)} = excluded.{quote(name)}" for name in updatable)
         condition = " OR ".join(
             f"{target}.{quote(name)}{differs}excluded.{quote(name)}" for name in compared
         )
-        sql += f"DO UPDATE SET {assignments} WHERE {condition}"
+        conflict += f"DO UPDATE SET {assignments} WHERE {condition}"
     else:
-        sql += "DO NOTHING"
+        conflict += "DO NOTHING"
     converters = tuple(_converter(dialect, table.c[name]) for name in columns)
-    return UpsertPlan(table=table, columns=tuple(columns), sql=sql, converters=converters)
+    return UpsertPlan(
+        table=table,
+        columns=tuple(columns),
+        sql=f"INSERT INTO {target} ({column_list}) VALUES ({marks}) {conflict}",
+        converters=converters,
+        conflict=conflict,
+        key_positions=tuple(list(columns).index(name) for name in key),
+    )
 
 
 def execute_plan(connection: Connection, plan: UpsertPlan, params: list[tuple[Any, ...]]) -> int:
     """Run a compiled upsert over positional rows; returns rows inserted or changed."""
     if not params:
         return 0
+    if connection.dialect.name == "postgresql" and len(params) >= COPY_FROM:
+        return _copy_upsert(connection, plan, params)
     cursor = connection.exec_driver_sql(plan.sql, params)
     return max(cursor.rowcount, 0)
+
+
+def _copy_upsert(connection: Connection, plan: UpsertPlan, params: list[tuple[Any, ...]]) -> int:
+    """PostgreSQL's bulk path: COPY the rows into a scratch table, then one INSERT … SELECT.
+
+    Several times faster than a statement per row. A key given twice keeps its last row, as
+    a statement per row would end up with (one statement cannot change a row twice).
+    """
+    last = {tuple(row[i] for i in plan.key_positions): row for row in params}
+    if len(last) < len(params):
+        params = list(last.values())
+    quote = lambda name: _quote(connection.dialect, name)  # noqa: E731
+    columns = ", ".join(quote(name) for name in plan.columns)
+    scratch = quote(f"poise_copy_{plan.table.name}_{zlib.crc32(columns.encode()):08x}")
+    target = quote(plan.table.name)
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {scratch} ON COMMIT DROP AS "
+            f"SELECT {columns} FROM {target} WITH NO DATA"
+        )
+        cursor.execute(f"TRUNCATE {scratch}")
+        with cursor.copy(f"COPY {scratch} ({columns}) FROM STDIN") as copy:
+            for row in params:
+                copy.write_row(row)
+        cursor.execute(
+            f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {scratch} {plan.conflict}"
+        )
+        return max(cursor.rowcount, 0)
 
 
 def _existing_keys(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> set:
