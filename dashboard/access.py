@@ -1,0 +1,152 @@
+"""Who may see what on the dashboard: sign-in (OpenID Connect through `st.login`) and roles.
+
+Without an `auth:` section in poise.yaml there is no sign-in and everyone sees everything
+(`poise ui` then listens on the loopback address only). With one:
+
+- `leadership` (by e-mail, or `group:NAME` from the ID token's groups claim) sees every team;
+- a team member sees the organisation's headline figures and only their own teams' details;
+- anybody else who signs in gets a polite refusal and nothing more.
+
+`resolve_access` is the pure rule; `gate()` runs it for the signed-in visitor before any
+page; `dashboard.filters.allowed_scope` applies the result to every filter and URL
+parameter, so they can narrow a view but never widen it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from poise.config import AuthConfig, load_config
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one visitor may see. `restricted` False: every team."""
+
+    restricted: bool
+    teams: frozenset[str] = frozenset()
+    user: str | None = None
+    role: str = "everyone"
+
+    @property
+    def refused(self) -> bool:
+        return self.restricted and not self.teams
+
+    def sees(self, team: str | None) -> bool:
+        """Whether the details of `team` (None: every team at once) may be shown."""
+        if not self.restricted:
+            return True
+        return team is not None and team in self.teams
+
+
+EVERYONE = Access(restricted=False, role="no sign-in")
+NOBODY = Access(restricted=True, role="signed out")
+
+
+def _matches(entry: str, email: str | None, groups: Iterable[str]) -> bool:
+    entry = entry.strip()
+    if entry.lower().startswith("group:"):
+        return entry[len("group:") :] in set(groups)
+    return email is not None and entry.lower() == email.strip().lower()
+
+
+def resolve_access(auth: AuthConfig | None, email: str | None, groups: Iterable[str]) -> Access:
+    """The role of a signed-in user (e-mail and groups from the ID token)."""
+    if auth is None:
+        return EVERYONE
+    groups = list(groups)
+    if any(_matches(entry, email, groups) for entry in auth.roles.leadership):
+        return Access(restricted=False, user=email, role="leadership")
+    teams = frozenset(
+        team
+        for team, members in auth.roles.teams.items()
+        if any(_matches(entry, email, groups) for entry in members)
+    )
+    return Access(restricted=True, teams=teams, user=email, role="team" if teams else "no role")
+
+
+def claims_of(user: Mapping[str, Any], groups_claim: str) -> tuple[str | None, list[str]]:
+    """E-mail and groups from the ID token's claims. An e-mail the provider marks as not
+    verified counts as none (anyone can type an address into a fresh account)."""
+    email = user.get("email")
+    if user.get("email_verified") is False or not isinstance(email, str):
+        email = None
+    groups = user.get(groups_claim) or []
+    if isinstance(groups, str):
+        groups = [groups]
+    return email, [str(group) for group in groups]
+
+
+def visible_catalog(catalog: dict[str, Any], access: Access) -> dict[str, Any]:
+    """The catalog with only the teams (and their services) the visitor may see in detail."""
+    if not access.restricted:
+        return catalog
+    narrowed = dict(catalog)
+    narrowed["teams"] = [team for team in catalog["teams"] if team in access.teams]
+    services = catalog["services"]
+    narrowed["services"] = services[services["team"].isin(access.teams)].reset_index(drop=True)
+    return narrowed
+
+
+# --- in the Streamlit app ----------------------------------------------------------------------
+
+
+@st.cache_resource(show_spinner=False)
+def auth_config() -> AuthConfig | None:
+    return load_config(os.environ.get("POISE_CONFIG") or None).auth
+
+
+def current() -> Access:
+    """The visitor's access, read again from the signed-in identity on every call."""
+    auth = auth_config()
+    if auth is None:
+        return EVERYONE
+    if not st.user.is_logged_in:
+        return NOBODY
+    email, groups = claims_of(st.user, auth.groups_claim)
+    return resolve_access(auth, email, groups)
+
+
+def gate() -> Access:
+    """Before any page: sign-in when configured, a refusal for a user without a role, and
+    who is signed in (with a sign-out button) in the sidebar. Stops the script unless the
+    visitor may see something."""
+    auth = auth_config()
+    if auth is None:
+        return EVERYONE
+    if not st.user.is_logged_in:
+        st.title("Poise")
+        st.write("The scorecard is for signed-in members of the organisation.")
+        if st.button("Sign in", type="primary", icon=":material/login:"):
+            st.login()
+        st.stop()
+    access = current()
+    shown_user = access.user or "this account"
+    if access.refused:
+        st.title("Poise")
+        st.info(
+            "Sorry, this account has no access to the scorecard yet. Ask whoever runs Poise "
+            "to add it to a team or to leadership (`auth.roles` in poise.yaml).",
+            icon=":material/lock:",
+        )
+        st.caption("Signed in as:")
+        st.text(shown_user)
+        if st.button("Sign out"):
+            st.logout()
+        st.stop()
+    with st.sidebar:
+        role = (
+            "leadership: every team"
+            if not access.restricted
+            else "team: " + ", ".join(sorted(access.teams))
+        )
+        st.caption("Signed in")
+        st.text(f"{shown_user}\n{role}")
+        if st.button("Sign out", key="poise-sign-out"):
+            st.logout()
+    return access
