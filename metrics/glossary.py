@@ -31,7 +31,7 @@ TERMS: dict[str, Term] = {
         "higher",
     ),
     "lead_time": Term(
-        "Lead time",
+        "Lead time (median)",
         "From a change's commit to its first production deployment; the median (and 90th "
         "percentile) over the changes first deployed in the period. Lead times of zero or "
         "less are left out and counted as a data-quality finding.",
@@ -47,7 +47,7 @@ TERMS: dict[str, Term] = {
         "lower",
     ),
     "recovery_time": Term(
-        "Recovery time",
+        "Recovery time (median)",
         "Failed deployment recovery time: from a failed deployment to the earliest rollback "
         "or remediation deployment naming it, else to the last resolution of the incidents "
         "attributed to it; the median over the period's failed deployments.",

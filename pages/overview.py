@@ -1,8 +1,149 @@
-"""Overview (placeholder until the dashboard lands)."""
+"""Overview, for engineering leaders: velocity beside resilience, one row per team."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-st.title("Poise")
-st.write("The dashboard is being built. Run `poise metrics` for the scorecard meanwhile.")
+from dashboard import charts, components, queries
+from dashboard.components import figure_card
+
+view = components.page_start(
+    "Overview",
+    "Velocity beside resilience for every team: is speed being bought with reliability?",
+)
+if view is None:
+    st.stop()
+query = view.query
+card = queries.scorecard(query)
+change = queries.comparison(query)
+teams = queries.team_table(query)
+dora = card["dora"]
+
+st.subheader(
+    f"Headline: {components.md(view.scope_label)}",
+    help="The figures of the whole selected scope, as `poise metrics` prints them; the "
+    "arrows compare with the period just before.",
+)
+components.dora_cards(dora, change)
+
+slos = queries.slo_summary(query)
+policy = card.get("budget_policy") or {}
+resilience = st.columns(5)
+components.resilience_cards(slos, policy, resilience)
+with resilience[4]:
+    figure_card(
+        "incidents",
+        card["incidents"]["count"],
+        change=change["incidents"]["delta"],
+        note=f"time to resolve {components.hours(card['incidents']['mttr_median_hours'])} (median)",
+    )
+
+st.subheader(
+    "Teams",
+    help="One row per team: velocity (deployments, lead time) beside resilience (change fail "
+    "rate, recovery, SLOs, budget). Δ is the change from the previous period.",
+)
+shown = teams if query.team is None else teams[teams["team"] == query.team]
+if shown.empty:
+    components.not_enough("No team in this scope yet.")
+else:
+    table = shown[
+        [
+            "team",
+            "deploys_per_week",
+            "deploys_per_week_change",
+            "deploys_tier",
+            "lead_time_hours",
+            "lead_time_hours_change",
+            "lead_time_tier",
+            "change_fail_rate",
+            "change_fail_rate_change",
+            "change_fail_tier",
+            "recovery_hours",
+            "recovery_hours_change",
+            "recovery_tier",
+            "slos_met",
+            "slos_with_data",
+            "lowest_budget_remaining",
+            "budget_state",
+            "frozen_now",
+            "deployments_during_freeze",
+            "incidents",
+        ]
+    ]
+    hours = st.column_config.NumberColumn
+    components.table(
+        components.tier_style(
+            table,
+            ["deploys_tier", "lead_time_tier", "change_fail_tier", "recovery_tier", "budget_state"],
+        ),
+        "teams",
+        column_config={
+            "team": st.column_config.TextColumn("Team", pinned=True),
+            "deploys_per_week": hours(
+                "Deploys / week", format="%.1f", help=components.help_text("deployment_frequency")
+            ),
+            "deploys_per_week_change": hours("Δ", format="%+.1f"),
+            "deploys_tier": st.column_config.TextColumn("Tier", help=components.help_text("tier")),
+            "lead_time_hours": hours(
+                "Lead time (h)", format="%.1f", help=components.help_text("lead_time")
+            ),
+            "lead_time_hours_change": hours("Δ", format="%+.1f"),
+            "lead_time_tier": st.column_config.TextColumn(
+                "Tier", help=components.help_text("tier")
+            ),
+            "change_fail_rate": hours(
+                "Change fail rate",
+                format="percent",
+                help=components.help_text("change_failure_rate"),
+            ),
+            "change_fail_rate_change": hours("Δ", format="percent"),
+            "change_fail_tier": st.column_config.TextColumn(
+                "Tier", help=components.help_text("tier")
+            ),
+            "recovery_hours": hours(
+                "Recovery (h)", format="%.1f", help=components.help_text("recovery_time")
+            ),
+            "recovery_hours_change": hours("Δ", format="%+.1f"),
+            "recovery_tier": st.column_config.TextColumn("Tier", help=components.help_text("tier")),
+            "slos_met": hours("SLOs met", format="%d", help=components.help_text("slos_met")),
+            "slos_with_data": hours("of", format="%d"),
+            "lowest_budget_remaining": hours(
+                "Lowest budget",
+                format="percent",
+                help=components.help_text("lowest_budget_remaining"),
+            ),
+            "budget_state": st.column_config.TextColumn(
+                "Budget state", help=components.help_text("status")
+            ),
+            "frozen_now": st.column_config.TextColumn(
+                "Frozen now", help=components.help_text("freeze")
+            ),
+            "deployments_during_freeze": hours(
+                "Deploys in freeze",
+                format="%d",
+                help=components.help_text("deployments_during_freeze"),
+            ),
+            "incidents": hours("Incidents", format="%d", help=components.help_text("incidents")),
+        },
+    )
+
+st.subheader(
+    "Velocity against stability",
+    help="Each team is a point: further right deploys more often, lower fails less often. "
+    "The marker shows the state of the team's weakest SLO budget.",
+)
+components.chart(
+    charts.velocity_stability(shown),
+    shown[
+        [
+            "team",
+            "deploys_per_week",
+            "change_fail_rate",
+            "lead_time_hours",
+            "lowest_budget_remaining",
+            "budget_state",
+        ]
+    ],
+    "velocity-stability",
+)

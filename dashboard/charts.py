@@ -1,0 +1,563 @@
+"""Plotly figures for the pages: pure functions, DataFrames and dicts in, `go.Figure` out.
+
+Colours are the Okabe–Ito palette (distinct under the common colour-vision deficiencies),
+with one meaning throughout: blue is good (elite, ok), bluish green high, orange medium
+or at risk, vermillion low, exhausted or failed, grey insufficient data. Colour never carries meaning alone: tiers and states are also written in words,
+marker shapes differ, and every chart's numbers are shown as a table beside it. Figures
+leave backgrounds transparent and fonts to the theme, so they read in light and dark.
+
+Untrusted text (team, service and incident names) reaches Plotly only through `safe`,
+which escapes the few HTML tags Plotly would otherwise interpret.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+BLUE, SKY, GREEN, ORANGE, VERMILLION, PURPLE, YELLOW = (
+    "#0072B2",
+    "#56B4E9",
+    "#009E73",
+    "#E69F00",
+    "#D55E00",
+    "#CC79A7",
+    "#F0E442",
+)
+GREY = "#999999"
+PALETTE = (BLUE, ORANGE, GREEN, PURPLE, SKY, VERMILLION, YELLOW)
+TIER_COLOURS = {
+    "elite": BLUE,
+    "high": GREEN,
+    "medium": ORANGE,
+    "low": VERMILLION,
+    "insufficient data": GREY,
+}
+STATUS_COLOURS = {"ok": BLUE, "at_risk": ORANGE, "exhausted": VERMILLION, "no data": GREY}
+STATUS_SYMBOLS = {"ok": "circle", "at_risk": "diamond", "exhausted": "x", "no data": "circle-open"}
+STATUS_WORDS = {"ok": "ok", "at_risk": "at risk", "exhausted": "exhausted", "no data": "no data"}
+SEVERITY_COLOURS = {"SEV1": VERMILLION, "SEV2": ORANGE, "SEV3": SKY, "SEV4": BLUE}
+SEVERITY_SYMBOLS = {"SEV1": "x", "SEV2": "diamond", "SEV3": "square", "SEV4": "circle"}
+HEIGHT = 340
+
+
+def safe(value: Any) -> str:
+    """Text for a Plotly label or hover: HTML-escaped, so `<img …>` shows as written."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return html.escape(str(value), quote=False)
+
+
+def _layout(figure: go.Figure, *, height: int = HEIGHT, **extra: Any) -> go.Figure:
+    figure.update_layout(
+        height=height,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        colorway=list(PALETTE),
+        paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="rgba(0,0,0,0)",
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+        hoverlabel={"namelength": -1},
+        **extra,
+    )
+    return figure
+
+
+def _rows_over_time(figure: go.Figure, rows: list[str]) -> None:
+    """A time axis (always typed as dates: a legend-only trace must not make it numeric)
+    against one labelled row per name, top to bottom."""
+    figure.update_yaxes(
+        tickvals=list(range(len(rows))),
+        ticktext=[safe(name) for name in rows],
+        autorange="reversed",
+        title=None,
+    )
+    figure.update_xaxes(title=None, type="date")
+
+
+def empty(message: str) -> go.Figure:
+    """A figure that says there is nothing to draw."""
+    figure = go.Figure()
+    figure.add_annotation(
+        text=safe(message), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper"
+    )
+    figure.update_xaxes(visible=False)
+    figure.update_yaxes(visible=False)
+    return _layout(figure, height=160)
+
+
+# --- overview -----------------------------------------------------------------------------------
+
+
+def velocity_stability(teams: pd.DataFrame) -> go.Figure:
+    """Teams as points: deployments per week (log scale) against change fail rate, marked
+    by the state of their weakest SLO budget; lines at the tier boundaries (2023 table)."""
+    rows = teams.dropna(subset=["deploys_per_week"])
+    rows = rows[rows["deploys_per_week"] > 0]
+    if rows.empty:
+        return empty("No team deployed to production in this period.")
+    figure = go.Figure()
+    for state in STATUS_COLOURS:
+        mine = rows[rows["budget_state"] == state]
+        if mine.empty:
+            continue
+        figure.add_trace(
+            go.Scatter(
+                x=mine["deploys_per_week"],
+                y=mine["change_fail_rate"].fillna(0.0),
+                mode="markers+text",
+                name=f"weakest SLO budget: {STATUS_WORDS[state]}",
+                text=[safe(team) for team in mine["team"]],
+                textposition="top center",
+                marker={
+                    "size": 16,
+                    "color": STATUS_COLOURS[state],
+                    "symbol": STATUS_SYMBOLS[state],
+                    "line": {"width": 1.5, "color": STATUS_COLOURS[state]},
+                },
+                customdata=np.stack(
+                    [
+                        [safe(team) for team in mine["team"]],
+                        mine["lead_time_hours"].astype(float).round(1),
+                        (mine["lowest_budget_remaining"].astype(float) * 100).round(1),
+                    ],
+                    axis=-1,
+                ),
+                hovertemplate="<b>%{customdata[0]}</b><br>%{x:.1f} deployments/week"
+                "<br>change fail rate %{y:.1%}<br>lead time %{customdata[1]} h"
+                "<br>lowest budget remaining %{customdata[2]} %<extra></extra>",
+            )
+        )
+    for boundary, label in ((1.0, "weekly"), (7.0, "daily")):
+        figure.add_vline(x=boundary, line={"dash": "dot", "color": GREY, "width": 1})
+        figure.add_annotation(
+            x=np.log10(boundary), y=1, yref="paper", text=label, showarrow=False, yanchor="bottom"
+        )
+    for boundary in (0.05, 0.10, 0.15):
+        figure.add_hline(
+            y=boundary,
+            line={"dash": "dot", "color": GREY, "width": 1},
+            annotation_text=f"{boundary:.0%}",
+            annotation_position="right",
+        )
+    figure.add_annotation(
+        x=1,
+        y=0,
+        xref="paper",
+        yref="paper",
+        text="better: right and low",
+        showarrow=False,
+        xanchor="right",
+        yanchor="bottom",
+        font={"color": GREY},
+    )
+    top = max(0.2, float(rows["change_fail_rate"].fillna(0).max()) * 1.15)
+    figure.update_xaxes(type="log", title="deployments per week (log scale)")
+    figure.update_yaxes(title="change fail rate", tickformat=".0%", range=[-0.01, top])
+    _layout(figure, height=440)
+    figure.update_layout(
+        legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0},
+        margin={"l": 10, "r": 40, "t": 30, "b": 10},
+    )
+    return figure
+
+
+# --- trends -------------------------------------------------------------------------------------
+
+
+def trend(
+    weekly: pd.DataFrame,
+    columns: dict[str, str],
+    *,
+    title: str,
+    percent: bool = False,
+    bars: bool = False,
+) -> go.Figure:
+    """Weekly values of one figure (several columns as several lines, e.g. median and
+    p90), with each week's sample size in the hover."""
+    if weekly.empty:
+        return empty("No weeks in this period.")
+    figure = go.Figure()
+    weeks = pd.to_datetime(weekly["bucket_start"], utc=True)
+    for index, (column, label) in enumerate(columns.items()):
+        values = pd.to_numeric(weekly[column], errors="coerce")
+        style = {"color": PALETTE[index % len(PALETTE)]}
+        if bars:
+            figure.add_trace(go.Bar(x=weeks, y=values, name=label, marker=style))
+        else:
+            figure.add_trace(
+                go.Scatter(
+                    x=weeks,
+                    y=values,
+                    name=label,
+                    mode="lines+markers",
+                    line={**style, "dash": "solid" if index == 0 else "dash"},
+                    marker={"symbol": ["circle", "square", "diamond"][index % 3]},
+                    connectgaps=False,
+                )
+            )
+    figure.update_xaxes(title=None, tickformat="%d %b", type="date")
+    figure.update_yaxes(
+        title=safe(title), tickformat=".0%" if percent else None, rangemode="tozero"
+    )
+    return _layout(figure, height=260, showlegend=len(columns) > 1)
+
+
+# --- lead time ----------------------------------------------------------------------------------
+
+
+def lead_time_distribution(
+    changes: pd.DataFrame, median: float | None, p90: float | None
+) -> go.Figure:
+    """Histogram of lead times (hours, log-spaced bins) with the median and p90 marked."""
+    values = changes.loc[changes["lead_hours"] > 0, "lead_hours"].astype(float)
+    if values.empty:
+        return empty("No change reached production in this period.")
+    low, high = np.log10(values.min()), np.log10(values.max())
+    edges = np.logspace(np.floor(low * 4) / 4, np.ceil(high * 4) / 4 + 0.25, 40)
+    counts, edges = np.histogram(values, bins=edges)
+    centres = np.sqrt(edges[:-1] * edges[1:])
+    figure = go.Figure(
+        go.Bar(
+            x=centres,
+            y=counts,
+            width=np.diff(edges),
+            marker={"color": SKY},
+            name="changes",
+            customdata=np.stack([edges[:-1], edges[1:]], axis=-1),
+            hovertemplate="%{customdata[0]:.1f}–%{customdata[1]:.1f} h: %{y} changes<extra></extra>",
+        )
+    )
+    for value, label, colour, dash in (
+        (median, "p50", BLUE, "solid"),
+        (p90, "p90", VERMILLION, "dash"),
+    ):
+        if value is not None:
+            figure.add_vline(x=value, line={"color": colour, "dash": dash, "width": 2})
+            figure.add_annotation(
+                x=np.log10(value),
+                y=1,
+                yref="paper",
+                text=f"{label} {value:.1f} h",
+                showarrow=False,
+                yanchor="bottom",
+                font={"color": colour},
+            )
+    ticks = [t for t in LEAD_TICKS if edges[0] / 2 <= t[0] <= edges[-1] * 2]
+    figure.update_xaxes(
+        type="log",
+        title="lead time (log scale)",
+        tickvals=[t[0] for t in ticks],
+        ticktext=[t[1] for t in ticks],
+    )
+    figure.update_yaxes(title="changes")
+    return _layout(figure, showlegend=False)
+
+
+LEAD_TICKS = (
+    (1 / 60, "1 min"),
+    (0.1, "6 min"),
+    (1, "1 h"),
+    (6, "6 h"),
+    (24, "1 d"),
+    (168, "1 w"),
+    (720, "30 d"),
+    (4380, "6 mo"),
+)
+STAGE_LABELS = {
+    "coding_hours": "Coding",
+    "review_hours": "Review",
+    "before_merge_hours": "Commit to merge",
+    "waiting_hours": "Waiting for deploy",
+}
+
+
+def lead_time_stages(stages: pd.DataFrame) -> go.Figure:
+    """Median (bar) and p90 (marker) hours of each stage that is known for some change."""
+    rows = stages[stages["changes"] > 0]
+    if rows.empty:
+        return empty("No pull-request data: merge times are needed to split lead time.")
+    labels = [
+        f"{STAGE_LABELS[s]} (n={n:,})" for s, n in zip(rows["stage"], rows["changes"], strict=True)
+    ]
+    figure = go.Figure()
+    figure.add_trace(
+        go.Bar(
+            y=labels, x=rows["median_hours"], orientation="h", name="median", marker={"color": BLUE}
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            y=labels,
+            x=rows["p90_hours"],
+            mode="markers",
+            name="p90",
+            marker={
+                "symbol": "line-ns-open",
+                "size": 18,
+                "color": VERMILLION,
+                "line": {"width": 3},
+            },
+        )
+    )
+    figure.update_xaxes(title="hours", rangemode="tozero")
+    figure.update_yaxes(autorange="reversed")
+    return _layout(figure, height=90 + 45 * len(rows))
+
+
+# --- reliability ----------------------------------------------------------------------------------
+
+
+def burndown(series: pd.DataFrame, forecast: pd.DataFrame, name: str) -> go.Figure:
+    """Budget remaining through the window, the even-burn line, and the forecast."""
+    if series.empty:
+        return empty("No SLI events in this SLO's window.")
+    figure = go.Figure()
+    figure.add_trace(
+        go.Scatter(
+            x=series["ts"],
+            y=series["even_burn"],
+            name="spent evenly (burn rate 1)",
+            mode="lines",
+            line={"color": GREY, "dash": "dot"},
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=series["ts"],
+            y=series["remaining"],
+            name="budget remaining",
+            mode="lines",
+            line={"color": BLUE, "width": 2.5},
+        )
+    )
+    if not forecast.empty:
+        figure.add_trace(
+            go.Scatter(
+                x=forecast["ts"],
+                y=forecast["remaining"],
+                name="forecast at the 24 h burn rate",
+                mode="lines+markers",
+                line={"color": VERMILLION, "dash": "dash"},
+                marker={"symbol": ["circle", "x"], "size": 9},
+            )
+        )
+    figure.add_hline(y=0, line={"color": VERMILLION, "width": 1})
+    figure.update_yaxes(title=f"budget remaining: {safe(name)}", tickformat=".0%")
+    figure.update_xaxes(title=None, type="date")
+    return _layout(figure)
+
+
+def deployment_timeline(
+    deployments: pd.DataFrame, freezes: pd.DataFrame, *, limit: int = 25
+) -> go.Figure:
+    """Production deployments per service over time (failed ones marked), with the
+    service's release freezes as shaded bands."""
+    if deployments.empty and freezes.empty:
+        return empty("No production deployment and no freeze in this period.")
+    services = sorted(set(deployments["service"]).union(set(freezes["service"])))[:limit]
+    position = {service: index for index, service in enumerate(services)}
+    figure = go.Figure()
+    for row in freezes[freezes["service"].isin(services)].itertuples(index=False):
+        y = position[row.service]
+        figure.add_shape(
+            type="rect",
+            x0=row.start,
+            x1=row.end,
+            y0=y - 0.4,
+            y1=y + 0.4,
+            fillcolor=VERMILLION,
+            opacity=0.18,
+            line={"width": 0},
+            layer="below",
+        )
+    if len(freezes):
+        figure.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name="release freeze (budget exhausted)",
+                marker={"symbol": "square", "size": 12, "color": VERMILLION, "opacity": 0.35},
+            )
+        )
+    shown = deployments[deployments["service"].isin(services)]
+    for failed, name, colour, symbol in (
+        (False, "deployment", BLUE, "line-ns-open"),
+        (True, "failed deployment", VERMILLION, "x"),
+    ):
+        mine = shown[shown["failed"].astype(bool) == failed]
+        figure.add_trace(
+            go.Scatter(
+                x=mine["deployed_at"],
+                y=[position[s] for s in mine["service"]],
+                mode="markers",
+                name=name,
+                marker={
+                    "symbol": symbol,
+                    "size": 10 if failed else 12,
+                    "color": colour,
+                    "line": {"width": 2, "color": colour},
+                },
+                text=[safe(i) for i in mine["id"]],
+                hovertemplate="%{text}<br>%{x|%Y-%m-%d %H:%M} UTC<extra></extra>",
+            )
+        )
+    _rows_over_time(figure, services)
+    return _layout(figure, height=max(220, 60 + 32 * len(services)))
+
+
+def budget_bars(frame: pd.DataFrame, label: str, *, limit: int = 15) -> go.Figure:
+    """The largest budget burns: one bar per incident (or deployment) and SLO."""
+    rows = frame.dropna(subset=["budget_share"]).sort_values("budget_share", ascending=False)
+    rows = rows.head(limit)
+    if rows.empty:
+        return empty("Nothing burned error budget in this period.")
+    names = [f"{safe(a)} · {safe(b)}" for a, b in zip(rows[label], rows["slo"], strict=True)]
+    figure = go.Figure(
+        go.Bar(
+            y=names,
+            x=rows["budget_share"],
+            orientation="h",
+            marker={"color": ORANGE},
+            hovertemplate="%{y}: %{x:.1%} of the window's budget<extra></extra>",
+        )
+    )
+    figure.update_xaxes(title="share of the error budget", tickformat=".0%")
+    figure.update_yaxes(autorange="reversed")
+    return _layout(figure, height=90 + 26 * len(rows), showlegend=False)
+
+
+# --- incidents ------------------------------------------------------------------------------------
+
+
+def incident_timeline(incidents: pd.DataFrame, *, limit: int = 30) -> go.Figure:
+    """Incidents by start time and service; shape and colour by severity, and a line to
+    the resolution."""
+    if incidents.empty:
+        return empty("No incident started in this period.")
+    services = incidents["service"].fillna("(no service)").astype(str)
+    order = sorted(services.unique())[:limit]
+    position = {service: index for index, service in enumerate(order)}
+    figure = go.Figure()
+    severities = incidents["severity"].fillna("unspecified").astype(str)
+    for severity in sorted(severities.unique()):
+        mask = (severities == severity) & services.isin(order)
+        mine = incidents[mask]
+        y = [position[s] for s in services[mask]]
+        colour = SEVERITY_COLOURS.get(severity, GREY)
+        resolved = mine["resolved_at"].notna().to_numpy()
+        xs: list[Any] = []
+        ys: list[Any] = []
+        for start, end, level in zip(
+            mine["started_at"][resolved],
+            mine["resolved_at"][resolved],
+            [v for v, keep in zip(y, resolved, strict=True) if keep],
+            strict=True,
+        ):
+            xs += [start, end, None]
+            ys += [level, level, None]
+        if xs:
+            figure.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    mode="lines",
+                    line={"color": colour, "width": 3},
+                    opacity=0.6,
+                    hoverinfo="skip",
+                    showlegend=False,
+                )
+            )
+        figure.add_trace(
+            go.Scatter(
+                x=mine["started_at"],
+                y=y,
+                mode="markers",
+                name=safe(severity),
+                marker={
+                    "color": colour,
+                    "size": 11,
+                    "symbol": SEVERITY_SYMBOLS.get(severity, "circle-open"),
+                },
+                text=[
+                    f"{safe(i)}: {safe(t)}" for i, t in zip(mine["id"], mine["title"], strict=True)
+                ],
+                customdata=mine["mttr"].astype(float).round(1),
+                hovertemplate="%{text}<br>started %{x|%Y-%m-%d %H:%M} UTC"
+                "<br>resolved after %{customdata} h<extra></extra>",
+            )
+        )
+    _rows_over_time(figure, order)
+    return _layout(figure, height=max(240, 60 + 30 * len(order)))
+
+
+TIME_PANELS = (
+    ("mttd_median_minutes", "detect (min)"),
+    ("mtta_median_minutes", "acknowledge (min)"),
+    ("mttr_median_hours", "resolve (h)"),
+)
+
+
+def response_times(blocks: pd.DataFrame, by: str) -> go.Figure:
+    """Median time to detect, acknowledge and resolve per severity or cause (`blocks`
+    has one row per group with the engine's medians and counts)."""
+    if blocks.empty:
+        return empty("No incident started in this period.")
+    figure = make_subplots(rows=1, cols=3, subplot_titles=[label for _, label in TIME_PANELS])
+    names = [f"{safe(g)} (n={n})" for g, n in zip(blocks[by], blocks["count"], strict=True)]
+    for index, (column, _label) in enumerate(TIME_PANELS, start=1):
+        figure.add_trace(
+            go.Bar(
+                y=names,
+                x=blocks[column],
+                orientation="h",
+                marker={"color": PALETTE[index - 1]},
+                showlegend=False,
+                hovertemplate="%{y}: %{x:.1f}<extra></extra>",
+            ),
+            row=1,
+            col=index,
+        )
+        figure.update_yaxes(autorange="reversed", showticklabels=index == 1, row=1, col=index)
+    return _layout(figure, height=110 + 28 * len(blocks))
+
+
+def counts_bar(frame: pd.DataFrame, label: str, value: str, *, title: str) -> go.Figure:
+    """A horizontal bar per category (e.g. incidents per cause)."""
+    if frame.empty:
+        return empty("Nothing to count in this period.")
+    rows = frame.sort_values(value, ascending=False)
+    figure = go.Figure(
+        go.Bar(
+            y=[safe(v) for v in rows[label]], x=rows[value], orientation="h", marker={"color": BLUE}
+        )
+    )
+    figure.update_yaxes(autorange="reversed")
+    figure.update_xaxes(title=safe(title))
+    return _layout(figure, height=90 + 28 * len(rows), showlegend=False)
+
+
+def coverage_bars(coverage: pd.DataFrame, labels: dict[str, str]) -> go.Figure:
+    """Each coverage share as a bar out of 100 %."""
+    rows = coverage.dropna(subset=["share"])
+    if rows.empty:
+        return empty("Nothing to cover in this period.")
+    names = [labels.get(m, m) for m in rows["measure"]]
+    figure = go.Figure(
+        go.Bar(
+            y=names,
+            x=rows["share"],
+            orientation="h",
+            marker={"color": BLUE},
+            text=[f"{c:,} of {t:,}" for c, t in zip(rows["covered"], rows["total"], strict=True)],
+            textposition="auto",
+        )
+    )
+    figure.update_xaxes(range=[0, 1], tickformat=".0%")
+    figure.update_yaxes(autorange="reversed")
+    return _layout(figure, height=90 + 36 * len(rows), showlegend=False)

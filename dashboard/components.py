@@ -1,0 +1,445 @@
+"""The building blocks every page uses: figure cards, tables, charts, empty states.
+
+- Every figure card and table column carries its definition as a tooltip, from the one
+  glossary (`metrics.glossary`).
+- Every chart comes with its numbers as a table and a CSV download.
+- Tiers and states are words with a colour (and an icon), never a colour alone.
+- Text from the warehouse is never HTML: tables show it as text, Markdown gets it escaped
+  (`md`), charts get it escaped (`charts.safe`). Nothing here uses `unsafe_allow_html`.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard import charts, filters
+from dashboard.filters import View
+from metrics import Period
+from metrics.glossary import help_text, term
+
+MISSING = "—"
+TIER_BADGES = {
+    "elite": ("blue", ":material/keyboard_double_arrow_up:"),
+    "high": ("green", ":material/keyboard_arrow_up:"),
+    "medium": ("orange", ":material/remove:"),
+    "low": ("red", ":material/keyboard_arrow_down:"),
+    "insufficient data": ("gray", ":material/help:"),
+}
+STATUS_BADGES = {
+    "ok": ("blue", ":material/check_circle:"),
+    "at_risk": ("orange", ":material/warning:"),
+    "exhausted": ("red", ":material/block:"),
+    "no data": ("gray", ":material/help:"),
+}
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=])")
+
+
+def md(value: Any) -> str:
+    """Untrusted text made inert for Markdown: every character Markdown (or Streamlit's
+    directives such as `:red[…]`) could interpret is escaped, and `<` `>` `&` become
+    entities, so `<script>` and `[x](javascript:…)` show exactly as written."""
+    text = "" if value is None else str(value)
+    text = text.replace("&", "&amp;")
+    text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    return text.replace("\\<", "&lt;").replace("\\>", "&gt;").replace("\n", " ")
+
+
+# --- numbers as words --------------------------------------------------------------------------
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and pd.isna(value))
+
+
+def hours(value: float | None) -> str:
+    if _missing(value):
+        return MISSING
+    if abs(value) >= 48:
+        return f"{value / 24:,.1f} d"
+    if abs(value) < 1:
+        return f"{value * 60:,.0f} min"
+    return f"{value:,.1f} h"
+
+
+def minutes(value: float | None) -> str:
+    if _missing(value):
+        return MISSING
+    return hours(value / 60.0)
+
+
+def percent(value: float | None, digits: int = 1) -> str:
+    if _missing(value):
+        return MISSING
+    return f"{value * 100:,.{digits}f} %"
+
+
+def per_week(value: float | None) -> str:
+    return MISSING if _missing(value) else f"{value:,.1f}"
+
+
+def count(value: float | None) -> str:
+    return MISSING if _missing(value) else f"{value:,.0f}"
+
+
+def burn(value: float | None) -> str:
+    return MISSING if _missing(value) else f"{value:,.2f}×"
+
+
+FORMATS = {
+    "hours": hours,
+    "minutes": minutes,
+    "share": percent,
+    "per week": per_week,
+    "×": burn,
+    "": count,
+}
+
+
+def signed(value: float | None, unit: str) -> str | None:
+    """A change as st.metric's delta text (its sign sets the arrow), or None."""
+    if _missing(value):
+        return None
+    if unit == "share":
+        text = f"{value * 100:+,.1f} pts"
+    elif unit == "hours":
+        text = ("+" if value >= 0 else "−") + hours(abs(value))
+    elif unit == "minutes":
+        text = ("+" if value >= 0 else "−") + minutes(abs(value))
+    else:
+        text = f"{value:+,.1f}"
+    return text.replace("−", "-")
+
+
+# --- figures -----------------------------------------------------------------------------------
+
+
+def badge(word: str | None, kind: str = "tier") -> None:
+    """A tier or state in words, coloured, with an icon."""
+    table = TIER_BADGES if kind == "tier" else STATUS_BADGES
+    label = word or "no tier"
+    colour, icon = table.get(label, ("gray", ":material/help:"))
+    st.badge(label.replace("_", " "), color=colour, icon=icon)
+
+
+def figure_card(
+    key: str,
+    value: Any,
+    *,
+    label: str | None = None,
+    change: float | None = None,
+    tier: str | None = None,
+    status: str | None = None,
+    note: str | None = None,
+) -> None:
+    """One figure: its value, its definition on hover, its change from the previous
+    period (green when it improved), its tier in words and its sample."""
+    entry = term(key)
+    shown = FORMATS.get(entry.unit, count)(value) if not isinstance(value, str) else value
+    colour = "inverse" if entry.better == "lower" else "normal" if entry.better else "off"
+    with st.container(border=True):
+        st.metric(
+            label or entry.label,
+            shown,
+            delta=signed(change, entry.unit),
+            delta_color=colour,
+            help=help_text(key),
+        )
+        if tier is not None or status is not None:
+            badge(tier if tier is not None else status, "tier" if tier is not None else "status")
+        if note:
+            st.caption(md(note))
+
+
+def sample_note(count_value: int | None, noun: str) -> str:
+    return f"n = {count_value or 0:,} {noun}"
+
+
+# figure: (the value in its block, its key in `trends.change`, the note under it)
+DORA_CARDS: dict[str, tuple[str, str, Any]] = {
+    "deployment_frequency": (
+        "per_week",
+        "deployments_per_week",
+        lambda f: sample_note(f["deployments"], "deployments"),
+    ),
+    "lead_time": (
+        "median_hours",
+        "lead_time_median_hours",
+        lambda f: f"p90 {hours(f['p90_hours'])} · " + sample_note(f["changes"], "changes"),
+    ),
+    "change_failure_rate": (
+        "rate",
+        "change_failure_rate",
+        lambda f: f"{f['failed']:,} failed of {f['deployments']:,}",
+    ),
+    "recovery_time": (
+        "median_hours",
+        "recovery_median_hours",
+        lambda f: sample_note(f["failures"], "recovered failures"),
+    ),
+    "rework_rate": ("rate", "rework_rate", lambda f: f"{f['rework']:,} rollbacks and fixes"),
+}
+
+
+def dora_cards(
+    dora: Mapping[str, Any],
+    change: Mapping[str, Any],
+    figures: tuple[str, ...] = (
+        "deployment_frequency",
+        "lead_time",
+        "change_failure_rate",
+        "recovery_time",
+    ),
+) -> None:
+    """The DORA figures of a scorecard side by side, each with its tier, sample and change
+    from the previous period."""
+    for column, key in zip(st.columns(len(figures)), figures, strict=True):
+        field, compared, note = DORA_CARDS[key]
+        block = dora[key]
+        with column:
+            figure_card(
+                key,
+                block[field],
+                change=change[compared]["delta"],
+                tier=block.get("tier"),
+                note=note(block),
+            )
+
+
+def resilience_cards(
+    summary: Mapping[str, Any], policy: Mapping[str, Any], columns: list[Any]
+) -> None:
+    """The SLO side in four cards: SLOs met, the lowest budget and its state, budgets
+    exhausted (and at risk), deployments shipped during a freeze (and frozen now)."""
+    without = summary["slos"] - summary["with_data"]
+    frozen = policy.get("frozen_at_end") or []
+    with columns[0]:
+        figure_card(
+            "slos_met",
+            f"{summary['met']} of {summary['with_data']}" if summary["with_data"] else MISSING,
+            note=f"{summary['slos']} SLOs in scope"
+            + (f", {without} without data" if without else ""),
+        )
+    with columns[1]:
+        figure_card(
+            "lowest_budget_remaining",
+            summary["lowest_budget_remaining"],
+            status=summary["worst_status"] or "no data",
+            note=summary["lowest_budget_slo"] or "no SLO with data",
+        )
+    with columns[2]:
+        figure_card(
+            "status",
+            summary["exhausted"],
+            label="Budgets exhausted",
+            note=f"{summary['at_risk']} more at risk (at the last 24 h burn rate)",
+        )
+    with columns[3]:
+        figure_card(
+            "deployments_during_freeze",
+            policy.get("deployments_during_freeze", 0),
+            note=f"{policy.get('exempt', 0)} of them rollbacks or fixes (allowed)"
+            + (f"; frozen now: {', '.join(frozen)}" if frozen else "; no service frozen now"),
+        )
+
+
+# --- tables and charts ----------------------------------------------------------------------------
+
+
+def column_help(frame: pd.DataFrame, labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Column configs: readable titles, and the glossary's definition where a column is a
+    figure."""
+    config: dict[str, Any] = {}
+    labels = labels or {}
+    for column in frame.columns:
+        title = labels.get(column, str(column).replace("_", " "))
+        try:
+            definition = help_text(str(column))
+        except KeyError:
+            definition = None
+        config[column] = st.column_config.Column(title, help=definition)
+    return config
+
+
+def _csv(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode("utf-8")
+
+
+def table(
+    frame: pd.DataFrame | Any,
+    name: str,
+    *,
+    column_config: dict[str, Any] | None = None,
+    labels: Mapping[str, str] | None = None,
+    height: int | str = "auto",
+    key: str | None = None,
+) -> None:
+    """A table (a DataFrame, or a Styler of one) with a CSV download of exactly its rows."""
+    rows = frame.data if hasattr(frame, "data") and isinstance(frame.data, pd.DataFrame) else frame
+    config = column_help(rows, labels)
+    config.update(column_config or {})
+    st.dataframe(frame, hide_index=True, column_config=config, height=height)
+    st.download_button(
+        "Download CSV",
+        _csv(rows),
+        file_name=f"poise-{name}.csv",
+        mime="text/csv",
+        key=key or f"csv-{name}",
+        icon=":material/download:",
+        on_click="ignore",
+    )
+
+
+def chart(
+    figure: go.Figure,
+    numbers: pd.DataFrame,
+    name: str,
+    *,
+    labels: Mapping[str, str] | None = None,
+    column_config: dict[str, Any] | None = None,
+) -> None:
+    """A chart, with its numbers as a table (and CSV) under it."""
+    st.plotly_chart(figure, key=f"chart-{name}", config={"displaylogo": False})
+    with st.expander("Numbers behind this chart", icon=":material/table:"):
+        table(numbers, name, labels=labels, column_config=column_config, key=f"csv-chart-{name}")
+
+
+# --- page frame ---------------------------------------------------------------------------------
+
+
+def header(title: str, view: View | None, *, about: str, period: bool = True) -> None:
+    """The page title, what the page is for, and the view it shows."""
+    st.title(title)
+    if view is not None:
+        when = (
+            f" · {md(view.period_label)} ({view.query.start:%Y-%m-%d} to "
+            f"{view.query.end:%Y-%m-%d}, end excluded, UTC)"
+            if period
+            else ""
+        )
+        st.caption(f"{md(about)} · **{md(view.scope_label)}**{when}")
+        for notice in view.notices:
+            st.warning(md(notice), icon=":material/link_off:")
+    else:
+        st.caption(md(about))
+
+
+def first_run(catalog: Mapping[str, Any]) -> bool:
+    """When the warehouse holds nothing yet, say how to fill it (and return True)."""
+    if not catalog.get("empty"):
+        return False
+    st.info("The warehouse is empty: there is nothing to show yet.", icon=":material/inbox:")
+    st.markdown(
+        "**Explore with demo data.** Build a demo organisation (six teams, fifteen services, "
+        "two years of history) into this warehouse, then reload this page:"
+    )
+    st.code("poise demo        # or: make demo", language="bash")
+    st.markdown(
+        "**Connect your own sources.** Describe teams, services and sources in `poise.yaml`, "
+        "then collect:"
+    )
+    st.code("poise init\n$EDITOR poise.yaml\npoise sync\npoise ui", language="bash")
+    st.markdown(
+        "**Or import files** exported from any tool (CSV or JSON Lines): "
+        "`poise import --kind deployments deployments.csv` (see docs/import.md)."
+    )
+    return True
+
+
+def _leave_pages_directory_mode() -> None:
+    """Run through app.py's navigation even when a page's own URL was the first one the
+    server saw: until some session has run app.py, Streamlit treats `pages/` as an old-style
+    pages directory and runs the page alone (no router, no page config). Turn that off and
+    run again, through the router."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def page_start(title: str, about: str, **sidebar: Any) -> View | None:
+    """Filters, title and the empty-warehouse state: every page begins here. Returns
+    None when there is nothing to show (the page stops)."""
+    _leave_pages_directory_mode()
+    view = filters.sidebar(**sidebar)
+    with_period = sidebar.get("period", True)
+    header(title, view, about=about, period=with_period)
+    if first_run(view.catalog):
+        return None
+    if with_period:
+        period_hint(view)
+    return view
+
+
+def period_hint(view: View) -> None:
+    """When the period is after the latest data, offer the weeks that hold data."""
+    latest = view.catalog.get("latest")
+    if latest is None or latest >= view.query.start:
+        return
+    end = filters.today(pd.Timestamp(latest).to_pydatetime()) + pd.Timedelta(days=1)
+    length = view.query.end - view.query.start
+    suggestion = Period(end - length, end)
+    st.info(
+        f"No data in this period: the latest deployment or incident is from {latest:%Y-%m-%d}.",
+        icon=":material/event_busy:",
+    )
+    if st.button(
+        f"Show {suggestion.start:%Y-%m-%d} to {(suggestion.end - pd.Timedelta(days=1)):%Y-%m-%d}",
+        key="jump-to-data",
+    ):
+        filters.jump_to(suggestion)
+        st.rerun()
+
+
+def not_enough(message: str) -> None:
+    st.info(md(message), icon=":material/hourglass_empty:")
+
+
+SYNC_STATES = {"ok": charts.BLUE, "failing": charts.VERMILLION, "never succeeded": charts.ORANGE}
+
+
+def _fill(colour: str | None) -> str:
+    if not colour:
+        return ""
+    ink = "#FFFFFF" if colour == charts.BLUE else "#000000"
+    return f"background-color: {colour}; color: {ink}"
+
+
+def tier_style(frame: pd.DataFrame, columns: list[str]) -> Any:
+    """A Styler colouring tier and status cells (the words stay) for st.dataframe."""
+
+    def colour(value: Any) -> str:
+        key = str(value)
+        return _fill(charts.TIER_COLOURS.get(key) or charts.STATUS_COLOURS.get(key))
+
+    present = [column for column in columns if column in frame.columns]
+    return frame.style.map(colour, subset=present)
+
+
+def state_style(frame: pd.DataFrame, column: str, colours: Mapping[str, str]) -> Any:
+    """A Styler colouring one column's cells by their word."""
+    return frame.style.map(lambda value: _fill(colours.get(str(value))), subset=[column])
+
+
+INERT_POLICY = (
+    '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+    "style-src 'unsafe-inline'; img-src data:; font-src data:\">"
+)
+
+
+def inert_document(document: bytes) -> str:
+    """A self-contained HTML document as a `data:` URL that can run no script and load
+    nothing: a Content-Security-Policy allowing only inline styles and data images goes
+    first in its head, and a data URL gives it an opaque origin, cut off from the app."""
+    text = document.decode("utf-8")
+    head = re.search(r"<head[^>]*>", text, flags=re.IGNORECASE)
+    text = text[: head.end()] + INERT_POLICY + text[head.end() :] if head else INERT_POLICY + text
+    encoded = base64.b64encode(text.encode("utf-8")).decode("ascii")
+    return f"data:text/html;charset=utf-8;base64,{encoded}"

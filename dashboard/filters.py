@@ -1,0 +1,297 @@
+"""The global filters: team, service and period, in the sidebar and in the page's URL.
+
+The URL's query parameters carry the filters, so a view can be shared as a link:
+
+    ?team=billing&period=2026Q3            a team over a calendar quarter
+    ?service=auth&period=90d               a service over the last 90 whole days
+    ?from=2026-07-01&to=2026-08-01         a custom period (`to` excluded, as in the CLI)
+
+A link's parameters win over what the session remembers; otherwise the filters follow
+the visitor from page to page. Which scope a visitor may see is decided in one place,
+`allowed_scope`, so that sign-in with team-scoped roles can narrow it there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import streamlit as st
+
+from dashboard import queries
+from dashboard.data import Query
+from metrics import Period
+from poise.errors import PoiseError
+from poise.timeutil import (
+    TimestampError,
+    isoformat_z,
+    parse_period_bound,
+    quarter_bounds,
+    quarter_of,
+    start_of_day,
+    utcnow,
+)
+
+ALL_TEAMS = "All teams"
+ALL_SERVICES = "All services"
+CUSTOM = "custom"
+PRESET_DAYS = {"7d": 7, "14d": 14, "28d": 28, "90d": 90, "180d": 180, "365d": 365}
+DEFAULT_PERIOD = "28d"
+PARAMS = ("team", "service", "period", "from", "to")
+MEMORY = "poise_filters"
+
+
+@dataclass(frozen=True)
+class View:
+    """What a page shows: the query (period and scope) and how to word it."""
+
+    query: Query
+    period_key: str
+    period_label: str
+    catalog: dict[str, Any]
+    notices: tuple[str, ...] = field(default=())
+
+    @property
+    def scope_label(self) -> str:
+        if self.query.service:
+            return f"service {self.query.service}"
+        if self.query.team:
+            return f"team {self.query.team}"
+        return "all teams"
+
+
+# --- periods --------------------------------------------------------------------------------
+
+
+def today(now: datetime | None = None) -> datetime:
+    moment = now or utcnow()
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def quarter_choices(first: datetime | None, now: datetime | None = None) -> list[str]:
+    """Calendar quarters from the first data to the current one, newest first."""
+    end = today(now)
+    start = first or end - timedelta(days=365)
+    quarters: list[str] = []
+    cursor = quarter_bounds(quarter_of(end))[0]
+    while cursor > start - timedelta(days=92) and len(quarters) < 12:
+        label = quarter_of(cursor)
+        if quarter_bounds(label)[0] < end:
+            quarters.append(label)
+        cursor = quarter_bounds(quarter_of(cursor - timedelta(days=1)))[0]
+    return quarters
+
+
+def resolve_period(
+    key: str, start: str | None = None, end: str | None = None, now: datetime | None = None
+) -> tuple[Period, str]:
+    """The period a filter value names, and its label. Raises PoiseError when it names
+    none (an unknown preset, a malformed or empty custom period)."""
+    midnight = today(now)
+    if key in PRESET_DAYS:
+        days = PRESET_DAYS[key]
+        period = Period(midnight - timedelta(days=days), midnight)
+        return period, f"Last {days} days"
+    if key == CUSTOM:
+        try:
+            first = parse_period_bound(start or "")
+            after = parse_period_bound(end or "") if end else midnight
+        except TimestampError as exc:
+            raise PoiseError(f"period: {exc}") from None
+        period = Period(first, after)
+        last = period.end - timedelta(days=1)
+        return period, f"{period.start:%Y-%m-%d} – {last:%Y-%m-%d}"
+    try:
+        begin, finish = quarter_bounds(key)
+    except TimestampError:
+        raise PoiseError(f"period {key!r}: use 7d, 14d, 28d, 90d, 180d, 365d or 2026Q3") from None
+    if begin >= midnight:
+        raise PoiseError(f"period {key}: the quarter has not started")
+    if finish > midnight:
+        return Period(begin, midnight), f"{quarter_of(begin)} to date"
+    return Period(begin, finish), quarter_of(begin)
+
+
+def period_params(period: Period) -> dict[str, str]:
+    """A custom period as URL parameters (dates when both bounds are midnights)."""
+
+    def text(moment: datetime) -> str:
+        if moment == start_of_day(moment.date()):
+            return f"{moment:%Y-%m-%d}"
+        return isoformat_z(moment)
+
+    return {"period": CUSTOM, "from": text(period.start), "to": text(period.end)}
+
+
+# --- scope ------------------------------------------------------------------------------------
+
+
+def allowed_scope(
+    team: str | None, service: str | None, catalog: dict[str, Any]
+) -> tuple[str | None, str | None, list[str]]:
+    """The scope a visitor asked for, narrowed to what exists (and, once sign-in lands, to
+    what the visitor may see): (team, service, notices about what was dropped)."""
+    notices: list[str] = []
+    teams: Sequence[str] = catalog["teams"]
+    services = catalog["services"]
+    if team is not None and team not in teams:
+        notices.append(f"No team named {team!r}: showing all teams.")
+        team = None
+    if service is not None:
+        owner = services.loc[services["name"] == service, "team"]
+        if owner.empty:
+            notices.append(f"No service named {service!r}: showing the whole scope.")
+            service = None
+        elif team is not None and owner.iloc[0] != team:
+            notices.append(f"Service {service!r} belongs to team {owner.iloc[0]!r}, not {team!r}.")
+            service = None
+        else:
+            team = str(owner.iloc[0])
+    return team, service, notices
+
+
+# --- the sidebar --------------------------------------------------------------------------------
+
+
+def _requested() -> dict[str, str]:
+    """The filters asked for: the link's parameters, else what this session last used."""
+    params = {key: st.query_params.get(key) for key in PARAMS}
+    params = {key: value for key, value in params.items() if value}
+    if params:
+        return params
+    return dict(st.session_state.get(MEMORY, {}))
+
+
+def _remember(values: dict[str, str | None], keep: Sequence[str] = ()) -> None:
+    """Write the filters to the URL (so the link can be shared) and to the session."""
+    clean = {key: value for key, value in values.items() if value}
+    for key in PARAMS:
+        if key in keep:
+            continue
+        if key in clean:
+            if st.query_params.get(key) != clean[key]:
+                st.query_params[key] = clean[key]
+        elif key in st.query_params:
+            del st.query_params[key]
+    memory = dict(st.session_state.get(MEMORY, {}))
+    memory.update({key: value for key, value in clean.items()})
+    for key in PARAMS:
+        if key not in clean and key not in keep:
+            memory.pop(key, None)
+    st.session_state[MEMORY] = memory
+
+
+def _init(key: str, value: Any) -> None:
+    if key not in st.session_state:
+        st.session_state[key] = value
+
+
+def sidebar(*, period: bool = True, service: bool = True, now: datetime | None = None) -> View:
+    """Render the filters in the sidebar and return the view they select."""
+    catalog = queries.catalog()
+    asked = _requested()
+    team, chosen_service, notices = allowed_scope(asked.get("team"), asked.get("service"), catalog)
+    bar = st.sidebar
+    bar.markdown("### Filters")
+
+    team_options = [ALL_TEAMS, *catalog["teams"]]
+    _init("flt_team", team or ALL_TEAMS)
+    picked_team = bar.selectbox("Team", team_options, key="flt_team")
+    team_value = None if picked_team == ALL_TEAMS else picked_team
+
+    service_value: str | None = None
+    if service:
+        names = catalog["services"]
+        if team_value is not None:
+            names = names[names["team"] == team_value]
+        service_options = [ALL_SERVICES, *names["name"].tolist()]
+        _init("flt_service", chosen_service or ALL_SERVICES)
+        if st.session_state["flt_service"] not in service_options:
+            st.session_state["flt_service"] = ALL_SERVICES
+        picked = bar.selectbox("Service", service_options, key="flt_service")
+        service_value = None if picked == ALL_SERVICES else picked
+
+    key = asked.get("period", DEFAULT_PERIOD)
+    start_text, end_text = asked.get("from"), asked.get("to")
+    if asked.get("from") and "period" not in asked:
+        key = CUSTOM
+    try:
+        chosen_period, label = resolve_period(key, start_text, end_text, now)
+    except PoiseError as exc:
+        notices.append(f"{exc}: showing the last {PRESET_DAYS[DEFAULT_PERIOD]} days.")
+        key, start_text, end_text = DEFAULT_PERIOD, None, None
+        chosen_period, label = resolve_period(key, now=now)
+    values: dict[str, str | None] = {"team": team_value, "service": service_value}
+    if period:
+        chosen_period, label, key, period_values = _period_widgets(
+            catalog, key, chosen_period, label, now
+        )
+        values.update(period_values)
+    else:
+        values.update({"period": key, "from": start_text, "to": end_text})
+    _remember(values)
+    if catalog.get("latest") is not None:
+        bar.caption(f"Latest data: {catalog['latest']:%Y-%m-%d %H:%M} UTC")
+    bar.caption("The address bar holds these filters: copy it to share this view.")
+    if bar.button("Refresh data", help="Read the warehouse again instead of cached figures"):
+        queries.clear()
+        st.rerun()
+    query = Query(chosen_period.start, chosen_period.end, team_value, service_value)
+    return View(query, key, label, catalog, tuple(notices))
+
+
+def _period_widgets(
+    catalog: dict[str, Any], key: str, chosen: Period, label: str, now: datetime | None
+) -> tuple[Period, str, str, dict[str, str | None]]:
+    bar = st.sidebar
+    options = [*PRESET_DAYS, *quarter_choices(catalog.get("first"), now), CUSTOM]
+    if key not in options:
+        options.insert(len(PRESET_DAYS), key)
+    names = {k: f"Last {days} days" for k, days in PRESET_DAYS.items()}
+    names[CUSTOM] = "Custom dates…"
+    _init("flt_period", key)
+    picked = bar.selectbox(
+        "Period",
+        options,
+        key="flt_period",
+        format_func=lambda k: names.get(k, _quarter_name(k, now)),
+    )
+    if picked != CUSTOM:
+        if picked != key:
+            chosen, label = resolve_period(picked, now=now)
+        return chosen, label, picked, {"period": picked, "from": None, "to": None}
+    start_day: date = chosen.start.date()
+    last_day: date = (chosen.end - timedelta(days=1)).date()
+    _init("flt_from", start_day)
+    _init("flt_to", last_day)
+    first = bar.date_input("First day", key="flt_from")
+    last = bar.date_input("Last day (included)", key="flt_to")
+    if not isinstance(first, date) or not isinstance(last, date) or last < first:
+        bar.warning("The last day must be on or after the first day.")
+        last = first if isinstance(first, date) else last_day
+        first = first if isinstance(first, date) else start_day
+    period = Period(start_of_day(first), start_of_day(last) + timedelta(days=1))
+    params = period_params(period)
+    _, label = resolve_period(CUSTOM, params["from"], params["to"], now)
+    return period, label, CUSTOM, {"period": CUSTOM, "from": params["from"], "to": params["to"]}
+
+
+def _quarter_name(key: str, now: datetime | None) -> str:
+    try:
+        return resolve_period(key, now=now)[1]
+    except PoiseError:
+        return key
+
+
+def jump_to(period: Period) -> None:
+    """Switch the filters to a custom period (e.g. the last weeks that hold data)."""
+    params = period_params(period)
+    for name, value in params.items():
+        st.query_params[name] = value
+    memory = dict(st.session_state.get(MEMORY, {}))
+    memory.update(params)
+    st.session_state[MEMORY] = memory
+    for key in ("flt_period", "flt_from", "flt_to"):
+        st.session_state.pop(key, None)

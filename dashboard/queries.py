@@ -1,0 +1,154 @@
+"""The one cached query layer every page reads through.
+
+- the SQLAlchemy engine and the settings are process-wide resources (`st.cache_resource`):
+  the warehouse URL comes from POISE_DATABASE_URL (set by `poise ui`), else the config's
+  `database`, else the default; the config from POISE_CONFIG or ./poise.yaml. Both names
+  are part of every cache key below;
+- the engine's row-level basis of a period and scope is a shared resource too (read-only,
+  kept for TTL seconds): one load serves every figure of that period and scope, on every
+  page and for every visitor;
+- every query of `dashboard.data` is wrapped in `st.cache_data(ttl=TTL)`: pages get plain
+  data (dicts, DataFrames) that they may not change the cache by touching.
+
+A page never calls `metrics` or the database itself. `clear()` empties everything (the
+"Refresh data" button). `RECORDER`, when a list, receives every query a page makes, so the
+benchmark can replay the same queries without the cache layer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import streamlit as st
+from sqlalchemy import Engine
+
+from dashboard import data
+from dashboard.data import Query, Warehouse
+from metrics import Settings
+from metrics.scorecard import Basis
+from poise.config import load_config
+from poise.warehouse import open_warehouse, resolve_url
+
+TTL = 300  # seconds a query result is reused before the warehouse is read again
+CATALOG_TTL = 60
+RECORDER: list[tuple[str, tuple[Any, ...]]] | None = None
+
+R = TypeVar("R")
+
+
+def source() -> tuple[str | None, str | None]:
+    """Where the warehouse and the config are named (part of every cache key, so that
+    a process never mixes two warehouses' figures)."""
+    return os.environ.get("POISE_DATABASE_URL") or None, os.environ.get("POISE_CONFIG") or None
+
+
+@st.cache_resource(show_spinner=False)
+def _context(url: str | None, config_path: str | None) -> tuple[Engine, Settings]:
+    config = load_config(config_path)
+    return open_warehouse(resolve_url(url, config.database)), Settings.from_config(config)
+
+
+def engine() -> Engine:
+    return _context(*source())[0]
+
+
+def settings() -> Settings:
+    return _context(*source())[1]
+
+
+@st.cache_resource(ttl=TTL, max_entries=24, show_spinner="Computing the figures…")
+def _basis(where: tuple[str | None, str | None], query: Query) -> Basis:
+    engine, settings = _context(*where)
+    return data.compute_basis(engine, settings, query)
+
+
+def warehouse() -> Warehouse:
+    where = source()
+    engine, settings = _context(*where)
+    return Warehouse(engine, settings, basis_of=lambda query: _basis(where, query))
+
+
+def _cached(function: Callable[..., R], *, ttl: int = TTL) -> Callable[..., R]:
+    """`function(warehouse, *args)` as a cached query `query(*args)`."""
+
+    def run(where: tuple[str | None, str | None], *args: Any) -> R:
+        return function(warehouse(), *args)
+
+    # Streamlit keys a cache by the function's qualified name and source: give each query
+    # its own, or they would share one cache.
+    run.__qualname__ = run.__name__ = f"query_{function.__name__}"
+    cached = st.cache_data(ttl=ttl, max_entries=64, show_spinner=False)(run)
+
+    def query(*args: Any) -> R:
+        if RECORDER is not None:
+            RECORDER.append((function.__name__, args))
+        return cached(source(), *args)
+
+    query.__name__ = function.__name__
+    query.__doc__ = function.__doc__
+    return query
+
+
+catalog = _cached(data.catalog, ttl=CATALOG_TTL)
+scorecard = _cached(data.scorecard)
+comparison = _cached(data.comparison)
+slo_summary = _cached(data.slo_summary)
+team_table = _cached(data.team_table)
+weekly = _cached(data.weekly)
+lead_times = _cached(data.lead_times)
+deployments = _cached(data.deployments)
+reliability_view = _cached(data.reliability_view)
+burndown = _cached(data.burndown)
+incidents = _cached(data.incidents)
+source_view = _cached(data.source_view)
+
+
+@st.cache_resource(ttl=TTL, max_entries=8, show_spinner="Building the report…")
+def _report(where: tuple[str | None, str | None], quarter: str, team: str | None) -> Any:
+    return data.report(warehouse(), quarter, team)
+
+
+@st.cache_data(ttl=TTL, max_entries=32, show_spinner="Laying out the report…")
+def _report_file(
+    where: tuple[str | None, str | None], quarter: str, team: str | None, fmt: str
+) -> bytes:
+    return data.report_file(_report(where, quarter, team), fmt)
+
+
+def report_file(quarter: str, team: str | None, fmt: str) -> bytes:
+    """The quarterly report in one format (built once per quarter and team)."""
+    if RECORDER is not None:
+        RECORDER.append(("report_file", (quarter, team, fmt)))
+    return _report_file(source(), quarter, team, fmt)
+
+
+def clear() -> None:
+    """Forget every cached result (the next page view reads the warehouse again)."""
+    st.cache_data.clear()
+    _basis.clear()
+    _report.clear()
+
+
+__all__ = [
+    "RECORDER",
+    "TTL",
+    "Query",
+    "catalog",
+    "clear",
+    "comparison",
+    "deployments",
+    "engine",
+    "incidents",
+    "lead_times",
+    "reliability_view",
+    "report_file",
+    "scorecard",
+    "settings",
+    "slo_summary",
+    "source_view",
+    "team_table",
+    "warehouse",
+    "weekly",
+]

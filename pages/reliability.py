@@ -1,0 +1,152 @@
+"""Reliability: SLOs against their targets, error budgets, freezes, and what burned them."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import charts, components, queries
+from dashboard.components import help_text, md
+
+view = components.page_start(
+    "Reliability",
+    "SLOs, error budgets and the budget policy: where reliability stands and what spent it",
+)
+if view is None:
+    st.stop()
+query = view.query
+rel = queries.reliability_view(query)
+summary = queries.slo_summary(query)
+slos = rel["slos"]
+policy = rel["policy"]
+
+if slos.empty:
+    components.not_enough(
+        "No SLO is defined for this scope. Declare SLOs in poise.yaml (inline, OpenSLO or "
+        "Sloth files) or import them with `poise import --kind slos`; see docs/slos.md."
+    )
+    st.stop()
+
+components.resilience_cards(summary, policy, st.columns(4))
+
+st.subheader("SLOs", help="Each SLO evaluated over its window ending at the period's end.")
+components.table(
+    components.tier_style(slos, ["status"]),
+    "slos",
+    column_config={
+        "slo": st.column_config.TextColumn("SLO", pinned=True),
+        "target": st.column_config.NumberColumn(
+            "target", format="percent", help=help_text("target")
+        ),
+        "window_days": st.column_config.NumberColumn("window (days)", format="%d"),
+        "sli": st.column_config.NumberColumn("SLI", format="%.4f", help=help_text("sli")),
+        "budget_remaining": st.column_config.ProgressColumn(
+            "budget remaining",
+            format="percent",
+            min_value=0.0,
+            max_value=1.0,
+            help=help_text("budget_remaining"),
+        ),
+        "burn_1h": st.column_config.NumberColumn(
+            "burn 1 h", format="%.2f", help=help_text("burn_rate")
+        ),
+        "burn_6h": st.column_config.NumberColumn(
+            "burn 6 h", format="%.2f", help=help_text("burn_rate")
+        ),
+        "burn_24h": st.column_config.NumberColumn(
+            "burn 24 h", format="%.2f", help=help_text("burn_rate")
+        ),
+        "burn_72h": st.column_config.NumberColumn(
+            "burn 72 h", format="%.2f", help=help_text("burn_rate")
+        ),
+        "status": st.column_config.TextColumn("status", help=help_text("status")),
+        "alert": st.column_config.TextColumn("alert", help=help_text("alert")),
+        "forecast_exhausted_at": st.column_config.DatetimeColumn(
+            "budget runs out", format="YYYY-MM-DD HH:mm", help=help_text("forecast_exhausted_at")
+        ),
+        "reason": st.column_config.TextColumn("note", width="medium"),
+    },
+)
+st.caption(
+    "Budget remaining below 0 % means overspent (the bar shows it empty; the table's CSV "
+    "holds the exact value). SLI buckets are hourly, so the 5 and 30 minute confirming "
+    "windows of the alerts use the last hour."
+)
+
+st.subheader("Error-budget burn-down", help=help_text("budget_remaining"))
+names = slos.sort_values(["budget_remaining", "slo"], na_position="last")["slo"].tolist()
+chosen = st.query_params.get("slo")
+picked = st.selectbox(
+    "SLO",
+    names,
+    index=names.index(chosen) if chosen in names else 0,
+    help="Sorted from the least budget remaining; the link remembers the choice.",
+)
+if picked != chosen:
+    st.query_params["slo"] = picked
+burn = queries.burndown(query, picked)
+series = burn["series"]
+components.chart(
+    charts.burndown(series, burn["forecast"], picked),
+    series,
+    "burndown",
+    labels={"ts": "hour ending", "remaining": "budget remaining", "even_burn": "spent evenly"},
+)
+slo = burn["slo"] or {}
+if slo.get("forecast_exhausted_at"):
+    st.caption(
+        md(f"At the last 24 h burn rate the budget runs out {slo['forecast_exhausted_at']}.")
+    )
+elif slo.get("forecast_reason"):
+    st.caption(md(f"No exhaustion forecast: {slo['forecast_reason']}."))
+
+st.subheader("Freezes and deployments", help=help_text("freeze"))
+frozen_rows = rel["freezes"]
+deploy_rows = rel["deployments"]
+services = (
+    sorted(set(frozen_rows["service"]).union(deploy_rows["service"]))
+    if len(deploy_rows) or len(frozen_rows)
+    else []
+)
+focus = [s for s in services if s in set(frozen_rows["service"])] or services
+components.chart(
+    charts.deployment_timeline(deploy_rows[deploy_rows["service"].isin(focus)], frozen_rows),
+    frozen_rows,
+    "freezes",
+    labels={"start": "frozen from", "end": "until", "slos": "exhausted SLOs"},
+)
+if len(frozen_rows):
+    st.caption(
+        f"Services with a freeze in the period are shown first ({len(set(frozen_rows['service']))}); "
+        "the table lists each freeze and the SLOs whose budget was exhausted."
+    )
+during = rel["freeze_deployments"]
+if len(during):
+    with st.expander(
+        f"{len(during):,} deployments shipped during a freeze", icon=":material/ac_unit:"
+    ):
+        components.table(
+            during,
+            "freeze-deployments",
+            column_config={"exempt": st.column_config.CheckboxColumn("rollback or fix (allowed)")},
+        )
+
+st.subheader("What burned the budget", help=help_text("budget_share"))
+burned = (
+    ("**Per incident**", "budget_by_incident", "incident_id"),
+    (
+        "**Per deployment** (through its attributed incidents)",
+        "budget_by_deployment",
+        "deployment_id",
+    ),
+)
+for column, (title, key, label) in zip(st.columns(2), burned, strict=True):
+    with column:
+        st.markdown(title)
+        components.chart(
+            charts.budget_bars(rel[key], label),
+            rel[key],
+            key.replace("_", "-"),
+            column_config={
+                "budget_share": st.column_config.NumberColumn("budget burned", format="percent")
+            },
+        )

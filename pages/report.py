@@ -1,0 +1,67 @@
+"""Reports: the quarterly report for the organisation or a team, previewed and downloadable.
+
+(The file is `report.py`, not `reports.py`: a page runs with `pages/` on sys.path in
+AppTest, where `reports.py` would shadow the `reports` package.)
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import components, queries
+from dashboard.filters import quarter_choices
+from reports import FORMATS, default_filename
+
+view = components.page_start(
+    "Reports",
+    "The quarterly report: every figure of a quarter, laid out for a review, a wiki or a spreadsheet",
+    period=False,
+    service=False,
+)
+if view is None:
+    st.stop()
+
+quarters = quarter_choices(view.catalog.get("first"))
+finished = [quarter for quarter in quarters if not quarter.endswith("to date")]
+if not quarters:
+    components.not_enough("No quarter holds data yet.")
+    st.stop()
+choice, scope = st.columns(2)
+asked = st.query_params.get("quarter")
+with choice:
+    quarter = st.selectbox(
+        "Quarter",
+        quarters,
+        index=quarters.index(asked) if asked in quarters else min(1, len(quarters) - 1),
+        help="Calendar quarters (UTC). The current quarter's report covers the days so far.",
+    )
+teams = ["Whole organisation", *view.catalog["teams"]]
+with scope:
+    default_team = view.query.team if view.query.team in teams else teams[0]
+    picked = st.selectbox("Scope", teams, index=teams.index(default_team))
+team = None if picked == teams[0] else picked
+st.query_params["quarter"] = quarter
+
+st.subheader("Download")
+buttons = st.columns(len(FORMATS))
+for column, (fmt, spec) in zip(buttons, FORMATS.items(), strict=True):
+    with column:
+        st.download_button(
+            f"{fmt.upper()}",
+            data=lambda fmt=fmt: queries.report_file(quarter, team, fmt),
+            file_name=default_filename(quarter, team, fmt),
+            mime=spec.mime,
+            help=spec.description,
+            icon=":material/download:",
+            key=f"report-{fmt}",
+            on_click="ignore",
+            width="stretch",
+        )
+st.caption(
+    "Each file is laid out when you click (PDF takes a few seconds); the figures are "
+    "those of `poise report --quarter " + quarter + "`."
+)
+
+st.subheader("Preview")
+document = queries.report_file(quarter, team, "html")
+st.iframe(components.inert_document(document), height=900)

@@ -1,0 +1,335 @@
+"""The dashboard's pure parts: chart builders, wording, escaping, periods, scope, retro notes."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from dashboard import charts, components, filters, retro
+from dashboard.data import Query, web_links
+from poise.errors import PoiseError
+
+NOW = datetime(2026, 11, 27, 15, 30, tzinfo=UTC)
+
+
+def _t(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+def teams() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "team": ["fast", "slow", "<b>x</b>", "idle"],
+            "deploys_per_week": [40.0, 0.5, 3.0, 0.0],
+            "change_fail_rate": [0.12, 0.0, None, None],
+            "lead_time_hours": [2.0, 300.0, 20.0, None],
+            "lowest_budget_remaining": [-0.5, 0.9, None, None],
+            "budget_state": ["exhausted", "ok", "no data", "no data"],
+        }
+    )
+
+
+def test_velocity_stability_marks_each_team_by_its_weakest_budget() -> None:
+    figure = charts.velocity_stability(teams())
+    by_name = {trace.name: trace for trace in figure.data}
+    assert set(by_name) == {
+        "weakest SLO budget: exhausted",
+        "weakest SLO budget: ok",
+        "weakest SLO budget: no data",
+    }
+    burning = by_name["weakest SLO budget: exhausted"]
+    assert list(burning.x) == [40.0] and list(burning.y) == [0.12]
+    assert burning.marker.symbol == "x" and burning.marker.color == charts.VERMILLION
+    # a team with no change fail rate sits at 0; one that never deployed is left out
+    unknown = by_name["weakest SLO budget: no data"]
+    assert list(unknown.text) == ["&lt;b&gt;x&lt;/b&gt;"]
+    assert figure.layout.xaxis.type == "log"
+    assert (
+        charts.velocity_stability(teams().iloc[3:]).layout.annotations[0].text.startswith("No team")
+    )
+
+
+def test_trend_draws_one_line_per_column_with_gaps_kept() -> None:
+    weekly = pd.DataFrame(
+        {
+            "bucket_start": [_t("2026-11-02"), _t("2026-11-09"), _t("2026-11-16")],
+            "lead_time_median_hours": [3.0, None, 5.0],
+            "lead_time_p90_hours": [9.0, None, 12.0],
+        }
+    )
+    figure = charts.trend(
+        weekly,
+        {"lead_time_median_hours": "median", "lead_time_p90_hours": "p90"},
+        title="Lead time",
+    )
+    assert [trace.name for trace in figure.data] == ["median", "p90"]
+    assert pd.isna(figure.data[0].y[1]) and figure.data[0].connectgaps is False
+    assert figure.layout.xaxis.type == "date"
+    bars = charts.trend(weekly, {"lead_time_median_hours": "x"}, title="t", bars=True)
+    assert bars.data[0].type == "bar" and bars.layout.showlegend is False
+    assert charts.trend(weekly.iloc[0:0], {"x": "x"}, title="t").layout.annotations
+
+
+def test_lead_time_distribution_marks_p50_and_p90() -> None:
+    changes = pd.DataFrame({"lead_hours": [0.5, 1.0, 2.0, 4.0, 8.0, 100.0, -1.0]})
+    figure = charts.lead_time_distribution(changes, 4.0, 70.0)
+    assert sum(figure.data[0].y) == 6  # the non-positive lead time is not drawn
+    lines = [shape for shape in figure.layout.shapes if shape.type == "line"]
+    assert sorted(shape.x0 for shape in lines) == [4.0, 70.0]
+    texts = [a.text for a in figure.layout.annotations]
+    assert "p50 4.0 h" in texts and "p90 70.0 h" in texts
+    assert "1 h" in figure.layout.xaxis.ticktext
+    assert charts.lead_time_distribution(
+        changes[changes.lead_hours < 0], None, None
+    ).layout.annotations
+
+
+def test_lead_time_stages_shows_known_stages_only() -> None:
+    stages = pd.DataFrame(
+        {
+            "stage": ["coding_hours", "review_hours", "before_merge_hours", "waiting_hours"],
+            "median_hours": [None, None, 5.0, 20.0],
+            "p90_hours": [None, None, 9.0, 40.0],
+            "changes": [0, 0, 10, 10],
+        }
+    )
+    figure = charts.lead_time_stages(stages)
+    assert list(figure.data[0].y) == ["Commit to merge (n=10)", "Waiting for deploy (n=10)"]
+    assert list(figure.data[1].x) == [9.0, 40.0]
+    empty = charts.lead_time_stages(stages.assign(changes=0))
+    assert "merge times" in empty.layout.annotations[0].text
+
+
+def test_burndown_with_forecast_and_zero_line() -> None:
+    series = pd.DataFrame(
+        {
+            "ts": [_t("2026-11-01"), _t("2026-11-02")],
+            "remaining": [0.9, 0.5],
+            "even_burn": [0.97, 0.93],
+        }
+    )
+    forecast = pd.DataFrame({"ts": [_t("2026-11-02"), _t("2026-11-04")], "remaining": [0.5, 0.0]})
+    figure = charts.burndown(series, forecast, "<i>slo</i>")
+    assert [t.name for t in figure.data] == [
+        "spent evenly (burn rate 1)",
+        "budget remaining",
+        "forecast at the 24 h burn rate",
+    ]
+    assert figure.layout.shapes[0].y0 == 0
+    assert "&lt;i&gt;slo&lt;/i&gt;" in figure.layout.yaxis.title.text
+    assert len(charts.burndown(series, forecast.iloc[0:0], "s").data) == 2
+
+
+def test_deployment_timeline_shades_freezes_on_a_date_axis() -> None:
+    deployments = pd.DataFrame(
+        {
+            "id": ["d1", "d2", "d3"],
+            "service": ["a", "a", "b"],
+            "deployed_at": [_t("2026-11-01"), _t("2026-11-03"), _t("2026-11-02")],
+            "failed": [False, True, False],
+        }
+    )
+    freezes = pd.DataFrame(
+        {"service": ["a"], "start": [_t("2026-11-02")], "end": [_t("2026-11-04")], "slos": ["a-av"]}
+    )
+    figure = charts.deployment_timeline(deployments, freezes)
+    assert figure.layout.xaxis.type == "date"
+    assert [s.type for s in figure.layout.shapes] == ["rect"]
+    failed = next(t for t in figure.data if t.name == "failed deployment")
+    assert list(failed.text) == ["d2"] and failed.marker.symbol == "x"
+    assert list(figure.layout.yaxis.ticktext) == ["a", "b"]
+
+
+def test_budget_bars_keep_the_largest() -> None:
+    frame = pd.DataFrame(
+        {
+            "incident_id": [f"i{n}" for n in range(20)],
+            "slo": "s",
+            "budget_share": [n / 100 for n in range(20)],
+        }
+    )
+    figure = charts.budget_bars(frame, "incident_id", limit=3)
+    assert list(figure.data[0].x) == [0.19, 0.18, 0.17]
+    assert figure.data[0].y[0] == "i19 · s"
+
+
+def test_incident_timeline_draws_durations_by_severity() -> None:
+    incidents = pd.DataFrame(
+        {
+            "id": ["i1", "i2"],
+            "service": ["a", None],
+            "severity": ["SEV1", None],
+            "title": ["<script>x</script>", "t"],
+            "started_at": [_t("2026-11-01"), _t("2026-11-02")],
+            "resolved_at": [_t("2026-11-01 05:00"), pd.NaT],
+            "mttr": [5.0, None],
+        }
+    )
+    figure = charts.incident_timeline(incidents)
+    markers = [t for t in figure.data if t.mode == "markers"]
+    assert sorted(t.name for t in markers) == ["SEV1", "unspecified"]
+    assert "&lt;script&gt;" in next(t for t in markers if t.name == "SEV1").text[0]
+    lines = [t for t in figure.data if t.mode == "lines"]
+    assert len(lines) == 1 and lines[0].x[1] == _t("2026-11-01 05:00")
+    assert list(figure.layout.yaxis.ticktext) == ["(no service)", "a"]
+
+
+def test_response_times_three_panels() -> None:
+    blocks = pd.DataFrame(
+        {
+            "severity": ["SEV1", "SEV2"],
+            "count": [2, 5],
+            "mttd_median_minutes": [3, 4],
+            "mtta_median_minutes": [5, 6],
+            "mttr_median_hours": [1.0, 2.0],
+        }
+    )
+    figure = charts.response_times(blocks, "severity")
+    assert len(figure.data) == 3
+    assert list(figure.data[2].x) == [1.0, 2.0]
+    assert list(figure.data[0].y) == ["SEV1 (n=2)", "SEV2 (n=5)"]
+
+
+def test_coverage_bars_say_how_many_of_how_many() -> None:
+    coverage = pd.DataFrame(
+        {
+            "measure": ["changes_linked", "slos_with_data"],
+            "covered": [9, 0],
+            "total": [10, 0],
+            "share": [0.9, None],
+        }
+    )
+    figure = charts.coverage_bars(coverage, {"changes_linked": "Changes linked"})
+    assert list(figure.data[0].y) == ["Changes linked"] and list(figure.data[0].text) == ["9 of 10"]
+
+
+def test_markdown_escaping_leaves_no_markup() -> None:
+    text = components.md("<script>alert(1)</script> [x](javascript:alert(1)) **b** :red[c]")
+    assert "<" not in text and ">" not in text
+    assert "&lt;script&gt;" in text
+    assert "\\[x\\]\\(javascript\\:alert\\(1\\)\\)" in text
+    assert "\\*\\*b\\*\\*" in text and "\\:red\\[c\\]" in text
+    assert components.md(None) == ""
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(None, "—"), (0.25, "15 min"), (5.04, "5.0 h"), (49.0, "2.0 d"), (float("nan"), "—")],
+)
+def test_hours_in_words(value: float | None, shown: str) -> None:
+    assert components.hours(value) == shown
+
+
+def test_signed_changes_and_percentages() -> None:
+    assert components.signed(0.012, "share") == "+1.2 pts"
+    assert components.signed(-1.5, "hours") == "-1.5 h"
+    assert components.signed(None, "hours") is None
+    assert components.percent(0.0712) == "7.1 %"
+
+
+def test_inert_document_forbids_scripts() -> None:
+    url = components.inert_document(
+        b"<html><head><title>r</title></head><body><script>x</script></body></html>"
+    )
+    assert url.startswith("data:text/html;charset=utf-8;base64,")
+    html = base64.b64decode(url.split(",", 1)[1]).decode()
+    assert html.startswith(
+        '<html><head><meta http-equiv="Content-Security-Policy" content="default-src \'none\';'
+    )
+
+
+def test_periods_from_filter_values() -> None:
+    period, label = filters.resolve_period("28d", now=NOW)
+    assert (period.start, period.end, label) == (
+        datetime(2026, 10, 30, tzinfo=UTC),
+        datetime(2026, 11, 27, tzinfo=UTC),
+        "Last 28 days",
+    )
+    period, label = filters.resolve_period("2026Q3", now=NOW)
+    assert (period.start.month, period.end.month, label) == (7, 10, "2026Q3")
+    period, label = filters.resolve_period("2026Q4", now=NOW)
+    assert period.end == datetime(2026, 11, 27, tzinfo=UTC) and label == "2026Q4 to date"
+    period, label = filters.resolve_period("custom", "2026-01-01", "2026-02-01", now=NOW)
+    assert label == "2026-01-01 – 2026-01-31"
+    for bad in (
+        ("2027Q1",),
+        ("13d",),
+        ("custom", "2026-02-01", "2026-01-01"),
+        ("custom", "yesterday"),
+    ):
+        with pytest.raises(PoiseError):
+            filters.resolve_period(*bad, now=NOW)
+    assert filters.period_params(period) == {
+        "period": "custom",
+        "from": "2026-01-01",
+        "to": "2026-02-01",
+    }
+
+
+def test_quarter_choices_run_from_the_data_to_now() -> None:
+    assert filters.quarter_choices(datetime(2026, 2, 10, tzinfo=UTC), NOW) == [
+        "2026Q4",
+        "2026Q3",
+        "2026Q2",
+        "2026Q1",
+    ]
+    assert filters.quarter_choices(None, NOW)[:2] == ["2026Q4", "2026Q3"]
+
+
+def test_allowed_scope_drops_what_does_not_exist() -> None:
+    catalog = {
+        "teams": ["a", "b"],
+        "services": pd.DataFrame({"name": ["s1", "s2"], "team": ["a", "b"]}),
+    }
+    assert filters.allowed_scope("a", None, catalog) == ("a", None, [])
+    assert filters.allowed_scope(None, "s2", catalog) == ("b", "s2", [])
+    team, service, notices = filters.allowed_scope("a", "s2", catalog)
+    assert (team, service) == ("a", None) and "belongs to team 'b'" in notices[0]
+    team, service, notices = filters.allowed_scope("zz", "nope", catalog)
+    assert (team, service) == (None, None) and len(notices) == 2
+
+
+def test_previous_query_of_a_quarter_is_the_quarter_before() -> None:
+    query = Query(datetime(2026, 7, 1, tzinfo=UTC), datetime(2026, 10, 1, tzinfo=UTC), "a")
+    before = query.previous()
+    assert (before.start, before.end, before.team) == (
+        datetime(2026, 4, 1, tzinfo=UTC),
+        query.start,
+        "a",
+    )
+    assert query.org().team is None
+
+
+def test_only_web_links_are_links() -> None:
+    links = web_links(pd.Series(["https://x", "javascript:alert(1)", None, "HTTP://y", ""]))
+    assert links.tolist() == ["https://x", None, None, "HTTP://y", None]
+
+
+def test_retro_notes_escape_and_judge() -> None:
+    assert retro.cell("a|b <script>\nc") == "a\\|b &lt;script&gt; c"
+    change = {
+        "lead_time_median_hours": {"current": 2.0, "previous": 4.0, "delta": -2.0},
+        "deployments_per_week": {"current": 3.0, "previous": 4.0, "delta": -1.0},
+        "slos": {"s": {"budget_remaining": 0.5, "previous_budget_remaining": 0.8}},
+    }
+    rows = {row["figure"]: row for row in retro.changed_rows(change)}
+    assert rows["Lead time (median)"]["verdict"] == "better"
+    assert rows["Deployments per week"]["verdict"] == "worse"
+    assert rows["Incidents"]["verdict"] == "no comparison"
+    assert retro.budget_rows(change) == [
+        {"slo": "s", "budget_at_start": 0.8, "budget_at_end": 0.5, "spent": pytest.approx(0.3)}
+    ]
+    notes = retro.retro_markdown(
+        "t<b>",
+        "2026-11-01 – 2026-11-14",
+        {"people": {}, "incidents": {}},
+        change,
+        pd.DataFrame(),
+        pd.DataFrame(),
+        pd.DataFrame(),
+    )
+    assert notes.startswith("## Retro: t&lt;b&gt;, 2026-11-01 – 2026-11-14")
+    assert "No change reached production." in notes and "| s | 80.0 % | 50.0 % |" in notes

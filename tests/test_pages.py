@@ -1,0 +1,380 @@
+"""Every dashboard page under Streamlit's AppTest: on the demo warehouse (built once per
+session), on an empty warehouse, and on a warehouse whose names and titles carry HTML and
+script. Headline figures are checked against `poise metrics` and the engine for the same
+scope and period; the filters must change them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import dashboard_org
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard import components
+from dashboard.filters import today
+from metrics import Period, Scope, Settings
+from metrics.scorecard import scorecard
+from poise.demo import build_demo
+from poise.warehouse import open_warehouse
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = {
+    "overview": "Overview",
+    "delivery": "Delivery",
+    "reliability": "Reliability",
+    "incidents": "Incidents",
+    "team_retro": "Team retro",
+    "report": "Reports",
+    "data_sources": "Data & sources",
+}
+TIMEOUT = 240
+DEMO_DAYS = 120
+
+
+@pytest.fixture(scope="session")
+def demo_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The demo organisation (four months of it, to keep the suite quick), built once."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}"
+    engine = open_warehouse(url)
+    build_demo(engine, until=today(), days=DEMO_DAYS)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def hostile_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    folder = tmp_path_factory.mktemp("hostile")
+    url = f"sqlite:///{folder / 'hostile.db'}"
+    engine = open_warehouse(url)
+    dashboard_org.build(engine, folder / "files", hostile=True)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def use(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Point the dashboard at a warehouse (the caches are keyed by its URL)."""
+
+    def point(url: str) -> None:
+        monkeypatch.setenv("POISE_DATABASE_URL", url)
+        monkeypatch.delenv("POISE_CONFIG", raising=False)
+
+    yield point
+
+
+def run(page: str, **params: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=TIMEOUT)
+    for key, value in params.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def walk(node: Any) -> Iterator[Any]:
+    yield node
+    for child in getattr(node, "children", {}).values():
+        yield from walk(child)
+
+
+def elements(at: AppTest) -> list[Any]:
+    return [node for root in (at.main, at.sidebar) for node in walk(root)]
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def metric(at: AppTest, label: str) -> Any:
+    found = [m for m in at.metric if m.label == label]
+    assert found, f"no figure {label!r} among {[m.label for m in at.metric]}"
+    return found[0]
+
+
+def engine_card(url: str, period: Period, scope: Scope) -> dict[str, Any]:
+    engine = open_warehouse(url, migrate=False)
+    try:
+        return scorecard(engine, period, scope, Settings())
+    finally:
+        engine.dispose()
+
+
+def last_days(days: int) -> Period:
+    end = today()
+    return Period(end - timedelta(days=days), end)
+
+
+# --- the demo warehouse ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_page_renders_on_the_demo(demo_url: str, use: Any, page: str) -> None:
+    use(demo_url)
+    at = run(page, team="billing") if page == "team_retro" else run(page)
+    assert_clean(at)
+    assert at.title[0].value == PAGES[page]
+    assert not [
+        node
+        for node in elements(at)
+        if getattr(node, "type", "") == "info"
+        and "warehouse is empty" in str(getattr(node, "value", ""))
+    ]
+    if page not in ("report",):
+        assert len(at.dataframe) >= 1
+    if page == "report":
+        assert len(at.get("iframe")) == 1
+        assert {b.label for b in at.get("download_button")} >= {"PDF", "HTML", "XLSX", "MD"}
+
+
+def test_overview_headline_equals_poise_metrics(demo_url: str, use: Any) -> None:
+    use(demo_url)
+    at = run("overview")
+    assert_clean(at)
+    period = last_days(28)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "poise.cli",
+            "metrics",
+            "--format",
+            "json",
+            "--db",
+            demo_url,
+            "--from",
+            f"{period.start:%Y-%m-%d}",
+            "--to",
+            f"{period.end:%Y-%m-%d}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if k != "POISE_DATABASE_URL"},
+    )
+    card = json.loads(result.stdout)
+    dora = card["dora"]
+    assert metric(at, "Deployments per week").value == components.per_week(
+        dora["deployment_frequency"]["per_week"]
+    )
+    assert metric(at, "Lead time (median)").value == components.hours(
+        dora["lead_time"]["median_hours"]
+    )
+    assert metric(at, "Change fail rate").value == components.percent(
+        dora["change_failure_rate"]["rate"]
+    )
+    assert metric(at, "Recovery time (median)").value == components.hours(
+        dora["recovery_time"]["median_hours"]
+    )
+    assert metric(at, "Incidents").value == components.count(card["incidents"]["count"])
+    assert metric(at, "Deployments during freeze").value == components.count(
+        card["budget_policy"]["deployments_during_freeze"]
+    )
+    # the team table holds every team's figures from the same engine
+    teams = at.dataframe[0].value
+    assert sorted(teams["team"]) == [
+        "billing",
+        "data-platform",
+        "growth",
+        "identity",
+        "mobile",
+        "storefront",
+    ]
+
+
+def test_filters_change_the_figures(demo_url: str, use: Any) -> None:
+    use(demo_url)
+    at = run("delivery")
+    assert_clean(at)
+    org = metric(at, "Deployments per week").value
+    at.selectbox(key="flt_team").set_value("storefront").run()
+    assert_clean(at)
+    team = metric(at, "Deployments per week").value
+    assert team != org
+    card = engine_card(demo_url, last_days(28), Scope(team="storefront"))
+    assert team == components.per_week(card["dora"]["deployment_frequency"]["per_week"])
+    assert at.query_params["team"] == ["storefront"] or at.query_params["team"] == "storefront"
+    # the service list follows the team
+    services = at.selectbox(key="flt_service").options
+    assert "search" in services and "billing-api" not in services
+    at.selectbox(key="flt_service").set_value("search").run()
+    assert_clean(at)
+    card = engine_card(demo_url, last_days(28), Scope(service="search"))
+    assert metric(at, "Lead time (median)").value == components.hours(
+        card["dora"]["lead_time"]["median_hours"]
+    )
+    at.selectbox(key="flt_period").set_value("90d").run()
+    assert_clean(at)
+    card = engine_card(demo_url, last_days(90), Scope(service="search"))
+    assert metric(at, "Lead time (median)").value == components.hours(
+        card["dora"]["lead_time"]["median_hours"]
+    )
+
+
+def test_a_shared_link_selects_team_and_period(demo_url: str, use: Any) -> None:
+    use(demo_url)
+    end = today()
+    start = end - timedelta(days=42)
+    at = run(
+        "incidents",
+        team="billing",
+        period="custom",
+        **{"from": f"{start:%Y-%m-%d}", "to": f"{end:%Y-%m-%d}"},
+    )
+    assert_clean(at)
+    card = engine_card(demo_url, Period(start, end), Scope(team="billing"))
+    assert metric(at, "Incidents").value == components.count(card["incidents"]["count"])
+    assert metric(at, "Time to resolve").value == components.hours(
+        card["incidents"]["mttr_median_hours"]
+    )
+    assert at.selectbox(key="flt_team").value == "billing"
+    assert at.selectbox(key="flt_period").value == "custom"
+
+
+def test_a_link_to_an_unknown_team_says_so(demo_url: str, use: Any) -> None:
+    use(demo_url)
+    at = run("overview", team="<b>nobody</b>", period="1999Q9")
+    assert_clean(at)
+    warnings = " ".join(w.value for w in at.warning)
+    assert "No team named" in warnings and "&lt;b&gt;nobody&lt;/b&gt;" in warnings
+    assert "showing the last 28 days" in warnings
+    assert at.selectbox(key="flt_team").value == "All teams"
+
+
+def test_team_retro_compares_sprints_and_writes_markdown(demo_url: str, use: Any) -> None:
+    use(demo_url)
+    at = run("team_retro", team="growth")
+    assert_clean(at)
+    end = today()
+    sprint = Period(end - timedelta(days=14), end)
+    card = engine_card(demo_url, sprint, Scope(team="growth"))
+    assert metric(at, "Deployments per week").value == components.per_week(
+        card["dora"]["deployment_frequency"]["per_week"]
+    )
+    notes = at.code[0].value
+    assert notes.startswith(
+        f"## Retro: growth, {sprint.start:%Y-%m-%d} – {(end - timedelta(days=1)):%Y-%m-%d}"
+    )
+    assert "### What changed" in notes and "### Slowest changes" in notes
+    assert (
+        f"| Change fail rate | {components.percent(card['dora']['change_failure_rate']['rate'])} |"
+        in notes
+    )
+    length = next(box for box in at.selectbox if box.label == "Sprint length (days)")
+    length.set_value(7).run()
+    assert_clean(at)
+    assert at.query_params["sprint_days"] in (["7"], "7")
+
+
+def test_incident_search_narrows_the_index(demo_url: str, use: Any) -> None:
+    use(demo_url)
+    at = run("incidents")
+    everything = len(at.dataframe[-1].value)
+    at.text_input[0].set_value("regression").run()
+    assert_clean(at)
+    found = at.dataframe[-1].value
+    assert 0 < len(found) < everything
+    assert all("regression" in " ".join(map(str, row)).lower() for row in found.itertuples())
+
+
+def test_reliability_burndown_follows_the_chosen_slo(demo_url: str, use: Any) -> None:
+    use(demo_url)
+    at = run("reliability", slo="auth-availability")
+    assert_clean(at)
+    choice = next(box for box in at.selectbox if box.label == "SLO")
+    assert choice.value == "auth-availability"
+    card = engine_card(demo_url, last_days(28), Scope())
+    slo = next(s for s in card["slos"] if s["name"] == "auth-availability")
+    numbers = at.dataframe[1].value
+    assert numbers["remaining"].iloc[-1] == pytest.approx(slo["budget_remaining"])
+
+
+def test_data_sources_lists_coverage_and_findings(demo_url: str, use: Any) -> None:
+    use(demo_url)
+    at = run("data_sources")
+    assert_clean(at)
+    coverage = at.dataframe[0].value
+    assert list(coverage["measure"]) == [
+        "changes_linked",
+        "deployments_with_changes",
+        "incidents_attributed",
+        "slos_with_data",
+    ]
+    card = engine_card(demo_url, last_days(28), Scope())
+    attributed = card["attribution"]["explicit"] + card["attribution"]["inferred"]
+    row = coverage.set_index("measure").loc["incidents_attributed"]
+    assert (row["covered"], row["total"]) == (attributed, card["incidents"]["count"])
+    labels = [e.label for e in at.expander]
+    assert any(
+        label.startswith("Changes committed in the period that no production deployment shipped: ")
+        for label in labels
+    )
+    sources = at.dataframe[1].value
+    assert set(sources["source"]) == {"import"} and set(sources["state"]) == {"ok"}
+
+
+# --- an empty warehouse ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_an_empty_warehouse_shows_how_to_start(tmp_path: Path, use: Any, page: str) -> None:
+    use(f"sqlite:///{tmp_path / 'empty.db'}")
+    at = run(page)
+    assert_clean(at)
+    assert "The warehouse is empty" in at.info[0].value
+    assert any("poise demo" in code.value for code in at.code)
+    assert not at.metric
+
+
+# --- hostile text ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_hostile_strings_are_shown_as_text(hostile_url: str, use: Any, page: str) -> None:
+    use(hostile_url)
+    params = {"team": dashboard_org.names(True)["beta"]} if page == "team_retro" else {}
+    at = run(page, **params)
+    assert_clean(at)
+    nodes = elements(at)
+    for node in nodes:
+        proto = getattr(node, "proto", None)
+        if proto is not None and hasattr(proto, "allow_html"):
+            assert not proto.allow_html, node
+        body = (
+            str(getattr(node, "value", ""))
+            if getattr(node, "type", "") in ("markdown", "caption", "warning", "info")
+            else ""
+        )
+        assert "<script" not in body and "<img" not in body, body
+    for chart in at.get("plotly_chart"):
+        spec = chart.proto.spec
+        assert "<script" not in spec and "<img" not in spec
+    if page in ("delivery", "incidents", "reliability"):
+        shown = " ".join(frame.value.astype(str).to_csv() for frame in at.dataframe)
+        # the titles are in the tables exactly as written, as text
+        assert dashboard_org.HOSTILE_SCRIPT in shown or dashboard_org.HOSTILE_IMG in shown
+    if page == "incidents":
+        table = at.dataframe[-1].value
+        # a javascript: postmortem link is not offered as a link
+        assert "javascript:alert(1)" not in table["postmortem_url"].astype(str).tolist()
+        spec = " ".join(chart.proto.spec for chart in at.get("plotly_chart"))
+        assert "&lt;img src=x" in spec  # the service name, escaped for Plotly
+    if page == "team_retro":
+        notes = at.code[0].value
+        assert "&lt;script&gt;" in notes and "<script>" not in notes
+
+
+def test_hostile_team_in_the_link_is_text(hostile_url: str, use: Any) -> None:
+    use(hostile_url)
+    at = run("overview", team="<img src=x onerror=alert(2)>")
+    assert_clean(at)
+    warning = at.warning[0].value
+    assert "&lt;img src\\=x onerror\\=alert\\(2\\)&gt;" in warning
+    assert "<img" not in warning
