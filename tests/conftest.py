@@ -103,3 +103,19 @@ def http_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     waited: list[float] = []
     monkeypatch.setitem(HttpClient.__init__.__kwdefaults__, "sleep", waited.append)
     return waited
+
+
+@pytest.fixture(scope="session")
+def dashboard_demo_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A SQLite warehouse holding the demo organisation up to today (four months of it, to
+    keep the suite quick), built once per session and shared by the dashboard tests."""
+    from datetime import UTC, datetime
+
+    from poise.demo import build_demo
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}"
+    engine = open_warehouse(url)
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    build_demo(engine, until=midnight, days=120)
+    engine.dispose()
+    return url

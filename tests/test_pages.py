@@ -22,7 +22,6 @@ from dashboard import components
 from dashboard.filters import today
 from metrics import Period, Scope, Settings
 from metrics.scorecard import scorecard
-from poise.demo import build_demo
 from poise.warehouse import open_warehouse
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,17 +35,6 @@ PAGES = {
     "data_sources": "Data & sources",
 }
 TIMEOUT = 240
-DEMO_DAYS = 120
-
-
-@pytest.fixture(scope="session")
-def demo_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The demo organisation (four months of it, to keep the suite quick), built once."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}"
-    engine = open_warehouse(url)
-    build_demo(engine, until=today(), days=DEMO_DAYS)
-    engine.dispose()
-    return url
 
 
 @pytest.fixture(scope="session")
@@ -115,8 +103,8 @@ def last_days(days: int) -> Period:
 
 
 @pytest.mark.parametrize("page", list(PAGES))
-def test_every_page_renders_on_the_demo(demo_url: str, use: Any, page: str) -> None:
-    use(demo_url)
+def test_every_page_renders_on_the_demo(dashboard_demo_url: str, use: Any, page: str) -> None:
+    use(dashboard_demo_url)
     at = run(page, team="billing") if page == "team_retro" else run(page)
     assert_clean(at)
     assert at.title[0].value == PAGES[page]
@@ -133,8 +121,8 @@ def test_every_page_renders_on_the_demo(demo_url: str, use: Any, page: str) -> N
         assert {b.label for b in at.get("download_button")} >= {"PDF", "HTML", "XLSX", "MD"}
 
 
-def test_overview_headline_equals_poise_metrics(demo_url: str, use: Any) -> None:
-    use(demo_url)
+def test_overview_headline_equals_poise_metrics(dashboard_demo_url: str, use: Any) -> None:
+    use(dashboard_demo_url)
     at = run("overview")
     assert_clean(at)
     period = last_days(28)
@@ -147,7 +135,7 @@ def test_overview_headline_equals_poise_metrics(demo_url: str, use: Any) -> None
             "--format",
             "json",
             "--db",
-            demo_url,
+            dashboard_demo_url,
             "--from",
             f"{period.start:%Y-%m-%d}",
             "--to",
@@ -189,8 +177,8 @@ def test_overview_headline_equals_poise_metrics(demo_url: str, use: Any) -> None
     ]
 
 
-def test_filters_change_the_figures(demo_url: str, use: Any) -> None:
-    use(demo_url)
+def test_filters_change_the_figures(dashboard_demo_url: str, use: Any) -> None:
+    use(dashboard_demo_url)
     at = run("delivery")
     assert_clean(at)
     org = metric(at, "Deployments per week").value
@@ -198,7 +186,7 @@ def test_filters_change_the_figures(demo_url: str, use: Any) -> None:
     assert_clean(at)
     team = metric(at, "Deployments per week").value
     assert team != org
-    card = engine_card(demo_url, last_days(28), Scope(team="storefront"))
+    card = engine_card(dashboard_demo_url, last_days(28), Scope(team="storefront"))
     assert team == components.per_week(card["dora"]["deployment_frequency"]["per_week"])
     assert at.query_params["team"] == ["storefront"] or at.query_params["team"] == "storefront"
     # the service list follows the team
@@ -206,20 +194,20 @@ def test_filters_change_the_figures(demo_url: str, use: Any) -> None:
     assert "search" in services and "billing-api" not in services
     at.selectbox(key="flt_service").set_value("search").run()
     assert_clean(at)
-    card = engine_card(demo_url, last_days(28), Scope(service="search"))
+    card = engine_card(dashboard_demo_url, last_days(28), Scope(service="search"))
     assert metric(at, "Lead time (median)").value == components.hours(
         card["dora"]["lead_time"]["median_hours"]
     )
     at.selectbox(key="flt_period").set_value("90d").run()
     assert_clean(at)
-    card = engine_card(demo_url, last_days(90), Scope(service="search"))
+    card = engine_card(dashboard_demo_url, last_days(90), Scope(service="search"))
     assert metric(at, "Lead time (median)").value == components.hours(
         card["dora"]["lead_time"]["median_hours"]
     )
 
 
-def test_a_shared_link_selects_team_and_period(demo_url: str, use: Any) -> None:
-    use(demo_url)
+def test_a_shared_link_selects_team_and_period(dashboard_demo_url: str, use: Any) -> None:
+    use(dashboard_demo_url)
     end = today()
     start = end - timedelta(days=42)
     at = run(
@@ -229,7 +217,7 @@ def test_a_shared_link_selects_team_and_period(demo_url: str, use: Any) -> None:
         **{"from": f"{start:%Y-%m-%d}", "to": f"{end:%Y-%m-%d}"},
     )
     assert_clean(at)
-    card = engine_card(demo_url, Period(start, end), Scope(team="billing"))
+    card = engine_card(dashboard_demo_url, Period(start, end), Scope(team="billing"))
     assert metric(at, "Incidents").value == components.count(card["incidents"]["count"])
     assert metric(at, "Time to resolve").value == components.hours(
         card["incidents"]["mttr_median_hours"]
@@ -238,8 +226,8 @@ def test_a_shared_link_selects_team_and_period(demo_url: str, use: Any) -> None:
     assert at.selectbox(key="flt_period").value == "custom"
 
 
-def test_a_link_to_an_unknown_team_says_so(demo_url: str, use: Any) -> None:
-    use(demo_url)
+def test_a_link_to_an_unknown_team_says_so(dashboard_demo_url: str, use: Any) -> None:
+    use(dashboard_demo_url)
     at = run("overview", team="<b>nobody</b>", period="1999Q9")
     assert_clean(at)
     warnings = " ".join(w.value for w in at.warning)
@@ -248,13 +236,13 @@ def test_a_link_to_an_unknown_team_says_so(demo_url: str, use: Any) -> None:
     assert at.selectbox(key="flt_team").value == "All teams"
 
 
-def test_team_retro_compares_sprints_and_writes_markdown(demo_url: str, use: Any) -> None:
-    use(demo_url)
+def test_team_retro_compares_sprints_and_writes_markdown(dashboard_demo_url: str, use: Any) -> None:
+    use(dashboard_demo_url)
     at = run("team_retro", team="growth")
     assert_clean(at)
     end = today()
     sprint = Period(end - timedelta(days=14), end)
-    card = engine_card(demo_url, sprint, Scope(team="growth"))
+    card = engine_card(dashboard_demo_url, sprint, Scope(team="growth"))
     assert metric(at, "Deployments per week").value == components.per_week(
         card["dora"]["deployment_frequency"]["per_week"]
     )
@@ -273,8 +261,8 @@ def test_team_retro_compares_sprints_and_writes_markdown(demo_url: str, use: Any
     assert at.query_params["sprint_days"] in (["7"], "7")
 
 
-def test_incident_search_narrows_the_index(demo_url: str, use: Any) -> None:
-    use(demo_url)
+def test_incident_search_narrows_the_index(dashboard_demo_url: str, use: Any) -> None:
+    use(dashboard_demo_url)
     at = run("incidents")
     everything = len(at.dataframe[-1].value)
     at.text_input[0].set_value("regression").run()
@@ -284,20 +272,20 @@ def test_incident_search_narrows_the_index(demo_url: str, use: Any) -> None:
     assert all("regression" in " ".join(map(str, row)).lower() for row in found.itertuples())
 
 
-def test_reliability_burndown_follows_the_chosen_slo(demo_url: str, use: Any) -> None:
-    use(demo_url)
+def test_reliability_burndown_follows_the_chosen_slo(dashboard_demo_url: str, use: Any) -> None:
+    use(dashboard_demo_url)
     at = run("reliability", slo="auth-availability")
     assert_clean(at)
     choice = next(box for box in at.selectbox if box.label == "SLO")
     assert choice.value == "auth-availability"
-    card = engine_card(demo_url, last_days(28), Scope())
+    card = engine_card(dashboard_demo_url, last_days(28), Scope())
     slo = next(s for s in card["slos"] if s["name"] == "auth-availability")
     numbers = at.dataframe[1].value
     assert numbers["remaining"].iloc[-1] == pytest.approx(slo["budget_remaining"])
 
 
-def test_data_sources_lists_coverage_and_findings(demo_url: str, use: Any) -> None:
-    use(demo_url)
+def test_data_sources_lists_coverage_and_findings(dashboard_demo_url: str, use: Any) -> None:
+    use(dashboard_demo_url)
     at = run("data_sources")
     assert_clean(at)
     coverage = at.dataframe[0].value
@@ -307,7 +295,7 @@ def test_data_sources_lists_coverage_and_findings(demo_url: str, use: Any) -> No
         "incidents_attributed",
         "slos_with_data",
     ]
-    card = engine_card(demo_url, last_days(28), Scope())
+    card = engine_card(dashboard_demo_url, last_days(28), Scope())
     attributed = card["attribution"]["explicit"] + card["attribution"]["inferred"]
     row = coverage.set_index("measure").loc["incidents_attributed"]
     assert (row["covered"], row["total"]) == (attributed, card["incidents"]["count"])
