@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard import access
+
 st.set_page_config(
     page_title="Poise",
     page_icon=":material/balance:",
@@ -32,6 +34,13 @@ PAGES = {
         st.Page("pages/data_sources.py", title="Data & sources", icon=":material/database:"),
     ],
 }
+
+# Sign-in and roles (poise.yaml `auth:`): a visitor without a role stops here.
+visitor = access.gate()
+if visitor.restricted:  # sync state names every team's services and repositories
+    PAGES["Reports and data"] = [
+        page for page in PAGES["Reports and data"] if page.title != "Data & sources"
+    ]
 
 navigation = st.navigation(PAGES)
 navigation.run()
