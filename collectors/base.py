@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import repeat
@@ -466,67 +466,105 @@ def run_http_stream(ctx: SyncContext, stream: Stream, scope: Scope, *, start: An
     else:
         request = stream.first_request(scope, cursor)
     first = True
-    while request is not None:
-        response = ctx.http.request(
+    with PageFetcher(ctx.http) as pages:
+        while request is not None:
+            response = pages.get(request, etag=etag if first and not pending else None)
+            if response.not_modified:
+                ctx.advance(0)
+                return
+            if first and not pending and stream.conditional:
+                etag = response.etag
+            first = False
+            records = stream.records_of(response.json(), response)
+            fresh, values, stop = [], [], False
+            for record in records:
+                field_value = record.get(stream.cursor_field) if stream.cursor_field else None
+                value = cursor_value(field_value) if field_value is not None else None
+                if stream.newest_first and None not in (value, cursor) and value < cursor:
+                    stop = True
+                    continue
+                fresh.append(record)
+                values.append(value)
+            following = None if stop else stream.paginator.next_request(response, request, records)
+            pages.prefetch(following)
+            rows: Rows = {}
+            for value, record in zip(
+                values, complete_records(ctx, stream, scope, fresh), strict=True
+            ):
+                if value is not None:
+                    highest = value if highest is None or value > highest else highest
+                    if stream.settled is not None and not stream.settled(record):
+                        held = value if held is None or value < held else held
+                merge_rows(rows, stream.convert(record, scope))
+            reached = highest if None in (held, highest) else min(highest, held)
+            bookmark: dict[str, Any] = {"cursor": reached, "etag": etag if held is None else None}
+            if following is not None and stream.newest_first:
+                bookmark = {
+                    "cursor": cursor,
+                    "etag": state.get("etag"),
+                    "pending": {
+                        "request": {
+                            "url": ctx.http.absolute(following.url),
+                            "params": dict(following.params) if following.params else None,
+                            "method": following.method,
+                            "json_body": following.json_body,
+                        },
+                        "cursor": highest,
+                        "held": held,
+                        "etag": etag,
+                    },
+                }
+            ctx.store_page(
+                stream.name,
+                scope.key,
+                request=RawRequest(request.method, response.url, request.params),
+                payload=response.text,
+                status=response.status,
+                rows=rows,
+                records=len(records),
+                bookmark=bookmark,
+                final=following is None,
+            )
+            request = following
+
+
+class PageFetcher:
+    """Sends a stream's page requests; the next page's goes out while this one is stored.
+
+    Paging is sequential (each next URL comes from the page before), so this one request
+    in flight is what overlaps the API's latency with converting and storing. An error of
+    the page fetched ahead surfaces when that page is asked for, after the current page
+    is stored; leaving the block waits for the request in flight, so none outlives it.
+    """
+
+    def __init__(self, http: HttpClient) -> None:
+        self.http = http
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="poise-next-page")
+        self._ahead: tuple[PageRequest, Future[HttpResponse]] | None = None
+
+    def __enter__(self) -> PageFetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def get(self, request: PageRequest, *, etag: str | None = None) -> HttpResponse:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == request and etag is None:
+            return ahead[1].result()
+        return self._send(request, etag)
+
+    def prefetch(self, request: PageRequest | None) -> None:
+        self._ahead = None if request is None else (request, self._pool.submit(self._send, request))
+
+    def _send(self, request: PageRequest, etag: str | None = None) -> HttpResponse:
+        return self.http.request(
             request.method,
             request.url,
             params=request.params,
             json_body=request.json_body,
-            etag=etag if first and not pending else None,
+            etag=etag,
         )
-        if response.not_modified:
-            ctx.advance(0)
-            return
-        if first and not pending and stream.conditional:
-            etag = response.etag
-        first = False
-        records = stream.records_of(response.json(), response)
-        fresh, values, stop = [], [], False
-        for record in records:
-            value = cursor_value(record.get(stream.cursor_field)) if stream.cursor_field else None
-            if stream.newest_first and None not in (value, cursor) and value < cursor:
-                stop = True
-                continue
-            fresh.append(record)
-            values.append(value)
-        rows: Rows = {}
-        for value, record in zip(values, complete_records(ctx, stream, scope, fresh), strict=True):
-            if value is not None:
-                highest = value if highest is None or value > highest else highest
-                if stream.settled is not None and not stream.settled(record):
-                    held = value if held is None or value < held else held
-            merge_rows(rows, stream.convert(record, scope))
-        following = None if stop else stream.paginator.next_request(response, request, records)
-        reached = highest if None in (held, highest) else min(highest, held)
-        bookmark: dict[str, Any] = {"cursor": reached, "etag": etag if held is None else None}
-        if following is not None and stream.newest_first:
-            bookmark = {
-                "cursor": cursor,
-                "etag": state.get("etag"),
-                "pending": {
-                    "request": {
-                        "url": ctx.http.absolute(following.url),
-                        "params": dict(following.params) if following.params else None,
-                        "method": following.method,
-                        "json_body": following.json_body,
-                    },
-                    "cursor": highest,
-                    "held": held,
-                    "etag": etag,
-                },
-            }
-        ctx.store_page(
-            stream.name,
-            scope.key,
-            request=RawRequest(request.method, response.url, request.params),
-            payload=response.text,
-            status=response.status,
-            rows=rows,
-            records=len(records),
-            bookmark=bookmark,
-            final=following is None,
-        )
-        request = following
 
 
 def complete_records(

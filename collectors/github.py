@@ -31,6 +31,7 @@ from urllib.parse import quote
 from sqlalchemy import select
 
 from collectors.base import (
+    PageFetcher,
     RawRequest,
     Rows,
     Scope,
@@ -542,7 +543,10 @@ class WorkflowRuns:
     def __init__(self, ctx: SyncContext, scope: Scope, workflow_id: str, origin: datetime) -> None:
         assert ctx.http is not None
         self.ctx, self.scope, self.http = ctx, scope, ctx.http
-        self.stream = WORKFLOW_RUNS
+        # Without a deploy_job there is nothing to ask about a run: no detail requests.
+        self.stream = (
+            WORKFLOW_RUNS if scope.location.deploy_job else replace(WORKFLOW_RUNS, details=None)
+        )
         self.path = WORKFLOW_RUNS.path.format(repo=scope.location.repo, workflow_id=workflow_id)
         self.origin = origin
 
@@ -605,35 +609,35 @@ class WorkflowRuns:
         reached: datetime,
     ) -> datetime | None:
         """Store one window's pages; the bookmark moves to its end on the last one."""
-        while True:
-            records = complete_records(
-                self.ctx, self.stream, self.scope, self.stream.records_of(body, response)
-            )
-            rows: Rows = {}
-            for run in records:
-                if not run_settled(run):
-                    created = parse_timestamp(run["created_at"])
-                    held = created if held is None or created < held else held
-                merge_rows(rows, run_rows(run, self.scope))
-            following = self.stream.paginator.next_request(response, request, records)
-            cursor = reached if held is None else min(held, reached)
-            checkpoint = {"bookmark": {"cursor": cursor_value(cursor)}} if following is None else {}
-            self.ctx.store_page(
-                self.stream.name,
-                self.scope.key,
-                request=RawRequest(request.method, response.url, request.params),
-                payload=response.text,
-                status=response.status,
-                rows=rows,
-                records=len(records),
-                final=following is None,
-                **checkpoint,
-            )
-            if following is None:
-                return held
-            request = following
-            response = self.http.get(request.url, request.params)
-            body = response.json()
+        with PageFetcher(self.http) as pages:
+            while True:
+                page = self.stream.records_of(body, response)
+                following = self.stream.paginator.next_request(response, request, page)
+                pages.prefetch(following)
+                rows: Rows = {}
+                for run in complete_records(self.ctx, self.stream, self.scope, page):
+                    if not run_settled(run):
+                        created = parse_timestamp(run["created_at"])
+                        held = created if held is None or created < held else held
+                    merge_rows(rows, run_rows(run, self.scope))
+                cursor = reached if held is None else min(held, reached)
+                last = {"bookmark": {"cursor": cursor_value(cursor)}} if following is None else {}
+                self.ctx.store_page(
+                    self.stream.name,
+                    self.scope.key,
+                    request=RawRequest(request.method, response.url, request.params),
+                    payload=response.text,
+                    status=response.status,
+                    rows=rows,
+                    records=len(page),
+                    final=following is None,
+                    **last,
+                )
+                if following is None:
+                    return held
+                request = following
+                response = pages.get(request)
+                body = response.json()
 
 
 def _second(moment: datetime) -> datetime:
