@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import components, queries
+from dashboard import access, components, queries
 from dashboard.filters import quarter_choices
 from reports import FORMATS, default_filename
 
@@ -35,11 +35,17 @@ with choice:
         index=quarters.index(asked) if asked in quarters else min(1, len(quarters) - 1),
         help="Calendar quarters (UTC). The current quarter's report covers the days so far.",
     )
-teams = ["Whole organisation", *view.catalog["teams"]]
+WHOLE = "Whole organisation"
+# A team member's report covers their own teams only (the whole-organisation report
+# holds every team's details).
+teams = [*([] if access.current().restricted else [WHOLE]), *view.catalog["teams"]]
+if not teams:
+    components.not_enough("None of your teams holds data yet.")
+    st.stop()
 with scope:
     default_team = view.query.team if view.query.team in teams else teams[0]
     picked = st.selectbox("Scope", teams, index=teams.index(default_team))
-team = None if picked == teams[0] else picked
+team = None if picked == WHOLE else picked
 st.query_params["quarter"] = quarter
 
 st.subheader("Download")
