@@ -22,6 +22,7 @@ from metrics.model import Period, Scope, Settings
 from metrics.slo_data import Reliability, evaluation_cap, load_reliability
 from metrics.stats import to_jsonable
 from poise.timeutil import ensure_utc, utcnow
+from poise.warehouse.engine import read_snapshot
 
 
 @dataclass
@@ -70,7 +71,7 @@ def compute(
 ) -> Basis:
     """Read once and compute the row-level basis of every figure."""
     moment = ensure_utc(now) if now is not None else utcnow()
-    with engine.connect() as connection:
+    with read_snapshot(engine) as connection:  # one state, even while a sync writes
         frames = load(connection, period, scope, settings)
         rel = load_reliability(
             connection,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
@@ -70,6 +72,27 @@ def connect_or_explain(engine: Engine) -> None:
         raise DatabaseUnavailable(
             f"database unavailable at {redact(str(engine.url))}: {reason}"
         ) from None
+
+
+@contextmanager
+def read_snapshot(engine: Engine) -> Iterator[Connection]:
+    """A connection whose reads all see one committed state of the warehouse, however many
+    statements they take and whatever a sync commits meanwhile (never half of a write).
+
+    PostgreSQL: a REPEATABLE READ transaction (READ COMMITTED, the default, lets each
+    statement see the latest commit). SQLite: an explicit BEGIN, since the driver starts a
+    transaction only before a write and each SELECT would otherwise be its own snapshot;
+    in WAL mode the snapshot does not block the writer. Rolled back at the end: reads only.
+    """
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            connection = connection.execution_options(isolation_level="REPEATABLE READ")
+        elif engine.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN")
+        try:
+            yield connection
+        finally:
+            connection.rollback()
 
 
 def table_names(engine: Engine) -> set[str]:

@@ -1,0 +1,190 @@
+"""Pages keep working while a sync writes, and never see half of it.
+
+A writer process (`poise import` of 12,000 deployments with their changes, one transaction,
+as a sync page is) runs while reader threads compute the figures the pages show, through
+the dashboard's own query functions below their cache, over and over; the Overview page
+is rendered (AppTest) at the same time. Every figure seen must be the one of before the
+write or of after it: deployments and their changes arrive together or not at all.
+SQLite (WAL: readers do not block the writer nor see its uncommitted rows) and PostgreSQL
+(MVCC).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, insert, select
+
+from dashboard import data
+from dashboard.data import Query, Warehouse
+from metrics import Settings
+from poise.cli import main
+from poise.warehouse import open_warehouse, schema
+from poise.warehouse.engine import read_snapshot
+
+START = datetime(2026, 6, 1, tzinfo=UTC)
+END = datetime(2026, 9, 1, tzinfo=UTC)
+SERVICES = [f"svc-{n:02d}" for n in range(12)]
+BEFORE, WRITTEN = 3_000, 12_000
+
+
+def write_files(folder: Path) -> tuple[Path, Path, Path, Path]:
+    services = folder / "services.csv"
+    services.write_text(
+        "name,team\n" + "".join(f"{s},team-{i % 4}\n" for i, s in enumerate(SERVICES)),
+        encoding="utf-8",
+    )
+
+    def changes_and_deployments(first: int, count: int, tag: str) -> tuple[Path, Path]:
+        changes = folder / f"changes-{tag}.csv"
+        deployments = folder / f"deployments-{tag}.csv"
+        change_rows = ["id,service,sha,committed_at\n"]
+        deployment_rows = ["id,service,environment,deployed_at,status,sha,change_ids\n"]
+        span = (END - START).total_seconds()
+        for n in range(first, first + count):
+            service = SERVICES[n % len(SERVICES)]
+            deployed = START + timedelta(seconds=span * ((n * 7919) % 100_000) / 100_000)
+            committed = deployed - timedelta(hours=1 + n % 50)
+            change_rows.append(f"c{n},{service},{n:040x},{committed:%Y-%m-%dT%H:%M:%SZ}\n")
+            deployment_rows.append(
+                f"d{n},{service},production,{deployed:%Y-%m-%dT%H:%M:%SZ},success,{n:040x},c{n}\n"
+            )
+        changes.write_text("".join(change_rows), encoding="utf-8")
+        deployments.write_text("".join(deployment_rows), encoding="utf-8")
+        return changes, deployments
+
+    before_changes, before_deployments = changes_and_deployments(0, BEFORE, "before")
+    # The written batch's changes land first (a separate step); its deployments, which ship
+    # them, land in the one transaction the readers race against.
+    _, later_deployments = changes_and_deployments(BEFORE, WRITTEN, "later")
+    return services, before_changes, before_deployments, later_deployments
+
+
+def figures(warehouse: Warehouse, team: str | None = None) -> tuple[int, int]:
+    card = data.scorecard(warehouse, Query(START, END, team, None))
+    dora = card["dora"]
+    return dora["deployment_frequency"]["deployments"], dora["lead_time"]["changes"]
+
+
+@pytest.mark.slow
+def test_pages_during_a_write_see_before_or_after_never_half(
+    warehouse_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services, before_changes, before_deployments, later_deployments = write_files(tmp_path)
+    db = ["--db", warehouse_url]
+    assert main(["import", "--kind", "services", str(services), *db]) == 0
+    assert main(["import", "--kind", "changes", str(before_changes), *db]) == 0
+    assert main(["import", "--kind", "deployments", str(before_deployments), *db]) == 0
+    assert main(["import", "--kind", "changes", str(tmp_path / "changes-later.csv"), *db]) == 0
+
+    engine = open_warehouse(warehouse_url)
+    warehouse = Warehouse(engine, Settings())
+    before = figures(warehouse)
+    assert before[0] == BEFORE
+
+    seen: list[tuple[float, tuple[int, int]]] = []  # (when it finished, figures)
+    errors: list[BaseException] = []
+    renders: list[Any] = []
+    writing = threading.Event()
+    finished = threading.Event()
+
+    def reader() -> None:
+        while not finished.is_set():
+            try:
+                pair = figures(warehouse)
+                seen.append((time.monotonic(), pair))
+            except BaseException as exc:
+                errors.append(exc)
+                return
+
+    def render_overview() -> None:
+        from streamlit.testing.v1 import AppTest
+
+        from dashboard import queries
+
+        writing.wait(60)
+        while not finished.is_set():
+            try:
+                queries.clear()
+                app = AppTest.from_file(str(Path(__file__).parents[1] / "pages/overview.py"))
+                app.query_params["from"] = f"{START:%Y-%m-%d}"
+                app.query_params["to"] = f"{END:%Y-%m-%d}"
+                renders.append(app.run(timeout=120))
+            except BaseException as exc:
+                errors.append(exc)
+                return
+
+    monkeypatch.setenv("POISE_DATABASE_URL", warehouse_url)
+    monkeypatch.delenv("POISE_CONFIG", raising=False)
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    threads.append(threading.Thread(target=render_overview))
+    for thread in threads:
+        thread.start()
+    env = dict(os.environ, POISE_DATABASE_URL=warehouse_url)
+    started = time.monotonic()
+    try:
+        writing.set()
+        done = subprocess.run(
+            [sys.executable, "-m", "poise.cli", "import", "--kind", "deployments",
+             str(later_deployments), *db],
+            env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        stopped = time.monotonic()
+        while time.monotonic() < stopped + 30 and not [t for t, _ in seen if t > stopped]:
+            time.sleep(0.1)  # one more read after the commit, so "after" is seen too
+    finally:
+        finished.set()
+        for thread in threads:
+            thread.join(300)
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    after = figures(warehouse)
+    engine.dispose()
+
+    assert not errors, errors
+    assert after[0] == BEFORE + WRITTEN and after[1] > before[1]
+    torn = [pair for _, pair in seen if pair not in (before, after)]
+    assert not torn, f"half a write seen: {torn[:5]} (before {before}, after {after})"
+    during = [pair for moment, pair in seen if started < moment < stopped]
+    assert len(during) >= 3, f"only {len(during)} reads while the writer ran"
+    assert after in [pair for _, pair in seen]
+    assert renders and all(not render.exception for render in renders)
+    assert elapsed < 600
+
+
+def _count(connection: Any) -> int:
+    return int(connection.scalar(select(func.count()).select_from(schema.teams)) or 0)
+
+
+def test_a_read_snapshot_sees_one_state_while_a_writer_commits(warehouse: Any) -> None:
+    """Deterministic: a commit lands between two reads of one snapshot, which does not see it
+    (a plain connection would), and the writer is not blocked by the reader."""
+    with warehouse.begin() as connection:
+        connection.execute(
+            insert(schema.teams), {"name": "one", "source": "t", "updated_at": START}
+        )
+    with read_snapshot(warehouse) as snapshot:
+        assert _count(snapshot) == 1
+        with warehouse.begin() as writer:  # would wait or fail if the reader blocked it
+            writer.execute(
+                insert(schema.teams), {"name": "two", "source": "t", "updated_at": START}
+            )
+        with warehouse.connect() as plain:
+            assert _count(plain) == 2
+        assert _count(snapshot) == 1
+    with read_snapshot(warehouse) as snapshot:
+        assert _count(snapshot) == 2
+
+
+def test_the_figures_are_read_in_one_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
+    import metrics.scorecard as scorecard
+
+    assert scorecard.read_snapshot is read_snapshot  # compute() reads through it
