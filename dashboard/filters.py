@@ -20,7 +20,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import queries
+from dashboard import access, queries
 from dashboard.data import Query
 from metrics import Period
 from poise.errors import PoiseError
@@ -131,9 +131,15 @@ def period_params(period: Period) -> dict[str, str]:
 def allowed_scope(
     team: str | None, service: str | None, catalog: dict[str, Any]
 ) -> tuple[str | None, str | None, list[str]]:
-    """The scope a visitor asked for, narrowed to what exists (and, once sign-in lands, to
-    what the visitor may see): (team, service, notices about what was dropped)."""
+    """The scope a visitor asked for, narrowed to what exists and to what the visitor's role
+    may see (dashboard.access): (team, service, notices about what was dropped).
+
+    The one place where access meets the filters: the link's parameters, the session's
+    memory and the widgets' values all pass through here, so none of them can widen a
+    view. A team member's scope is always one of their teams (their first, when they ask
+    for all teams or another team's)."""
     notices: list[str] = []
+    visitor = access.current()
     teams: Sequence[str] = catalog["teams"]
     services = catalog["services"]
     if team is not None and team not in teams:
@@ -149,6 +155,11 @@ def allowed_scope(
             service = None
         else:
             team = str(owner.iloc[0])
+    if visitor.restricted and not visitor.sees(team):
+        mine = sorted(visitor.teams)
+        if team is not None:
+            notices.append(f"Team {team!r} is not one of your teams: showing {mine[0]!r}.")
+        team, service = (mine[0] if mine else "", None)
     return team, service, notices
 
 
@@ -190,13 +201,21 @@ def _init(key: str, value: Any) -> None:
 
 def sidebar(*, period: bool = True, service: bool = True, now: datetime | None = None) -> View:
     """Render the filters in the sidebar and return the view they select."""
-    catalog = queries.catalog()
+    visitor = access.current()
+    if visitor.refused:  # app.py's gate shows the refusal; a page on its own shows nothing
+        st.stop()
+    every = queries.catalog()
     asked = _requested()
-    team, chosen_service, notices = allowed_scope(asked.get("team"), asked.get("service"), catalog)
+    team, chosen_service, notices = allowed_scope(asked.get("team"), asked.get("service"), every)
+    catalog = access.visible_catalog(every, visitor)
     bar = st.sidebar
     bar.markdown("### Filters")
 
     team_options = [ALL_TEAMS, *catalog["teams"]]
+    if visitor.restricted:  # never "all teams"; and a team of theirs without data yet
+        team_options = sorted({*catalog["teams"], *([team] if team else [])})
+        if st.session_state.get("flt_team") not in team_options:
+            st.session_state.pop("flt_team", None)
     _init("flt_team", team or ALL_TEAMS)
     picked_team = bar.selectbox("Team", team_options, key="flt_team")
     team_value = None if picked_team == ALL_TEAMS else picked_team
@@ -238,6 +257,8 @@ def sidebar(*, period: bool = True, service: bool = True, now: datetime | None =
     if bar.button("Refresh data", help="Read the warehouse again instead of cached figures"):
         queries.clear()
         st.rerun()
+    # whatever the widgets hold, the scope passes the access check once more
+    team_value, service_value, _ = allowed_scope(team_value, service_value, every)
     query = Query(chosen_period.start, chosen_period.end, team_value, service_value)
     return View(query, key, label, catalog, tuple(notices))
 
