@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import resource
 import sqlite3
 import subprocess
 import sys
@@ -36,6 +35,9 @@ from sqlalchemy import create_engine, text
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from memory import peak_rss_mib, reset_peak_rss  # noqa: E402
 
 from poise.importer import KINDS, import_file  # noqa: E402
 from poise.timeutil import to_sqlite_text, utcnow  # noqa: E402
@@ -68,25 +70,6 @@ def org_set(out: Path, scale: float) -> dict[str, Path]:
         subprocess.run([sys.executable, str(HERE / "orggen.py"), str(folder), *options], check=True)
         done.touch()
     return {kind: folder / f"{kind}.csv" for kind in ORDER}
-
-
-def reset_peak_rss() -> bool:
-    """Start a new peak-RSS measurement (Linux: writing 5 to clear_refs resets VmHWM)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def peak_rss_mib() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class Clock:

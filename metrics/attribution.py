@@ -15,6 +15,7 @@ Every row carries the reason in words, which is what `poise explain` prints and 
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -23,6 +24,7 @@ from sqlalchemy import Engine, select
 
 from metrics.frames import production, raw_time, read
 from metrics.model import Settings
+from metrics.stats import group_counts
 from metrics.wording import duration
 from poise.timeutil import utcnow
 from poise.warehouse import schema
@@ -58,12 +60,13 @@ def attribute(
     open_ = ~explicit & ~known_cause & ~no_service
 
     inferred = _infer(frame[open_], deployments, window)
+    # plain object columns: pandas' arrow strings make the isin() lookups downstream slow
     out = pd.DataFrame(
         {
-            "incident_id": frame["id"],
-            "deployment_id": frame["caused_by_deployment"],
-            "method": "none",
-            "reason": "",
+            "incident_id": frame["id"].astype(object),
+            "deployment_id": frame["caused_by_deployment"].astype(object),
+            "method": pd.Series("none", index=frame.index, dtype=object),
+            "reason": pd.Series("", index=frame.index, dtype=object),
             "lag_hours": float("nan"),
         },
         index=frame.index,
@@ -135,14 +138,26 @@ def _infer(open_: pd.DataFrame, deployments: pd.DataFrame, window: timedelta) ->
     return merged.set_index("_row")[["deployment_id", "lag_hours"]].reindex(open_.index)
 
 
-def counts(attributions: pd.DataFrame) -> dict[str, int]:
-    """`explicit`, `inferred`, `unattributed`: how the period's incidents were attributed."""
+def counts_by(
+    attributions: pd.DataFrame, keys: pd.Series, groups: Sequence[Hashable]
+) -> dict[Hashable, dict[str, int]]:
+    """`explicit`, `inferred`, `unattributed` per group (`keys` aligned with the rows)."""
     methods = attributions["method"]
-    return {
-        "explicit": int((methods == "explicit").sum()),
-        "inferred": int((methods == "inferred").sum()),
-        "unattributed": int((methods == "none").sum()),
+    per = {
+        name: group_counts(methods == method, keys, groups)
+        for name, method in (
+            ("explicit", "explicit"),
+            ("inferred", "inferred"),
+            ("unattributed", "none"),
+        )
     }
+    return {group: {name: per[name][group] for name in per} for group in groups}
+
+
+def counts(attributions: pd.DataFrame) -> dict[str, int]:
+    """How one scope's incidents were attributed (see `counts_by`)."""
+    keys = pd.Series(0, index=attributions.index)
+    return counts_by(attributions, keys, [0])[0]
 
 
 def refresh_attributions(engine: Engine, settings: Settings) -> dict[str, int]:

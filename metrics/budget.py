@@ -8,6 +8,7 @@ A deployment burns what its attributed incidents burned.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
@@ -47,12 +48,14 @@ def deployment_budget(per_incident: pd.DataFrame, attributions: pd.DataFrame) ->
 
 
 def _totals(frame: pd.DataFrame, keys: list[str], id_column: str, count_key: str) -> pd.DataFrame:
+    """Counts and sums per group. Sums use math.fsum, which does not depend on the order
+    the rows came in, so SQLite and PostgreSQL give the same figures to the last bit."""
     shares = pd.to_numeric(frame["budget_share"])
     grouped = frame.assign(budget_share=shares).groupby(keys, sort=True)
     out = grouped.agg(
         **{count_key: (id_column, "nunique")},
-        bad_events=("bad_events", "sum"),
-        budget_share=("budget_share", "sum"),
+        bad_events=("bad_events", math.fsum),
+        budget_share=("budget_share", math.fsum),
     )
     unknown = shares.isna().groupby([frame[k] for k in keys]).any()
     out["budget_share"] = (

@@ -83,6 +83,8 @@ def with_risk(
 ) -> pd.DataFrame:
     """Every certificate with `days_left` and `risk` (None when it is fine)."""
     frame = certificates.copy()
+    # an empty frame has object columns; the subtraction below needs datetimes
+    frame["not_after"] = pd.to_datetime(frame["not_after"], utc=True)
     moment = pd.Timestamp(ensure_utc(now))
     horizon = moment + timedelta(days=within_days)
     frame["days_left"] = (frame["not_after"] - moment).dt.total_seconds() / 86400.0

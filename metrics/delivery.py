@@ -6,12 +6,13 @@ service's production environment, status `success`) count anywhere here.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import pandas as pd
 
 from metrics.model import Period, Settings
-from metrics.stats import quantile, ratio
+from metrics.stats import group_counts, group_sizes, group_stats, ratio
 from metrics.tiers import grade
 from metrics.wording import duration
 
@@ -75,16 +76,15 @@ def deployment_rows(
     linked = attributions[
         attributions["method"].isin(["explicit", "inferred"])
         & attributions["deployment_id"].isin(rows["id"])
-    ].merge(
-        incidents[["id", "started_at", "resolved_at"]].rename(columns={"id": "incident_id"}),
-        on="incident_id",
-    )
+    ].astype({"incident_id": object})
+    times = incidents[["id", "started_at", "resolved_at"]].rename(columns={"id": "incident_id"})
+    linked = linked.merge(times.astype({"incident_id": object}), on="incident_id")
     linked = linked.sort_values(["started_at", "incident_id"], kind="stable")
     by_deployment = linked.groupby("deployment_id", sort=False)
-    incident_lists = by_deployment["incident_id"].agg(list)
-    rows["incidents"] = [
-        incident_lists.get(key, []) if len(incident_lists) else [] for key in rows["id"]
-    ]
+    incident_lists: dict[str, list[str]] = {}
+    for deployment, incident in zip(linked["deployment_id"], linked["incident_id"], strict=True):
+        incident_lists.setdefault(deployment, []).append(incident)
+    rows["incidents"] = [incident_lists.get(key, []) for key in rows["id"]]
     open_incident = linked["resolved_at"].isna().groupby(linked["deployment_id"]).any()
     rows["incident_open"] = _lookup(open_incident, rows["id"]).fillna(False).astype(bool)
     rows["last_resolved"] = _lookup(by_deployment["resolved_at"].max(), rows["id"])
@@ -151,80 +151,87 @@ def _graded(
     )
 
 
-def deployment_frequency(rows: pd.DataFrame, period: Period, settings: Settings) -> dict[str, Any]:
-    """ "Deployment frequency": the period's production deployments and their rate per week."""
-    count = len(rows)
-    per_week = count / period.weeks
-    return {
-        "deployments": count,
-        "per_week": float(per_week),
-        **_graded("deployment_frequency", per_week, count, "deployments", settings),
-    }
+def dora_by(
+    rows: pd.DataFrame,
+    changes: pd.DataFrame,
+    periods: Mapping[Hashable, Period],
+    settings: Settings,
+) -> dict[Hashable, dict[str, Any]]:
+    """The `dora` block for every group at once; `rows` (from `deployment_rows`) and
+    `changes` carry a `group` column, `periods` names each group's period.
 
-
-def lead_time(changes: pd.DataFrame, settings: Settings) -> dict[str, Any]:
-    """ "Change lead time": committed_at to first production deployment, for the changes
-    first deployed in the period; lead times <= 0 are left out (and counted)."""
-    values = changes["lead_hours"]
-    valid = values[values > 0]
-    median = quantile(valid, 0.5)
-    return {
-        "median_hours": median,
-        "p90_hours": quantile(valid, 0.9),
-        "changes": len(valid),
-        "excluded_nonpositive": int((values <= 0).sum()),
-        **_graded("lead_time", median, len(valid), "changes", settings),
-    }
-
-
-def change_failure_rate(rows: pd.DataFrame, settings: Settings) -> dict[str, Any]:
-    """ "Change fail rate": failed / all production deployments of the period."""
-    total = len(rows)
-    failed = int(rows["failed"].sum()) if total else 0
-    rate = ratio(failed, total)
-    return {
-        "rate": rate,
-        "failed": failed,
-        "deployments": total,
-        **_graded("change_failure_rate", rate, total, "deployments", settings),
-    }
-
-
-def recovery_time(rows: pd.DataFrame, settings: Settings) -> dict[str, Any]:
-    """ "Failed deployment recovery time": median hours from a failed deployment to its
-    earliest rollback/remediation, else to the last resolution of its incidents.
-
-    `failures` is the sample behind the median (failed deployments whose recovery is
-    known); `unrecovered` counts the failed ones still waiting (an incident unresolved).
+    - "Deployment frequency": the group's production deployments, and per week.
+    - "Change lead time": committed_at to first production deployment, median and p90 in
+      hours over the changes first deployed in the period; lead times <= 0 left out and
+      counted (`excluded_nonpositive`).
+    - "Change fail rate": failed / all production deployments.
+    - "Failed deployment recovery time": hours from a failed deployment to its earliest
+      rollback/remediation, else to the last resolution of its incidents. `failures` is
+      the sample behind the median; `unrecovered` counts failed ones still waiting.
+    - "Rework rate": deployments that roll back or remediate another / all deployments.
     """
-    failed = rows[rows["failed"]] if len(rows) else rows
-    values = failed["recovery_hours"].astype(float) if len(failed) else pd.Series(dtype=float)
-    known = values[values.notna() & (values >= 0)]
-    median = quantile(known, 0.5)
-    return {
-        "median_hours": median,
-        "p90_hours": quantile(known, 0.9),
-        "failures": len(known),
-        "unrecovered": int(values.isna().sum()),
-        **_graded("recovery_time", median, len(known), "failures", settings),
-    }
-
-
-def rework_rate(rows: pd.DataFrame) -> dict[str, Any]:
-    """ "Rework rate": deployments that roll back or remediate another / all deployments."""
-    total = len(rows)
-    rework = int(rows["rework"].sum()) if total else 0
-    return {"rate": ratio(rework, total), "rework": rework, "deployments": total}
+    groups = list(periods)
+    keys, change_keys = rows["group"], changes["group"]
+    deployments = group_sizes(keys, groups)
+    failed_mask = rows["failed"].astype(bool)
+    failed = group_counts(failed_mask, keys, groups)
+    rework = group_counts(rows["rework"].astype(bool), keys, groups)
+    lead_hours = changes["lead_hours"].astype(float)
+    lead = group_stats(lead_hours.where(lead_hours > 0), change_keys, groups)
+    nonpositive = group_counts(lead_hours <= 0, change_keys, groups)
+    recovery_hours = rows["recovery_hours"].astype(float)
+    recovered = recovery_hours.where(failed_mask & (recovery_hours >= 0))
+    recovery = group_stats(recovered, keys, groups)
+    unrecovered = group_counts(failed_mask & recovery_hours.isna(), keys, groups)
+    out: dict[Hashable, dict[str, Any]] = {}
+    for group in groups:
+        count, weeks = deployments[group], periods[group].weeks
+        rate = ratio(failed[group], count)
+        lead_median, lead_p90, lead_n = lead[group]
+        rec_median, rec_p90, rec_n = recovery[group]
+        out[group] = {
+            "deployment_frequency": {
+                "deployments": count,
+                "per_week": count / weeks,
+                **_graded("deployment_frequency", count / weeks, count, "deployments", settings),
+            },
+            "lead_time": {
+                "median_hours": lead_median,
+                "p90_hours": lead_p90,
+                "changes": lead_n,
+                "excluded_nonpositive": nonpositive[group],
+                **_graded("lead_time", lead_median, lead_n, "changes", settings),
+            },
+            "change_failure_rate": {
+                "rate": rate,
+                "failed": failed[group],
+                "deployments": count,
+                **_graded("change_failure_rate", rate, count, "deployments", settings),
+            },
+            "recovery_time": {
+                "median_hours": rec_median,
+                "p90_hours": rec_p90,
+                "failures": rec_n,
+                "unrecovered": unrecovered[group],
+                **_graded("recovery_time", rec_median, rec_n, "failures", settings),
+            },
+            "rework_rate": {
+                "rate": ratio(rework[group], count),
+                "rework": rework[group],
+                "deployments": count,
+            },
+        }
+    return out
 
 
 def dora(
     rows: pd.DataFrame, changes: pd.DataFrame, period: Period, settings: Settings
 ) -> dict[str, Any]:
-    """The `dora` block of the scorecard."""
-    return {
-        "deployment_frequency": deployment_frequency(rows, period, settings),
-        "lead_time": lead_time(changes, settings),
-        "change_failure_rate": change_failure_rate(rows, settings),
-        "recovery_time": recovery_time(rows, settings),
-        "rework_rate": rework_rate(rows),
-    }
+    """The `dora` block of one scope and period (see `dora_by`)."""
+    return dora_by(rows.assign(group=0), changes.assign(group=0), {0: period}, settings)[0]
+
+
+def deployment_frequency(rows: pd.DataFrame, period: Period, settings: Settings) -> dict[str, Any]:
+    """ "Deployment frequency" of one scope and period (see `dora_by`)."""
+    changes = pd.DataFrame({"lead_hours": pd.Series(dtype=float)})
+    return dora(rows, changes, period, settings)["deployment_frequency"]

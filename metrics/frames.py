@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import pandas as pd
@@ -26,10 +27,10 @@ from sqlalchemy import (
     or_,
     select,
     type_coerce,
-    union_all,
 )
 from sqlalchemy.sql.elements import ColumnElement
 
+from metrics.freshness import is_fresh
 from metrics.model import Period, Scope, Settings
 from poise.warehouse import schema
 
@@ -62,14 +63,28 @@ def raw_time(connection: Connection, column: ColumnElement[datetime]) -> ColumnE
 
 
 def read(connection: Connection, statement: Select, times: Sequence[str] = ()) -> pd.DataFrame:
-    """Run `statement`; the named columns become UTC datetimes."""
+    """Run `statement`; the named columns become UTC datetimes, numeric columns numbers.
+
+    Rows come straight from the driver's cursor and the frame is built as plain objects
+    (pandas' string inference and SQLAlchemy's per-row objects cost more than the query on
+    large results); columns holding numbers are converted afterwards.
+    """
     result = connection.execute(statement)
-    # Plain tuples: pandas probes each SQLAlchemy Row for `_fields` with hasattr, which
-    # costs a failed key lookup per row (about 15x slower on large results).
-    rows = [tuple(row) for row in result.fetchall()]
-    frame = pd.DataFrame(rows, columns=list(result.keys()))
-    for name in times:
-        frame[name] = to_utc(frame[name])
+    columns = list(result.keys())
+    frame = pd.DataFrame(result.cursor.fetchall(), columns=columns, dtype=object)
+    for name in columns:
+        if name in times:
+            frame[name] = to_utc(frame[name])
+            continue
+        values = frame[name]
+        sample = values[values.notna()]
+        if sample.empty:
+            continue
+        first = sample.iloc[0]
+        if isinstance(first, bool):
+            frame[name] = values.astype(bool) if len(sample) == len(values) else values
+        elif isinstance(first, int | float | Decimal):
+            frame[name] = pd.to_numeric(values)
     return frame
 
 
@@ -142,6 +157,7 @@ def load(connection: Connection, period: Period, scope: Scope, settings: Setting
     """One read of everything the scorecard of `period` needs for `scope`."""
     window = settings.attribution_window
     services = _services(connection, scope)
+    fresh = is_fresh(connection)
     deployments = _deployments(connection, period.start - window, period.end + window, scope)
     deployments["in_period"] = (deployments["deployed_at"] >= period.start) & (
         deployments["deployed_at"] < period.end
@@ -152,10 +168,10 @@ def load(connection: Connection, period: Period, scope: Scope, settings: Setting
         services=services,
         teams=_teams(connection, scope),
         deployments=deployments,
-        fixers=_fixers(connection, period, scope),
-        incidents=_incidents(connection, period, scope, settings),
-        changes=_first_deployed_changes(connection, period, scope),
-        undeployed=_undeployed_changes(connection, period, scope),
+        fixers=_fixers(connection, period, deployments, period.end + window),
+        incidents=_incidents(connection, period, scope, settings, deployments),
+        changes=_first_deployed_changes(connection, period, scope, services, fresh),
+        undeployed=_undeployed_changes(connection, period, scope, services, fresh),
         slos=_slos(connection, scope),
         toil=_toil(connection, period, scope),
         pages=_pages(connection, period, scope),
@@ -180,21 +196,6 @@ def _teams(connection: Connection, scope: Scope) -> pd.DataFrame:
     elif scope.team is not None:
         statement = statement.where(t.c.name == scope.team)
     return read(connection, statement)
-
-
-def period_deployments(period: Period, scope: Scope) -> Select:
-    """Ids of the production deployments in scope with `deployed_at` in the period."""
-    d, s = S.deployments.alias("pd"), S.services.alias("ps")
-    return (
-        select(d.c.id)
-        .join(s, s.c.name == d.c.service)
-        .where(
-            production(d, s),
-            d.c.deployed_at >= period.start,
-            d.c.deployed_at < period.end,
-            in_scope(s, scope),
-        )
-    )
 
 
 def _deployments(
@@ -223,29 +224,56 @@ def _deployments(
     return frame
 
 
-def _fixers(connection: Connection, period: Period, scope: Scope) -> pd.DataFrame:
-    """Production deployments naming a period deployment, with the target's team."""
-    targets = period_deployments(period, scope).subquery()
+FIXER_COLUMNS = ["id", "service", "deployed_at", "target", "how", "target_team"]
+
+
+def _fixers(
+    connection: Connection, period: Period, deployments: pd.DataFrame, late: datetime
+) -> pd.DataFrame:
+    """Production deployments naming a period deployment in `rollback_of` /
+    `remediation_of`, with the target's team. Those up to `late` are in `deployments`
+    already (the load reaches that far); later ones come from one small query."""
+    targets = deployments.loc[deployments["in_period"], ["id", "team"]]
+    target_team = targets.set_index("id")["team"]
+    loaded = deployments[["id", "service", "deployed_at", "rollback_of", "remediation_of"]]
+    d, s = S.deployments, S.services
+    later = read(
+        connection,
+        select(
+            d.c.id,
+            d.c.service,
+            raw_time(connection, d.c.deployed_at),
+            d.c.rollback_of,
+            d.c.remediation_of,
+        )
+        .join(s, s.c.name == d.c.service)
+        .where(
+            production(d, s),
+            d.c.deployed_at > late,
+            or_(d.c.rollback_of.is_not(None), d.c.remediation_of.is_not(None)),
+        ),
+        times=["deployed_at"],
+    )
+    candidates = pd.concat([loaded, later], ignore_index=True) if len(later) else loaded
     parts = []
     for how, column in (("rollback", "rollback_of"), ("remediation", "remediation_of")):
-        r, rs = S.deployments.alias(f"r_{how}"), S.services.alias(f"rs_{how}")
-        t, ts = S.deployments.alias(f"t_{how}"), S.services.alias(f"ts_{how}")
+        named = candidates[candidates[column].isin(target_team.index)]
         parts.append(
-            select(
-                r.c.id,
-                r.c.service,
-                raw_time(connection, r.c.deployed_at).label("deployed_at"),
-                r.c[column].label("target"),
-                literal(how).label("how"),
-                ts.c.team.label("target_team"),
+            pd.DataFrame(
+                {
+                    "id": named["id"],
+                    "service": named["service"],
+                    "deployed_at": named["deployed_at"],
+                    "target": named[column],
+                    "how": how,
+                    "target_team": named[column].map(target_team),
+                }
             )
-            .join(rs, rs.c.name == r.c.service)
-            .join(t, t.c.id == r.c[column])
-            .join(ts, ts.c.name == t.c.service)
-            .where(production(r, rs), r.c[column].in_(select(targets.c.id)))
         )
-    frame = read(connection, union_all(*parts), times=["deployed_at"])  # type: ignore[arg-type]
-    return frame.sort_values(["deployed_at", "id"], kind="stable").reset_index(drop=True)
+    frame = pd.concat(parts, ignore_index=True)
+    return frame.sort_values(["deployed_at", "id"], kind="stable").reset_index(drop=True)[
+        FIXER_COLUMNS
+    ]
 
 
 INCIDENT_TIMES = ("started_at", "detected_at", "acknowledged_at", "resolved_at")
@@ -265,8 +293,14 @@ def _incident_columns(connection: Connection, i: object, s: object) -> list[Colu
 
 
 def _incidents(
-    connection: Connection, period: Period, scope: Scope, settings: Settings
+    connection: Connection,
+    period: Period,
+    scope: Scope,
+    settings: Settings,
+    deployments: pd.DataFrame,
 ) -> pd.DataFrame:
+    """Incidents in scope started in [start, end + window), and any incident naming one of
+    the period's production deployments (`deployments`, the scope's) explicitly."""
     i, s = S.incidents, S.services
     late = period.end + settings.attribution_window
     scoped = (
@@ -276,16 +310,17 @@ def _incidents(
     )
     if not scope.is_org:
         scoped = scoped.where(in_scope(s, scope))
-    targets = period_deployments(period, scope).subquery()
     naming = (
         select(*_incident_columns(connection, i, s))
         .outerjoin(s, s.c.name == i.c.service)
-        .where(i.c.caused_by_deployment.in_(select(targets.c.id)))
+        .where(i.c.caused_by_deployment.is_not(None), i.c.caused_by_deployment != "")
     )
     own = read(connection, scoped, times=INCIDENT_TIMES)
     others = read(connection, naming, times=INCIDENT_TIMES)
     own["in_scope"] = True
-    others = others[~others["id"].isin(own["id"])].copy()
+    targets = deployments.loc[deployments["in_period"], "id"]
+    others = others[others["caused_by_deployment"].isin(targets) & ~others["id"].isin(own["id"])]
+    others = others.copy()
     others["in_scope"] = _service_in_scope(others, scope)
     frame = pd.concat([own, others], ignore_index=True) if len(others) else own
     frame["in_period"] = (
@@ -329,58 +364,99 @@ def shipped_to_production(
     )
 
 
-def _first_deployed_changes(connection: Connection, period: Period, scope: Scope) -> pd.DataFrame:
-    """Changes whose first production deployment (earliest; ties by id) is in the period."""
-    c, dc, d, s = S.changes, S.deployment_changes, S.deployments, S.services
-    earlier = shipped_to_production(
-        dc.c.change_id,
-        lambda d2: or_(
-            d2.c.deployed_at < d.c.deployed_at,
-            and_(d2.c.deployed_at == d.c.deployed_at, d2.c.id < d.c.id),
-        ),
-    )
-    statement = (
-        select(
-            c.c.id.label("change_id"),
-            d.c.service,
-            s.c.team,
-            raw_time(connection, c.c.committed_at),
-            d.c.id.label("deployment_id"),
-            raw_time(connection, d.c.deployed_at),
+def _change_services(
+    services: pd.DataFrame, scope: Scope, column: ColumnElement[str]
+) -> ColumnElement[bool]:
+    """Rows whose service is one of the scope's (the services frame is already scoped)."""
+    if scope.is_org:
+        return literal(True)
+    return column.in_(services["name"].tolist())
+
+
+def _with_team(frame: pd.DataFrame, services: pd.DataFrame) -> pd.DataFrame:
+    frame.insert(2, "team", frame["service"].map(services.set_index("name")["team"]))
+    return frame
+
+
+def _first_deployed_changes(
+    connection: Connection, period: Period, scope: Scope, services: pd.DataFrame, fresh: bool
+) -> pd.DataFrame:
+    """Changes of the scope's services whose first production deployment (earliest; ties by
+    id) is in the period, from `change_leads` when fresh, else from the links themselves."""
+    if fresh:
+        leads = S.change_leads
+        statement = select(
+            leads.c.change_id,
+            leads.c.service,
+            raw_time(connection, leads.c.committed_at),
+            leads.c.deployment_id,
+            raw_time(connection, leads.c.deployed_at),
+        ).where(
+            leads.c.deployed_at >= period.start,
+            leads.c.deployed_at < period.end,
+            _change_services(services, scope, leads.c.service),
         )
-        .select_from(
-            d.join(s, s.c.name == d.c.service)
-            .join(dc, dc.c.deployment_id == d.c.id)
-            .join(c, c.c.id == dc.c.change_id)
+    else:
+        c, dc, d, s = S.changes, S.deployment_changes, S.deployments, S.services
+        earlier = shipped_to_production(
+            dc.c.change_id,
+            lambda d2: or_(
+                d2.c.deployed_at < d.c.deployed_at,
+                and_(d2.c.deployed_at == d.c.deployed_at, d2.c.id < d.c.id),
+            ),
         )
-        .where(
-            production(d, s),
-            d.c.deployed_at >= period.start,
-            d.c.deployed_at < period.end,
-            in_scope(s, scope),
-            ~exists(earlier),
+        statement = (
+            select(
+                c.c.id.label("change_id"),
+                c.c.service,
+                raw_time(connection, c.c.committed_at),
+                d.c.id.label("deployment_id"),
+                raw_time(connection, d.c.deployed_at),
+            )
+            .select_from(
+                d.join(s, s.c.name == d.c.service)
+                .join(dc, dc.c.deployment_id == d.c.id)
+                .join(c, c.c.id == dc.c.change_id)
+            )
+            .where(
+                production(d, s),
+                d.c.deployed_at >= period.start,
+                d.c.deployed_at < period.end,
+                _change_services(services, scope, c.c.service),
+                ~exists(earlier),
+            )
         )
-    )
-    frame = read(connection, statement, times=["committed_at", "deployed_at"])
+    frame = _with_team(read(connection, statement, times=["committed_at", "deployed_at"]), services)
     frame["lead_hours"] = (frame["deployed_at"] - frame["committed_at"]).dt.total_seconds() / 3600
     return frame.sort_values(["deployed_at", "change_id"], kind="stable").reset_index(drop=True)
 
 
-def _undeployed_changes(connection: Connection, period: Period, scope: Scope) -> pd.DataFrame:
-    c, s = S.changes, S.services
-    shipped = shipped_to_production(c.c.id)
-    statement = (
-        select(c.c.id, c.c.service, s.c.team, raw_time(connection, c.c.committed_at))
-        .join(s, s.c.name == c.c.service)
-        .where(
+def _undeployed_changes(
+    connection: Connection, period: Period, scope: Scope, services: pd.DataFrame, fresh: bool
+) -> pd.DataFrame:
+    """Changes of the scope committed in the period that no production deployment shipped."""
+    if fresh:
+        leads = S.change_leads
+        statement = select(
+            leads.c.change_id.label("id"),
+            leads.c.service,
+            raw_time(connection, leads.c.committed_at),
+        ).where(
+            leads.c.deployed_at.is_(None),
+            leads.c.committed_at >= period.start,
+            leads.c.committed_at < period.end,
+            _change_services(services, scope, leads.c.service),
+        )
+    else:
+        c = S.changes
+        statement = select(c.c.id, c.c.service, raw_time(connection, c.c.committed_at)).where(
             c.c.committed_at >= period.start,
             c.c.committed_at < period.end,
-            in_scope(s, scope),
-            ~exists(shipped),
+            _change_services(services, scope, c.c.service),
+            ~exists(shipped_to_production(c.c.id)),
         )
-        .order_by(c.c.committed_at, c.c.id)
-    )
-    return read(connection, statement, times=["committed_at"])
+    frame = _with_team(read(connection, statement, times=["committed_at"]), services)
+    return frame.sort_values(["committed_at", "id"], kind="stable").reset_index(drop=True)
 
 
 def _slos(connection: Connection, scope: Scope) -> pd.DataFrame:

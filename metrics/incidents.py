@@ -9,23 +9,25 @@ that time's sample, and every median comes with its p90 and sample size.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import pandas as pd
 
-from metrics.stats import quantile
+from metrics.stats import finite
 
 UNSPECIFIED = "unspecified"
 TIMES = (
-    # key, column, unit, divisor (seconds per unit)
+    # key, column, unit, seconds per unit
     ("mttd", "detected_at", "minutes", 60.0),
     ("mtta", "acknowledged_at", "minutes", 60.0),
     ("mttr", "resolved_at", "hours", 3600.0),
 )
+KEYS = [key for key, *_ in TIMES]
 
 
 def durations(incidents: pd.DataFrame) -> pd.DataFrame:
-    """Per incident: `mttd` and `mtta` in minutes, `mttr` in hours (None where unknown or
+    """Per incident: `mttd` and `mtta` in minutes, `mttr` in hours (NaN where unknown or
     negative)."""
     out = pd.DataFrame(index=incidents.index)
     for key, column, _unit, divisor in TIMES:
@@ -34,26 +36,61 @@ def durations(incidents: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _block(incidents: pd.DataFrame, times: pd.DataFrame) -> dict[str, Any]:
-    block: dict[str, Any] = {"count": len(incidents)}
+def _label(values: pd.Series) -> pd.Series:
+    blank = values.isna() | (values.astype(object) == "")
+    return values.astype(object).where(~blank, UNSPECIFIED)
+
+
+def _empty_block() -> dict[str, Any]:
+    block: dict[str, Any] = {"count": 0}
     for key, _column, unit, _divisor in TIMES:
-        values = times.loc[incidents.index, key].dropna()
-        block[f"{key}_median_{unit}"] = quantile(values, 0.5)
-        block[f"{key}_p90_{unit}"] = quantile(values, 0.9)
-        block[f"{key}_n"] = len(values)
+        block.update({f"{key}_median_{unit}": None, f"{key}_p90_{unit}": None, f"{key}_n": 0})
     return block
 
 
+def _blocks(frame: pd.DataFrame, keys: list[str]) -> dict[Any, dict[str, Any]]:
+    """One block (count, medians, p90s, sample sizes) per combination of `keys`."""
+    if frame.empty:
+        return {}
+    grouped = frame.groupby(keys, sort=True, dropna=True)
+    sizes = grouped.size().to_dict()
+    counts = grouped[KEYS].count().to_dict("index")
+    spread = grouped[KEYS].quantile([0.5, 0.9]).unstack(-1).to_dict("index")
+    out = {}
+    for key, size in sizes.items():
+        block: dict[str, Any] = {"count": int(size)}
+        for name, _column, unit, _divisor in TIMES:
+            block[f"{name}_median_{unit}"] = finite(spread[key][(name, 0.5)])
+            block[f"{name}_p90_{unit}"] = finite(spread[key][(name, 0.9)])
+            block[f"{name}_n"] = int(counts[key][name])
+        out[key] = block
+    return out
+
+
+def incident_figures_by(
+    incidents: pd.DataFrame, groups: Sequence[Hashable]
+) -> dict[Hashable, dict[str, Any]]:
+    """The `incidents` block for every group (`incidents` has a `group` column): the
+    contract's count and medians, then p90s, sample sizes, and the same per severity and
+    per cause (missing ones as `unspecified`)."""
+    frame = durations(incidents)
+    frame["group"] = incidents["group"].to_numpy()
+    frame["severity"] = _label(incidents["severity"]).to_numpy()
+    frame["cause"] = _label(incidents["cause"]).to_numpy()
+    overall = _blocks(frame, ["group"])
+    severity = _blocks(frame, ["group", "severity"])
+    cause = _blocks(frame, ["group", "cause"])
+    out = {}
+    for group in groups:
+        key = (group,)
+        block = overall.get(key) or overall.get(group) or _empty_block()
+        block = dict(block)
+        block["by_severity"] = {k[1]: v for k, v in severity.items() if k[0] == group}
+        block["by_cause"] = {k[1]: v for k, v in cause.items() if k[0] == group}
+        out[group] = block
+    return out
+
+
 def incident_figures(incidents: pd.DataFrame) -> dict[str, Any]:
-    """The `incidents` block: the contract's count and medians, then p90s, sample sizes,
-    and the same per severity and per cause (missing ones as `unspecified`)."""
-    times = durations(incidents)
-    figures = _block(incidents, times)
-    for name, column in (("by_severity", "severity"), ("by_cause", "cause")):
-        keys = incidents[column].where(
-            incidents[column].notna() & (incidents[column].astype(object) != ""), UNSPECIFIED
-        )
-        figures[name] = {
-            str(key): _block(group, times) for key, group in incidents.groupby(keys, sort=True)
-        }
-    return figures
+    """The `incidents` block of one scope (see `incident_figures_by`)."""
+    return incident_figures_by(incidents.assign(group=0), [0])[0]

@@ -6,9 +6,12 @@ data_quality`), so a surprising figure can be traced to the data behind it.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import pandas as pd
+
+from metrics.stats import group_sizes
 
 FINDINGS = (
     "lead_time_nonpositive",
@@ -64,12 +67,18 @@ def rows(
     raise KeyError(finding)
 
 
-def summary(**frames: pd.DataFrame) -> dict[str, Any]:
-    """Counts of every finding; `sli_gaps` counts missing hourly buckets."""
-    out: dict[str, Any] = {}
+def summary_by(
+    groups: Sequence[Hashable], **frames: pd.DataFrame
+) -> dict[Hashable, dict[str, Any]]:
+    """Counts of every finding per group (every frame has a `group` column); `sli_gaps`
+    counts missing hourly buckets, `slos_with_gaps` the SLOs missing any."""
+    per: dict[str, dict[Hashable, Any]] = {}
     for finding in FINDINGS:
         found = rows(finding, **frames)
-        out[finding] = int(found["missing"].sum()) if finding == "sli_gaps" else len(found)
-    gaps = frames["gaps"]
-    out["slos_with_gaps"] = int((gaps["missing"].fillna(0) > 0).sum())
-    return out
+        if finding == "sli_gaps":
+            totals = found.groupby("group")["missing"].sum().to_dict() if len(found) else {}
+            per[finding] = {group: int(totals.get(group, 0)) for group in groups}
+            per["slos_with_gaps"] = group_sizes(found["group"], groups)
+        else:
+            per[finding] = group_sizes(found["group"], groups)
+    return {group: {name: values[group] for name, values in per.items()} for group in groups}

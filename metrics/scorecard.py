@@ -8,6 +8,7 @@ way they were asked for.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -17,7 +18,7 @@ from sqlalchemy import Engine
 
 from metrics import attribution, budget, delivery, people, policy, quality
 from metrics.frames import Frames, load
-from metrics.incidents import incident_figures
+from metrics.incidents import incident_figures_by
 from metrics.model import Period, Scope, Settings
 from metrics.slo_data import Reliability, evaluation_cap, load_reliability
 from metrics.stats import to_jsonable
@@ -103,45 +104,132 @@ def compute(
     )
 
 
+@dataclass
+class Grouping:
+    """How a basis is cut into scorecards: a group key for every row-level frame."""
+
+    groups: list[Hashable]
+    periods: dict[Hashable, Period]
+    scopes: dict[Hashable, Scope]
+    capacity: dict[Hashable, people.Capacity]
+    column: str | None  # the frames' column holding the group (None: one group, 0)
+
+    def keys(self, frame: pd.DataFrame) -> pd.Series:
+        if self.column is None:
+            return pd.Series(0, index=frame.index)
+        return frame[self.column]
+
+    def tag(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.assign(group=self.keys(frame).to_numpy())
+
+    @classmethod
+    def single(cls, basis: Basis) -> Grouping:
+        frames = basis.frames
+        owner = None
+        if frames.scope.service is not None and len(frames.teams):
+            owner = str(frames.teams["name"].iloc[0])
+        return cls(
+            groups=[0],
+            periods={0: frames.period},
+            scopes={0: frames.scope},
+            capacity={0: people.Capacity.of(frames.teams, owner=owner)},
+            column=None,
+        )
+
+    @classmethod
+    def by_team(cls, basis: Basis) -> Grouping:
+        frames = basis.frames
+        teams = sorted(frames.teams["name"].tolist())
+        return cls(
+            groups=list(teams),
+            periods=dict.fromkeys(teams, frames.period),
+            scopes={team: Scope(team=team) for team in teams},
+            capacity={
+                team: people.Capacity.of(frames.teams[frames.teams["name"] == team])
+                for team in teams
+            },
+            column="team",
+        )
+
+
+def assemble_groups(
+    basis: Basis, grouping: Grouping, settings: Settings
+) -> dict[Hashable, dict[str, Any]]:
+    """The scorecard document of every group of a basis, each figure computed for all
+    groups at once."""
+    groups, periods = grouping.groups, grouping.periods
+    incidents = grouping.tag(basis.period_incidents)
+    links = basis.attributions.merge(
+        incidents[["id", "group"]].rename(columns={"id": "incident_id"}), on="incident_id"
+    )
+    dora = delivery.dora_by(
+        grouping.tag(basis.deployments), grouping.tag(basis.frames.changes), periods, settings
+    )
+    incident_blocks = incident_figures_by(incidents, groups)
+    attributed = attribution.counts_by(links, links["group"], groups)
+    toil = people.toil_by(grouping.tag(basis.frames.toil), grouping.capacity, periods, settings)
+    oncall = people.oncall_by(grouping.tag(basis.frames.pages), periods)
+    tagged = {name: grouping.tag(frame) for name, frame in quality_frames(basis).items()}
+    findings = quality.summary_by(groups, **tagged)
+    by_incident = budget.summarise(
+        basis.incident_budget[basis.incident_budget["incident_id"].isin(incidents["id"])],
+        "incident_id",
+        "incidents",
+    )
+    by_deployment = budget.summarise(basis.deployment_budget, "deployment_id", "deployments")
+    slos: dict[Hashable, list[dict[str, Any]]] = {group: [] for group in groups}
+    for slo in basis.reliability.evaluated:
+        group = 0 if grouping.column is None else slo[grouping.column]
+        if group in slos:
+            entry = dict(slo)
+            entry["burned_by_incidents"] = by_incident.get(slo["name"], _nothing("incidents"))
+            entry["burned_by_deployments"] = by_deployment.get(slo["name"], _nothing("deployments"))
+            slos[group].append(entry)
+    blocks = _freeze_blocks(basis.reliability.freezes, basis.freeze_deployments)
+    services_of = _services_of(basis, grouping)
+    documents = {}
+    for group in groups:
+        document = {
+            "period": periods[group].as_json(),
+            "scope": grouping.scopes[group].as_json(),
+            "dora": dora[group],
+            "incidents": incident_blocks[group],
+            "slos": slos[group],
+            "attribution": attributed[group],
+            "budget_policy": _policy(
+                blocks,
+                None if grouping.column is None else services_of.get(group, set()),
+                slos[group],
+                basis.cap,
+            ),
+            "people": {"toil": toil[group], "oncall": oncall[group]},
+            "data_quality": findings[group],
+            "settings": {
+                "benchmark_year": settings.benchmark_year,
+                "attribution_window_hours": settings.window_hours,
+                "min_sample": settings.min_sample,
+                "slo_window": settings.slo_window,
+            },
+        }
+        documents[group] = to_jsonable(document)
+    return documents
+
+
+def _services_of(basis: Basis, grouping: Grouping) -> dict[Hashable, set[str]]:
+    if grouping.column is None:
+        return {}
+    services = basis.frames.services
+    return {key: set(frame["name"]) for key, frame in services.groupby(grouping.column)}
+
+
 def assemble(basis: Basis, settings: Settings) -> dict[str, Any]:
     """The scorecard document of a basis: the contract's keys, then the extras."""
-    frames = basis.frames
-    period = frames.period
-    incidents = basis.period_incidents
-    burned_incidents = basis.incident_budget[
-        basis.incident_budget["incident_id"].isin(incidents["id"])
-    ]
-    by_incident = budget.summarise(burned_incidents, "incident_id", "incidents")
-    by_deployment = budget.summarise(basis.deployment_budget, "deployment_id", "deployments")
-    slos = []
-    for slo in basis.reliability.evaluated:
-        entry = dict(slo)
-        entry["burned_by_incidents"] = by_incident.get(slo["name"], _nothing("incidents"))
-        entry["burned_by_deployments"] = by_deployment.get(slo["name"], _nothing("deployments"))
-        slos.append(entry)
-    document = {
-        "period": period.as_json(),
-        "scope": frames.scope.as_json(),
-        "dora": delivery.dora(basis.deployments, frames.changes, period, settings),
-        "incidents": incident_figures(incidents),
-        "slos": slos,
-        "attribution": attribution.counts(
-            basis.attributions[basis.attributions["incident_id"].isin(incidents["id"])]
-        ),
-        "budget_policy": _policy(basis),
-        "people": {
-            "toil": people.toil(frames.toil, frames.teams, period, frames.scope, settings),
-            "oncall": people.oncall(frames.pages, period),
-        },
-        "data_quality": quality.summary(**quality_frames(basis)),
-        "settings": {
-            "benchmark_year": settings.benchmark_year,
-            "attribution_window_hours": settings.window_hours,
-            "min_sample": settings.min_sample,
-            "slo_window": settings.slo_window,
-        },
-    }
-    return to_jsonable(document)
+    return assemble_groups(basis, Grouping.single(basis), settings)[0]
+
+
+def assemble_teams(basis: Basis, settings: Settings) -> dict[str, dict[str, Any]]:
+    """Every team's scorecard from one all-teams basis (the fast path for many teams)."""
+    return {str(k): v for k, v in assemble_groups(basis, Grouping.by_team(basis), settings).items()}
 
 
 def quality_frames(basis: Basis) -> dict[str, pd.DataFrame]:
@@ -158,34 +246,46 @@ def _nothing(key: str) -> dict[str, Any]:
     return {key: 0, "bad_events": 0.0, "budget_share": 0.0}
 
 
-def _policy(basis: Basis) -> dict[str, Any]:
-    freezes = basis.reliability.freezes
-    during = basis.freeze_deployments
-    services = []
-    for (service, team), frame in freezes.groupby(["service", "team"], sort=True):
-        mine = during[during["service"] == service]
-        services.append(
+def _freeze_blocks(freezes: pd.DataFrame, during: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Per frozen service: its freeze intervals and what shipped during them."""
+    shipped = during.groupby("service")["exempt"].agg(["size", "sum"]) if len(during) else None
+    blocks: dict[str, dict[str, Any]] = {}
+    for row in freezes.sort_values(["service", "start"]).itertuples(index=False):
+        block = blocks.setdefault(
+            row.service,
             {
-                "service": service,
-                "team": team,
-                "intervals": [
-                    {"from": row.start, "to": row.end, "slos": list(row.slos)}
-                    for row in frame.itertuples(index=False)
-                ],
-                "frozen_hours": policy.frozen_hours(frame),
-                "deployments": len(mine),
-                "exempt": int(mine["exempt"].sum()),
-            }
+                "service": row.service,
+                "team": row.team,
+                "intervals": [],
+                "frozen_hours": 0.0,
+                "deployments": 0,
+                "exempt": 0,
+            },
         )
-    exhausted = sorted(
-        {slo["service"] for slo in basis.reliability.evaluated if slo["status"] == "exhausted"}
-    )
+        block["intervals"].append({"from": row.start, "to": row.end, "slos": list(row.slos)})
+        block["frozen_hours"] += (row.end - row.start).total_seconds() / 3600.0
+    if shipped is not None:
+        for service, block in blocks.items():
+            if service in shipped.index:
+                block["deployments"] = int(shipped.at[service, "size"])
+                block["exempt"] = int(shipped.at[service, "sum"])
+    return blocks
+
+
+def _policy(
+    blocks: dict[str, dict[str, Any]],
+    services: set[str] | None,
+    slos: list[dict[str, Any]],
+    cap: datetime,
+) -> dict[str, Any]:
+    """The budget_policy block of the scorecard of `services` (None: all)."""
+    mine = [block for name, block in sorted(blocks.items()) if services is None or name in services]
     return {
-        "frozen_services": services,
-        "deployments_during_freeze": len(during),
-        "exempt": int(during["exempt"].sum()) if len(during) else 0,
-        "frozen_at_end": exhausted,
-        "evaluated_until": basis.cap,
+        "frozen_services": mine,
+        "deployments_during_freeze": sum(block["deployments"] for block in mine),
+        "exempt": sum(block["exempt"] for block in mine),
+        "frozen_at_end": sorted({slo["service"] for slo in slos if slo["status"] == "exhausted"}),
+        "evaluated_until": cap,
     }
 
 
@@ -212,6 +312,4 @@ def team_scorecards(
 ) -> dict[str, dict[str, Any]]:
     """The scorecard of every team, from one load grouped by team."""
     settings = settings or Settings()
-    basis = compute(engine, period, Scope(), settings, now=now)
-    teams = sorted(basis.frames.teams["name"].tolist())
-    return {team: assemble(basis.for_team(team), settings) for team in teams}
+    return assemble_teams(compute(engine, period, Scope(), settings, now=now), settings)

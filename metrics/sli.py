@@ -1,66 +1,123 @@
 """Sums of SLI samples over time windows, computed in SQL.
 
 Samples are hourly buckets keyed by their start (`sli_samples.ts`). A window `[a, b)` holds
-the buckets whose start falls inside it. Nothing here loads samples row by row except
-`hourly_rows`, which callers use only for the few SLOs that need hour-by-hour evaluation.
+the buckets whose start falls inside it. While the daily rollup (`sli_daily`, see
+metrics.derived) is fresh, the whole days inside a long window come from it and only the
+partial days at its edges from the samples; otherwise everything comes from the samples.
+Either way the sums are the same.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pandas as pd
 from sqlalchemy import Connection, case, func, literal, literal_column, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
+from metrics.derived import day_floor
 from metrics.frames import raw_time, read, to_utc
+from poise.timeutil import to_sqlite_text
 from poise.warehouse import schema
 from poise.warehouse.types import UTCDateTime
 
 X = schema.sli_samples
-
-
-def floor_sql(connection: Connection, column: ColumnElement[datetime], unit: str) -> ColumnElement:
-    """`column` truncated to the UTC hour or day, in the column's own storage form."""
-    if connection.dialect.name == "sqlite":
-        width, tail = (13, ":00:00.000000Z") if unit == "hour" else (10, "T00:00:00.000000Z")
-        return func.substr(column, 1, width).op("||")(literal_column(f"'{tail}'"))
-    return func.date_trunc(unit, column.op("AT TIME ZONE")(text("'UTC'"))).op("AT TIME ZONE")(
-        text("'UTC'")
-    )
-
+DAILY = schema.sli_daily
+DAY = timedelta(days=1)
+SUM_COLUMNS = ["slo", "key", "good", "total", "samples"]
+DAILY_COLUMNS = ["slo", "day", "good", "total", "samples"]
 
 Interval = tuple[str, datetime, datetime]  # (key, start, end): the half-open [start, end)
 
 
-def interval_sums(connection: Connection, requests: dict[str, Sequence[Interval]]) -> pd.DataFrame:
+def floor_day(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def ceil_day(moment: datetime) -> datetime:
+    floor = floor_day(moment)
+    return floor if floor == moment else floor + DAY
+
+
+def interval_sums(
+    connection: Connection,
+    requests: dict[str, Sequence[Interval]],
+    daily: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Σgood, Σtotal and the number of samples per SLO and interval.
 
-    `requests` maps an SLO name to its intervals; SLOs asking for the same intervals share
-    one query (CASE sums over one index range scan). Returns `slo, key, good, total,
-    samples` with a row for every requested pair (zeros where there were no samples).
+    `requests` maps an SLO name to its intervals. With `daily` (rows of the fresh rollup
+    covering the whole days asked for), intervals of two days or more take their whole days
+    from it. Returns `slo, key, good, total, samples`, a row for every requested pair.
     """
+    raw: dict[str, list[Interval]] = defaultdict(list)
+    cores: list[tuple[str, str, datetime, datetime]] = []
+    for slo, intervals in requests.items():
+        for key, start, end in intervals:
+            first, last = ceil_day(start), floor_day(end)
+            if daily is not None and end - start >= 2 * DAY and first < last:
+                if start < first:
+                    raw[slo].append((key, start, first))
+                if last < end:
+                    raw[slo].append((key, last, end))
+                cores.append((slo, key, first, last))
+            else:
+                raw[slo].append((key, start, end))
+    parts = [_raw_sums(connection, raw)]
+    if cores:
+        parts.append(_daily_sums_of(daily, cores))  # type: ignore[arg-type]
+    summed = (
+        pd.concat([p for p in parts if len(p)], ignore_index=True)
+        if any(len(p) for p in parts)
+        else None
+    )
+    wanted = pd.DataFrame(
+        [(slo, key) for slo, intervals in requests.items() for key, _, _ in intervals],
+        columns=["slo", "key"],
+    ).drop_duplicates()
+    if summed is None:
+        totals = wanted.assign(good=0.0, total=0.0, samples=0)
+    else:
+        grouped = summed.groupby(["slo", "key"], as_index=False)[["good", "total", "samples"]].sum()
+        totals = wanted.merge(grouped, on=["slo", "key"], how="left")
+    totals[["good", "total"]] = totals[["good", "total"]].fillna(0.0).astype(float)
+    totals["samples"] = totals["samples"].fillna(0).astype(int)
+    return totals[SUM_COLUMNS]
+
+
+def _daily_sums_of(
+    daily: pd.DataFrame, cores: list[tuple[str, str, datetime, datetime]]
+) -> pd.DataFrame:
+    """Sums of whole days from the rollup, for (slo, key, first day, end day) requests."""
+    frame = pd.DataFrame(cores, columns=["slo", "key", "lo", "hi"])
+    out = []
+    for (lo, hi), group in frame.groupby(["lo", "hi"], sort=False):
+        inside = daily[(daily["day"] >= lo) & (daily["day"] < hi) & daily["slo"].isin(group["slo"])]
+        sums = inside.groupby("slo")[["good", "total", "samples"]].sum()
+        picked = group[["slo", "key"]].join(sums, on="slo")
+        out.append(picked)
+    result = pd.concat(out, ignore_index=True)
+    return result.fillna({"good": 0.0, "total": 0.0, "samples": 0})
+
+
+def _raw_sums(connection: Connection, requests: dict[str, list[Interval]]) -> pd.DataFrame:
+    """CASE sums over one index range scan per set of SLOs asking for the same intervals."""
     groups: dict[tuple[Interval, ...], list[str]] = defaultdict(list)
     for slo, intervals in requests.items():
-        groups[tuple(intervals)].append(slo)
+        if intervals:
+            groups[tuple(intervals)].append(slo)
     parts = []
     for intervals, slos in groups.items():
-        if not intervals:
-            continue
         lo = min(start for _, start, _ in intervals)
         hi = max(end for _, _, end in intervals)
         columns = []
         for index, (_key, start, end) in enumerate(intervals):
             inside = (X.c.ts >= start) & (X.c.ts < end)
             columns += [
-                func.coalesce(func.sum(case((inside, X.c.good), else_=0.0)), 0.0).label(
-                    f"g{index}"
-                ),
-                func.coalesce(func.sum(case((inside, X.c.total), else_=0.0)), 0.0).label(
-                    f"t{index}"
-                ),
+                func.sum(case((inside, X.c.good), else_=0.0)).label(f"g{index}"),
+                func.sum(case((inside, X.c.total), else_=0.0)).label(f"t{index}"),
                 func.count(case((inside, 1))).label(f"n{index}"),
             ]
         for chunk in _chunks(slos, 900):
@@ -76,64 +133,100 @@ def interval_sums(connection: Connection, requests: dict[str, Sequence[Interval]
                         {
                             "slo": chunk,
                             "key": key,
-                            "good": wide[f"g{index}"].fillna(0.0).astype(float).to_numpy(),
-                            "total": wide[f"t{index}"].fillna(0.0).astype(float).to_numpy(),
+                            "good": wide[f"g{index}"].astype(float).fillna(0.0).to_numpy(),
+                            "total": wide[f"t{index}"].astype(float).fillna(0.0).to_numpy(),
                             "samples": wide[f"n{index}"].fillna(0).astype(int).to_numpy(),
                         }
                     )
                 )
-    if not parts:
-        return pd.DataFrame(columns=["slo", "key", "good", "total", "samples"])
-    return pd.concat(parts, ignore_index=True)
+    return _concat(parts, SUM_COLUMNS)
 
 
 def daily_sums(
-    connection: Connection, slos: Sequence[str], start: datetime, end: datetime
+    connection: Connection,
+    slos: Sequence[str],
+    start: datetime,
+    end: datetime,
+    *,
+    rollup: bool,
 ) -> pd.DataFrame:
-    """Σgood, Σtotal, samples per SLO and UTC day for buckets in [start, end)."""
-    day = floor_sql(connection, X.c.ts, "day")
+    """Σgood, Σtotal, samples per SLO and UTC day, for the days in [start, end) (whole
+    days: `start` is a midnight; the last day may reach past `end`)."""
     frames = []
     for chunk in _chunks(list(slos), 900):
-        statement = (
-            select(
-                X.c.slo,
-                day.label("day"),
-                func.sum(X.c.good).label("good"),
-                func.sum(X.c.total).label("total"),
-                func.count().label("samples"),
+        if rollup:
+            statement = select(
+                DAILY.c.slo,
+                raw_time(connection, DAILY.c.day),
+                DAILY.c.good,
+                DAILY.c.total,
+                DAILY.c.samples,
+            ).where(DAILY.c.slo.in_(chunk), DAILY.c.day >= start, DAILY.c.day < end)
+        else:
+            day = day_floor(connection, X.c.ts)
+            statement = (
+                select(
+                    X.c.slo,
+                    day.label("day"),
+                    func.sum(X.c.good).label("good"),
+                    func.sum(X.c.total).label("total"),
+                    func.count().label("samples"),
+                )
+                .where(X.c.slo.in_(chunk), X.c.ts >= start, X.c.ts < ceil_day(end))
+                .group_by(X.c.slo, day)
             )
-            .where(X.c.slo.in_(chunk), X.c.ts >= start, X.c.ts < end)
-            .group_by(X.c.slo, day)
-        )
         frames.append(read(connection, statement, times=["day"]))
-    return _concat(frames, ["slo", "day", "good", "total", "samples"])
+    frame = _concat(frames, DAILY_COLUMNS)
+    frame["good"] = frame["good"].astype(float)
+    frame["total"] = frame["total"].astype(float)
+    # a fixed row order keeps float sums identical whichever engine answered
+    return frame.sort_values(["slo", "day"], kind="stable").reset_index(drop=True)
 
 
 def hourly_rows(
-    connection: Connection, slos: Sequence[str], start: datetime, end: datetime
+    connection: Connection, ranges: Sequence[tuple[str, datetime, datetime]]
 ) -> pd.DataFrame:
-    """The samples themselves (slo, ts, good, total) in [start, end), ordered."""
+    """The samples themselves (slo, ts, good, total) in each (slo, start, end) range.
+
+    Written as driver SQL: building a thousand-term OR with expression objects costs more
+    than running it."""
+    sqlite = connection.dialect.name == "sqlite"
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
     frames = []
-    for chunk in _chunks(list(slos), 900):
-        statement = (
-            select(X.c.slo, raw_time(connection, X.c.ts), X.c.good, X.c.total)
-            .where(X.c.slo.in_(chunk), X.c.ts >= start, X.c.ts < end)
-            .order_by(X.c.slo, X.c.ts)
+    for chunk in _chunks(list(ranges), 200):
+        terms = " OR ".join(f"(slo = {mark} AND ts >= {mark} AND ts < {mark})" for _ in chunk)
+        params: list[object] = []
+        for slo, start, end in chunk:
+            params += (
+                [slo, to_sqlite_text(start), to_sqlite_text(end)] if sqlite else [slo, start, end]
+            )
+        cursor = connection.exec_driver_sql(
+            f"SELECT slo, ts, good, total FROM sli_samples WHERE {terms}", tuple(params)
         )
-        frames.append(read(connection, statement, times=["ts"]))
-    return _concat(frames, ["slo", "ts", "good", "total"])
+        frames.append(
+            pd.DataFrame(
+                cursor.cursor.fetchall(), columns=["slo", "ts", "good", "total"], dtype=object
+            )
+        )
+    frame = _concat(frames, ["slo", "ts", "good", "total"])
+    frame["ts"] = to_utc(frame["ts"])
+    frame["good"] = pd.to_numeric(frame["good"]).astype(float)
+    frame["total"] = pd.to_numeric(frame["total"]).astype(float)
+    frame = frame.drop_duplicates(["slo", "ts"]).sort_values(["slo", "ts"], kind="stable")
+    return frame.reset_index(drop=True)
 
 
-def first_samples(connection: Connection, slos: Sequence[str]) -> pd.Series:
-    """The earliest sample of each SLO (NaT when it has none), one index seek each."""
+def first_samples(connection: Connection, slos: Sequence[str], *, rollup: bool) -> pd.Series:
+    """The earliest sample of each SLO (NaT when it has none)."""
     o = schema.slos
-    first = select(func.min(X.c.ts)).where(X.c.slo == o.c.name).scalar_subquery()
+    if rollup:
+        first = select(func.min(DAILY.c.first_ts)).where(DAILY.c.slo == o.c.name)
+    else:
+        first = select(func.min(X.c.ts)).where(X.c.slo == o.c.name)
     rows = []
     for chunk in _chunks(list(slos), 900):
-        statement = select(o.c.name, raw_time(connection, first).label("first")).where(
-            o.c.name.in_(chunk)
-        )
-        rows.append(read(connection, statement))
+        statement = select(o.c.name, raw_time(connection, first.scalar_subquery()).label("first"))
+        rows.append(read(connection, statement.where(o.c.name.in_(chunk))))
     frame = _concat(rows, ["name", "first"])
     return pd.Series(to_utc(frame["first"]).to_numpy(), index=frame["name"], name="first")
 
@@ -147,7 +240,7 @@ def incident_bad_events(
     buckets overlapping [started_at, resolved_at) (an unresolved incident runs to `until`).
     Returns `incident_id, slo, bad, total`."""
     i, o = schema.incidents, schema.slos
-    start_hour = floor_sql(connection, i.c.started_at, "hour")
+    start_hour = _hour_floor(connection, i.c.started_at)
     frames = []
     for chunk in _chunks(list(incident_ids), 900):
         statement = (
@@ -175,7 +268,15 @@ def incident_bad_events(
     return frame
 
 
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+def _hour_floor(connection: Connection, column: ColumnElement[datetime]) -> ColumnElement[object]:
+    if connection.dialect.name == "sqlite":
+        return func.substr(column, 1, 13).op("||")(literal_column("':00:00.000000Z'"))
+    return func.date_trunc("hour", column.op("AT TIME ZONE")(text("'UTC'"))).op("AT TIME ZONE")(
+        text("'UTC'")
+    )
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 

@@ -8,17 +8,25 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine, select
 
 from metrics import budget, policy, reliability, sli
+from metrics.frames import read
+from metrics.freshness import is_fresh
 from metrics.model import Period, Settings
+from metrics.windows import window_for
+from poise.errors import PoiseError
+from poise.timeutil import ensure_utc, utcnow
+from poise.warehouse import schema
 
 HOUR = timedelta(hours=1)
+HOUR_DELTA = pd.Timedelta(hours=1)
 
 
 @dataclass
@@ -52,25 +60,34 @@ def gap_windows(
     slos: pd.DataFrame, first: pd.Series, period: Period, cap: datetime
 ) -> tuple[dict[str, tuple[datetime, datetime]], pd.DataFrame]:
     """Per SLO, the stretch checked for missing hourly buckets: from the period's start
-    (or the SLO's first sample, if later) to `cap`; and the expected bucket counts."""
-    windows: dict[str, tuple[datetime, datetime]] = {}
-    rows = []
-    for slo in slos.itertuples(index=False):
-        first_sample = first.get(slo.name, pd.NaT)
-        if pd.isna(first_sample):
-            rows.append((slo.name, slo.team, None, 0, pd.NaT))
-            continue
-        start = max(pd.Timestamp(period.start), pd.Timestamp(first_sample).floor("h"))
-        if start >= pd.Timestamp(cap):
-            rows.append((slo.name, slo.team, 0, 0, first_sample))
-            continue
-        expected = len(
-            pd.date_range(start.ceil("h"), pd.Timestamp(cap), freq="h", inclusive="left")
+    (or the SLO's first sample's hour, if later) to `cap`; and how many hourly buckets
+    start inside it (the expected count)."""
+    frame = pd.DataFrame({"slo": slos["name"].to_numpy(), "team": slos["team"].to_numpy()})
+    columns = ["slo", "team", "expected", "present", "first_sample"]
+    if frame.empty:
+        return {}, pd.DataFrame(columns=columns)
+    known = first.reindex(frame["slo"]).to_numpy()
+    frame["first_sample"] = pd.to_datetime(known, utc=True)
+    starts = (
+        frame["first_sample"]
+        .dt.floor("h")
+        .where(
+            frame["first_sample"].dt.floor("h") > pd.Timestamp(period.start),
+            pd.Timestamp(period.start),
         )
-        windows[slo.name] = (start.to_pydatetime(), cap)
-        rows.append((slo.name, slo.team, expected, 0, first_sample))
-    frame = pd.DataFrame(rows, columns=["slo", "team", "expected", "present", "first_sample"])
-    return windows, frame
+    )
+    end = pd.Timestamp(cap)
+    first_bucket = starts.dt.ceil("h")
+    hours = ((end - first_bucket) / HOUR_DELTA).apply(math.ceil)
+    expected = hours.where(first_bucket < end, 0).clip(lower=0)
+    frame["expected"] = expected.where(frame["first_sample"].notna(), None)
+    frame["present"] = 0
+    windows = {
+        slo: (start.to_pydatetime(), cap)
+        for slo, start, has in zip(frame["slo"], starts, frame["first_sample"].notna(), strict=True)
+        if has and start < end
+    }
+    return windows, frame[columns]
 
 
 def load_reliability(
@@ -84,18 +101,36 @@ def load_reliability(
     at = period.end
     cap = evaluation_cap(period, now)
     names = slos["name"].tolist()
-    first = (
-        sli.first_samples(connection, names) if names else pd.Series(dtype="datetime64[ns, UTC]")
-    )
+    rollup = is_fresh(connection)
+    empty = pd.Series(dtype="datetime64[ns, UTC]")
+    first = sli.first_samples(connection, names, rollup=rollup) if names else empty
     windows, gaps = gap_windows(slos, first, period, cap)
-    sums = sli.interval_sums(connection, reliability.requests_for(slos, at, settings, windows))
+
+    # one read of daily sums serves the budget policy bound and the long windows' whole days
+    since = (
+        min(
+            policy.history_start(slos, period.start, settings),
+            *(window_for(slo, settings).at(at)[0] for slo in slos.itertuples(index=False)),
+            *(start for start, _ in windows.values()),
+        )
+        if names
+        else period.start
+    )
+    since = sli.floor_day(since)
+    daily = (
+        sli.daily_sums(connection, names, since, max(cap, at), rollup=rollup)
+        if names
+        else pd.DataFrame(columns=sli.DAILY_COLUMNS)
+    )
+    requests = reliability.requests_for(slos, at, settings, windows)
+    sums = sli.interval_sums(connection, requests, daily if rollup else None)
     evaluated = reliability.evaluate_all(slos, sums, at, settings)
 
     present = sums[sums["key"] == "gaps"].set_index("slo")["samples"]
     gaps["present"] = gaps["slo"].map(present).fillna(0).astype(int)
     gaps["missing"] = (gaps["expected"] - gaps["present"]).clip(lower=0)
 
-    intervals = _exhausted_intervals(connection, slos, period.start, cap, settings)
+    intervals = _exhausted_intervals(connection, slos, daily, period.start, cap, settings)
     bad = sli.incident_bad_events(connection, incident_ids, cap) if incident_ids else None
     return Reliability(
         evaluated=evaluated,
@@ -109,20 +144,83 @@ def load_reliability(
 
 
 def _exhausted_intervals(
-    connection: Connection, slos: pd.DataFrame, start: datetime, cap: datetime, settings: Settings
+    connection: Connection,
+    slos: pd.DataFrame,
+    daily: pd.DataFrame,
+    start: datetime,
+    cap: datetime,
+    settings: Settings,
 ) -> pd.DataFrame:
     if slos.empty or cap <= start:
         return pd.DataFrame(columns=policy.INTERVAL_COLUMNS)
-    since = policy.history_start(slos, start, settings)
-    since = pd.Timestamp(since).floor("D").to_pydatetime()
-    daily = sli.daily_sums(connection, slos["name"].tolist(), since, cap)
-    chosen = policy.candidates(slos, daily, start, cap, settings)
-    if not chosen:
+    days = policy.candidates(slos, daily, start, cap, settings)
+    if not days:
         return pd.DataFrame(columns=policy.INTERVAL_COLUMNS)
-    subset = slos[slos["name"].isin(chosen)]
-    hourly = sli.hourly_rows(connection, chosen, policy.history_start(subset, start, settings), cap)
-    return policy.exhausted_intervals(subset, hourly, start, cap, settings)
+    subset = slos[slos["name"].isin(days)]
+    hourly = sli.hourly_rows(connection, policy.sample_ranges(subset, days, cap, settings))
+    return policy.exhausted_intervals(subset, hourly, start, cap, settings, days)
 
 
 def incident_budgets(rel: Reliability) -> pd.DataFrame:
     return budget.incident_budget(rel.incident_bad, rel.evaluated)
+
+
+def burn_down(
+    engine: Engine,
+    slo: str,
+    period: Period,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+) -> pd.DataFrame:
+    """An SLO's error budget day by day over the period, and where it is heading.
+
+    One row per UTC midnight in (start, end] (and the period's end): `at`, the window's
+    `good`, `total`, `sli`, `budget_remaining` (None without events), `kind` = `actual`;
+    then, when the budget is burning, two `forecast` rows: the value at the period's end
+    and 0 at the forecast date (the 24 h burn rate held)."""
+    moment = ensure_utc(now) if now is not None else utcnow()
+    with engine.connect() as connection:
+        rows = read(
+            connection,
+            select(
+                schema.slos.c.name,
+                schema.slos.c.service,
+                schema.services.c.team,
+                schema.slos.c.target,
+                schema.slos.c.window_days,
+                schema.slos.c.window_kind,
+                schema.slos.c.calendar_unit,
+            )
+            .join(schema.services, schema.services.c.name == schema.slos.c.service)
+            .where(schema.slos.c.name == slo),
+        )
+        if rows.empty:
+            raise PoiseError(f"unknown SLO {slo!r}")
+        row = next(rows.itertuples(index=False))
+        window = window_for(row, settings)
+        ticks = [t.to_pydatetime() for t in pd.date_range(period.start, period.end, freq="D")[1:]]
+        if not ticks or ticks[-1] != period.end:
+            ticks.append(period.end)
+        requests = {slo: [(str(i), window.at(t)[0], t) for i, t in enumerate(ticks)]}
+        sums = sli.interval_sums(connection, requests).set_index("key")
+    target = float(row.target)
+    out = []
+    for index, tick in enumerate(ticks):
+        good, total = float(sums.at[str(index), "good"]), float(sums.at[str(index), "total"])
+        remaining = 1 - (total - good) / ((1 - target) * total) if total > 0 else None
+        out.append((tick, good, total, good / total if total else None, remaining, "actual"))
+    evaluated = load_at(engine, rows, period, settings, moment)
+    if evaluated["forecast_exhausted_at"] is not None and evaluated["budget_remaining"]:
+        out.append((period.end, None, None, None, evaluated["budget_remaining"], "forecast"))
+        out.append((evaluated["forecast_exhausted_at"], None, None, None, 0.0, "forecast"))
+    return pd.DataFrame(out, columns=["at", "good", "total", "sli", "budget_remaining", "kind"])
+
+
+def load_at(
+    engine: Engine, slos: pd.DataFrame, period: Period, settings: Settings, now: datetime
+) -> dict[str, Any]:
+    """The evaluation of one SLO at the period's end (as the scorecard shows it)."""
+    with engine.connect() as connection:
+        rel = load_reliability(connection, slos, period, settings, [], now)
+    return rel.evaluated[0]

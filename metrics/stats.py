@@ -6,6 +6,7 @@ Nothing here returns NaN or infinity: a figure without data is None.
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -55,19 +56,60 @@ def minutes(delta: pd.Series) -> pd.Series:
 
 
 def to_jsonable(value: Any) -> Any:
-    """Plain JSON values all the way down: numpy scalars unwrapped, NaN/inf become None."""
-    if isinstance(value, dict):
+    """Plain JSON values all the way down: numpy scalars unwrapped, NaN/inf become None,
+    times become `…Z` text."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is dict:
         return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if kind is list or kind is tuple:
         return [to_jsonable(v) for v in value]
     if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return finite(value)
-    if value is pd.NaT or value is None:
+        return to_jsonable(value.item())
+    if value is pd.NaT:
         return None
     if isinstance(value, pd.Timestamp):
         return isoformat_z(value.to_pydatetime())
     if isinstance(value, datetime):
         return isoformat_z(value)
+    if isinstance(value, float):
+        return finite(value)
     return value
+
+
+def group_stats(
+    values: pd.Series, keys: pd.Series, groups: Sequence[Hashable]
+) -> dict[Hashable, tuple[float | None, float | None, int]]:
+    """(median, p90, n) of `values` per group, in one pass for all groups (NaN left out)."""
+    frame = pd.DataFrame({"key": keys.to_numpy(), "value": values.to_numpy(dtype=float)})
+    frame = frame[frame["value"].notna() & frame["key"].notna()]
+    if frame.empty:
+        return {group: (None, None, 0) for group in groups}
+    grouped = frame.groupby("key", sort=False)["value"]
+    spread = grouped.quantile([0.5, 0.9]).unstack()
+    sizes = grouped.size()
+    medians, p90s = spread[0.5].to_dict(), spread[0.9].to_dict()
+    return {
+        group: (
+            finite(medians.get(group)),
+            finite(p90s.get(group)),
+            int(sizes.get(group, 0)),
+        )
+        for group in groups
+    }
+
+
+def group_counts(
+    mask: pd.Series, keys: pd.Series, groups: Sequence[Hashable]
+) -> dict[Hashable, int]:
+    """How many rows per group have `mask` True."""
+    chosen = keys[mask.to_numpy(dtype=bool)] if len(mask) else keys
+    counted = chosen.value_counts(dropna=True).to_dict() if len(chosen) else {}
+    return {group: int(counted.get(group, 0)) for group in groups}
+
+
+def group_sizes(keys: pd.Series, groups: Sequence[Hashable]) -> dict[Hashable, int]:
+    return group_counts(pd.Series(True, index=keys.index), keys, groups)

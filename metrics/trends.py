@@ -17,7 +17,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from metrics import attribution, delivery, people
-from metrics.incidents import incident_figures
+from metrics.incidents import incident_figures_by
 from metrics.model import Period, Scope, Settings
 from metrics.scorecard import Basis, compute, scorecard
 from metrics.stats import finite
@@ -39,57 +39,91 @@ def buckets(period: Period, freq: str) -> list[Period]:
     return [Period(a.to_pydatetime(), b.to_pydatetime()) for a, b in pairwise(edges) if b > a]
 
 
-def _between(frame: pd.DataFrame, column: str, bucket: Period) -> pd.DataFrame:
-    return frame[(frame[column] >= bucket.start) & (frame[column] < bucket.end)]
+TIME_COLUMNS = ("deployed_at", "started_at", "triggered_at", "day")
+
+
+def bucket_of(frame: pd.DataFrame, edges: pd.DatetimeIndex) -> pd.Series:
+    """The index of the bucket each row falls in, by its time column (-1: outside)."""
+    column = next(name for name in TIME_COLUMNS if name in frame.columns)
+    times = frame[column]
+    if column == "day":
+        times = pd.to_datetime(times.astype(str)).dt.tz_localize("UTC")
+    if times.empty:
+        return pd.Series(dtype=int, index=frame.index)
+    values = pd.DatetimeIndex(times).as_unit("ns").asi8
+    index = edges.as_unit("ns").asi8.searchsorted(values, side="right") - 1
+    index[(index >= len(edges) - 1) | (index < 0)] = -1
+    return pd.Series(index, index=frame.index)
+
+
+def figures_by_bucket(
+    basis: Basis, periods: list[Period], settings: Settings
+) -> list[dict[str, Any]]:
+    """The flat figures of each bucket (consecutive periods inside the basis' period)."""
+    edges = pd.DatetimeIndex(
+        [pd.Timestamp(p.start) for p in periods] + [pd.Timestamp(periods[-1].end)]
+    )
+    groups = list(range(len(periods)))
+    span = dict(enumerate(periods))
+    frames = basis.frames
+
+    def tag(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.assign(group=bucket_of(frame, edges).to_numpy())
+
+    rows, changes, incidents = (
+        tag(basis.deployments),
+        tag(frames.changes),
+        tag(basis.period_incidents),
+    )
+    dora = delivery.dora_by(rows, changes, span, settings)
+    blocks = incident_figures_by(incidents, groups)
+    links = basis.attributions.merge(
+        incidents[["id", "group"]].rename(columns={"id": "incident_id"}), on="incident_id"
+    )
+    counted = attribution.counts_by(links, links["group"], groups)
+    capacity = people.Capacity.of(frames.teams)
+    toil = people.toil_by(tag(frames.toil), dict.fromkeys(groups, capacity), span, settings)
+    oncall = people.oncall_by(tag(frames.pages), span)
+    out = []
+    for group, bucket in span.items():
+        d, inc = dora[group], blocks[group]
+        out.append(
+            {
+                "bucket_start": bucket.start,
+                "bucket_end": bucket.end,
+                "deployments": d["deployment_frequency"]["deployments"],
+                "deployments_per_week": d["deployment_frequency"]["per_week"],
+                "lead_time_median_hours": d["lead_time"]["median_hours"],
+                "lead_time_p90_hours": d["lead_time"]["p90_hours"],
+                "changes": d["lead_time"]["changes"],
+                "change_failure_rate": d["change_failure_rate"]["rate"],
+                "failed": d["change_failure_rate"]["failed"],
+                "recovery_median_hours": d["recovery_time"]["median_hours"],
+                "recovery_p90_hours": d["recovery_time"]["p90_hours"],
+                "failures": d["recovery_time"]["failures"],
+                "rework_rate": d["rework_rate"]["rate"],
+                "rework": d["rework_rate"]["rework"],
+                "incidents": inc["count"],
+                "mttd_median_minutes": inc["mttd_median_minutes"],
+                "mtta_median_minutes": inc["mtta_median_minutes"],
+                "mttr_median_hours": inc["mttr_median_hours"],
+                "mttr_p90_hours": inc["mttr_p90_hours"],
+                "attributed_explicit": counted[group]["explicit"],
+                "attributed_inferred": counted[group]["inferred"],
+                "unattributed": counted[group]["unattributed"],
+                "toil_hours": toil[group]["hours"],
+                "toil_share": toil[group]["share"],
+                "pages": oncall[group]["pages"],
+                "pages_per_week": oncall[group]["per_week"],
+                "after_hours_share": oncall[group]["after_hours_share"],
+            }
+        )
+    return out
 
 
 def bucket_figures(basis: Basis, bucket: Period, settings: Settings) -> dict[str, Any]:
     """The flat figures of one bucket of a basis."""
-    frames = basis.frames
-    rows = _between(basis.deployments, "deployed_at", bucket)
-    changes = _between(frames.changes, "deployed_at", bucket)
-    incidents = basis.period_incidents
-    incidents = _between(incidents, "started_at", bucket)
-    dora = delivery.dora(rows, changes, bucket, settings)
-    inc = incident_figures(incidents)
-    counted = attribution.counts(
-        basis.attributions[basis.attributions["incident_id"].isin(incidents["id"])]
-    )
-    toil_rows = frames.toil[
-        (pd.to_datetime(frames.toil["day"]).dt.tz_localize("UTC") >= bucket.start)
-        & (pd.to_datetime(frames.toil["day"]).dt.tz_localize("UTC") < bucket.end)
-    ]
-    toil = people.toil(toil_rows, frames.teams, bucket, frames.scope, settings)
-    oncall = people.oncall(_between(frames.pages, "triggered_at", bucket), bucket)
-    return {
-        "bucket_start": bucket.start,
-        "bucket_end": bucket.end,
-        "deployments": dora["deployment_frequency"]["deployments"],
-        "deployments_per_week": dora["deployment_frequency"]["per_week"],
-        "lead_time_median_hours": dora["lead_time"]["median_hours"],
-        "lead_time_p90_hours": dora["lead_time"]["p90_hours"],
-        "changes": dora["lead_time"]["changes"],
-        "change_failure_rate": dora["change_failure_rate"]["rate"],
-        "failed": dora["change_failure_rate"]["failed"],
-        "recovery_median_hours": dora["recovery_time"]["median_hours"],
-        "recovery_p90_hours": dora["recovery_time"]["p90_hours"],
-        "failures": dora["recovery_time"]["failures"],
-        "rework_rate": dora["rework_rate"]["rate"],
-        "rework": dora["rework_rate"]["rework"],
-        "incidents": inc["count"],
-        "mttd_median_minutes": inc["mttd_median_minutes"],
-        "mtta_median_minutes": inc["mtta_median_minutes"],
-        "mttr_median_hours": inc["mttr_median_hours"],
-        "mttr_p90_hours": inc["mttr_p90_hours"],
-        "attributed_explicit": counted["explicit"],
-        "attributed_inferred": counted["inferred"],
-        "unattributed": counted["unattributed"],
-        "toil_hours": toil["hours"],
-        "toil_share": toil["share"],
-        "pages": oncall["pages"],
-        "pages_per_week": oncall["per_week"],
-        "after_hours_share": oncall["after_hours_share"],
-    }
+    return figures_by_bucket(basis, [bucket], settings)[0]
 
 
 def trends(
@@ -102,11 +136,10 @@ def trends(
     now: datetime | None = None,
 ) -> pd.DataFrame:
     """One row per bucket (`freq` W or M) with every delivery, incident and people figure;
-    figures without data are None."""
+    figures without data are None (NaN in float columns)."""
     settings = settings or Settings()
     basis = compute(engine, period, scope or Scope(), settings, now=now)
-    rows = [bucket_figures(basis, bucket, settings) for bucket in buckets(period, freq)]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(figures_by_bucket(basis, buckets(period, freq), settings))
 
 
 def weekly_trends(

@@ -9,6 +9,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from metrics_org import Org, at
 from sqlalchemy import Engine
@@ -16,6 +17,7 @@ from sqlalchemy import Engine
 from metrics import Period, Scope, Settings
 from metrics.explain import explain
 from metrics.scorecard import scorecard
+from metrics.slo_data import burn_down
 from poise.catalog import apply_config
 from poise.config import parse_config
 
@@ -232,3 +234,18 @@ def test_sli_gaps_are_counted(warehouse: Engine, tmp_path: Path) -> None:
     now = datetime(2026, 7, 11, 0, 30, tzinfo=UTC)
     live = scorecard(warehouse, Period(at(days=0), at(days=11)), now=now)["data_quality"]
     assert live["sli_gaps"] == 5
+
+
+def test_burn_down_series_with_forecast(warehouse: Engine, tmp_path: Path) -> None:
+    burning_org().load(warehouse, tmp_path)
+    series = burn_down(warehouse, "checkout-availability", Q3, Settings())
+    actual = series[series["kind"] == "actual"]
+    assert len(actual) == 92  # every midnight from 2026-07-02 to 2026-10-01
+    assert pd.isna(actual["budget_remaining"].iloc[0])  # no events yet: unknown, not 100 %
+    last = actual.iloc[-1]
+    assert last["at"] == at(days=92)
+    assert last["budget_remaining"] == pytest.approx(1 / 3)
+    # a day earlier the window held 27 days at 0.5 % errors: half the budget left
+    assert actual.iloc[-2]["budget_remaining"] == pytest.approx(0.5)
+    forecast = series[series["kind"] == "forecast"]
+    assert forecast["budget_remaining"].tolist() == [pytest.approx(1 / 3), 0.0]
