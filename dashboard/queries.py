@@ -24,11 +24,11 @@ from typing import Any, TypeVar
 import streamlit as st
 from sqlalchemy import Engine
 
-from dashboard import data
+from dashboard import data, guardrails
 from dashboard.data import Query, Warehouse
 from metrics import Settings
 from metrics.scorecard import Basis
-from poise.config import load_config
+from poise.config import AnomalyConfig, load_config
 from poise.warehouse import open_warehouse, resolve_url
 
 TTL = 300  # seconds a query result is reused before the warehouse is read again
@@ -103,6 +103,21 @@ reliability_view = _cached(data.reliability_view)
 burndown = _cached(data.burndown)
 incidents = _cached(data.incidents)
 source_view = _cached(data.source_view)
+gate_ledger = _cached(guardrails.gate_ledger)
+certificate_view = _cached(guardrails.certificate_view)
+
+
+@st.cache_resource(show_spinner=False)
+def _anomaly_rule(config_path: str | None) -> AnomalyConfig:
+    return load_config(config_path).anomalies
+
+
+def _anomaly_weeks(wh: Warehouse, query: Query) -> Any:
+    return guardrails.anomaly_weeks(wh, query, _anomaly_rule(source()[1]))
+
+
+_anomaly_weeks.__name__ = "anomaly_weeks"
+anomaly_weeks = _cached(_anomaly_weeks)
 
 
 @st.cache_resource(ttl=TTL, max_entries=8, show_spinner="Building the report…")
@@ -135,11 +150,14 @@ __all__ = [
     "RECORDER",
     "TTL",
     "Query",
+    "anomaly_weeks",
     "catalog",
+    "certificate_view",
     "clear",
     "comparison",
     "deployments",
     "engine",
+    "gate_ledger",
     "incidents",
     "lead_times",
     "reliability_view",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, components, queries
+from dashboard import charts, components, guardrails, queries
 from dashboard.components import help_text, md
 
 view = components.page_start(
@@ -129,6 +129,74 @@ if len(during):
             "freeze-deployments",
             column_config={"exempt": st.column_config.CheckboxColumn("rollback or fix (allowed)")},
         )
+
+st.subheader(
+    "Release gate decisions",
+    help="Every answer `poise gate` gave a pipeline in the period: ship, warn, freeze (feature "
+    "releases stop while a budget is spent or a page-level burn alert fires), or an exception "
+    "(a fix or rollback shipped during a freeze). See docs/guardrails.md.",
+)
+gate = queries.gate_ledger(query)
+decisions = gate["decisions"]
+if decisions.empty:
+    st.caption(
+        "No `poise gate` decision in this period and scope. Pipelines ask the gate before "
+        "deploying (docs/guardrails.md has GitHub Actions and GitLab CI examples)."
+    )
+else:
+    for column, kind in zip(st.columns(4), guardrails.DECISION_WORDS, strict=True):
+        column.metric(guardrails.DECISION_WORDS[kind], f"{gate['counts'][kind]:,}")
+    components.table(
+        components.state_style(
+            decisions[
+                ["decided_at", "service", "change_type", "decision", "reason", "ref", "actor"]
+            ],
+            "decision",
+            guardrails.DECISION_COLOURS,
+        ),
+        "gate-ledger",
+        column_config={
+            "decided_at": st.column_config.DatetimeColumn("when (UTC)", format="YYYY-MM-DD HH:mm"),
+            "change_type": st.column_config.TextColumn("change"),
+            "reason": st.column_config.TextColumn("reason", width="large"),
+        },
+    )
+
+st.subheader(
+    "Certificates at risk",
+    help="TLS certificates of the endpoints `poise sync` checks (`certificates:` in poise.yaml): "
+    "expired, expiring within 30 days, failing verification, or not answering at the last "
+    "check. An expired certificate is an outage on the calendar.",
+)
+certs = queries.certificate_view(query)
+risks = certs["risks"]
+if not certs["checked"]:
+    st.caption(
+        "No certificate is checked for this scope: list the endpoints under `certificates:` "
+        "in poise.yaml and run `poise sync` (docs/guardrails.md)."
+    )
+elif risks.empty:
+    st.caption(f"All {certs['checked']} certificates checked are valid for more than 30 days.")
+else:
+    st.warning(
+        md(f"{len(risks)} of {certs['checked']} certificates are availability risks."),
+        icon=":material/gpp_maybe:",
+    )
+    components.table(
+        risks[
+            ["service", "id", "risk", "days_left", "not_after", "problem", "issuer", "checked_at"]
+        ],
+        "certificate-risks",
+        column_config={
+            "id": st.column_config.TextColumn("endpoint"),
+            "days_left": st.column_config.NumberColumn("days left", format="%.1f"),
+            "not_after": st.column_config.DatetimeColumn(
+                "expires (UTC)", format="YYYY-MM-DD HH:mm"
+            ),
+            "problem": st.column_config.TextColumn("does not verify, or the check failed"),
+            "checked_at": st.column_config.DatetimeColumn("checked", format="YYYY-MM-DD HH:mm"),
+        },
+    )
 
 st.subheader("What burned the budget", help=help_text("budget_share"))
 burned = (

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pandas as pd
 import streamlit as st
 
-from dashboard import components, queries, retro
+from dashboard import components, guardrails, queries, retro
 from dashboard.components import figure_card, help_text, md
 from dashboard.data import Query
 from dashboard.filters import today
@@ -153,6 +153,25 @@ with load:
             oncall["per_week"],
             note=f"{oncall['pages']:,} pages, {components.percent(oncall['after_hours_share'])} after hours",
         )
+
+st.subheader(
+    "Unusual weeks",
+    help="Weeks of the sprint whose figure lies far from the same series' previous 12 weeks "
+    "(the team's, its services' and its SLOs'; docs/guardrails.md).",
+)
+unusual = guardrails.flag_rows(queries.anomaly_weeks(query))
+if unusual.empty:
+    st.caption("No whole week of the sprint departs from the team's own recent history.")
+else:
+    components.table(
+        unusual,
+        "retro-anomalies",
+        column_config={
+            "week": st.column_config.DatetimeColumn("week of", format="YYYY-MM-DD"),
+            "value": st.column_config.NumberColumn("value", format="%.4g"),
+            "description": st.column_config.TextColumn("in words", width="large"),
+        },
+    )
 
 st.subheader(
     "Copy as Markdown",

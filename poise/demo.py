@@ -18,6 +18,7 @@ import csv
 import json
 import math
 import tempfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -902,6 +903,7 @@ LOAD_ORDER = ("services", "changes", "deployments", "incidents", "slos", "sli", 
 # What `--force` clears before rebuilding, children first; teams, services and SLOs have
 # fixed names and are overwritten in place.
 DEMO_TABLES = (
+    schema.certificates,
     schema.sli_samples,
     schema.oncall_pages,
     schema.toil_entries,
@@ -962,6 +964,50 @@ def _page_rows(pages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+# The certificates the demo's TLS checks found at `until`: (service, host, days valid left,
+# issuer, verify error, last check's error). One expired, one expiring within 30 days, one
+# served by a host that stopped answering; the rest healthy.
+DEMO_CERTIFICATES = (
+    ("storefront-web", "www.shop.example", 61, "Example Public CA R3", None, None),
+    ("search", "search.shop.example", 12, "Example Public CA R3", None, None),
+    ("billing-api", "billing.internal.example", -3, "Example Internal CA", "certificate has expired", None),
+    ("auth", "login.shop.example", 203, "Example Public CA R3", None, None),
+    ("notifications", "push.shop.example", 140, "Example Public CA R3", None, "no answer from push.shop.example:443 within 10 s"),
+)  # fmt: skip
+
+
+def _certificate_rows(until: datetime) -> list[dict[str, Any]]:
+    rows = []
+    checked = until - timedelta(hours=1)
+    for service, host, days_left, issuer, verify_error, error in DEMO_CERTIFICATES:
+        not_after = until.replace(hour=12, minute=0, second=0, microsecond=0) + timedelta(
+            days=days_left
+        )
+        rows.append(
+            {
+                "id": f"{host}:443",
+                "source_id": f"{host}:443",
+                "service": service,
+                "host": host,
+                "port": 443,
+                "server_name": host,
+                "subject": f"CN={host}",
+                "issuer": f"CN={issuer},O=Example",
+                "serial": f"{zlib.crc32(host.encode()):08x}",
+                "dns_names": host,
+                "not_before": not_after - timedelta(days=90),
+                "not_after": not_after,
+                "verified": verify_error is None,
+                "verify_error": verify_error,
+                "error": error,
+                "checked_at": checked,
+                "read_at": checked - timedelta(days=2) if error else checked,
+                "source": SOURCE,
+            }
+        )
+    return rows
+
+
 def build_demo(
     engine: Engine,
     *,
@@ -986,5 +1032,6 @@ def build_demo(
             report(f"imported {result.rows:>7} {kind}")
     with engine.begin() as connection:
         upsert_rows(connection, schema.oncall_pages, _page_rows(data.pages), count=False)
-    report(f"wrote {len(data.pages):>7} on-call pages")
+        upsert_rows(connection, schema.certificates, _certificate_rows(until), count=False)
+    report(f"wrote {len(data.pages):>7} on-call pages, {len(DEMO_CERTIFICATES)} certificate checks")
     return row_counts(engine)

@@ -27,6 +27,7 @@ from poise.warehouse import schema
 from reports.coverage import coverage_notes
 from reports.definitions import definitions
 from reports.figures import Inputs
+from reports.guardrail_sections import guardrails_section
 from reports.incident_sections import incidents_section
 from reports.model import Evidence, Report
 from reports.reliability_sections import reliability_section
@@ -57,6 +58,9 @@ def build_report(
         _check_team(engine, team)
     inputs = gather(engine, label, period, team, settings, now=now)
     generated = now or utcnow()
+    guards, guard_evidence = guardrails_section(
+        engine, period, Scope(team=team), settings, generated
+    )
     scope_label = f"Team {team}" if team else "Whole organisation"
     return Report(
         title=f"Quarterly report {label}",
@@ -68,11 +72,12 @@ def build_report(
             teams_section(inputs),
             trends_section(inputs),
             reliability_section(inputs),
+            guards,
             incidents_section(inputs),
             coverage_section(inputs),
             appendix_section(inputs),
         ],
-        evidence=inputs.evidence,
+        evidence=[*inputs.evidence, *guard_evidence],
         facts=(
             ("Scope", scope_label),
             ("Teams", str(len(inputs.teams))),

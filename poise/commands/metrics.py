@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from metrics import anomalies
 from metrics.model import DEFAULT_PERIOD_DAYS, Period, Scope, Settings
 from metrics.scorecard import scorecard, team_scorecards
 from metrics.trends import period_over_period
@@ -133,6 +134,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _anomalies(context: Any, period: Period, scope: Scope, settings: Settings) -> Any:
+    """Every week of the period judged against its series' own last weeks."""
+    return anomalies.weekly_judgements(
+        context.engine, period, scope, settings, context.config.anomalies, now=utcnow()
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     context = open_context(args)
     period = period_from(args)
@@ -141,6 +149,9 @@ def run(args: argparse.Namespace) -> int:
         if args.team or args.service or args.compare:
             raise PoiseError("--by-team covers every team: drop --team, --service and --compare")
         documents = team_scorecards(context.engine, period, settings)
+        judged = _anomalies(context, period, Scope(), settings)
+        for team, document in documents.items():
+            document["anomalies"] = anomalies.as_json(anomalies.for_team(judged, team))
         if args.format == "json":
             print(json.dumps(documents, indent=2, allow_nan=False))
         elif args.format == "csv":
@@ -153,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
         document = period_over_period(context.engine, period, scope, settings)
     else:
         document = scorecard(context.engine, period, scope, settings)
+    document["anomalies"] = anomalies.as_json(_anomalies(context, period, scope, settings))
     if args.format == "json":
         print(json.dumps(document, indent=2, allow_nan=False))
     elif args.format == "csv":

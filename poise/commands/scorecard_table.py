@@ -169,6 +169,15 @@ def print_scorecard(console: Console, doc: dict[str, Any]) -> None:
     quality = doc["data_quality"]
     found = [f"{key.replace('_', ' ')}: {value}" for key, value in quality.items() if value]
     console.print("Data quality: " + ("; ".join(found) if found else "no findings"))
+    if doc.get("anomalies") is not None:
+        flagged = doc["anomalies"]
+        console.print(
+            f"Anomalies: {len(flagged)} week(s) far from their own last 12 weeks"
+            + (":" if flagged else " (none)"),
+            markup=False,
+        )
+        for item in flagged:
+            console.print(f"  {item['description']}", markup=False)
     if "change" in doc:
         table = Table(
             title=f"Change from {_when(doc['previous']['period']['from'])}", title_justify="left"

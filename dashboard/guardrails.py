@@ -1,0 +1,141 @@
+"""The guardrails on the pages: the release gate's ledger, certificates at risk, and the
+weeks flagged as anomalies (docs/guardrails.md).
+
+Plain functions of a `Warehouse` and a `Query` like `dashboard.data` (wrapped by
+`dashboard.queries`), the tables the pages show, and the anomaly chart. The figures come
+from `metrics.gate_data`, `metrics.certificates` and `metrics.anomalies`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from dashboard.charts import BLUE, GREY, VERMILLION, _layout, empty, safe
+from dashboard.data import Query, Warehouse
+from metrics import Period, anomalies, certificates, gate_data
+from poise.config import AnomalyConfig
+from poise.timeutil import utcnow
+
+DORA_FIGURES = {name: anomalies.FIGURES[name].label for name in anomalies.DORA_FIGURES}
+DECISION_WORDS = {
+    "ship": "ship",
+    "warn": "warn",
+    "freeze": "freeze",
+    "exception": "exception (fix or rollback in a freeze)",
+}
+DECISION_COLOURS = {"ship": BLUE, "warn": "#E69F00", "freeze": VERMILLION, "exception": GREY}
+
+
+def gate_ledger(wh: Warehouse, query: Query) -> dict[str, Any]:
+    """The gate's decisions in the period for the scope (newest first) and their counts. A
+    period that ends today (the pages' default ends at today's midnight) reaches up to now,
+    so this morning's decisions show."""
+    now = utcnow()
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    period = Period(query.start, now) if today <= query.end < now else query.period
+    with wh.engine.connect() as connection:
+        frame = gate_data.ledger(connection, period, query.scope)
+    return {"decisions": frame, "counts": gate_data.ledger_counts(frame), "until": period.end}
+
+
+def certificate_view(wh: Warehouse, query: Query) -> dict[str, Any]:
+    """Every checked certificate in scope with its days left and risk now, and the risks
+    (expired, expiring within 30 days, invalid, unreachable), the most urgent first."""
+    with wh.engine.connect() as connection:
+        stored = certificates.load(connection, query.scope)
+    now = utcnow()
+    risks = certificates.expiry_risks(stored, now)
+    risks["summary"] = [certificates.describe(row) for _, row in risks.iterrows()]
+    risks["problem"] = [
+        str(verify or error or "")
+        for verify, error in zip(risks["verify_error"], risks["error"], strict=True)
+    ]
+    return {"checked": len(stored), "all": certificates.with_risk(stored, now), "risks": risks}
+
+
+def anomaly_weeks(wh: Warehouse, query: Query, rule: AnomalyConfig) -> pd.DataFrame:
+    """Every whole week of the period judged against its series' previous weeks."""
+    return anomalies.weekly_judgements(
+        wh.engine, query.period, query.scope, wh.settings, rule, now=utcnow()
+    )
+
+
+# --- shaping for the pages ------------------------------------------------------------------
+
+
+def scope_level(query: Query) -> str:
+    """The level of the series that describes the whole scope."""
+    return "service" if query.service else "scope"
+
+
+def flag_rows(judged: pd.DataFrame) -> pd.DataFrame:
+    """The flagged weeks as a table: week, what, figure, value, the usual range and the
+    one-line description."""
+    flags = anomalies.flagged(judged)
+    columns = ["week", "what", "figure", "value", "usual", "worse", "description"]
+    if flags.empty:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for _, row in flags.iterrows():
+        text = anomalies.describe(row)
+        rows.append(
+            {
+                "week": row["week_start"],
+                "what": text.split(" · ", 1)[0],
+                "figure": row["label"],
+                "value": anomalies.format_value(row["figure"], row["value"]),
+                "usual": text.rsplit("(usual ", 1)[-1].split(", median", 1)[0],
+                "worse": "worse" if row["worse"] else "better",
+                "description": text,
+            }
+        )
+    return pd.DataFrame(rows, columns=columns)
+
+
+def anomaly_chart(series: pd.DataFrame, label: str) -> go.Figure:
+    """One weekly series with the band of usual values (median ± k·scale of the previous
+    weeks) and the flagged weeks marked."""
+    if series.empty:
+        return empty("No whole week of this period could be judged for this figure.")
+    series = series.sort_values("week_start")
+    figure = go.Figure()
+    figure.add_trace(
+        go.Scatter(
+            x=list(series["week_start"]) + list(series["week_start"])[::-1],
+            y=list(series["upper"]) + list(series["lower"])[::-1],
+            fill="toself",
+            mode="lines",
+            fillcolor="rgba(153,153,153,0.2)",
+            line={"width": 0},
+            name="usual range (last 12 weeks)",
+            hoverinfo="skip",
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=series["week_start"],
+            y=series["value"],
+            mode="lines+markers",
+            name=safe(label),
+            line={"color": BLUE},
+            hovertemplate="week of %{x|%Y-%m-%d}: %{y:.3g}<extra></extra>",
+        )
+    )
+    flags = series[series["anomaly"].astype(bool)]
+    if len(flags):
+        figure.add_trace(
+            go.Scatter(
+                x=flags["week_start"],
+                y=flags["value"],
+                mode="markers",
+                name="anomaly",
+                marker={"color": VERMILLION, "symbol": "x", "size": 14, "line": {"width": 2}},
+                hovertemplate="anomaly, week of %{x|%Y-%m-%d}: %{y:.3g}<extra></extra>",
+            )
+        )
+    figure.update_xaxes(title=None, type="date")
+    figure.update_yaxes(title=safe(label))
+    return _layout(figure)

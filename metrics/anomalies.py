@@ -1,0 +1,472 @@
+"""Anomaly flags: weeks whose figures depart from the service's own recent history.
+
+The rule (docs/guardrails.md), for each weekly series (a DORA figure of a service, of a
+team or of the whole scope; an SLO's weekly SLI and its budget remaining at the week's end):
+
+- the history of week w is the `history` (12) weeks before it; it needs at least
+  `min_history` (8) of them with a value, else w is not judged (short series: no flags);
+- m = median(history), MAD = median(|history − m|), scale = max(1.4826 · MAD, floor);
+- w is flagged when |x_w − m| > k · scale, k = `threshold` (3.5).
+
+1.4826 · MAD estimates the standard deviation of normal noise robustly (one wild week in
+the history does not widen the band). `floor` is per figure: an absolute amount plus a
+share of |m| (e.g. 5 percentage points of change fail rate; 10 % of the median lead time),
+so a flat history (MAD = 0) flags only a real departure, never a rounding wobble.
+
+Weeks run Monday 00:00 UTC to Monday; only whole weeks are judged (a partial week's count
+is not comparable). A DORA series starts at its first week with a deployment in the loaded
+range (before that the service may not have existed); weeks after that without
+deployments count 0 deployments, and no rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine
+
+from metrics import attribution, delivery, reliability, sli
+from metrics.frames import _slos, load
+from metrics.freshness import is_fresh
+from metrics.model import Period, Scope, Settings
+from metrics.stats import ratio, to_jsonable
+from metrics.windows import window_for
+from poise.config import AnomalyConfig
+from poise.timeutil import ensure_utc
+
+MAD_SCALE = 1.4826
+WEEK = timedelta(weeks=1)
+
+
+@dataclass(frozen=True)
+class Figure:
+    label: str
+    absolute_floor: float
+    relative_floor: float
+    worse: str  # the direction that is bad news: "above" or "below"
+
+
+FIGURES: dict[str, Figure] = {
+    "deployments": Figure("deployments", 1.0, 0.1, "below"),
+    "lead_time_median_hours": Figure("lead time (median, h)", 1.0, 0.1, "above"),
+    "change_failure_rate": Figure("change fail rate", 0.05, 0.0, "above"),
+    "recovery_median_hours": Figure("recovery time (median, h)", 0.5, 0.1, "above"),
+    "rework_rate": Figure("rework rate", 0.05, 0.0, "above"),
+    # floors in units of the SLO's error budget are set per SLO (see `_slo_floor`)
+    "sli": Figure("weekly SLI", 0.0, 0.0, "below"),
+    "budget_remaining": Figure("budget remaining at week end", 0.05, 0.0, "below"),
+}
+DORA_FIGURES = tuple(name for name in FIGURES if name not in ("sli", "budget_remaining"))
+COLUMNS = [
+    "level",
+    "service",
+    "team",
+    "slo",
+    "figure",
+    "label",
+    "week_start",
+    "value",
+    "sample",
+    "median",
+    "lower",
+    "upper",
+    "history_weeks",
+    "score",
+    "direction",
+    "worse",
+    "anomaly",
+]
+
+
+@dataclass(frozen=True)
+class Judgement:
+    median: float | None
+    lower: float | None
+    upper: float | None
+    history: int
+    score: float | None
+    anomaly: bool
+
+
+def judge(
+    values: Sequence[float | None],
+    rule: AnomalyConfig,
+    absolute_floor: float = 0.0,
+    relative_floor: float = 0.0,
+) -> list[Judgement]:
+    """The rule applied to every position of one weekly series (None: no value)."""
+    series = np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+    out = []
+    for week, value in enumerate(series):
+        past = series[max(0, week - rule.history_weeks) : week]
+        past = past[~np.isnan(past)]
+        if len(past) < rule.min_history_weeks or np.isnan(value):
+            out.append(Judgement(None, None, None, len(past), None, False))
+            continue
+        middle = float(np.median(past))
+        mad = float(np.median(np.abs(past - middle)))
+        scale = max(MAD_SCALE * mad, absolute_floor + relative_floor * abs(middle))
+        if scale <= 0:  # no floor and a flat history: any difference would be "infinite"
+            scale = np.finfo(float).eps * max(1.0, abs(middle))
+        band = rule.threshold * scale
+        score = (value - middle) / scale
+        out.append(
+            Judgement(
+                middle,
+                middle - band,
+                middle + band,
+                len(past),
+                float(score),
+                abs(score) > rule.threshold,
+            )
+        )
+    return out
+
+
+# -- weekly series from the warehouse ------------------------------------------------------
+
+
+def judged_weeks(period: Period, now: datetime) -> list[datetime]:
+    """The starts of the whole weeks that overlap the period and have ended by its end and
+    by `now`."""
+    end = min(ensure_utc(period.end), ensure_utc(now))
+    first = pd.Timestamp(period.start).tz_convert("UTC").floor("D")
+    first -= pd.Timedelta(days=first.weekday())
+    weeks = []
+    cursor = first.to_pydatetime()
+    while cursor + WEEK <= end:
+        if cursor + WEEK > period.start:
+            weeks.append(cursor)
+        cursor += WEEK
+    return weeks
+
+
+def _week_index(times: pd.Series, first: datetime, count: int) -> np.ndarray:
+    """The week number of each time counted from `first` (-1 outside the `count` weeks)."""
+    if times.empty:
+        return np.array([], dtype=int)
+    offsets = (pd.DatetimeIndex(times) - pd.Timestamp(first)) // pd.Timedelta(WEEK)
+    index = np.asarray(offsets, dtype=int)
+    index[(index < 0) | (index >= count)] = -1
+    return index
+
+
+def _dora_series(
+    rows: pd.DataFrame, changes: pd.DataFrame, starts: list[datetime], settings: Settings, key: str
+) -> list[dict[str, Any]]:
+    """Per value of `key` (`service` or `team`; "": the whole scope) and week, the DORA
+    figures, all groups in one `delivery.dora_by` pass."""
+    count = len(starts)
+    names = rows[key] if key else pd.Series("", index=rows.index)
+    weeks = _week_index(rows["deployed_at"], starts[0], count)
+    rows = rows.assign(group=list(zip(names, weeks, strict=True)))
+    change_names = changes[key] if key else pd.Series("", index=changes.index)
+    change_weeks = _week_index(changes["deployed_at"], starts[0], count)
+    changes = changes.assign(group=list(zip(change_names, change_weeks, strict=True)))
+    active = pd.DataFrame({"name": names, "week": weeks})
+    first_week = active[active["week"] >= 0].groupby("name")["week"].min()
+    teams = rows.drop_duplicates(key).set_index(key)["team"] if key == "service" else None
+    periods = {
+        (name, week): Period(starts[week], starts[week] + WEEK)
+        for name, first in first_week.items()
+        for week in range(int(first), count)
+    }
+    if not periods:
+        return []
+    blocks = delivery.dora_by(rows, changes, periods, settings)
+    out = []
+    for (name, week), block in blocks.items():
+        deployments = block["deployment_frequency"]["deployments"]
+        values = {
+            "deployments": (deployments, deployments),
+            "lead_time_median_hours": (
+                block["lead_time"]["median_hours"],
+                block["lead_time"]["changes"],
+            ),
+            "change_failure_rate": (block["change_failure_rate"]["rate"], deployments),
+            "recovery_median_hours": (
+                block["recovery_time"]["median_hours"],
+                block["recovery_time"]["failures"],
+            ),
+            "rework_rate": (block["rework_rate"]["rate"], deployments),
+        }
+        for figure, (value, sample) in values.items():
+            out.append(
+                {
+                    "level": key or "scope",
+                    "service": name if key == "service" else None,
+                    "team": teams[name] if teams is not None else name if key == "team" else None,
+                    "slo": None,
+                    "figure": figure,
+                    "week": week,
+                    "value": value,
+                    "sample": sample,
+                }
+            )
+    return out
+
+
+def _slo_floor(target: float) -> float:
+    """A tenth of the error budget: a week at 0.1× burn more is not news."""
+    return 0.1 * (1.0 - target)
+
+
+def _span(
+    prefix: np.ndarray, days: pd.DatetimeIndex, lo: datetime, hi: datetime
+) -> tuple[float, float, int]:
+    """(Σgood, Σtotal, samples) of the days in [lo, hi) from prefix sums over `days`."""
+    a, b = days.searchsorted(pd.Timestamp(lo)), days.searchsorted(pd.Timestamp(hi))
+    good, events, samples = prefix[b] - prefix[a]
+    return float(good), float(events), int(samples)
+
+
+def _slo_series(
+    connection: Any, scope: Scope, starts: list[datetime], settings: Settings
+) -> list[dict[str, Any]]:
+    """Per SLO and week: the week's SLI, and the budget remaining at the week's end over the
+    SLO's window (evaluated by `reliability.evaluate`). Weeks and windows both start at a
+    midnight, so daily sums give them exactly."""
+    slos = _slos(connection, scope)
+    if slos.empty:
+        return []
+    windows = {slo.name: window_for(slo, settings) for slo in slos.itertuples(index=False)}
+    ends = [start + WEEK for start in starts]
+    since = min([starts[0], *(w.at(ends[0])[0] for w in windows.values())])
+    days = pd.date_range(since, ends[-1], freq="D", inclusive="left")
+    daily = sli.daily_sums(
+        connection, slos["name"].tolist(), since, ends[-1], rollup=is_fresh(connection)
+    )
+    by_slo = {name: frame for name, frame in daily.groupby("slo", sort=False)}
+    zero = (0.0, 0.0, 0)
+    burns = dict.fromkeys(reliability.BURN_WINDOWS, zero)
+    out = []
+    for slo in slos.itertuples(index=False):
+        frame = by_slo.get(slo.name)
+        if frame is None:
+            continue
+        series = frame.set_index("day")[["good", "total", "samples"]].reindex(days, fill_value=0)
+        prefix = np.vstack([np.zeros(3), np.cumsum(series.to_numpy(dtype=float), axis=0)])
+
+        seen = False
+        for week, (start, end) in enumerate(zip(starts, ends, strict=True)):
+            good, events, samples = _span(prefix, days, start, end)
+            seen = seen or samples > 0
+            if not seen:
+                continue  # the SLO's series starts at its first sample
+            window_sums = _span(prefix, days, windows[slo.name].at(end)[0], end)
+            evaluated = reliability.evaluate(slo, {"window": window_sums, **burns}, end, settings)
+            for figure, value, sample in (
+                ("sli", ratio(good, events), events),
+                ("budget_remaining", evaluated["budget_remaining"], window_sums[1]),
+            ):
+                out.append(
+                    {
+                        "level": "slo",
+                        "service": slo.service,
+                        "team": slo.team,
+                        "slo": slo.name,
+                        "figure": figure,
+                        "week": week,
+                        "value": value,
+                        "sample": sample,
+                        "target": float(slo.target),
+                    }
+                )
+    return out
+
+
+def weekly_judgements(
+    engine: Engine,
+    period: Period,
+    scope: Scope | None = None,
+    settings: Settings | None = None,
+    rule: AnomalyConfig | None = None,
+    *,
+    now: datetime,
+) -> pd.DataFrame:
+    """Every judged week of every series in scope (COLUMNS), flagged or not.
+
+    Series: each DORA figure of each service, of each team (when the scope is wider than
+    a team), and of the scope as a whole; each SLO's weekly SLI and week-end budget. The
+    judged weeks are the whole weeks overlapping `period` (ended by `now`); their histories
+    reach `rule.history_weeks` further back.
+    """
+    scope = scope or Scope()
+    settings = settings or Settings()
+    rule = rule or AnomalyConfig()
+    judged = judged_weeks(period, now)
+    if not judged:
+        return pd.DataFrame(columns=COLUMNS)
+    starts = [judged[0] - WEEK * n for n in range(rule.history_weeks, 0, -1)] + judged
+    loaded = Period(starts[0], starts[-1] + WEEK)
+    with engine.connect() as connection:
+        frames = load(connection, loaded, scope, settings)
+        slo_rows = _slo_series(connection, scope, starts, settings)
+    links = attribution.attribute(frames.incidents, frames.deployments, settings.attribution_window)
+    rows = delivery.deployment_rows(
+        frames.deployments, frames.fixers, links, frames.incidents, reasons=False
+    )
+    levels = (
+        ["service"] + (["team"] if scope.is_org else []) + ([""] if scope.service is None else [])
+    )
+    records = [
+        record
+        for level in levels
+        for record in _dora_series(rows, frames.changes, starts, settings, level)
+    ]
+    for record in records:  # a team's own series is the team's, whatever its level is called
+        if record["level"] == "scope" and scope.team is not None:
+            record["team"] = scope.team
+    return judge_records(records + slo_rows, starts, rule, settings.min_sample)
+
+
+SAMPLED = frozenset(
+    {"lead_time_median_hours", "change_failure_rate", "recovery_median_hours", "rework_rate"}
+)
+
+
+def _usable(figure: str, value: Any, sample: Any, min_sample: int) -> float | None:
+    """The value the rule may use: none for a rate or median resting on fewer than
+    `min_sample` rows (the tiers' "insufficient data"), or an SLO week without events."""
+    if value is None or pd.isna(value):
+        return None
+    if figure in SAMPLED and (sample is None or sample < min_sample):
+        return None
+    if figure in ("sli", "budget_remaining") and not sample:
+        return None
+    return float(value)
+
+
+def judge_records(
+    records: list[dict[str, Any]], starts: list[datetime], rule: AnomalyConfig, min_sample: int
+) -> pd.DataFrame:
+    """Judge weekly values: `records` hold level, service, team, slo, figure, week (index
+    into `starts`), value, sample (and target for SLO figures). Weeks before
+    `rule.history_weeks` are history only."""
+    if not records:
+        return pd.DataFrame(columns=COLUMNS)
+    frame = pd.DataFrame(records)
+    if "target" not in frame.columns:
+        frame["target"] = np.nan
+    out = []
+    keys = ["level", "service", "team", "slo", "figure"]
+    for _key, series in frame.groupby(keys, dropna=False, sort=True):
+        head = series.iloc[0]
+        name = str(head["figure"])
+        figure = FIGURES[name]
+        absolute = _slo_floor(float(head["target"])) if name == "sli" else figure.absolute_floor
+        values: list[float | None] = [None] * len(starts)
+        samples: list[Any] = [None] * len(starts)
+        for week, value, sample in zip(
+            series["week"], series["value"], series["sample"], strict=True
+        ):
+            values[int(week)] = _usable(name, value, sample, min_sample)
+            samples[int(week)] = sample
+        verdicts = judge(values, rule, absolute, figure.relative_floor)
+        for week in range(rule.history_weeks, len(starts)):
+            verdict = verdicts[week]
+            if values[week] is None:
+                continue
+            score = verdict.score
+            direction = None if not score else "above" if score > 0 else "below"
+            out.append(
+                {
+                    **{key: (None if pd.isna(head[key]) else head[key]) for key in keys},
+                    "label": figure.label,
+                    "week_start": starts[week],
+                    "value": values[week],
+                    "sample": samples[week],
+                    "median": verdict.median,
+                    "lower": verdict.lower,
+                    "upper": verdict.upper,
+                    "history_weeks": verdict.history,
+                    "score": score,
+                    "direction": direction,
+                    "worse": verdict.anomaly and direction == figure.worse,
+                    "anomaly": verdict.anomaly,
+                }
+            )
+    result = pd.DataFrame(out, columns=COLUMNS)
+    result["week_start"] = pd.to_datetime(result["week_start"], utc=True)
+    for column in ("service", "team", "slo", "direction"):  # None, not NaN, for "none"
+        result[column] = result[column].astype(object).where(result[column].notna(), None)
+    order = ["week_start", "level", "service", "slo", "figure"]
+    return result.sort_values(order, na_position="first").reset_index(drop=True)
+
+
+def flagged(judgements: pd.DataFrame) -> pd.DataFrame:
+    """The anomalous weeks only."""
+    return judgements[judgements["anomaly"].astype(bool)].reset_index(drop=True)
+
+
+def as_json(judgements: pd.DataFrame) -> list[dict[str, Any]]:
+    """The flagged weeks as `poise metrics` lists them (`anomalies`), each with a unique
+    `name` (series and week) and a one-line `description`."""
+    rows = flagged(judgements)
+    out = []
+    for _, row in rows.iterrows():
+        entry = {column: _given(row, column) for column in COLUMNS if column != "anomaly"}
+        entry["sample"] = None if entry["sample"] is None else int(entry["sample"])
+        who = entry["slo"] or entry["service"] or entry["team"] or "all"
+        entry["name"] = f"{who}/{entry['figure']}/{pd.Timestamp(entry['week_start']):%Y-%m-%d}"
+        entry["description"] = describe(row)
+        out.append(entry)
+    return to_jsonable(out)
+
+
+def for_team(judgements: pd.DataFrame, team: str) -> pd.DataFrame:
+    """A team's part of an organisation's judgements: its services, its SLOs, and the team's
+    own series."""
+    mine = judgements["team"] == team
+    return judgements[mine & (judgements["level"] != "scope")].reset_index(drop=True)
+
+
+def describe(row: Any) -> str:
+    """One line: `checkout · change fail rate, week of 2026-11-09: 40 % (usual 0–17 %, median 5 %)`."""
+    team = _given(row, "team")
+    who = _given(row, "slo") or _given(row, "service") or (f"team {team}" if team else "all teams")
+    figure = row["figure"]
+    fmt = _formatter(figure)
+    low, high = _plausible(figure, row["lower"], row["upper"])
+    week = pd.Timestamp(row["week_start"]).strftime("%Y-%m-%d")
+    return (
+        f"{who} · {row['label']}, week of {week}: {fmt(row['value'])} "
+        f"(usual {fmt(low)}–{fmt(high)}, median {fmt(row['median'])})"
+    )
+
+
+def _given(row: Any, key: str) -> Any:
+    """A cell, with pandas' missing markers (NaN, NaT) as None."""
+    value = row[key]
+    if value is None or isinstance(value, str | bool):
+        return value
+    return None if pd.isna(value) else value
+
+
+def _plausible(figure: str, low: float, high: float) -> tuple[float, float]:
+    """The band clipped to what the figure can be (a rate in [0, 1], a count at least 0)."""
+    if figure == "budget_remaining":
+        return low, min(high, 1.0)
+    if figure in ("sli", "change_failure_rate", "rework_rate"):
+        return max(low, 0.0), min(high, 1.0)
+    return max(low, 0.0), high
+
+
+def format_value(figure: str, value: float) -> str:
+    """A figure's value as `describe` writes it (40 %, 52.0 h, 99.830 %, 14)."""
+    return str(_formatter(figure)(value))
+
+
+def _formatter(figure: str) -> Any:
+    if figure in ("change_failure_rate", "rework_rate", "budget_remaining"):
+        return lambda v: f"{v * 100:.0f} %"
+    if figure == "sli":
+        return lambda v: f"{v * 100:.3f} %"
+    if figure == "deployments":
+        return lambda v: f"{v:.0f}"
+    return lambda v: f"{v:.1f} h"

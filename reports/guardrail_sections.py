@@ -1,0 +1,230 @@
+"""The guardrails section of the quarterly report: certificates that are availability risks,
+the weeks flagged as anomalies, and what the release gate answered (docs/guardrails.md).
+
+Figures come from `metrics.certificates`, `metrics.anomalies` and `metrics.gate_data`;
+nothing here computes one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from metrics import Period, Scope, Settings, anomalies, certificates, gate_data
+from poise.config import AnomalyConfig
+from reports.model import BulletList, Column, Evidence, Fmt, Paragraph, Section, Table
+
+LISTED_FLAGS = 40
+LISTED_DECISIONS = 25
+RISK_WORDS = {
+    "expired": "expired",
+    "expiring": "expires within 30 days",
+    "invalid": "does not verify",
+    "unreachable": "no answer at the last check",
+}
+
+
+def guardrails_section(
+    engine: Engine,
+    period: Period,
+    scope: Scope,
+    settings: Settings,
+    now: datetime,
+    rule: AnomalyConfig | None = None,
+) -> tuple[Section, list[Evidence]]:
+    """The section and the rows behind it (workbook sheets)."""
+    with engine.connect() as connection:
+        stored = certificates.load(connection, scope)
+        decisions = gate_data.ledger(connection, period, scope)
+    risks = certificates.expiry_risks(stored, now)
+    judged = anomalies.weekly_judgements(engine, period, scope, settings, rule, now=now)
+    flags = anomalies.flagged(judged)
+    section = Section(
+        "Guardrails: certificates, unusual weeks, release gate",
+        "guardrails",
+        [
+            Paragraph(
+                "What the guardrails of docs/guardrails.md found: certificates that put "
+                "availability at risk, weeks that departed from their own recent history, "
+                "and the answers the error-budget release gate gave pipelines.",
+                "note",
+            )
+        ],
+        [
+            _certificates(stored, risks, now),
+            _anomalies(flags, judged),
+            _gate(decisions),
+        ],
+    )
+    evidence = [
+        Evidence(
+            "Certificates checked, with their risk at the report's generation",
+            "Rows certificates",
+            certificates.with_risk(stored, now),
+            "behind the certificates at risk",
+        ),
+        Evidence(
+            "Every week judged for anomalies",
+            "Rows anomaly weeks",
+            judged,
+            "median and band of the previous weeks, and whether the week was flagged",
+        ),
+        Evidence(
+            "Release gate decisions",
+            "Rows gate decisions",
+            decisions,
+            "every decision poise gate recorded",
+        ),
+    ]
+    return section, evidence
+
+
+def _certificates(stored: pd.DataFrame, risks: pd.DataFrame, now: datetime) -> Section:
+    blocks: list[Any] = []
+    if stored.empty:
+        blocks.append(
+            Paragraph(
+                "No TLS certificate is checked for this scope: list the endpoints under "
+                "`certificates:` in poise.yaml and `poise sync` checks them.",
+                "note",
+            )
+        )
+    else:
+        blocks.append(
+            Paragraph(
+                f"{len(risks)} of {len(stored)} certificates checked are availability risks "
+                f"as of {now:%Y-%m-%d %H:%M} UTC (expired, expiring within 30 days, failing "
+                "verification, or not answering).",
+                "lead" if len(risks) else "body",
+            )
+        )
+    rows = tuple(
+        (
+            row["service"],
+            row["id"],
+            RISK_WORDS.get(str(row["risk"]), str(row["risk"])),
+            None if pd.isna(row["days_left"]) else float(row["days_left"]),
+            None if pd.isna(row["not_after"]) else row["not_after"].to_pydatetime(),
+            str(row["verify_error"] or row["error"] or ""),
+        )
+        for _, row in risks.iterrows()
+    )
+    blocks.append(
+        Table(
+            "Certificates at risk",
+            (
+                Column("service", "Service"),
+                Column("id", "Endpoint"),
+                Column("risk", "Risk"),
+                Column("days_left", "Days left", Fmt.DECIMAL1),
+                Column("not_after", "Expires", Fmt.DATETIME),
+                Column("problem", "Problem"),
+            ),
+            rows,
+            "Certificates at risk",
+            empty_text="No certificate is at risk.",
+        )
+    )
+    return Section("Certificates at risk", "certificates", blocks)
+
+
+def _anomalies(flags: pd.DataFrame, judged: pd.DataFrame) -> Section:
+    worse = flags[flags["worse"].astype(bool)] if len(flags) else flags
+    blocks: list[Any] = [
+        Paragraph(
+            "A week is flagged when its figure lies more than 3.5 robust deviations (1.4826 "
+            "× the median absolute deviation, with a floor per figure) from the median of the "
+            "same series' previous 12 weeks; 8 of them must have data. Each service, team and "
+            "SLO is compared with its own history.",
+            "note",
+        ),
+        Paragraph(
+            f"{len(flags)} of {len(judged)} judged series-weeks were flagged, "
+            f"{len(worse)} of them in the bad direction."
+            if len(judged)
+            else "No whole week of the quarter could be judged (too little history).",
+        ),
+    ]
+    if len(worse):
+        blocks.append(
+            BulletList(tuple(anomalies.describe(row) for _, row in worse.head(8).iterrows()))
+        )
+    listed = flags.head(LISTED_FLAGS)
+    blocks.append(
+        Table(
+            "Unusual weeks",
+            (
+                Column("week", "Week of", Fmt.DATE),
+                Column("what", "Series"),
+                Column("figure", "Figure"),
+                Column("value", "Value"),
+                Column("usual", "Usual range"),
+                Column("direction", "Direction"),
+            ),
+            tuple(
+                (
+                    row["week_start"].to_pydatetime(),
+                    anomalies.describe(row).split(" · ", 1)[0],
+                    row["label"],
+                    anomalies.format_value(row["figure"], row["value"]),
+                    anomalies.describe(row).rsplit("(usual ", 1)[-1].split(", median", 1)[0],
+                    "worse" if row["worse"] else "better",
+                )
+                for _, row in listed.iterrows()
+            ),
+            "Unusual weeks",
+            f"The first {LISTED_FLAGS} of {len(flags)}; the workbook lists every judged week."
+            if len(flags) > LISTED_FLAGS
+            else "",
+            empty_text="No week of the quarter departed from its own recent history.",
+        )
+    )
+    return Section("Unusual weeks", "anomalies", blocks)
+
+
+def _gate(decisions: pd.DataFrame) -> Section:
+    counts = gate_data.ledger_counts(decisions)
+    blocks: list[Any] = [
+        Paragraph(
+            f"`poise gate` answered {len(decisions)} times in the quarter: "
+            + ", ".join(
+                f"{counts[kind]} {kind}" for kind in ("ship", "warn", "freeze", "exception")
+            )
+            + ". A freeze stops feature releases while an error budget is spent or a "
+            "page-level burn alert fires; an exception is a fix or rollback shipped during one."
+            if len(decisions)
+            else "No pipeline asked the release gate (`poise gate`) in the quarter.",
+        )
+    ]
+    held = decisions[decisions["decision"].isin(["freeze", "exception", "warn"])]
+    blocks.append(
+        Table(
+            "Release gate: freezes, exceptions and warnings",
+            (
+                Column("decided_at", "When", Fmt.DATETIME),
+                Column("service", "Service"),
+                Column("change_type", "Change"),
+                Column("decision", "Decision"),
+                Column("reason", "Reason"),
+            ),
+            tuple(
+                (
+                    row.decided_at.to_pydatetime(),
+                    row.service,
+                    row.change_type,
+                    row.decision,
+                    row.reason,
+                )
+                for row in held.head(LISTED_DECISIONS).itertuples(index=False)
+            ),
+            "Gate decisions",
+            f"The latest {LISTED_DECISIONS} of {len(held)}; the workbook lists every decision."
+            if len(held) > LISTED_DECISIONS
+            else "",
+            empty_text="No freeze, exception or warning in the quarter.",
+        )
+    )
+    return Section("Release gate", "gate", blocks)

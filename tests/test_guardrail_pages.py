@@ -1,0 +1,170 @@
+"""The guardrails on the dashboard (Streamlit AppTest): the gate's ledger and the certificates
+at risk on the Reliability page, the unusual weeks on the Overview and the Team retro.
+
+On a copy of the session's demo warehouse (four months up to today, with the demo's
+certificate checks), plus gate decisions asked of the real gate, and on the planted
+warehouse of tests/test_anomalies.py.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from sqlalchemy.engine import make_url
+from streamlit.testing.v1 import AppTest
+from test_anomalies import planted_org
+from test_pages import assert_clean, run
+
+from metrics import anomalies, certificates
+from metrics.gate_data import evaluate_gate, record_decision
+from metrics.model import Scope, Settings
+from poise.config import BudgetPolicy
+from poise.timeutil import utcnow
+from poise.warehouse import open_warehouse
+
+SERVICES = ("recommendations", "billing-api", "storefront-web")
+
+
+@pytest.fixture
+def use(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Point the dashboard at a warehouse (its caches are keyed by the URL)."""
+
+    def point(url: str) -> None:
+        monkeypatch.setenv("POISE_DATABASE_URL", url)
+        monkeypatch.delenv("POISE_CONFIG", raising=False)
+
+    return point
+
+
+@pytest.fixture(scope="module")
+def guarded_url(dashboard_demo_url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The demo, copied, with the gate asked about three services (and a rollback)."""
+    source = Path(make_url(dashboard_demo_url).database or "")
+    copy = tmp_path_factory.mktemp("guarded") / "demo.db"
+    shutil.copyfile(source, copy)
+    url = f"sqlite:///{copy}"
+    engine = open_warehouse(url)
+    now = utcnow()
+    for service in SERVICES:
+        decision = evaluate_gate(engine, service, "feature", BudgetPolicy(), Settings(), now)
+        record_decision(engine, decision, now, ref=f"{service}@v2", actor="ci")
+    rollback = evaluate_gate(engine, "billing-api", "rollback", BudgetPolicy(), Settings(), now)
+    record_decision(engine, rollback, now, ref="billing-api@v1", actor="alice")
+    engine.dispose()
+    return url
+
+
+def table_with(at: AppTest, *columns: str) -> pd.DataFrame:
+    for frame in at.dataframe:
+        value = frame.value
+        if all(column in value.columns for column in columns):
+            return value
+    raise AssertionError(f"no table with columns {columns}")
+
+
+def texts(at: AppTest) -> str:
+    parts = [*(c.value for c in at.caption), *(m.value for m in at.markdown)]
+    parts += [*(w.value for w in at.warning), *(s.value for s in at.subheader)]
+    return "\n".join(str(part) for part in parts)
+
+
+def test_reliability_shows_the_gate_ledger_and_certificates_at_risk(
+    guarded_url: str, use: Any
+) -> None:
+    use(guarded_url)
+    at = run("reliability")
+    assert_clean(at)
+    assert {"Release gate decisions", "Certificates at risk"} <= {s.value for s in at.subheader}
+    ledger = table_with(at, "decided_at", "decision", "reason")
+    assert sorted(ledger["service"]) == sorted([*SERVICES, "billing-api"])
+    assert set(ledger["ref"]) == {f"{s}@v2" for s in SERVICES} | {"billing-api@v1"}
+    assert all(
+        reason.startswith(f"{service}: ")
+        for service, reason in zip(ledger["service"], ledger["reason"], strict=True)
+    )
+    counts = {m.label: m.value for m in at.metric}
+    kinds = ledger["decision"].value_counts()
+    assert counts["ship"] == str(kinds.get("ship", 0))
+    assert counts["freeze"] == str(kinds.get("freeze", 0))
+
+    engine = open_warehouse(guarded_url, migrate=False)
+    try:
+        with engine.connect() as connection:
+            expected = certificates.expiry_risks(certificates.load(connection, Scope()), utcnow())
+    finally:
+        engine.dispose()
+    risks = table_with(at, "risk", "days_left", "problem")
+    assert list(risks["id"]) == list(expected["id"])
+    assert list(risks["risk"]) == ["expired", "expiring", "unreachable"]
+    assert risks["problem"].iloc[0] == "certificate has expired"
+    assert "3 of 5 certificates are availability risks" in texts(at)
+
+
+def test_a_team_sees_only_its_own_certificates_and_decisions(guarded_url: str, use: Any) -> None:
+    use(guarded_url)
+    at = run("reliability", team="storefront")
+    assert_clean(at)
+    ledger = table_with(at, "decided_at", "decision", "reason")
+    assert set(ledger["service"]) == {"storefront-web"}
+    risks = table_with(at, "risk", "days_left", "problem")
+    assert list(risks["service"]) == ["search"]  # expiring in 12 days
+
+
+@pytest.fixture(scope="module")
+def planted_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    folder = tmp_path_factory.mktemp("planted")
+    url = f"sqlite:///{folder / 'planted.db'}"
+    engine = open_warehouse(url)
+    planted_org().load(engine, folder)
+    engine.dispose()
+    return url
+
+
+def test_overview_marks_the_unusual_weeks(planted_url: str, use: Any) -> None:
+    use(planted_url)
+    at = run("overview", **{"period": "custom", "from": "2026-08-24", "to": "2026-09-21"})
+    assert_clean(at)
+    flags = table_with(at, "week", "what", "figure", "usual")
+    assert "checkout" in set(flags["what"]) and "all teams" in set(flags["what"])
+    assert set(flags["worse"]) == {"worse"}
+    figure = next(box for box in at.selectbox if box.label == "Figure")
+    figure.set_value("lead_time_median_hours").run()
+    assert_clean(at)
+    numbers = table_with(at, "week_start", "value", "lower", "upper", "anomaly")
+    assert numbers["anomaly"].tolist() == [False, False, True, False]
+    assert numbers["value"].iloc[2] == pytest.approx(27.5)
+
+
+def test_team_retro_lists_the_sprints_unusual_weeks(planted_url: str, use: Any) -> None:
+    use(planted_url)
+    at = run("team_retro", team="shop", sprint_end="2026-09-21", sprint_days="14")
+    assert_clean(at)
+    flags = table_with(at, "week", "what", "figure", "usual")
+    assert set(flags["what"]) == {"checkout", "team shop", "checkout-availability"}
+    lead = flags[flags["what"] == "checkout"].iloc[0]
+    assert lead["value"] == "52.0 h"
+    assert lead["description"] == anomalies.describe(
+        anomalies.flagged(
+            anomalies.weekly_judgements(
+                open_warehouse(planted_url, migrate=False),
+                _sprint(),
+                Scope(team="shop"),
+                Settings(),
+                now=utcnow(),
+            )
+        )
+        .query("service == 'checkout' and figure == 'lead_time_median_hours'")
+        .iloc[0]
+    )
+
+
+def _sprint() -> Any:
+    from datetime import UTC, datetime
+
+    from metrics.model import Period
+
+    return Period(datetime(2026, 9, 7, tzinfo=UTC), datetime(2026, 9, 21, tzinfo=UTC))
