@@ -150,3 +150,29 @@ def gate() -> Access:
         if st.button("Sign out", key="poise-sign-out"):
             st.logout()
     return access
+
+
+def organisation_headline(start: Any, end: Any) -> None:
+    """For a team member on the Overview: the organisation's headline figures, all teams
+    together (figures only; every detail below is their own teams')."""
+    from dashboard import components, queries
+    from dashboard.data import Query
+
+    card = queries.scorecard(Query(start, end, None, None))
+    dora = card["dora"]
+    st.subheader(
+        "Organisation headline",
+        help="All teams together, so you can see your team against the whole; the details "
+        "on every page are your own teams'.",
+    )
+    columns = st.columns(5)
+    figures = (
+        ("deployment_frequency", dora["deployment_frequency"]["per_week"], None),
+        ("lead_time", dora["lead_time"]["median_hours"], "Lead time (median)"),
+        ("change_failure_rate", dora["change_failure_rate"]["rate"], None),
+        ("recovery_time", dora["recovery_time"]["median_hours"], "Recovery time (median)"),
+        ("incidents", card["incidents"]["count"], None),
+    )
+    for column, (key, value, label) in zip(columns, figures, strict=True):
+        with column:
+            components.figure_card(key, value, label=label)

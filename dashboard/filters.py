@@ -194,9 +194,23 @@ def _remember(values: dict[str, str | None], keep: Sequence[str] = ()) -> None:
     st.session_state[MEMORY] = memory
 
 
-def _init(key: str, value: Any) -> None:
+def widget_key(name: str) -> str:
+    """The session-state key of a filter widget on the current page. Streamlit ties a
+    widget's state to its page, so a key shared by every page would hold a stale value
+    after a page switch; each page has its own keys, initialised from the URL or from
+    what the session remembers."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    context = get_script_run_ctx()
+    page = context.page_script_hash[:12] if context is not None else ""
+    return f"flt_{name}_{page}"
+
+
+def _init(name: str, value: Any) -> str:
+    key = widget_key(name)
     if key not in st.session_state:
         st.session_state[key] = value
+    return key
 
 
 def sidebar(*, period: bool = True, service: bool = True, now: datetime | None = None) -> View:
@@ -214,10 +228,9 @@ def sidebar(*, period: bool = True, service: bool = True, now: datetime | None =
     team_options = [ALL_TEAMS, *catalog["teams"]]
     if visitor.restricted:  # never "all teams"; and a team of theirs without data yet
         team_options = sorted({*catalog["teams"], *([team] if team else [])})
-        if st.session_state.get("flt_team") not in team_options:
-            st.session_state.pop("flt_team", None)
-    _init("flt_team", team or ALL_TEAMS)
-    picked_team = bar.selectbox("Team", team_options, key="flt_team")
+        if st.session_state.get(widget_key("team")) not in team_options:
+            st.session_state.pop(widget_key("team"), None)
+    picked_team = bar.selectbox("Team", team_options, key=_init("team", team or ALL_TEAMS))
     team_value = None if picked_team == ALL_TEAMS else picked_team
 
     service_value: str | None = None
@@ -226,10 +239,10 @@ def sidebar(*, period: bool = True, service: bool = True, now: datetime | None =
         if team_value is not None:
             names = names[names["team"] == team_value]
         service_options = [ALL_SERVICES, *names["name"].tolist()]
-        _init("flt_service", chosen_service or ALL_SERVICES)
-        if st.session_state["flt_service"] not in service_options:
-            st.session_state["flt_service"] = ALL_SERVICES
-        picked = bar.selectbox("Service", service_options, key="flt_service")
+        key = _init("service", chosen_service or ALL_SERVICES)
+        if st.session_state[key] not in service_options:
+            st.session_state[key] = ALL_SERVICES
+        picked = bar.selectbox("Service", service_options, key=key)
         service_value = None if picked == ALL_SERVICES else picked
 
     key = asked.get("period", DEFAULT_PERIOD)
@@ -272,11 +285,10 @@ def _period_widgets(
         options.insert(len(PRESET_DAYS), key)
     names = {k: f"Last {days} days" for k, days in PRESET_DAYS.items()}
     names[CUSTOM] = "Custom dates…"
-    _init("flt_period", key)
     picked = bar.selectbox(
         "Period",
         options,
-        key="flt_period",
+        key=_init("period", key),
         format_func=lambda k: names.get(k, _quarter_name(k, now)),
     )
     if picked != CUSTOM:
@@ -285,10 +297,8 @@ def _period_widgets(
         return chosen, label, picked, {"period": picked, "from": None, "to": None}
     start_day: date = chosen.start.date()
     last_day: date = (chosen.end - timedelta(days=1)).date()
-    _init("flt_from", start_day)
-    _init("flt_to", last_day)
-    first = bar.date_input("First day", key="flt_from")
-    last = bar.date_input("Last day (included)", key="flt_to")
+    first = bar.date_input("First day", key=_init("from", start_day))
+    last = bar.date_input("Last day (included)", key=_init("to", last_day))
     if not isinstance(first, date) or not isinstance(last, date) or last < first:
         bar.warning("The last day must be on or after the first day.")
         last = first if isinstance(first, date) else last_day
@@ -314,5 +324,5 @@ def jump_to(period: Period) -> None:
     memory = dict(st.session_state.get(MEMORY, {}))
     memory.update(params)
     st.session_state[MEMORY] = memory
-    for key in ("flt_period", "flt_from", "flt_to"):
-        st.session_state.pop(key, None)
+    for name in ("period", "from", "to"):
+        st.session_state.pop(widget_key(name), None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, components, queries
+from dashboard import access, charts, components, guardrails, queries
 from dashboard.components import figure_card
 
 view = components.page_start(
@@ -14,6 +14,8 @@ view = components.page_start(
 if view is None:
     st.stop()
 query = view.query
+if access.current().restricted:  # a team member: the whole organisation's headline first
+    access.organisation_headline(query.start, query.end)
 card = queries.scorecard(query)
 change = queries.comparison(query)
 teams = queries.team_table(query)
@@ -147,3 +149,42 @@ components.chart(
     ],
     "velocity-stability",
 )
+
+st.subheader(
+    "Unusual weeks",
+    help="Weeks whose figure lies far from the same series' previous 12 weeks (median ± 3.5 "
+    "robust deviations, with a floor per figure; docs/guardrails.md). Each service, team "
+    "and SLO is compared with its own history.",
+)
+judged = queries.anomaly_weeks(query)
+if judged.empty:
+    components.not_enough(
+        "No whole week of this period can be judged yet: a week needs 8 of the 12 weeks "
+        "before it with data. Choose a period that covers at least one whole week."
+    )
+else:
+    level = guardrails.scope_level(query)
+    figures = guardrails.DORA_FIGURES
+    picked = st.selectbox(
+        "Figure", list(figures), format_func=lambda name: figures[name], key="anomaly-figure"
+    )
+    series = judged[(judged["level"] == level) & (judged["figure"] == picked)]
+    components.chart(
+        guardrails.anomaly_chart(series, figures[picked]),
+        series[["week_start", "value", "median", "lower", "upper", "sample", "anomaly"]],
+        "anomalies",
+        labels={"week_start": "week", "lower": "usual from", "upper": "usual to"},
+    )
+    flags = guardrails.flag_rows(judged)
+    if flags.empty:
+        st.caption(f"No week of this period is flagged ({len(judged):,} weeks of series judged).")
+    else:
+        st.markdown(f"**{len(flags)} flagged week(s)** across services, teams and SLOs:")
+        components.table(
+            flags,
+            "anomaly-flags",
+            column_config={
+                "week": st.column_config.DatetimeColumn("week of", format="YYYY-MM-DD"),
+                "description": st.column_config.TextColumn("in words", width="large"),
+            },
+        )

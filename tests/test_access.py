@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 import yaml
+from sqlalchemy import create_engine, select
 
-from dashboard.access import EVERYONE, claims_of, resolve_access, visible_catalog
+from dashboard.access import EVERYONE, Access, claims_of, resolve_access, visible_catalog
 from poise.cli import main
 from poise.commands.ui import check_address, is_loopback, secrets_toml
 from poise.config import parse_config
 from poise.errors import ConfigError, PoiseError
+from poise.warehouse import schema
 
 AUTH = {
     "provider": {
@@ -129,3 +132,89 @@ def test_the_starter_config_and_compose_example_have_no_auth_secrets() -> None:
     teams = [{"name": name} for name in example["auth"]["roles"]["teams"]]
     parsed = parse_config({"teams": teams, **example})
     assert parsed.auth is not None and parsed.auth.provider.client_secret_env
+
+
+# --- the rule applied to the pages (AppTest; the signed-in identity stood in for) -----------------
+
+PAGES_DIR = Path(__file__).resolve().parents[1] / "pages"
+MEMBER = Access(restricted=True, teams=frozenset({"billing"}), user="ana@example.com", role="team")
+
+
+@pytest.fixture
+def as_member(monkeypatch: pytest.MonkeyPatch, dashboard_demo_url: str) -> str:
+    from dashboard import access
+
+    monkeypatch.setenv("POISE_DATABASE_URL", dashboard_demo_url)
+    monkeypatch.delenv("POISE_CONFIG", raising=False)
+    monkeypatch.setattr(access, "current", lambda: MEMBER)
+    return dashboard_demo_url
+
+
+def page(name: str, **params: str) -> Any:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(PAGES_DIR / f"{name}.py"), default_timeout=180)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def team_box(at: Any) -> Any:
+    return next(box for box in at.sidebar.selectbox if box.label == "Team")
+
+
+def service_of(url: str, team: str) -> str:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return str(
+                connection.scalar(
+                    select(schema.services.c.name).where(schema.services.c.team == team).limit(1)
+                )
+            )
+    finally:
+        engine.dispose()
+
+
+def test_a_member_sees_the_organisation_headline_and_only_their_team(as_member: str) -> None:
+    at = page("overview", team="storefront")  # a link to another team's view
+    assert team_box(at).options == ["billing"]  # no "All teams", no other team
+    assert team_box(at).value == "billing"
+    headings = [heading.value for heading in at.subheader]
+    assert "Organisation headline" in headings
+    assert any(h.startswith("Headline:") and "billing" in h for h in headings), headings
+    notes = " ".join(str(node.value) for node in [*at.info, *at.warning, *at.caption])
+    assert "not one of your teams" in notes
+    table = next((frame.value for frame in at.dataframe if "team" in frame.value.columns), None)
+    assert table is None or set(table["team"]) <= {"billing"}
+
+
+def test_a_service_link_cannot_widen_a_members_view(as_member: str) -> None:
+    other = service_of(as_member, "storefront")
+    at = page("delivery", service=other)
+    assert team_box(at).options == ["billing"]
+    service_box = next(box for box in at.sidebar.selectbox if box.label == "Service")
+    assert other not in service_box.options
+    assert all(
+        set(frame.value["team"]) <= {"billing"}
+        for frame in at.dataframe
+        if "team" in frame.value.columns
+    )
+
+
+def test_a_members_report_covers_only_their_teams(as_member: str) -> None:
+    at = page("report")
+    scope = next(box for box in at.selectbox if box.label == "Scope")
+    assert scope.options == ["billing"]
+
+
+def test_without_sign_in_every_team_is_offered(
+    dashboard_demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POISE_DATABASE_URL", dashboard_demo_url)
+    monkeypatch.delenv("POISE_CONFIG", raising=False)
+    at = page("overview")
+    assert team_box(at).options[0] == "All teams" and len(team_box(at).options) > 2
+    assert "Organisation headline" not in [heading.value for heading in at.subheader]
