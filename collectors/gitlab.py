@@ -213,6 +213,13 @@ class GitLabSource(Source):
     def auth_headers(self, token: str | None, user: str | None) -> dict[str, str]:
         return {"PRIVATE-TOKEN": token} if token else {}
 
+    def client(self) -> HttpClient | None:
+        """`base_url` may name the instance (`https://gitlab.example.com`) or its API root."""
+        client = super().client()
+        if client is not None and not client.base_url.rstrip("/").endswith("/api/v4"):
+            client.base_url = client.base_url.rstrip("/") + "/api/v4/"
+        return client
+
     def scopes(self) -> list[Scope]:
         """One per service; `{id}` is the project's numeric id or URL-encoded path."""
         return [

@@ -617,3 +617,11 @@ def test_a_missing_project_is_one_line(
         f"gitlab: not found (HTTP 404 at {replay_server.base_url}{API}): check the repository or "
         "project name in poise.yaml and that the token can see it"
     )
+
+
+def test_base_url_may_name_the_instance_instead_of_its_api_root(
+    sqlite_warehouse: Engine, story: Story, replay_server: ReplayServer, tmp_path: Path
+) -> None:
+    config = make_config(tmp_path, replay_server, base_url=replay_server.base_url + "/")
+    assert not gitlab_sync(sqlite_warehouse, config).failed
+    assert replay_server.requests[0].path == API
