@@ -19,7 +19,9 @@ from poise.warehouse.upsert import UpsertCounts, upsert_rows
 log = logging.getLogger("poise.catalog")
 
 
-def slo_row(slo: SloConfig, *, source: str = "config", source_id: str | None = None) -> dict[str, Any]:
+def slo_row(
+    slo: SloConfig, *, source: str = "config", source_id: str | None = None
+) -> dict[str, Any]:
     return {
         "name": slo.name,
         "service": slo.service,
