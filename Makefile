@@ -51,7 +51,7 @@ format: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix .
 
 bench: $(VENV)/.installed-test
-	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@failed=""; for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || failed="$$failed $$b"; done; test -z "$$failed" || { echo "failed:$$failed"; exit 1; }
 
 # requirements.lock: the runtime dependencies as `pip install .` resolves them in a clean venv
 # (the container image installs exactly these; `make audit` checks them).
