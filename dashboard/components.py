@@ -19,7 +19,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import charts, filters
+from dashboard import charts, filters, queries
 from dashboard.filters import View
 from metrics import Period
 from metrics.glossary import help_text, term
@@ -366,8 +366,10 @@ def _leave_pages_directory_mode() -> None:
 
 def page_start(title: str, about: str, **sidebar: Any) -> View | None:
     """Filters, title and the empty-warehouse state: every page begins here. Returns
-    None when there is nothing to show (the page stops)."""
+    None when there is nothing to show (the page stops); a warehouse that cannot be reached
+    stops the page with one message (`dashboard.outage`)."""
     _leave_pages_directory_mode()
+    queries.ensure_available()  # a warehouse that cannot be reached: one message, no traceback
     view = filters.sidebar(**sidebar)
     with_period = sidebar.get("period", True)
     header(title, view, about=about, period=with_period)

@@ -11,7 +11,10 @@
   data (dicts, DataFrames) that they may not change the cache by touching.
 
 A page never calls `metrics` or the database itself. `clear()` empties everything (the
-"Refresh data" button). `RECORDER`, when a list, receives every query a page makes, so the
+"Refresh data" button). When the warehouse cannot be reached (checked first by every page,
+`ensure_available`, and again whenever a query fails) the page says so and stops
+(`dashboard.outage`); since no failure is cached, it shows figures again as soon as the
+warehouse answers. `RECORDER`, when a list, receives every query a page makes, so the
 benchmark can replay the same queries without the cache layer.
 """
 
@@ -23,13 +26,16 @@ from typing import Any, TypeVar
 
 import streamlit as st
 from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 
-from dashboard import data, guardrails
+from dashboard import data, guardrails, outage
 from dashboard.data import Query, Warehouse
 from metrics import Settings
 from metrics.scorecard import Basis
 from poise.config import AnomalyConfig, load_config
+from poise.errors import DatabaseUnavailable
 from poise.warehouse import open_warehouse, resolve_url
+from poise.warehouse.engine import unavailable
 
 TTL = 300  # seconds a query result is reused before the warehouse is read again
 CATALOG_TTL = 60
@@ -64,6 +70,44 @@ def _basis(where: tuple[str | None, str | None], query: Query) -> Basis:
     return data.compute_basis(engine, settings, query)
 
 
+def unreachable() -> DatabaseUnavailable | None:
+    """Why the warehouse cannot be reached now, or None when it answers."""
+    where = source()
+    try:
+        engine = _context(*where)[0]  # opening it the first time may be what fails
+    except DatabaseUnavailable as problem:
+        return problem
+    except (OperationalError, InterfaceError) as exc:  # lost during the schema upgrade
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        return DatabaseUnavailable(f"database unavailable: {reason}")
+    return unavailable(engine)
+
+
+def ensure_available() -> None:
+    """Every page first: when the warehouse cannot be reached, say so and stop the page
+    (figures cached from before would otherwise pass for current ones)."""
+    problem = unreachable()
+    if problem is not None:
+        outage.stop(problem, unreachable)
+
+
+def _guarded(call: Callable[[], R]) -> R:
+    """Run a query; when it fails because the warehouse went away meanwhile, say so and stop
+    the page. A connection that broke in a restart the warehouse is already back from is
+    retried once; any other failure is a bug and is raised as it is."""
+    try:
+        return call()
+    except DatabaseUnavailable as problem:
+        outage.stop(problem, unreachable)
+    except (OperationalError, InterfaceError) as exc:
+        problem = unreachable()
+        if problem is not None:
+            outage.stop(problem, unreachable)
+        if not exc.connection_invalidated:
+            raise
+    return call()
+
+
 def warehouse() -> Warehouse:
     where = source()
     engine, settings = _context(*where)
@@ -84,7 +128,7 @@ def _cached(function: Callable[..., R], *, ttl: int = TTL) -> Callable[..., R]:
     def query(*args: Any) -> R:
         if RECORDER is not None:
             RECORDER.append((function.__name__, args))
-        return cached(source(), *args)
+        return _guarded(lambda: cached(source(), *args))
 
     query.__name__ = function.__name__
     query.__doc__ = function.__doc__
@@ -136,7 +180,7 @@ def report_file(quarter: str, team: str | None, fmt: str) -> bytes:
     """The quarterly report in one format (built once per quarter and team)."""
     if RECORDER is not None:
         RECORDER.append(("report_file", (quarter, team, fmt)))
-    return _report_file(source(), quarter, team, fmt)
+    return _guarded(lambda: _report_file(source(), quarter, team, fmt))
 
 
 def clear() -> None:
@@ -157,6 +201,7 @@ __all__ = [
     "comparison",
     "deployments",
     "engine",
+    "ensure_available",
     "gate_ledger",
     "incidents",
     "lead_times",
@@ -167,6 +212,7 @@ __all__ = [
     "slo_summary",
     "source_view",
     "team_table",
+    "unreachable",
     "warehouse",
     "weekly",
 ]

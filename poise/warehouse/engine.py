@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 
 from poise.errors import DatabaseUnavailable, PoiseError
 
@@ -62,16 +62,28 @@ def open_engine(url: str, **kwargs: Any) -> Engine:
         raise PoiseError(f"no driver for {redact(url)}: {exc.name} is not installed") from None
 
 
+def unavailable(engine: Engine) -> DatabaseUnavailable | None:
+    """Why the warehouse cannot be reached now (one line), or None when it answers.
+
+    Asks with a statement of its own: a caller that saw a query fail asks here rather than
+    judging the failure by its message (an OperationalError may as well be a missing table,
+    which is no outage). On PostgreSQL the engine's pre-ping replaces pooled connections
+    that a restart has broken, so an answer here means the next query gets a working one.
+    """
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1").close()
+    except (OperationalError, InterfaceError) as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        return DatabaseUnavailable(f"database unavailable at {redact(str(engine.url))}: {reason}")
+    return None
+
+
 def connect_or_explain(engine: Engine) -> None:
     """Fail with one clear line when the warehouse cannot be reached."""
-    try:
-        with engine.connect():
-            pass
-    except OperationalError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise DatabaseUnavailable(
-            f"database unavailable at {redact(str(engine.url))}: {reason}"
-        ) from None
+    problem = unavailable(engine)
+    if problem is not None:
+        raise problem
 
 
 @contextmanager
