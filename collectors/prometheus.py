@@ -160,15 +160,20 @@ def prometheus_client(
     *,
     token: str | None = None,
     token_env: str | None = None,
+    tenant: str | None = None,
     timeout: float = 30.0,
     max_retries: int = 5,
     **options: Any,
 ) -> PrometheusHttp:
-    """A client for a Prometheus-compatible API; the bearer token only ever goes in a header."""
+    """A client for a Prometheus-compatible API; the bearer token only ever goes in a header.
+    `tenant` is the X-Scope-OrgID header multi-tenant back ends (Mimir, Cortex) require."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if tenant:
+        headers["X-Scope-OrgID"] = tenant
     return PrometheusHttp(
         SOURCE,
         base_url,
-        headers={"Authorization": f"Bearer {token}"} if token else {},
+        headers=headers,
         secrets=[token] if token else [],
         token_env=token_env,
         timeout=timeout,
@@ -547,6 +552,7 @@ class PrometheusSource(Source):
             settings.base_url,
             token=token,
             token_env=settings.token_env,
+            tenant=getattr(settings, "tenant", None),
             timeout=settings.timeout_seconds,
             max_retries=settings.max_retries,
         )

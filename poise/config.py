@@ -135,13 +135,20 @@ class SourceConfig(Strict):
     since: str | None = Field(None, description="Earliest date to collect, e.g. 2025-01-01.")
 
 
+class PrometheusSourceConfig(SourceConfig):
+    tenant: str | None = Field(
+        None,
+        description="Tenant id sent as X-Scope-OrgID (Grafana Mimir, Cortex); not a secret.",
+    )
+
+
 class SourcesConfig(Strict):
     github: SourceConfig | None = None
     gitlab: SourceConfig | None = None
     jenkins: SourceConfig | None = None
     pagerduty: SourceConfig | None = None
     opsgenie: SourceConfig | None = None
-    prometheus: SourceConfig | None = None
+    prometheus: PrometheusSourceConfig | None = None
     tls: SourceConfig | None = None
 
 

@@ -631,3 +631,25 @@ def test_counter_queries_cannot_use_the_sloth_window() -> None:
         "poise.yaml: slos[0].counter: counter queries select raw counters and cannot use "
         "{{.window}}"
     )
+
+
+def test_a_tenant_goes_in_x_scope_orgid_for_mimir(
+    replay_server: ReplayServer, warehouse: Engine, tmp_path: Path
+) -> None:
+    replay_server.add_handler("/api/v1/query_range", counter_answer)
+    config = replay_config(tmp_path, replay_server, tenant="team-sre")
+    apply_config(warehouse, config)
+    summary = run_sync(warehouse, config, registry={"prometheus": coarse()}, hooks=[])
+    assert not summary.result("prometheus").errors
+    assert replay_server.requests
+    assert {r.header("X-Scope-OrgID") for r in replay_server.requests} == {"team-sre"}
+
+
+def test_without_a_tenant_no_x_scope_orgid_is_sent(
+    replay_server: ReplayServer, warehouse: Engine, tmp_path: Path
+) -> None:
+    replay_server.add_handler("/api/v1/query_range", counter_answer)
+    config = replay_config(tmp_path, replay_server)
+    apply_config(warehouse, config)
+    run_sync(warehouse, config, registry={"prometheus": coarse()}, hooks=[])
+    assert {r.header("X-Scope-OrgID") for r in replay_server.requests} == {None}
