@@ -15,6 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import (
     Connection,
@@ -33,6 +34,12 @@ from sqlalchemy.sql.elements import ColumnElement
 from metrics.freshness import is_fresh
 from metrics.model import Period, Scope, Settings
 from poise.warehouse import schema
+
+try:  # pandas' optional engine (Streamlit requires it): fast parsing of SQLite's times
+    import pyarrow as pa
+    import pyarrow.compute as pc
+except ImportError:  # pragma: no cover - pandas' own parser does the same, slower
+    pa = pc = None
 
 S = schema
 
@@ -93,7 +100,68 @@ def to_utc(values: pd.Series) -> pd.Series:
         return pd.Series(
             pd.to_datetime([], utc=True), index=values.index, dtype="datetime64[ns, UTC]"
         )
+    fast = _sqlite_times(values)
+    if fast is not None:
+        return fast
     return pd.to_datetime(values, utc=True, format="ISO8601")
+
+
+# How SQLite keeps a UTC timestamp (poise.warehouse.types.UTCDateTime), as a pattern.
+SQLITE_TIME = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$"
+
+
+def _sqlite_times(values: pd.Series) -> pd.Series | None:
+    """SQLite's fixed-format text parsed by Arrow (five times faster than pandas' ISO
+    parser, and the same instants at the same microsecond resolution), or None when the
+    values are anything else (PostgreSQL's datetimes, other text, no values at all), which
+    `pd.to_datetime` then parses as before."""
+    if pa is None or values.dtype != object:
+        return None
+    try:
+        text = pa.array(values.to_numpy(), type=pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    if (
+        text.null_count == len(text)
+        or not pc.all(pc.match_substring_regex(text, SQLITE_TIME)).as_py()
+    ):
+        return None
+    stamps = text.cast(pa.timestamp("us", tz="UTC")).to_pandas()
+    return pd.Series(stamps.array, index=values.index, name=values.name)
+
+
+def sort_rows(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """`frame.sort_values(keys, kind="stable")` with a fresh index, skipping the sort when
+    the rows already come in that order (the query's ORDER BY, where the database orders
+    the same way; strings compare by code point in both, SQLite's BINARY collation too).
+    Sorting strings in pandas costs more than checking the order."""
+    if not _in_order(frame, keys):
+        frame = frame.sort_values(keys, kind="stable")
+    return frame.reset_index(drop=True)
+
+
+def _in_order(frame: pd.DataFrame, keys: list[str]) -> bool:
+    """Whether the rows are sorted by `keys` (lexicographically, ascending, no nulls)."""
+    if len(frame) < 2:
+        return True
+    undecided = np.ones(len(frame) - 1, dtype=bool)  # adjacent pairs equal so far
+    try:
+        for key in keys:
+            column = frame[key]
+            if column.isna().any():
+                return False
+            values = (
+                column.to_numpy(dtype="int64")  # the instants, not Timestamp objects
+                if isinstance(column.dtype, pd.DatetimeTZDtype)
+                else column.to_numpy()
+            )
+            before, after = values[:-1], values[1:]
+            if (undecided & (before > after)).any():
+                return False
+            undecided &= ~(before < after)
+    except TypeError:  # values that do not compare (mixed types): let pandas decide
+        return False
+    return True
 
 
 @dataclass
@@ -396,6 +464,7 @@ def _first_deployed_changes(
             leads.c.deployed_at < period.end,
             _change_services(services, scope, leads.c.service),
         )
+        order = [leads.c.deployed_at, leads.c.change_id]
     else:
         c, dc, d, s = S.changes, S.deployment_changes, S.deployments, S.services
         earlier = shipped_to_production(
@@ -426,9 +495,13 @@ def _first_deployed_changes(
                 ~exists(earlier),
             )
         )
-    frame = _with_team(read(connection, statement, times=["committed_at", "deployed_at"]), services)
+        order = [d.c.deployed_at, c.c.id]
+    frame = _with_team(
+        read(connection, statement.order_by(*order), times=["committed_at", "deployed_at"]),
+        services,
+    )
     frame["lead_hours"] = (frame["deployed_at"] - frame["committed_at"]).dt.total_seconds() / 3600
-    return frame.sort_values(["deployed_at", "change_id"], kind="stable").reset_index(drop=True)
+    return sort_rows(frame, ["deployed_at", "change_id"])
 
 
 def _undeployed_changes(
@@ -447,6 +520,7 @@ def _undeployed_changes(
             leads.c.committed_at < period.end,
             _change_services(services, scope, leads.c.service),
         )
+        order = [leads.c.committed_at, leads.c.change_id]
     else:
         c = S.changes
         statement = select(c.c.id, c.c.service, raw_time(connection, c.c.committed_at)).where(
@@ -455,8 +529,11 @@ def _undeployed_changes(
             _change_services(services, scope, c.c.service),
             ~exists(shipped_to_production(c.c.id)),
         )
-    frame = _with_team(read(connection, statement, times=["committed_at"]), services)
-    return frame.sort_values(["committed_at", "id"], kind="stable").reset_index(drop=True)
+        order = [c.c.committed_at, c.c.id]
+    frame = _with_team(
+        read(connection, statement.order_by(*order), times=["committed_at"]), services
+    )
+    return sort_rows(frame, ["committed_at", "id"])
 
 
 def _slos(connection: Connection, scope: Scope) -> pd.DataFrame:

@@ -1,0 +1,76 @@
+"""The shortcuts metrics.frames takes for speed give exactly what the plain pandas calls give."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from metrics.frames import sort_rows, to_utc
+from poise.timeutil import to_sqlite_text
+
+# hypothesis takes naive bounds and makes the values aware with `timezones`
+INSTANTS = st.datetimes(
+    min_value=datetime(1990, 1, 1),  # noqa: DTZ001
+    max_value=datetime(2090, 1, 1),  # noqa: DTZ001
+    timezones=st.just(UTC),
+)
+
+
+def _pandas_times(values: list[object]) -> pd.Series:
+    return pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601")
+
+
+@given(st.lists(st.one_of(st.none(), INSTANTS.map(to_sqlite_text)), min_size=1, max_size=30))
+def test_sqlite_text_parses_to_the_same_instants_and_dtype(values: list[str | None]) -> None:
+    ours = to_utc(pd.Series(values, dtype=object, index=range(5, 5 + len(values))))
+    theirs = _pandas_times(values)
+    assert ours.dtype == theirs.dtype
+    assert list(ours.index) == list(range(5, 5 + len(values)))
+    pd.testing.assert_series_equal(ours.reset_index(drop=True), theirs, check_names=False)
+
+
+def test_other_text_and_datetimes_take_pandas_own_parser() -> None:
+    cases = [
+        ["2026-07-01T02:00:00+02:00", "2026-07-01T00:00:00.000000Z"],  # an offset
+        ["2026-07-01T00:00:00Z"],  # no fraction
+        [datetime(2026, 7, 1, 2, tzinfo=timezone(timedelta(hours=2))), None],  # PostgreSQL
+        [None, None],  # nothing to parse
+    ]
+    for values in cases:
+        ours = to_utc(pd.Series(values, dtype=object))
+        theirs = _pandas_times(values)
+        assert ours.dtype == theirs.dtype
+        pd.testing.assert_series_equal(ours, theirs, check_names=False)
+
+
+KEYS = st.sampled_from(["a", "b", "ab", "B", "é", "z9", "a0"])
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(st.tuples(st.integers(0, 4), KEYS, st.integers(0, 3)), max_size=25),
+    st.booleans(),
+)
+def test_sort_rows_is_a_stable_sort(rows: list[tuple[int, str, int]], presort: bool) -> None:
+    """Sorted or not on arrival, the rows come out as pandas' stable sort puts them."""
+    frame = pd.DataFrame(rows, columns=["day", "name", "n"]).astype({"name": object})
+    frame["at"] = pd.Timestamp("2026-07-01", tz="UTC") + pd.to_timedelta(frame["day"], unit="h")
+    if presort:  # as an ORDER BY would deliver them
+        frame = frame.sort_values(["at", "name"], kind="stable")
+    expected = frame.sort_values(["at", "name"], kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(sort_rows(frame, ["at", "name"]), expected)
+
+
+def test_sort_rows_with_nulls_or_mixed_types_sorts_as_pandas_does() -> None:
+    frame = pd.DataFrame({"k": ["b", None, "a"], "v": [1, 2, 3]})
+    expected = frame.sort_values(["k"], kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(sort_rows(frame, ["k"]), expected)
+    mixed = pd.DataFrame({"k": pd.Series(["b", 1], dtype=object)})
+    try:
+        expected = mixed.sort_values(["k"], kind="stable").reset_index(drop=True)
+    except TypeError:
+        return  # pandas refuses too
+    pd.testing.assert_frame_equal(sort_rows(mixed, ["k"]), expected)
