@@ -8,9 +8,11 @@ A deployment burns what its attributed incidents burned.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from metrics.stats import finite
@@ -49,18 +51,24 @@ def deployment_budget(per_incident: pd.DataFrame, attributions: pd.DataFrame) ->
 
 def _totals(frame: pd.DataFrame, keys: list[str], id_column: str, count_key: str) -> pd.DataFrame:
     """Counts and sums per group. Sums use math.fsum, which does not depend on the order
-    the rows came in, so SQLite and PostgreSQL give the same figures to the last bit."""
+    the rows came in, so SQLite and PostgreSQL give the same figures to the last bit.
+
+    pandas' groupby finds the groups (sorted by `keys`) and counts; the sums are one
+    `fsum` per group over plain lists, not a pandas aggregation calling Python per group."""
     shares = pd.to_numeric(frame["budget_share"])
-    grouped = frame.assign(budget_share=shares).groupby(keys, sort=True)
-    out = grouped.agg(
-        **{count_key: (id_column, "nunique")},
-        bad_events=("bad_events", math.fsum),
-        budget_share=("budget_share", math.fsum),
-    )
-    unknown = shares.isna().groupby([frame[k] for k in keys]).any()
-    out["budget_share"] = (
-        out["budget_share"].astype(object).where(~unknown.reindex(out.index), None)
-    )
+    grouped = frame.groupby(keys, sort=True)
+    out = grouped.agg(**{count_key: (id_column, "nunique")})
+    codes = grouped.ngroup().to_numpy()
+    kept = np.flatnonzero(codes >= 0)  # rows with a null key belong to no group
+    order = kept[np.argsort(codes[kept], kind="stable")]
+    bounds = np.searchsorted(codes[order], np.arange(len(out) + 1)).tolist()
+    bad = frame["bad_events"].to_numpy(dtype=float)[order].tolist()
+    share = shares.to_numpy(dtype=float)[order].tolist()
+    spans = list(itertools.pairwise(bounds))
+    out["bad_events"] = [math.fsum(bad[lo:hi]) for lo, hi in spans]
+    out["budget_share"] = [math.fsum(share[lo:hi]) for lo, hi in spans]
+    unknown = np.bincount(codes[kept], weights=shares.isna().to_numpy()[kept], minlength=len(out))
+    out["budget_share"] = out["budget_share"].astype(object).where(unknown == 0, None)
     return out.reset_index()
 
 

@@ -23,6 +23,7 @@ def _pandas_times(values: list[object]) -> pd.Series:
     return pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601")
 
 
+@settings(deadline=None)
 @given(st.lists(st.one_of(st.none(), INSTANTS.map(to_sqlite_text)), min_size=1, max_size=30))
 def test_sqlite_text_parses_to_the_same_instants_and_dtype(values: list[str | None]) -> None:
     ours = to_utc(pd.Series(values, dtype=object, index=range(5, 5 + len(values))))
@@ -49,7 +50,7 @@ def test_other_text_and_datetimes_take_pandas_own_parser() -> None:
 KEYS = st.sampled_from(["a", "b", "ab", "B", "é", "z9", "a0"])
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(
     st.lists(st.tuples(st.integers(0, 4), KEYS, st.integers(0, 3)), max_size=25),
     st.booleans(),
