@@ -37,6 +37,17 @@ class Capacity:
             owner=owner,
         )
 
+    @classmethod
+    def each(cls, teams: pd.DataFrame) -> dict[str, Capacity]:
+        """`of` every team on its own (team name to capacity), in one pass over the rows."""
+        out = {}
+        for name, size in zip(teams["name"], teams["size"], strict=True):
+            if pd.isna(size):
+                out[name] = cls(teams=(), people=0.0, unsized=(name,))
+            else:  # the sum of one size is that size
+                out[name] = cls(teams=(name,), people=float(size), unsized=())
+        return out
+
 
 def toil_by(
     entries: pd.DataFrame,

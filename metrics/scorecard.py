@@ -120,7 +120,8 @@ class Grouping:
         return frame[self.column]
 
     def tag(self, frame: pd.DataFrame) -> pd.DataFrame:
-        return frame.assign(group=self.keys(frame).to_numpy())
+        # the keys as a Series (same index): no copy, and no re-inferring of their dtype
+        return frame.assign(group=self.keys(frame))
 
     @classmethod
     def single(cls, basis: Basis) -> Grouping:
@@ -144,10 +145,7 @@ class Grouping:
             groups=list(teams),
             periods=dict.fromkeys(teams, frames.period),
             scopes={team: Scope(team=team) for team in teams},
-            capacity={
-                team: people.Capacity.of(frames.teams[frames.teams["name"] == team])
-                for team in teams
-            },
+            capacity=people.Capacity.each(frames.teams),
             column="team",
         )
 

@@ -1,4 +1,4 @@
-"""The shortcuts metrics.frames takes for speed give exactly what the plain pandas calls give."""
+"""The shortcuts the metrics take for speed give exactly what the plain pandas calls give."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metrics.frames import sort_rows, to_utc
+from metrics.people import Capacity
 from poise.timeutil import to_sqlite_text
 
 # hypothesis takes naive bounds and makes the values aware with `timezones`
@@ -75,3 +76,12 @@ def test_sort_rows_with_nulls_or_mixed_types_sorts_as_pandas_does() -> None:
     except TypeError:
         return  # pandas refuses too
     pd.testing.assert_frame_equal(sort_rows(mixed, ["k"]), expected)
+
+
+def test_capacity_of_each_team_is_capacity_of_that_team() -> None:
+    teams = pd.DataFrame({"name": ["a", "b", "c"], "size": [6, None, 0]})
+    for frame in (teams, teams[teams["size"].notna()].astype({"size": int})):
+        each = Capacity.each(frame)
+        assert list(each) == list(frame["name"])
+        for name, capacity in each.items():
+            assert capacity == Capacity.of(frame[frame["name"] == name])
