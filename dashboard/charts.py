@@ -137,13 +137,22 @@ def velocity_stability(teams: pd.DataFrame) -> go.Figure:
         figure.add_annotation(
             x=np.log10(boundary), y=1, yref="paper", text=label, showarrow=False, yanchor="bottom"
         )
+    top = max(0.2, float(rows["change_fail_rate"].fillna(0).max()) * 1.15)
+    # the change-fail-rate tiers as bands, named in the right margin (the points' own
+    # labels stay clear of them)
     for boundary in (0.05, 0.10, 0.15):
-        figure.add_hline(
-            y=boundary,
-            line={"dash": "dot", "color": GREY, "width": 1},
-            annotation_text=f"{boundary:.0%}",
-            annotation_position="right",
-        )
+        figure.add_hline(y=boundary, line={"dash": "dot", "color": GREY, "width": 1})
+    for middle, tier in ((0.025, "elite"), (0.075, "high"), (0.125, "medium"), (0.175, "low")):
+        if middle < top:
+            figure.add_annotation(
+                x=1.005,
+                xref="paper",
+                y=middle,
+                text=tier,
+                showarrow=False,
+                xanchor="left",
+                font={"color": GREY, "size": 11},
+            )
     figure.add_annotation(
         x=1,
         y=0,
@@ -155,15 +164,25 @@ def velocity_stability(teams: pd.DataFrame) -> go.Figure:
         yanchor="bottom",
         font={"color": GREY},
     )
-    top = max(0.2, float(rows["change_fail_rate"].fillna(0).max()) * 1.15)
-    figure.update_xaxes(type="log", title="deployments per week (log scale)")
+    low, high = float(rows["deploys_per_week"].min()), float(rows["deploys_per_week"].max())
+    ticks = [tick for tick in RATE_TICKS if low / 3 <= tick <= high * 3]
+    figure.update_xaxes(
+        type="log",
+        title="deployments per week (log scale)",
+        tickvals=ticks,
+        ticktext=[f"{tick:g}" for tick in ticks],
+        range=[np.log10(min(low, 1.0) / 1.6), np.log10(max(high, 7.0) * 1.6)],
+    )
     figure.update_yaxes(title="change fail rate", tickformat=".0%", range=[-0.01, top])
     _layout(figure, height=440)
     figure.update_layout(
         legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0},
-        margin={"l": 10, "r": 40, "t": 30, "b": 10},
+        margin={"l": 10, "r": 60, "t": 30, "b": 10},
     )
     return figure
+
+
+RATE_TICKS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
 
 # --- trends -------------------------------------------------------------------------------------
@@ -176,9 +195,11 @@ def trend(
     title: str,
     percent: bool = False,
     bars: bool = False,
+    log: bool = False,
 ) -> go.Figure:
     """Weekly values of one figure (several columns as several lines, e.g. median and
-    p90), with each week's sample size in the hover."""
+    p90), with each week's sample size in the hover. `log`: hours on a log scale, so that
+    a median of hours stays readable under a p90 of weeks."""
     if weekly.empty:
         return empty("No weeks in this period.")
     figure = go.Figure()
@@ -201,9 +222,20 @@ def trend(
                 )
             )
     figure.update_xaxes(title=None, tickformat="%d %b", type="date")
-    figure.update_yaxes(
-        title=safe(title), tickformat=".0%" if percent else None, rangemode="tozero"
-    )
+    if log:
+        shown = pd.concat([pd.to_numeric(weekly[c], errors="coerce") for c in columns])
+        shown = shown[shown > 0]
+        ticks = [t for t in HOUR_TICKS if shown.empty or shown.min() / 3 <= t[0] <= shown.max() * 3]
+        figure.update_yaxes(
+            title=f"{safe(title)} (log scale)",
+            type="log",
+            tickvals=[t[0] for t in ticks],
+            ticktext=[t[1] for t in ticks],
+        )
+    else:
+        figure.update_yaxes(
+            title=safe(title), tickformat=".0%" if percent else None, rangemode="tozero"
+        )
     return _layout(figure, height=260, showlegend=len(columns) > 1)
 
 
@@ -247,7 +279,7 @@ def lead_time_distribution(
                 yanchor="bottom",
                 font={"color": colour},
             )
-    ticks = [t for t in LEAD_TICKS if edges[0] / 2 <= t[0] <= edges[-1] * 2]
+    ticks = [t for t in HOUR_TICKS if edges[0] / 2 <= t[0] <= edges[-1] * 2]
     figure.update_xaxes(
         type="log",
         title="lead time (log scale)",
@@ -258,7 +290,7 @@ def lead_time_distribution(
     return _layout(figure, showlegend=False)
 
 
-LEAD_TICKS = (
+HOUR_TICKS = (  # hours, as words on a log axis
     (1 / 60, "1 min"),
     (0.1, "6 min"),
     (1, "1 h"),
@@ -277,24 +309,35 @@ STAGE_LABELS = {
 
 
 def lead_time_stages(stages: pd.DataFrame) -> go.Figure:
-    """Median (bar) and p90 (marker) hours of each stage that is known for some change."""
+    """Median (dot) and p90 (bar end) hours of each stage that is known for some change,
+    joined by a line, on a log axis: a median of minutes stays visible beside a p90 of
+    days."""
     rows = stages[stages["changes"] > 0]
     if rows.empty:
         return empty("No pull-request data: merge times are needed to split lead time.")
     labels = [
         f"{STAGE_LABELS[s]} (n={n:,})" for s, n in zip(rows["stage"], rows["changes"], strict=True)
     ]
+    median = rows["median_hours"].astype(float)
+    p90 = rows["p90_hours"].astype(float)
     figure = go.Figure()
     figure.add_trace(
-        go.Bar(
-            y=labels, x=rows["median_hours"], orientation="h", name="median", marker={"color": BLUE}
+        go.Scatter(
+            y=labels,
+            x=median,
+            mode="markers+text",
+            name="median",
+            marker={"color": BLUE, "size": 12},
+            text=[hours_label(v) for v in median],
+            textposition="bottom center",
+            hovertemplate="%{y}: median %{x:.1f} h<extra></extra>",
         )
     )
     figure.add_trace(
         go.Scatter(
             y=labels,
-            x=rows["p90_hours"],
-            mode="markers",
+            x=p90,
+            mode="markers+text",
             name="p90",
             marker={
                 "symbol": "line-ns-open",
@@ -302,11 +345,47 @@ def lead_time_stages(stages: pd.DataFrame) -> go.Figure:
                 "color": VERMILLION,
                 "line": {"width": 3},
             },
+            text=[hours_label(v) for v in p90],
+            textposition="bottom center",
+            hovertemplate="%{y}: p90 %{x:.1f} h<extra></extra>",
         )
     )
-    figure.update_xaxes(title="hours", rangemode="tozero")
-    figure.update_yaxes(autorange="reversed")
-    return _layout(figure, height=90 + 45 * len(rows))
+    figure.add_trace(_spans(median, p90, labels, {"color": GREY, "width": 2}))
+    known = pd.concat([median, p90])
+    known = known[known > 0]
+    ticks = [t for t in HOUR_TICKS if known.empty or known.min() / 3 <= t[0] <= known.max() * 3]
+    figure.update_xaxes(
+        title="hours (log scale)",
+        type="log",
+        tickvals=[t[0] for t in ticks],
+        ticktext=[t[1] for t in ticks],
+        # room either side for the labels under the end points
+        range=None if known.empty else [np.log10(known.min() / 2), np.log10(known.max() * 2)],
+    )
+    # top to bottom, with room under the last row for its labels
+    figure.update_yaxes(range=[len(rows) - 0.3, -0.6])
+    return _layout(figure, height=110 + 55 * len(rows))
+
+
+def _spans(starts: Any, ends: Any, rows: Any, line: dict[str, Any] | None = None) -> go.Scatter:
+    """One line from each start to its end, on its row, as a single trace (no legend)."""
+    xs: list[Any] = []
+    ys: list[Any] = []
+    for start, end, row in zip(starts, ends, rows, strict=True):
+        xs += [start, end, None]
+        ys += [row, row, None]
+    return go.Scatter(x=xs, y=ys, mode="lines", line=line or {}, hoverinfo="skip", showlegend=False)
+
+
+def hours_label(value: float | None) -> str:
+    """Hours in words: minutes under an hour, days from two days ("" when unknown)."""
+    if value is None or pd.isna(value):
+        return ""
+    if abs(value) >= 48:
+        return f"{value / 24:,.1f} d"
+    if abs(value) < 1:
+        return f"{value * 60:,.0f} min"
+    return f"{value:,.1f} h"
 
 
 # --- reliability ----------------------------------------------------------------------------------
@@ -347,7 +426,7 @@ def burndown(series: pd.DataFrame, forecast: pd.DataFrame, name: str) -> go.Figu
             )
         )
     figure.add_hline(y=0, line={"color": VERMILLION, "width": 1})
-    figure.update_yaxes(title=f"budget remaining: {safe(name)}", tickformat=".0%")
+    figure.update_yaxes(title=f"budget remaining<br>{safe(name)}", tickformat=".0%")
     figure.update_xaxes(title=None, type="date")
     return _layout(figure)
 
@@ -451,28 +530,10 @@ def incident_timeline(incidents: pd.DataFrame, *, limit: int = 30) -> go.Figure:
         y = [position[s] for s in services[mask]]
         colour = SEVERITY_COLOURS.get(severity, GREY)
         resolved = mine["resolved_at"].notna().to_numpy()
-        xs: list[Any] = []
-        ys: list[Any] = []
-        for start, end, level in zip(
-            mine["started_at"][resolved],
-            mine["resolved_at"][resolved],
-            [v for v, keep in zip(y, resolved, strict=True) if keep],
-            strict=True,
-        ):
-            xs += [start, end, None]
-            ys += [level, level, None]
-        if xs:
-            figure.add_trace(
-                go.Scatter(
-                    x=xs,
-                    y=ys,
-                    mode="lines",
-                    line={"color": colour, "width": 3},
-                    opacity=0.6,
-                    hoverinfo="skip",
-                    showlegend=False,
-                )
-            )
+        if resolved.any():
+            rows = [v for v, keep in zip(y, resolved, strict=True) if keep]
+            spans = _spans(mine["started_at"][resolved], mine["resolved_at"][resolved], rows)
+            figure.add_trace(spans.update(line={"color": colour, "width": 3}, opacity=0.6))
         figure.add_trace(
             go.Scatter(
                 x=mine["started_at"],
@@ -497,9 +558,9 @@ def incident_timeline(incidents: pd.DataFrame, *, limit: int = 30) -> go.Figure:
 
 
 TIME_PANELS = (
-    ("mttd_median_minutes", "detect (min)"),
-    ("mtta_median_minutes", "acknowledge (min)"),
-    ("mttr_median_hours", "resolve (h)"),
+    ("mttd_median_minutes", "detect, median (min)"),
+    ("mtta_median_minutes", "acknowledge, median (min)"),
+    ("mttr_median_hours", "resolve, median (h)"),
 )
 
 
@@ -516,7 +577,7 @@ def response_times(blocks: pd.DataFrame, by: str) -> go.Figure:
                 y=names,
                 x=blocks[column],
                 orientation="h",
-                marker={"color": PALETTE[index - 1]},
+                marker={"color": BLUE},  # one colour: orange and green mean tiers elsewhere
                 showlegend=False,
                 hovertemplate="%{y}: %{x:.1f}<extra></extra>",
             ),
@@ -558,6 +619,6 @@ def coverage_bars(coverage: pd.DataFrame, labels: dict[str, str]) -> go.Figure:
             textposition="auto",
         )
     )
-    figure.update_xaxes(range=[0, 1], tickformat=".0%")
+    figure.update_xaxes(range=[0, 1.001], tickformat=".0%", dtick=0.2)
     figure.update_yaxes(autorange="reversed")
     return _layout(figure, height=90 + 36 * len(rows), showlegend=False)

@@ -59,13 +59,7 @@ def _missing(value: Any) -> bool:
 
 
 def hours(value: float | None) -> str:
-    if _missing(value):
-        return MISSING
-    if abs(value) >= 48:
-        return f"{value / 24:,.1f} d"
-    if abs(value) < 1:
-        return f"{value * 60:,.0f} min"
-    return f"{value:,.1f} h"
+    return MISSING if _missing(value) else charts.hours_label(value)
 
 
 def minutes(value: float | None) -> str:
@@ -128,6 +122,18 @@ def badge(word: str | None, kind: str = "tier") -> None:
     st.badge(label.replace("_", " "), color=colour, icon=icon)
 
 
+# Card titles that the glossary's labels would overflow when five cards share a row (a
+# 1440 px screen); the tooltip still gives the definition under the full name.
+CARD_LABELS = {
+    "deployment_frequency": "Deploys per week",
+    "recovery_time": "Recovery (median)",
+    "lowest_budget_remaining": "Lowest budget left",
+    "deployments_during_freeze": "Deploys in a freeze",
+    "changes_linked": "Changes shipped",
+    "deployments_with_changes": "Deploys naming changes",
+}
+
+
 def figure_card(
     key: str,
     value: Any,
@@ -145,7 +151,7 @@ def figure_card(
     colour = "inverse" if entry.better == "lower" else "normal" if entry.better else "off"
     with st.container(border=True):
         st.metric(
-            label or entry.label,
+            label or CARD_LABELS.get(key, entry.label),
             shown,
             delta=signed(change, entry.unit),
             delta_color=colour,
@@ -415,14 +421,16 @@ def _fill(colour: str | None) -> str:
 
 
 def tier_style(frame: pd.DataFrame, columns: list[str]) -> Any:
-    """A Styler colouring tier and status cells (the words stay) for st.dataframe."""
+    """A Styler colouring tier and status cells (the words stay, `at_risk` shown as
+    "at risk") for st.dataframe."""
 
     def colour(value: Any) -> str:
         key = str(value)
         return _fill(charts.TIER_COLOURS.get(key) or charts.STATUS_COLOURS.get(key))
 
     present = [column for column in columns if column in frame.columns]
-    return frame.style.map(colour, subset=present)
+    words = {column: lambda value: str(value).replace("_", " ") for column in present}
+    return frame.style.map(colour, subset=present).format(words, na_rep=MISSING)
 
 
 def state_style(frame: pd.DataFrame, column: str, colours: Mapping[str, str]) -> Any:

@@ -23,7 +23,7 @@ from sqlalchemy import Engine, func, select
 from metrics import Period, Scope, Settings, details, quality, reliability, sources, trends
 from metrics.burndown import forecast_line, load_burndown
 from metrics.incidents import durations
-from metrics.scorecard import Basis, assemble, compute, quality_frames
+from metrics.scorecard import Basis, assemble, assemble_teams, compute, quality_frames
 from poise.timeutil import ensure_utc, previous_period
 from poise.warehouse import schema
 
@@ -199,18 +199,14 @@ def team_row(team: str, card: dict[str, Any], previous: dict[str, Any]) -> dict[
     return row
 
 
-def _team_cards(basis: Basis, settings: Settings) -> dict[str, dict[str, Any]]:
-    """Every team's scorecard from one all-teams basis."""
-    teams = sorted(basis.frames.teams["name"].tolist())
-    return {team: assemble(basis.for_team(team), settings) for team in teams}
-
-
 def team_table(wh: Warehouse, query: Query) -> pd.DataFrame:
     """Every team's line of the overview for the query's period (all teams, whatever the
-    scope), from one all-teams basis of the period and one of the period before."""
+    scope), from one all-teams basis of the period and one of the period before, each
+    assembled for all teams at once (`assemble_teams`: the same documents as one team's
+    scorecard, without a pass over the basis per team)."""
     org = query.org()
-    cards = _team_cards(wh.basis(org), wh.settings)
-    before = _team_cards(wh.basis(org.previous()), wh.settings)
+    cards = assemble_teams(wh.basis(org), wh.settings)
+    before = assemble_teams(wh.basis(org.previous()), wh.settings)
     rows = [team_row(team, card, before.get(team, {})) for team, card in cards.items()]
     return pd.DataFrame(rows)
 
@@ -245,6 +241,9 @@ def deployments(wh: Warehouse, query: Query) -> pd.DataFrame:
     shipped during a freeze, and the error budget its attributed incidents burned."""
     basis = wh.basis(query)
     rows = basis.deployments.copy()
+    # typed even when empty: pages select with `rows[rows["failed"]]`, which an empty
+    # object column would turn into a selection of no columns
+    rows = rows.astype({"failed": bool, "rework": bool})
     rows["incidents"] = [", ".join(map(str, value)) for value in rows["incidents"]]
     during = basis.freeze_deployments.set_index("id")["exempt"]
     rows["during_freeze"] = rows["id"].isin(during.index)

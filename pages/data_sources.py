@@ -81,7 +81,7 @@ components.table(
         "first": st.column_config.DatetimeColumn("earliest", format="YYYY-MM-DD HH:mm"),
         "latest": st.column_config.DatetimeColumn("latest", format="YYYY-MM-DD HH:mm"),
         "age_hours": st.column_config.NumberColumn("hours since the latest", format="%.1f"),
-        "rows": st.column_config.NumberColumn("rows", format="%d"),
+        "rows": st.column_config.NumberColumn("rows", format="localized"),
     },
 )
 with st.expander(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, components, queries
-from dashboard.components import help_text, md
+from dashboard.components import help_text
 
 view = components.page_start(
     "Delivery",
@@ -25,39 +25,39 @@ st.subheader(
     "weeks cut by the period's ends are partial, and their rates use their true length.",
 )
 weekly = queries.weekly(query)
+# title, the columns drawn, how (bars, percent, log scale for hours), the sample column
 trend_specs = (
+    ("Deployments per week", {"deployments_per_week": "deployments / week"}, "bars", "deployments"),
     (
-        "Deployments per week",
-        {"deployments_per_week": "deployments / week"},
-        False,
-        True,
-        "deployments",
-    ),
-    (
-        "Lead time (hours)",
+        "Lead time",
         {"lead_time_median_hours": "median", "lead_time_p90_hours": "p90"},
-        False,
-        False,
+        "log",
         "changes",
     ),
-    ("Change fail rate", {"change_failure_rate": "change fail rate"}, True, False, "failed"),
+    ("Change fail rate", {"change_failure_rate": "change fail rate"}, "percent", "failed"),
     (
-        "Recovery time (hours)",
+        "Recovery time",
         {"recovery_median_hours": "median", "recovery_p90_hours": "p90"},
-        False,
-        False,
+        "log",
         "failures",
     ),
-    ("Rework rate", {"rework_rate": "rework rate"}, True, False, "rework"),
+    ("Rework rate", {"rework_rate": "rework rate"}, "percent", "rework"),
 )
 left, right = st.columns(2)
-for index, (title, columns, percent, bars, sample) in enumerate(trend_specs):
+for index, (title, columns, style, sample) in enumerate(trend_specs):
     with left if index % 2 == 0 else right:
         numbers = (
             weekly[["bucket_start", "bucket_end", *columns, sample]] if len(weekly) else weekly
         )
         components.chart(
-            charts.trend(weekly, columns, title=title, percent=percent, bars=bars),
+            charts.trend(
+                weekly,
+                columns,
+                title=title,
+                percent=style == "percent",
+                bars=style == "bars",
+                log=style == "log",
+            ),
             numbers,
             f"trend-{next(iter(columns))}",
         )
@@ -111,6 +111,12 @@ with st.expander(
         ],
         "slowest-changes",
         column_config={
+            "committed_at": st.column_config.DatetimeColumn(
+                "committed (UTC)", format="YYYY-MM-DD HH:mm"
+            ),
+            "deployed_at": st.column_config.DatetimeColumn(
+                "deployed (UTC)", format="YYYY-MM-DD HH:mm"
+            ),
             "lead_hours": st.column_config.NumberColumn(
                 "lead time (h)", format="%.1f", help=help_text("lead_time")
             ),
@@ -153,6 +159,7 @@ components.table(
     ],
     "deployments",
     column_config={
+        "deployed_at": st.column_config.DatetimeColumn("deployed (UTC)", format="YYYY-MM-DD HH:mm"),
         "failed": st.column_config.CheckboxColumn("failed", help=help_text("failed")),
         "reason": st.column_config.TextColumn("why", help=help_text("reason"), width="large"),
         "recovery_hours": st.column_config.NumberColumn(
@@ -167,4 +174,4 @@ components.table(
         ),
     },
 )
-st.caption(md("Ask `poise explain change_failure_rate` for the same reasons on the command line."))
+st.caption("Ask `poise explain change_failure_rate` for the same reasons on the command line.")

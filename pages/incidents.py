@@ -156,6 +156,7 @@ components.table(
     ],
     "incidents",
     column_config={
+        "started_at": st.column_config.DatetimeColumn("started (UTC)", format="YYYY-MM-DD HH:mm"),
         "mttr": st.column_config.NumberColumn("resolve (h)", format="%.1f", help=help_text("mttr")),
         "deployment_id": st.column_config.TextColumn(
             "attributed deployment", help=help_text("attribution")

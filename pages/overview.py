@@ -73,6 +73,8 @@ else:
             "incidents",
         ]
     ]
+    # a rate's change is in percentage points, not a percentage of the rate
+    table = table.assign(change_fail_rate_change=table["change_fail_rate_change"] * 100)
     hours = st.column_config.NumberColumn
     components.table(
         components.tier_style(
@@ -99,7 +101,11 @@ else:
                 format="percent",
                 help=components.help_text("change_failure_rate"),
             ),
-            "change_fail_rate_change": hours("Δ", format="percent"),
+            "change_fail_rate_change": hours(
+                "Δ pts",
+                format="%+.1f",
+                help="Change from the previous period, in percentage points.",
+            ),
             "change_fail_tier": st.column_config.TextColumn(
                 "Tier", help=components.help_text("tier")
             ),

@@ -29,8 +29,9 @@ if slos.empty:
 components.resilience_cards(summary, policy, st.columns(4))
 
 st.subheader("SLOs", help="Each SLO evaluated over its window ending at the period's end.")
+first = ["slo", "service", "team", "target", "sli", "budget_remaining", "status", "alert"]
 components.table(
-    components.tier_style(slos, ["status"]),
+    components.tier_style(slos[[*first, *(c for c in slos.columns if c not in first)]], ["status"]),
     "slos",
     column_config={
         "slo": st.column_config.TextColumn("SLO", pinned=True),
@@ -38,7 +39,7 @@ components.table(
             "target", format="percent", help=help_text("target")
         ),
         "window_days": st.column_config.NumberColumn("window (days)", format="%d"),
-        "sli": st.column_config.NumberColumn("SLI", format="%.4f", help=help_text("sli")),
+        "sli": st.column_config.NumberColumn("SLI", format="percent", help=help_text("sli")),
         "budget_remaining": st.column_config.ProgressColumn(
             "budget remaining",
             format="percent",

@@ -65,6 +65,16 @@ with controls[2]:
         f"{(previous.end - timedelta(days=1)):%Y-%m-%d}"
     )
 
+latest = view.catalog.get("latest")
+if latest is not None and latest < query.start:  # e.g. a demo built up to an earlier day
+    st.info(
+        f"No data in this sprint: the latest deployment or incident is from {latest:%Y-%m-%d}.",
+        icon=":material/event_busy:",
+    )
+    if st.button(f"Show the sprint ending {latest:%Y-%m-%d}", key="retro-jump-to-data"):
+        st.query_params["sprint_end"] = f"{latest.date() + timedelta(days=1):%Y-%m-%d}"
+        st.rerun()
+
 card = queries.scorecard(query)
 change = queries.comparison(query)
 dora, incidents_block = card["dora"], card["incidents"]
@@ -95,6 +105,9 @@ with right:
         failed[["id", "service", "deployed_at", "reason", "recovery_hours"]],
         "retro-failed",
         column_config={
+            "deployed_at": st.column_config.DatetimeColumn(
+                "deployed (UTC)", format="YYYY-MM-DD HH:mm"
+            ),
             "reason": st.column_config.TextColumn("why", width="large"),
             "recovery_hours": st.column_config.NumberColumn("recovered after (h)", format="%.1f"),
         },
@@ -117,6 +130,7 @@ components.table(
     ],
     "retro-incidents",
     column_config={
+        "started_at": st.column_config.DatetimeColumn("started (UTC)", format="YYYY-MM-DD HH:mm"),
         "mttr": st.column_config.NumberColumn("resolve (h)", format="%.1f"),
         "postmortem_url": st.column_config.LinkColumn("postmortem", display_text="open"),
     },
@@ -168,7 +182,6 @@ else:
         "retro-anomalies",
         column_config={
             "week": st.column_config.DatetimeColumn("week of", format="YYYY-MM-DD"),
-            "value": st.column_config.NumberColumn("value", format="%.4g"),
             "description": st.column_config.TextColumn("in words", width="large"),
         },
     )

@@ -153,7 +153,7 @@ def test_overview_headline_equals_poise_metrics(dashboard_demo_url: str, use: An
     )
     card = json.loads(result.stdout)
     dora = card["dora"]
-    assert metric(at, "Deployments per week").value == components.per_week(
+    assert metric(at, "Deploys per week").value == components.per_week(
         dora["deployment_frequency"]["per_week"]
     )
     assert metric(at, "Lead time (median)").value == components.hours(
@@ -162,11 +162,11 @@ def test_overview_headline_equals_poise_metrics(dashboard_demo_url: str, use: An
     assert metric(at, "Change fail rate").value == components.percent(
         dora["change_failure_rate"]["rate"]
     )
-    assert metric(at, "Recovery time (median)").value == components.hours(
+    assert metric(at, "Recovery (median)").value == components.hours(
         dora["recovery_time"]["median_hours"]
     )
     assert metric(at, "Incidents").value == components.count(card["incidents"]["count"])
-    assert metric(at, "Deployments during freeze").value == components.count(
+    assert metric(at, "Deploys in a freeze").value == components.count(
         card["budget_policy"]["deployments_during_freeze"]
     )
     # the team table holds every team's figures from the same engine
@@ -185,10 +185,10 @@ def test_filters_change_the_figures(dashboard_demo_url: str, use: Any) -> None:
     use(dashboard_demo_url)
     at = run("delivery")
     assert_clean(at)
-    org = metric(at, "Deployments per week").value
+    org = metric(at, "Deploys per week").value
     sidebar_box(at, "Team").set_value("storefront").run()
     assert_clean(at)
-    team = metric(at, "Deployments per week").value
+    team = metric(at, "Deploys per week").value
     assert team != org
     card = engine_card(dashboard_demo_url, last_days(28), Scope(team="storefront"))
     assert team == components.per_week(card["dora"]["deployment_frequency"]["per_week"])
@@ -247,7 +247,7 @@ def test_team_retro_compares_sprints_and_writes_markdown(dashboard_demo_url: str
     end = today()
     sprint = Period(end - timedelta(days=14), end)
     card = engine_card(dashboard_demo_url, sprint, Scope(team="growth"))
-    assert metric(at, "Deployments per week").value == components.per_week(
+    assert metric(at, "Deploys per week").value == components.per_week(
         card["dora"]["deployment_frequency"]["per_week"]
     )
     notes = at.code[0].value
@@ -263,6 +263,21 @@ def test_team_retro_compares_sprints_and_writes_markdown(dashboard_demo_url: str
     length.set_value(7).run()
     assert_clean(at)
     assert at.query_params["sprint_days"] in (["7"], "7")
+
+
+def test_team_retro_of_a_sprint_without_data_offers_the_last_one(
+    dashboard_demo_url: str, use: Any
+) -> None:
+    use(dashboard_demo_url)
+    later = today() + timedelta(days=60)  # after the demo's latest rows: no deployment at all
+    at = run("team_retro", team="growth", sprint_end=f"{later:%Y-%m-%d}")
+    assert_clean(at)
+    assert any("No data in this sprint" in str(box.value) for box in at.info)
+    assert metric(at, "Deploys per week").value == components.per_week(0.0)
+    next(b for b in at.button if b.label.startswith("Show the sprint ending")).click().run()
+    assert_clean(at)
+    assert not any("No data in this sprint" in str(box.value) for box in at.info)
+    assert at.query_params["sprint_end"] in ([f"{today():%Y-%m-%d}"], f"{today():%Y-%m-%d}")
 
 
 def test_incident_search_narrows_the_index(dashboard_demo_url: str, use: Any) -> None:
