@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 DEMO_DB ?= data/poise.db
 PORT ?= 8501
 
-.PHONY: demo test install install-test system-deps lint format bench clean lock audit
+.PHONY: demo test install install-test system-deps lint format bench clean lock audit screenshot
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Poise needs Python 3.11 or newer on PATH"; exit 1; }
@@ -52,6 +52,10 @@ format: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	@failed=""; for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || failed="$$failed $$b"; done; test -z "$$failed" || { echo "failed:$$failed"; exit 1; }
+
+# docs/images/overview.png, the README's picture: the demo (fixed end date) in headless Chromium
+screenshot: $(VENV)/.installed-test system-deps
+	$(BIN)/python scripts/screenshot.py
 
 # requirements.lock: the runtime dependencies as `pip install .` resolves them in a clean venv
 # (the container image installs exactly these; `make audit` checks them).
