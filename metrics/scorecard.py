@@ -17,7 +17,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from metrics import attribution, budget, delivery, people, policy, quality
-from metrics.frames import Frames, load
+from metrics.frames import Frames, collector_paused, load
 from metrics.incidents import incident_figures_by
 from metrics.model import Period, Scope, Settings
 from metrics.slo_data import Reliability, evaluation_cap, load_reliability
@@ -72,6 +72,18 @@ def compute(
 ) -> Basis:
     """Read once and compute the row-level basis of every figure."""
     moment = ensure_utc(now) if now is not None else utcnow()
+    with collector_paused():
+        return _compute(engine, period, scope, settings, moment, reasons)
+
+
+def _compute(
+    engine: Engine,
+    period: Period,
+    scope: Scope,
+    settings: Settings,
+    moment: datetime,
+    reasons: bool,
+) -> Basis:
     with read_snapshot(engine) as connection:  # one state, even while a sync writes
         frames = load(connection, period, scope, settings)
         rel = load_reliability(
@@ -297,8 +309,8 @@ def scorecard(
 ) -> dict[str, Any]:
     """Every figure for one period and scope, as `poise metrics --format json` prints it."""
     settings = settings or Settings()
-    basis = compute(engine, period, scope or Scope(), settings, now=now)
-    return assemble(basis, settings)
+    with collector_paused():
+        return assemble(compute(engine, period, scope or Scope(), settings, now=now), settings)
 
 
 def team_scorecards(
@@ -310,4 +322,5 @@ def team_scorecards(
 ) -> dict[str, dict[str, Any]]:
     """The scorecard of every team, from one load grouped by team."""
     settings = settings or Settings()
-    return assemble_teams(compute(engine, period, Scope(), settings, now=now), settings)
+    with collector_paused():
+        return assemble_teams(compute(engine, period, Scope(), settings, now=now), settings)

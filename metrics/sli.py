@@ -19,7 +19,7 @@ from sqlalchemy import Connection, case, func, literal, literal_column, select, 
 from sqlalchemy.sql.elements import ColumnElement
 
 from metrics.derived import day_floor
-from metrics.frames import raw_time, read, sort_rows, to_utc
+from metrics.frames import fetch_frame, raw_time, read, sort_rows, to_utc
 from poise.timeutil import to_sqlite_text
 from poise.warehouse import schema
 from poise.warehouse.types import UTCDateTime
@@ -219,11 +219,7 @@ def hourly_rows(
             f"SELECT slo, ts, good, total FROM sli_samples WHERE {terms} ORDER BY slo, ts",
             tuple(params),
         )
-        frames.append(
-            pd.DataFrame(
-                cursor.cursor.fetchall(), columns=["slo", "ts", "good", "total"], dtype=object
-            )
-        )
+        frames.append(fetch_frame(cursor.cursor, ["slo", "ts", "good", "total"]))
     frame = _concat(frames, ["slo", "ts", "good", "total"])
     frame["ts"] = to_utc(frame["ts"])
     frame["good"] = pd.to_numeric(frame["good"]).astype(float)

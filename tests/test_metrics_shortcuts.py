@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime, timedelta, timezone
 
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metrics.frames import sort_rows, to_utc
+from metrics.frames import collector_paused, sort_rows, to_utc
 from metrics.people import Capacity
 from poise.timeutil import to_sqlite_text
 
@@ -85,3 +86,24 @@ def test_capacity_of_each_team_is_capacity_of_that_team() -> None:
         assert list(each) == list(frame["name"])
         for name, capacity in each.items():
             assert capacity == Capacity.of(frame[frame["name"] == name])
+
+
+def test_the_collector_resumes_as_it_was() -> None:
+    assert gc.isenabled()
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+            with collector_paused():  # nested: the inner one leaves it paused
+                pass
+            assert not gc.isenabled()
+            raise KeyError("boom")
+    except KeyError:
+        pass
+    assert gc.isenabled()
+    gc.disable()  # paused by someone else: stays paused
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
