@@ -252,7 +252,9 @@ STATE = """() => {
 def test_a_browser_page_shows_the_outage_and_comes_back_by_itself(
     proxied: tuple[CuttableProxy, str],
 ) -> None:
-    from test_browser import SHOTS, browser, require_chromium, screenshot, serving, visit
+    from test_browser import SHOTS, browser, require_chromium, serving
+
+    from dashboard.headless import full_page, visit
 
     require_chromium()
     proxy, url = proxied
@@ -273,7 +275,7 @@ def test_a_browser_page_shows_the_outage_and_comes_back_by_itself(
         state = page.evaluate(STATE)
         assert state["exceptions"] == 0 and state["metrics"] == 0, state
         assert len(state["errors"]) == 1, state
-        screenshot(page, SHOTS / "database-unavailable.png")
+        full_page(page, SHOTS / "database-unavailable.png")
         navigations: list[str] = []
         page.on("framenavigated", lambda frame: navigations.append(frame.url))
 
