@@ -293,7 +293,7 @@ def table(
     st.dataframe(frame, hide_index=True, column_config=config, height=height)
     st.download_button(
         "Download CSV",
-        _csv(rows),
+        lambda: _csv(rows),  # written when clicked: a large table's CSV costs seconds
         file_name=f"poise-{name}.csv",
         mime="text/csv",
         key=key or f"csv-{name}",
