@@ -73,8 +73,10 @@ else:
             "incidents",
         ]
     ]
-    # a rate's change is in percentage points, not a percentage of the rate
-    table = table.assign(change_fail_rate_change=table["change_fail_rate_change"] * 100)
+    # a rate's change is in percentage points, not a percentage of the rate (and says so
+    # in the CSV's column name too)
+    table = table.rename(columns={"change_fail_rate_change": "change_fail_rate_change_pts"})
+    table["change_fail_rate_change_pts"] *= 100
     hours = st.column_config.NumberColumn
     components.table(
         components.tier_style(
@@ -101,7 +103,7 @@ else:
                 format="percent",
                 help=components.help_text("change_failure_rate"),
             ),
-            "change_fail_rate_change": hours(
+            "change_fail_rate_change_pts": hours(
                 "Δ pts",
                 format="%+.1f",
                 help="Change from the previous period, in percentage points.",
