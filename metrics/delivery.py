@@ -102,8 +102,11 @@ def deployment_rows(
 
 
 def _lookup(values: pd.Series, keys: pd.Series) -> pd.Series:
-    """`values[key]` for every key (missing: NaN/NaT), keeping the values' dtype."""
-    return pd.Series(values.reindex(keys.to_numpy()).to_numpy(), index=keys.index)
+    """`values[key]` for every key (missing: NaN/NaT), keeping the values' dtype (the
+    array itself, not a round trip through Python objects: aware times stay aware even
+    when none is found)."""
+    found = values.reindex(pd.Index(keys.to_numpy(), dtype=object))
+    return pd.Series(found.array, index=keys.index)
 
 
 def _reasons(rows: pd.DataFrame, linked: pd.DataFrame) -> list[str]:
