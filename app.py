@@ -35,8 +35,9 @@ PAGES = {
     ],
 }
 
-# Sign-in and roles (poise.yaml `auth:`): a visitor without a role stops here.
-visitor = access.gate()
+# Sign-in and roles (poise.yaml `auth:`): a visitor without a role stops here, on a page
+# of its own whichever page's address was asked for.
+visitor = access.gate(page for section in PAGES.values() for page in section)
 if visitor.restricted:  # sync state names every team's services and repositories
     PAGES["Reports and data"] = [
         page for page in PAGES["Reports and data"] if page.title != "Data & sources"

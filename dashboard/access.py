@@ -15,9 +15,9 @@ parameter, so they can narrow a view but never widen it.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import streamlit as st
 
@@ -72,9 +72,13 @@ def resolve_access(auth: AuthConfig | None, email: str | None, groups: Iterable[
 
 def claims_of(user: Mapping[str, Any], groups_claim: str) -> tuple[str | None, list[str]]:
     """E-mail and groups from the ID token's claims. An e-mail the provider marks as not
-    verified counts as none (anyone can type an address into a fresh account)."""
+    verified counts as none (anyone can type an address into a fresh account); some
+    providers (Amazon Cognito, for one) send that mark as the string "false"."""
     email = user.get("email")
-    if user.get("email_verified") is False or not isinstance(email, str):
+    verified = user.get("email_verified")
+    if isinstance(verified, str):
+        verified = verified.strip().lower() != "false"
+    if verified is False or not isinstance(email, str):
         email = None
     groups = user.get(groups_claim) or []
     if isinstance(groups, str):
@@ -112,33 +116,53 @@ def current() -> Access:
     return resolve_access(auth, email, groups)
 
 
-def gate() -> Access:
-    """Before any page: sign-in when configured, a refusal for a user without a role, and
-    who is signed in (with a sign-out button) in the sidebar. Stops the script unless the
-    visitor may see something."""
+def _alone(render: Callable[[], None], paths: Iterable[str]) -> NoReturn:
+    """Show `render` as the only page, whichever of the scorecard's `paths` was asked for,
+    then stop. Through st.navigation with no menu, so that the browser's list of pages is
+    replaced by none: a first visit to a page's own URL begins in Streamlit's old
+    pages-directory mode, whose menu lists every file in pages/. Every path of the
+    scorecard leads here, so that a shared link opens the sign-in page as it is, not
+    under a "Page not found" box."""
+    pages = [st.Page(render, title="Poise", default=True)]
+    pages += [st.Page(render, title="Poise", url_path=path) for path in paths if path]
+    st.navigation(pages, position="hidden").run()
+    st.stop()
+
+
+def _sign_in_page() -> None:
+    st.title("Poise")
+    st.write("The scorecard is for signed-in members of the organisation.")
+    if st.button("Sign in", type="primary", icon=":material/login:"):
+        st.login()
+
+
+def _refusal_page() -> None:
+    st.title("Poise")
+    st.info(
+        "Sorry, this account has no access to the scorecard yet. Ask whoever runs Poise "
+        "to add it to a team or to leadership (`auth.roles` in poise.yaml).",
+        icon=":material/lock:",
+    )
+    st.caption("Signed in as:")
+    st.text(current().user or "this account")
+    if st.button("Sign out"):
+        st.logout()
+
+
+def gate(pages: Iterable[Any] = ()) -> Access:
+    """Before any page (`pages`: app.py's st.Page list): sign-in when configured, a refusal
+    for a user without a role, and who is signed in (with a sign-out button) in the
+    sidebar. Stops the script unless the visitor may see something."""
     auth = auth_config()
     if auth is None:
         return EVERYONE
+    paths = [page.url_path for page in pages]
     if not st.user.is_logged_in:
-        st.title("Poise")
-        st.write("The scorecard is for signed-in members of the organisation.")
-        if st.button("Sign in", type="primary", icon=":material/login:"):
-            st.login()
-        st.stop()
+        _alone(_sign_in_page, paths)
     access = current()
     shown_user = access.user or "this account"
     if access.refused:
-        st.title("Poise")
-        st.info(
-            "Sorry, this account has no access to the scorecard yet. Ask whoever runs Poise "
-            "to add it to a team or to leadership (`auth.roles` in poise.yaml).",
-            icon=":material/lock:",
-        )
-        st.caption("Signed in as:")
-        st.text(shown_user)
-        if st.button("Sign out"):
-            st.logout()
-        st.stop()
+        _alone(_refusal_page, paths)
     with st.sidebar:
         role = (
             "leadership: every team"

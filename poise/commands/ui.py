@@ -24,12 +24,13 @@ from types import FrameType
 
 from poise.commands.common import add_config_option, add_db_option
 from poise.config import AuthConfig, load_config, secret_from_env
-from poise.errors import PoiseError
+from poise.errors import ConfigError, PoiseError
 from poise.warehouse import open_warehouse, redact, resolve_url
 
 NAME = "ui"
 HELP = "start the dashboard (Streamlit) on http://127.0.0.1:8501"
 INSECURE_ENV = "POISE_UI_INSECURE"
+MIN_COOKIE_SECRET = 32
 
 
 def app_path() -> Path:
@@ -84,12 +85,26 @@ def _toml_string(value: str) -> str:
     return json.dumps(value)
 
 
+def cookie_secret(auth: AuthConfig) -> str:
+    """The secret that signs the sign-in cookie: long enough that it cannot be guessed
+    (Streamlit itself only warns under 14 bytes)."""
+    variable = auth.provider.cookie_secret_env
+    value = secret_from_env(variable, what="auth.provider") or ""
+    if len(value) < MIN_COOKIE_SECRET:
+        raise ConfigError(
+            f"auth.provider.cookie_secret_env: {variable} holds {len(value)} characters; the "
+            f"secret that signs the sign-in cookie needs at least {MIN_COOKIE_SECRET} (a long "
+            "random string, e.g. `openssl rand -hex 32`)"
+        )
+    return value
+
+
 def secrets_toml(auth: AuthConfig) -> str:
     """Streamlit's `[auth]` section for st.login, secrets read from the environment."""
     provider = auth.provider
     values = {
         "redirect_uri": provider.redirect_uri,
-        "cookie_secret": secret_from_env(provider.cookie_secret_env, what="auth.provider") or "",
+        "cookie_secret": cookie_secret(auth),
         "client_id": provider.client_id,
         "client_secret": secret_from_env(provider.client_secret_env, what="auth.provider") or "",
         "server_metadata_url": provider.server_metadata_url,
@@ -104,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     insecure = args.insecure or os.environ.get(INSECURE_ENV, "") in ("1", "true", "yes")
     check_address(args.address, config.auth, insecure)
+    # the secrets first: a missing or weak one stops here, before anything starts
+    auth_secrets = secrets_toml(config.auth) if config.auth is not None else None
     url = resolve_url(args.db, config.database)
     open_warehouse(url).dispose()
     env = dict(os.environ, POISE_DATABASE_URL=url)
@@ -129,11 +146,11 @@ def run(args: argparse.Namespace) -> int:
         "--browser.gatherUsageStats", "false",
     ]  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="poise-ui-") as private:
-        if config.auth is not None:
+        if auth_secrets is not None:
             secrets = Path(private) / "secrets.toml"
             descriptor = os.open(secrets, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                handle.write(secrets_toml(config.auth))
+                handle.write(auth_secrets)
             command += ["--secrets.files", str(secrets)]
         return _serve(command, env)
 
