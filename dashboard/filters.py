@@ -142,6 +142,8 @@ def allowed_scope(
     visitor = access.current()
     teams: Sequence[str] = catalog["teams"]
     services = catalog["services"]
+    if visitor.restricted:
+        return _restricted_scope(visitor, team, service, services)
     if team is not None and team not in teams:
         notices.append(f"No team named {team!r}: showing all teams.")
         team = None
@@ -155,12 +157,25 @@ def allowed_scope(
             service = None
         else:
             team = str(owner.iloc[0])
-    if visitor.restricted and not visitor.sees(team):
-        mine = sorted(visitor.teams)
-        if team is not None:
-            notices.append(f"Team {team!r} is not one of your teams: showing {mine[0]!r}.")
-        team, service = (mine[0] if mine else "", None)
     return team, service, notices
+
+
+def _restricted_scope(
+    visitor: access.Access, team: str | None, service: str | None, services: Any
+) -> tuple[str | None, str | None, list[str]]:
+    """A team member's scope: one of their teams, or one of their teams' services. What
+    they may not see gets one neutral notice, whether it exists or not, so a link cannot
+    be used to learn other teams' services or which team owns them."""
+    mine = sorted(visitor.teams)
+    first = mine[0] if mine else ""
+    asked = service if service is not None else team
+    if service is not None:
+        owner = services.loc[services["name"] == service, "team"]
+        if not owner.empty and visitor.sees(str(owner.iloc[0])) and team in (None, owner.iloc[0]):
+            return str(owner.iloc[0]), service, []
+    elif team is None or visitor.sees(team):
+        return (team if team is not None else first), None, []
+    return first, None, [f"{asked!r} is not among what you can see: showing team {first!r}."]
 
 
 # --- the sidebar --------------------------------------------------------------------------------

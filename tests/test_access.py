@@ -1,6 +1,6 @@
 """Roles and the dashboard's listening address: the rules, without a browser.
 
-(The end-to-end sign-in against a local OpenID Connect provider is tests/test_signin_e2e.py.)
+(The end-to-end sign-in against a local OpenID Connect provider is tests/test_oidc_e2e.py.)
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ def test_a_member_sees_the_organisation_headline_and_only_their_team(as_member: 
     assert "Organisation headline" in headings
     assert any(h.startswith("Headline:") and "billing" in h for h in headings), headings
     notes = " ".join(str(node.value) for node in [*at.info, *at.warning, *at.caption])
-    assert "not one of your teams" in notes
+    assert "is not among what you can see" in notes
     table = next((frame.value for frame in at.dataframe if "team" in frame.value.columns), None)
     assert table is None or set(table["team"]) <= {"billing"}
 
@@ -218,3 +218,30 @@ def test_without_sign_in_every_team_is_offered(
     at = page("overview")
     assert team_box(at).options[0] == "All teams" and len(team_box(at).options) > 2
     assert "Organisation headline" not in [heading.value for heading in at.subheader]
+
+
+def test_a_member_learns_nothing_of_other_teams_from_a_link(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dashboard import access, filters
+
+    catalog = {
+        "teams": ["mobile", "payments"],
+        "services": pd.DataFrame({"name": ["app", "checkout"], "team": ["mobile", "payments"]}),
+    }
+    ana = resolve_access(config(auth=AUTH).auth, "ana@example.com", [])
+    monkeypatch.setattr(access, "current", lambda: ana)
+    first = sorted(ana.teams)[0]
+    assert filters.allowed_scope(None, "checkout", catalog) == ("payments", "checkout", [])
+    assert filters.allowed_scope(None, None, catalog) == (first, None, [])
+    answers = {
+        asked: filters.allowed_scope(*asked, catalog)
+        for asked in [("mobile", None), (None, "app"), (None, "no-such"), ("payments", "app")]
+    }
+    for (team, service), (scope_team, scope_service, notices) in answers.items():
+        assert (scope_team, scope_service) == (first, None)
+        (notice,) = notices
+        assert (
+            notice == f"{service or team!r} is not among what you can see: showing team {first!r}."
+        )
+        assert "mobile" not in notice.replace("'mobile'", "") and "belongs" not in notice

@@ -74,7 +74,7 @@ PAGE_TEXT = """(phrases) => {
     return texts.join('\\n');
 }"""
 # What the dashboard says when it narrows a link: it repeats the name the link asked for.
-REFUSED_LINK = ["is not one of your teams", "belongs to team"]
+REFUSED_LINK = ["is not among what you can see"]
 REFUSED = re.compile("|".join(REFUSED_LINK))
 
 
