@@ -167,6 +167,8 @@ class Source:
     name: ClassVar[str]
     streams: ClassVar[tuple[Stream, ...]] = ()
     default_base_url: ClassVar[str | None] = None
+    # Records between checkpoints unless the run says otherwise (`run_sync(checkpoint_every=)`).
+    checkpoint_every: ClassVar[int] = CHECKPOINT_EVERY
 
     def __init__(self, config: PoiseConfig) -> None:
         self.config = config

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from collectors.base import CHECKPOINT_EVERY, Source, SyncContext
+from collectors.base import Source, SyncContext
 from poise.config import PoiseConfig
 from poise.errors import ConfigError, PoiseError
 
@@ -84,7 +84,7 @@ def run_sync(
     on_progress: Callable[[str, int], None] | None = None,
     on_checkpoint: Callable[[str, str, Any], None] | None = None,
     hooks: Iterable[PostSyncHook] | None = None,
-    checkpoint_every: int = CHECKPOINT_EVERY,
+    checkpoint_every: int | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> SyncSummary:
     """Sync the configured sources (or those named) and return what each did.
@@ -93,6 +93,7 @@ def run_sync(
     go on; only a bug-free `BaseException` (Ctrl-C, a kill) stops the run. `should_stop`
     is asked before each source: once it says yes, the sources not started yet are skipped
     (a graceful stop finishes the current source; the post-sync hooks still run).
+    `checkpoint_every` replaces every source's own interval (`Source.checkpoint_every`).
     """
     registry = registry if registry is not None else registered_sources()
     if sources:
@@ -129,7 +130,7 @@ class _Options:
     full: bool
     on_progress: Callable[[str, int], None] | None
     on_checkpoint: Callable[[str, str, Any], None] | None
-    checkpoint_every: int
+    checkpoint_every: int | None
 
 
 def _run_source(
@@ -158,7 +159,7 @@ def _run_source(
                 http=client,
                 advance=advance,
                 on_checkpoint=options.on_checkpoint,
-                checkpoint_every=options.checkpoint_every,
+                checkpoint_every=options.checkpoint_every or source.checkpoint_every,
             )
             error: str | None = None
             try:
