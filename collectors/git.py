@@ -24,6 +24,9 @@ Head unchanged and no new tag: nothing runs beyond the two listings. New commits
 holds both the new commits and every commit not yet deployed, i.e. all that a new tag
 can ship. A force-push, a moved or deleted tag, or a new tag older than a stored one:
 everything is read again and rows no longer reachable are removed.
+
+No raw payload is kept: the clone itself is the raw data, and a change's lineage is
+source `git` + its sha (`source_id`).
 """
 
 from __future__ import annotations
@@ -39,24 +42,26 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import compress, repeat
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, select
 
-from collectors.base import RawRequest, Scope, Source, SyncContext
+from collectors.base import Scope, Source, SyncContext
 from collectors.http import SourceError
 from poise.config import GitLocation
 from poise.timeutil import to_sqlite_text, utcnow
 from poise.warehouse import schema
-from poise.warehouse.upsert import UpsertCounts, execute_plan, plan_upsert
+from poise.warehouse.upsert import UpsertCounts, UpsertPlan, execute_plan, plan_upsert
 
 STREAM = "history"
-# Records are "\x1e<fields \x1f-separated>\0" (-z). %ad is the author time, formatted by
-# git itself in UTC exactly as the warehouse stores it (TZ=UTC below); %aI/%cI keep the
-# offsets in the raw payload.
-LOG_FORMAT = "%x1e%H%x1f%P%x1f%an%x1f%ae%x1f%ad%x1f%aI%x1f%cn%x1f%ce%x1f%cI%x1f%s"
-LOG_FIELDS = 10
+# Records are "<fields \x1f-separated>\0" (-z): exactly what is stored, nothing more (the
+# clone itself is the raw data; a change's lineage is source `git` + its sha). %ad is the
+# author time, formatted by git itself in UTC exactly as the warehouse stores it (TZ=UTC
+# below); "%an <%ae>" is the `author` column as it is stored.
+LOG_FORMAT = "%H%x1f%P%x1f%an <%ae>%x1f%ad%x1f%s"
+LOG_FIELDS = 5
 UTC_DATE = "--date=format-local:%Y-%m-%dT%H:%M:%S.000000Z"
 TAG_FORMAT = (
     "%(refname:lstrip=2)%00%(objecttype)%00%(objectname)%00%(*objectname)%00"
@@ -64,6 +69,7 @@ TAG_FORMAT = (
 )
 CI_CD_BLOCKS = ("github", "gitlab", "jenkins")
 CHANGE_BLOCKS = ("github", "gitlab")  # sources whose pull/merge requests are the changes
+# The columns a git change fills, in the order of the positional rows sent to the driver.
 CHANGE_COLUMNS = (
     "id",
     "service",
@@ -73,7 +79,6 @@ CHANGE_COLUMNS = (
     "author",
     "source",
     "source_id",
-    "raw_id",
     "updated_at",
 )
 _READ_SIZE = 1 << 20
@@ -119,6 +124,12 @@ class GitSource(Source):
     """Commits, and deploy tags as deployments, from a local clone (services[].git)."""
 
     name = "git"
+    # A checkpoint is a commit, and each commit writes every index page its batch touched
+    # (ids and shas are random keys: most pages of those indexes) to the WAL again. At 500
+    # commits a batch an ingest needs ~20% more CPU at 20,000 commits, ~45% at 100,000
+    # (docs/collectors.md). A kill costs at most this many rows written again, a few
+    # hundredths of a second: git reads them back in no time.
+    checkpoint_every = 5000
 
     def sync_scope(self, ctx: SyncContext, scope: Scope) -> None:
         GitSync(ctx, scope, self._where(scope)).run()
@@ -266,74 +277,57 @@ class GitSync:
     def read(
         self, revisions: list[str], pending: dict[str, Any] | None, *, base: dict, head: str
     ) -> Pass:
-        """The one `git log` pass, stored in batches as it streams in."""
+        """The one `git log` pass, stored in batches of `checkpoint_every` commits as it streams in."""
         touching = self.start_path_pass(revisions)
-        command = log_command(self.repo, revisions)
         resume = pending if pending and pending.get("revisions") == revisions else None
         skip = int(resume["done"]) if resume else 0
         history = Pass()
-        writer = ChangeWriter(self.ctx, self.service, self.repo)
-        batch: list[str] = []
-        batch_changes: list[tuple[str, str, str, str]] = []
+        writer = ChangeWriter(self.ctx, self.service)
         paths_filter: set[str] | None = touching() if touching else None
         if not self.wants_changes:
             paths_filter = set()  # no commit is a change here (CHANGE_BLOCKS)
         every = self.ctx.checkpoint_every
+        rows: list[tuple[Any, ...]] = []  # the changes among the batch's commits
+        in_batch = 0  # commits in the batch being filled
 
         def flush() -> None:
-            nonlocal batch, batch_changes
-            if not batch:
-                return
-            done = history.records
-            if done > skip:
+            nonlocal rows, in_batch
+            if history.records > skip:  # a resumed sync does not write stored batches again
                 bookmark = {
                     "head": base.get("head"),
                     "tags": base.get("tags") or {},
-                    "pending": {"head": head, "revisions": revisions, "done": done},
+                    "pending": {"head": head, "revisions": revisions, "done": history.records},
                 }
-                writer.write(batch, batch_changes, revisions, bookmark)
-            batch, batch_changes = [], []
+                writer.write(rows, in_batch, bookmark)
+            rows, in_batch = [], 0
 
         try:
-            for text in stream_records(command, self.fail):
-                records = text.split("\0")
-                flat = text[1:].replace("\0\x1e", "\x1f").split("\x1f")
-                if len(flat) != LOG_FIELDS * len(records):
-                    raise self.fail(f"unexpected git log output in {self.repo}: {text[:80]!r}")
-                shas, parents = flat[0::LOG_FIELDS], flat[1::LOG_FIELDS]
-                history.parents.update(zip(shas, parents, strict=True))
-                found = [
-                    (sha, date, subject, f"{name} <{email}>")
-                    if " " not in parent and (paths_filter is None or sha in paths_filter)
-                    else None
-                    for sha, parent, name, email, date, subject in zip(
-                        shas,
-                        parents,
-                        flat[2::LOG_FIELDS],
-                        flat[3::LOG_FIELDS],
-                        flat[4::LOG_FIELDS],
-                        flat[9::LOG_FIELDS],
-                        strict=True,
-                    )
-                ]
-                # Cut into batches of `every` records, each with the changes among them.
+            for text in stream_records(log_command(self.repo, revisions), self.fail):
+                columns = self.split(text)
+                count = len(columns[0])
                 start = 0
-                while start < len(records):
-                    end = start + every - len(batch)
-                    batch.extend(records[start:end])
-                    taken = [change for change in found[start:end] if change is not None]
-                    batch_changes.extend(taken)
-                    history.changes.update(change[0] for change in taken)
-                    history.records += len(records[start:end])
+                while start < count:  # cut into batches of `every` commits
+                    end = min(count, start + every - in_batch)
+                    rows.extend(writer.rows(history, columns, start, end, paths_filter))
+                    in_batch += end - start
+                    history.records += end - start
                     start = end
-                    if len(batch) >= every:
+                    if in_batch >= every:
                         flush()
-            flush()
+            if in_batch:
+                flush()
         except BaseException:
             writer.abandon()  # what failed here is what the caller must see
             raise
         writer.close()
         return history
+
+    def split(self, text: str) -> tuple[list[str], ...]:
+        """Whole records of `git log` output -> one list per field (in C: split, slice)."""
+        flat = text.replace("\0", "\x1f").split("\x1f")
+        if len(flat) != LOG_FIELDS * (text.count("\0") + 1):
+            raise self.fail(f"unexpected git log output in {self.repo}: {text[:80]!r}")
+        return tuple(flat[field::LOG_FIELDS] for field in range(LOG_FIELDS))
 
     def start_path_pass(self, revisions: list[str]) -> Callable[[], set[str]] | None:
         """With `paths`, list the non-merge commits touching them, concurrently with the main pass."""
@@ -418,11 +412,12 @@ class GitSync:
             }
             for tag, _ in deployments
         ]
-        link_rows = sorted(
-            (f"{prefix}tag:{tag.name}", f"{prefix}{sha}")
-            for tag, shas in deployments
-            for sha in shas
-        )
+        # in key order (deployment, change), built without a sort of the whole list
+        link_rows: list[tuple[str, str]] = []
+        for deployment_id, shas in sorted(
+            (row["id"], shas) for row, (_, shas) in zip(deployment_rows, deployments, strict=True)
+        ):
+            link_rows.extend(zip(repeat(deployment_id), [prefix + sha for sha in sorted(shas)]))
         recomputed = [row["id"] for row in deployment_rows]
         keep_tags = {f"{prefix}tag:{name}" for name in tag_names}
 
@@ -496,8 +491,7 @@ def write_links(
             table.c.deployment_id.in_(chunk)
         )
         existing.update((row[0], row[1]) for row in connection.execute(query))
-    wanted = set(links)
-    gone = existing - wanted
+    gone = existing - set(links) if existing else set()
     if gone:
         connection.execute(
             delete(table).where(
@@ -505,7 +499,7 @@ def write_links(
             ),
             [{"d": d, "c": c} for d, c in sorted(gone)],
         )
-    added = [link for link in links if link not in existing]
+    added = [link for link in links if link not in existing] if existing else links
     if added:
         plan = plan_upsert(connection.dialect, table, ("deployment_id", "change_id"))
         execute_plan(connection, plan, added)
@@ -513,35 +507,65 @@ def write_links(
 
 
 class ChangeWriter:
-    """Writes batches of commits: raw payload + change rows + checkpoint, one transaction each.
+    """Writes batches of changes: rows + checkpoint, one transaction each.
 
     Batches are written by one background thread, one at a time and in order, so the
     warehouse works while the next batch is parsed (SQLite releases the GIL while it
     writes); an error or a kill in a write surfaces at the next `write` or at `close`.
-    Rows go positionally straight to the driver, and new rows are counted by counting
-    the service's changes before and after, far cheaper than looking every key up.
+    Rows are positional tuples made in C (`zip`, `compress`) and go straight to the
+    driver's `executemany`, sorted by key. New rows are counted by the insert itself: an
+    insert that skips existing keys (`ON CONFLICT DO NOTHING`) reports how many it added;
+    only when it skipped some does an upsert run over the batch to count (and make) the
+    updates. A first ingest is thus one plain insert per batch, with no key lookup of
+    its own and no count query.
     """
 
-    def __init__(self, ctx: SyncContext, service: str, repo: Path) -> None:
+    def __init__(self, ctx: SyncContext, service: str) -> None:
         self.ctx = ctx
         self.service = service
-        self.repo = repo
         self.prefix = f"git:{service}:"
-        self._plan: Any = None
-        self._sqlite = ctx.engine.dialect.name == "sqlite"
-        self._now: Any = None
+        sqlite = ctx.engine.dialect.name == "sqlite"
+        now = utcnow()
+        # git wrote the author time as SQLite's column stores it; PostgreSQL gets datetimes
+        self.now: Any = to_sqlite_text(now) if sqlite else now
+        self.date: Callable[[str], Any] | None = None if sqlite else datetime.fromisoformat
+        self._plans: tuple[UpsertPlan, UpsertPlan] | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="poise-git-writer")
         self._pending: Future[None] | None = None
 
-    def write(
+    def rows(
         self,
-        records: list[str],
-        changes: list[tuple[str, str, str, str]],
-        revisions: list[str],
-        bookmark: dict[str, Any],
-    ) -> None:
+        history: Pass,
+        columns: tuple[list[str], ...],
+        start: int,
+        end: int,
+        only: set[str] | None,
+    ) -> Iterator[tuple[Any, ...]]:
+        """The change rows among records start..end of `columns`; adds them to `history`."""
+        shas, parents, authors, dates, titles = (column[start:end] for column in columns)
+        history.parents.update(zip(shas, parents, strict=True))
+        if only is None:
+            keep = [" " not in parent for parent in parents]  # a merge is not a change
+        else:
+            keep = [" " not in p and sha in only for sha, p in zip(shas, parents, strict=True)]
+        kept = list(compress(shas, keep))
+        history.changes.update(kept)
+        stamps = compress(dates, keep)
+        return zip(
+            [self.prefix + sha for sha in kept],
+            repeat(self.service),
+            kept,
+            stamps if self.date is None else map(self.date, stamps),
+            compress(titles, keep),
+            compress(authors, keep),
+            repeat("git"),
+            kept,
+            repeat(self.now),
+        )
+
+    def write(self, rows: list[tuple[Any, ...]], records: int, bookmark: dict[str, Any]) -> None:
         self.wait()
-        self._pending = self._pool.submit(self._write, records, changes, revisions, bookmark)
+        self._pending = self._pool.submit(self._write, rows, records, bookmark)
 
     def wait(self) -> None:
         if self._pending is not None:
@@ -559,62 +583,32 @@ class ChangeWriter:
         with contextlib.suppress(BaseException):
             self.close()
 
-    def _write(
-        self,
-        records: list[str],
-        changes: list[tuple[str, str, str, str]],
-        revisions: list[str],
-        bookmark: dict[str, Any],
-    ) -> None:
-        service, prefix = self.service, self.prefix
-        raw = RawRequest(
-            "GIT", self.repo.as_uri(), ["log", UTC_DATE, f"--format={LOG_FORMAT}", *revisions]
-        )
+    def _write(self, rows: list[tuple[Any, ...]], records: int, bookmark: dict[str, Any]) -> None:
+        rows.sort()  # in key order: neighbouring keys land on the same B-tree pages
 
-        def rows(connection: Connection, raw_id: Any) -> UpsertCounts:
-            if self._plan is None:
-                self._plan = plan_upsert(connection.dialect, schema.changes, CHANGE_COLUMNS)
-                now = utcnow()
-                self._now = to_sqlite_text(now) if self._sqlite else now
-            # git wrote the time as the SQLite column stores it; PostgreSQL gets a datetime
-            stamp = (lambda text: text) if self._sqlite else datetime.fromisoformat
-            params = sorted(
-                (
-                    prefix + sha,
-                    service,
-                    sha,
-                    stamp(date),
-                    title,
-                    author,
-                    "git",
-                    sha,
-                    raw_id,
-                    self._now,
+        def store(connection: Connection) -> UpsertCounts:
+            if self._plans is None:
+                self._plans = (
+                    plan_upsert(connection.dialect, schema.changes, CHANGE_COLUMNS, update=False),
+                    plan_upsert(connection.dialect, schema.changes, CHANGE_COLUMNS),
                 )
-                for sha, date, title, author in changes
-            )
-            if not params:
-                return UpsertCounts()
-            mine = (
-                select(func.count())
-                .select_from(schema.changes)
-                .where(schema.changes.c.service == service)
-            )
-            before = int(connection.scalar(mine) or 0)
-            written = execute_plan(connection, self._plan, params)
-            new = int(connection.scalar(mine) or 0) - before
-            updated = max(written - new, 0)
-            return UpsertCounts(new=new, updated=updated, unchanged=len(params) - new - updated)
+            return insert_changes(connection, self._plans, rows)
 
-        self.ctx.store_page(
-            STREAM,
-            service,
-            request=raw,
-            payload="\n".join(records),  # PostgreSQL text cannot hold NUL
-            write=rows,
-            records=len(records),
-            bookmark=bookmark,
+        self.ctx.write_rows(
+            STREAM, self.service, {}, records=records, bookmark=bookmark, after=store
         )
+
+
+def insert_changes(
+    connection: Connection, plans: tuple[UpsertPlan, UpsertPlan], rows: list[tuple[Any, ...]]
+) -> UpsertCounts:
+    """Insert the rows whose keys are new; upsert the batch only when some keys existed."""
+    if not rows:
+        return UpsertCounts()
+    insert, upsert = plans
+    new = execute_plan(connection, insert, rows)
+    updated = execute_plan(connection, upsert, rows) if new < len(rows) else 0
+    return UpsertCounts(new=new, updated=updated, unchanged=len(rows) - new - updated)
 
 
 def stream_records(command: list[str], fail: Callable[[str], SourceError]) -> Iterator[str]:
