@@ -57,9 +57,15 @@ def _totals(frame: pd.DataFrame, keys: list[str], id_column: str, count_key: str
     `fsum` per group over plain lists, not a pandas aggregation calling Python per group."""
     shares = pd.to_numeric(frame["budget_share"])
     grouped = frame.groupby(keys, sort=True)
-    out = grouped.agg(**{count_key: (id_column, "nunique")})
-    codes = grouped.ngroup().to_numpy()
+    codes = grouped.ngroup().fillna(-1).to_numpy(dtype=np.int64)
+    out = pd.DataFrame(index=grouped.size().index)
     kept = np.flatnonzero(codes >= 0)  # rows with a null key belong to no group
+    # distinct ids per group (`nunique`): distinct (group, id) pairs, null ids left out
+    ids = pd.factorize(frame[id_column])[0]
+    named = kept[ids[kept] >= 0]
+    width = max(int(ids.max(initial=-1)) + 1, 1)
+    pairs = np.unique(codes[named] * width + ids[named])
+    out[count_key] = np.bincount(pairs // width, minlength=len(out))
     order = kept[np.argsort(codes[kept], kind="stable")]
     bounds = np.searchsorted(codes[order], np.arange(len(out) + 1)).tolist()
     bad = frame["bad_events"].to_numpy(dtype=float)[order].tolist()

@@ -57,8 +57,8 @@ def _unit_starts(moments: pd.DatetimeIndex, unit: str) -> pd.DatetimeIndex:
 def history_start(slos: pd.DataFrame, start: datetime, settings: Settings) -> datetime:
     """How far back samples are needed to evaluate every SLO from `start` on."""
     earliest = start
-    for slo in slos.itertuples(index=False):
-        earliest = min(earliest, window_for(slo, settings).state_start(start))
+    for window in {window_for(slo, settings) for slo in slos.itertuples(index=False)}:
+        earliest = min(earliest, window.state_start(start))
     return earliest
 
 
@@ -81,9 +81,10 @@ def candidates(
     last_day = (pd.Timestamp(cap) - pd.Timedelta(microseconds=1)).floor("D")
     if last_day < first_day:
         return {}
-    lo = min(
-        pd.Timestamp(window_for(slo, settings).state_start(first_day.to_pydatetime())).floor("D")
-        for slo in slos.itertuples(index=False)
+    windows = [window_for(slo, settings) for slo in slos.itertuples(index=False)]
+    lo = min(  # SLOs share a handful of windows: each one's start once
+        pd.Timestamp(window.state_start(first_day.to_pydatetime())).floor("D")
+        for window in set(windows)
     )
     days = pd.date_range(lo, last_day, freq="D")
     names = slos["name"].tolist()
@@ -102,7 +103,6 @@ def candidates(
     evaluated = pd.date_range(first_day, last_day, freq="D")
     d = ((evaluated - lo) / DAY).to_numpy().astype(int)
     bound = np.empty((len(names), len(d)))
-    windows = [window_for(slo, settings) for slo in slos.itertuples(index=False)]
     for window in set(windows):
         rows_of = np.array([w == window for w in windows])
         if window.kind == "rolling" or window.unit is None:

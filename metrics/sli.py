@@ -231,7 +231,10 @@ def first_samples(connection: Connection, slos: Sequence[str], *, rollup: bool) 
     """The earliest sample of each SLO (NaT when it has none)."""
     o = schema.slos
     if rollup:
-        first = select(func.min(DAILY.c.first_ts)).where(DAILY.c.slo == o.c.name)
+        # the earliest day's first sample (days partition time), one index seek per SLO
+        first = (
+            select(DAILY.c.first_ts).where(DAILY.c.slo == o.c.name).order_by(DAILY.c.day).limit(1)
+        )
     else:
         first = select(func.min(X.c.ts)).where(X.c.slo == o.c.name)
     rows = []

@@ -110,7 +110,10 @@ def load_reliability(
     since = (
         min(
             policy.history_start(slos, period.start, settings),
-            *(window_for(slo, settings).at(at)[0] for slo in slos.itertuples(index=False)),
+            *(
+                window.at(at)[0]
+                for window in {window_for(slo, settings) for slo in slos.itertuples(index=False)}
+            ),
             *(start for start, _ in windows.values()),
         )
         if names

@@ -33,9 +33,9 @@ def _plain_totals(frame: pd.DataFrame, keys: list[str], id_column: str, count_ke
 @given(
     st.lists(
         st.tuples(
-            st.sampled_from(["d-2", "d-1", "d-10"]),
+            st.sampled_from(["d-2", "d-1", "d-10", None]),
             st.sampled_from(["slo-b", "slo-a"]),
-            st.sampled_from(["i-1", "i-2", "i-3"]),
+            st.sampled_from(["i-1", "i-2", "i-3", None]),
             st.floats(0, 1e6, allow_nan=False),
             SHARES,
         ),
