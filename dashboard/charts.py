@@ -164,18 +164,21 @@ def velocity_stability(teams: pd.DataFrame) -> go.Figure:
         yanchor="bottom",
         font={"color": GREY},
     )
-    low, high = float(rows["deploys_per_week"].min()), float(rows["deploys_per_week"].max())
-    ticks = [tick for tick in RATE_TICKS if low / 3 <= tick <= high * 3]
+    # from below weekly to above daily at least, so the tier lines are always in view
+    low = min(float(rows["deploys_per_week"].min()), 1.0) / 1.6
+    high = max(float(rows["deploys_per_week"].max()), 7.0) * 1.6
+    ticks = [tick for tick in RATE_TICKS if low <= tick <= high]
     figure.update_xaxes(
         type="log",
         title="deployments per week (log scale)",
         tickvals=ticks,
         ticktext=[f"{tick:g}" for tick in ticks],
-        range=[np.log10(min(low, 1.0) / 1.6), np.log10(max(high, 7.0) * 1.6)],
+        range=[np.log10(low), np.log10(high)],
     )
     figure.update_yaxes(title="change fail rate", tickformat=".0%", range=[-0.01, top])
     _layout(figure, height=440)
     figure.update_layout(
+        showlegend=True,  # the markers' meaning, even when every team shares one state
         legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0},
         margin={"l": 10, "r": 60, "t": 30, "b": 10},
     )
@@ -225,13 +228,7 @@ def trend(
     if log:
         shown = pd.concat([pd.to_numeric(weekly[c], errors="coerce") for c in columns])
         shown = shown[shown > 0]
-        ticks = [t for t in HOUR_TICKS if shown.empty or shown.min() / 3 <= t[0] <= shown.max() * 3]
-        figure.update_yaxes(
-            title=f"{safe(title)} (log scale)",
-            type="log",
-            tickvals=[t[0] for t in ticks],
-            ticktext=[t[1] for t in ticks],
-        )
+        figure.update_yaxes(title=f"{safe(title)} (log scale)", **hours_axis(shown))
     else:
         figure.update_yaxes(
             title=safe(title), tickformat=".0%" if percent else None, rangemode="tozero"
@@ -300,6 +297,42 @@ HOUR_TICKS = (  # hours, as words on a log axis
     (720, "30 d"),
     (4380, "6 mo"),
 )
+DENSE_HOUR_TICKS = (  # for a range of less than two decades
+    (1 / 60, "1 min"),
+    (5 / 60, "5 min"),
+    (0.25, "15 min"),
+    (0.5, "30 min"),
+    (1, "1 h"),
+    (2, "2 h"),
+    (4, "4 h"),
+    (8, "8 h"),
+    (24, "1 d"),
+    (48, "2 d"),
+    (96, "4 d"),
+    (168, "1 w"),
+    (336, "2 w"),
+    (720, "30 d"),
+    (2160, "3 mo"),
+    (4380, "6 mo"),
+)
+
+
+def hours_axis(values: pd.Series, *, margin: float = 1.5) -> dict[str, Any]:
+    """A log axis of hours: its range (the values, `margin` times wider either way) and
+    ticks in words within it, denser when the range is narrow."""
+    if values.empty:
+        return {"type": "log"}
+    low, high = float(values.min()) / margin, float(values.max()) * margin
+    table = DENSE_HOUR_TICKS if high / low < 100 else HOUR_TICKS
+    ticks = [t for t in table if low <= t[0] <= high]
+    return {
+        "type": "log",
+        "range": [np.log10(low), np.log10(high)],
+        "tickvals": [t[0] for t in ticks],
+        "ticktext": [t[1] for t in ticks],
+    }
+
+
 STAGE_LABELS = {
     "coding_hours": "Coding",
     "review_hours": "Review",
@@ -352,16 +385,8 @@ def lead_time_stages(stages: pd.DataFrame) -> go.Figure:
     )
     figure.add_trace(_spans(median, p90, labels, {"color": GREY, "width": 2}))
     known = pd.concat([median, p90])
-    known = known[known > 0]
-    ticks = [t for t in HOUR_TICKS if known.empty or known.min() / 3 <= t[0] <= known.max() * 3]
-    figure.update_xaxes(
-        title="hours (log scale)",
-        type="log",
-        tickvals=[t[0] for t in ticks],
-        ticktext=[t[1] for t in ticks],
-        # room either side for the labels under the end points
-        range=None if known.empty else [np.log10(known.min() / 2), np.log10(known.max() * 2)],
-    )
+    # room either side for the labels under the end points
+    figure.update_xaxes(title="hours (log scale)", **hours_axis(known[known > 0], margin=2.0))
     # top to bottom, with room under the last row for its labels
     figure.update_yaxes(range=[len(rows) - 0.3, -0.6])
     return _layout(figure, height=110 + 55 * len(rows))
@@ -487,7 +512,7 @@ def deployment_timeline(
             )
         )
     _rows_over_time(figure, services)
-    return _layout(figure, height=max(220, 60 + 32 * len(services)))
+    return _layout(figure, height=max(220, 60 + 32 * len(services)), showlegend=True)
 
 
 def budget_bars(frame: pd.DataFrame, label: str, *, limit: int = 15) -> go.Figure:
@@ -554,7 +579,8 @@ def incident_timeline(incidents: pd.DataFrame, *, limit: int = 30) -> go.Figure:
             )
         )
     _rows_over_time(figure, order)
-    return _layout(figure, height=max(240, 60 + 30 * len(order)))
+    # the legend says what each marker is, even when one severity is all there is
+    return _layout(figure, height=max(240, 60 + 30 * len(order)), showlegend=True)
 
 
 TIME_PANELS = (

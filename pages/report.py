@@ -63,9 +63,10 @@ for column, (fmt, spec) in zip(buttons, FORMATS.items(), strict=True):
             on_click="ignore",
             width="stretch",
         )
+command = f"poise report --quarter {quarter}" + (f" --team {team}" if team else "")
 st.caption(
     "Each file is laid out when you click (PDF takes a few seconds); the figures are "
-    "those of `poise report --quarter " + quarter + "`."
+    f"those of `{command.replace('`', '')}`."
 )
 
 st.subheader("Preview")

@@ -52,6 +52,25 @@ def test_velocity_stability_marks_each_team_by_its_weakest_budget() -> None:
     )
 
 
+def test_velocity_stability_of_one_team_keeps_its_legend_and_tier_lines() -> None:
+    figure = charts.velocity_stability(teams().iloc[:1])
+    assert figure.layout.showlegend is True  # Plotly hides a lone trace's legend otherwise
+    # the weekly and daily lines stay in view, with plain numbers for ticks
+    assert {"1", "5", "10", "50"} <= set(figure.layout.xaxis.ticktext)
+    low, high = figure.layout.xaxis.range
+    assert 10**low < 1 and 10**high > 40
+    bands = [a.text for a in figure.layout.annotations if a.xref == "paper" and a.x > 1]
+    assert bands == ["elite", "high", "medium", "low"]
+
+
+def test_hours_axis_words_its_ticks() -> None:
+    narrow = charts.hours_axis(pd.Series([1.5, 7.0]))
+    assert narrow["type"] == "log" and narrow["ticktext"] == ["1 h", "2 h", "4 h", "8 h"]
+    wide = charts.hours_axis(pd.Series([0.08, 900.0]))
+    assert wide["ticktext"][0] == "6 min" and "1 w" in wide["ticktext"]
+    assert charts.hours_label(0.5) == "30 min" and charts.hours_label(72) == "3.0 d"
+
+
 def test_trend_draws_one_line_per_column_with_gaps_kept() -> None:
     weekly = pd.DataFrame(
         {
