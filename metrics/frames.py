@@ -86,15 +86,23 @@ def read(connection: Connection, statement: Select, times: Sequence[str] = ()) -
             frame[name] = to_utc(frame[name])
             continue
         values = frame[name]
-        sample = values[values.notna()]
-        if sample.empty:
+        first = _first_value(values.to_numpy())
+        if first is None:
             continue
-        first = sample.iloc[0]
         if isinstance(first, bool):
-            frame[name] = values.astype(bool) if len(sample) == len(values) else values
+            frame[name] = values.astype(bool) if values.notna().all() else values
         elif isinstance(first, int | float | Decimal):
             frame[name] = pd.to_numeric(values)
     return frame
+
+
+def _first_value(values: np.ndarray) -> object | None:
+    """The first value that is not null (None, NaN), or None: found by looking from the
+    top, which is almost always the first row, instead of testing the whole column."""
+    for value in values:
+        if value is not None and value == value:  # NaN is the value not equal to itself
+            return value
+    return None
 
 
 @contextmanager
@@ -131,8 +139,12 @@ def to_utc(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values, utc=True, format="ISO8601")
 
 
-# How SQLite keeps a UTC timestamp (poise.warehouse.types.UTCDateTime), as a pattern.
-SQLITE_TIME = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$"
+def _all_sqlite_shaped(text: Any) -> bool:
+    """Every value is as SQLite keeps a UTC time (poise.warehouse.types.UTCDateTime):
+    `YYYY-MM-DDTHH:MM:SS.ffffffZ`, 27 characters ending in Z. (Arrow's cast then reads
+    the digits, and fails on anything that is not a time.)"""
+    shaped = pc.and_(pc.equal(pc.utf8_length(text), 27), pc.ends_with(text, "Z"))
+    return bool(pc.all(shaped).as_py())
 
 
 def _sqlite_times(values: pd.Series) -> pd.Series | None:
@@ -146,12 +158,12 @@ def _sqlite_times(values: pd.Series) -> pd.Series | None:
         text = pa.array(values.to_numpy(), type=pa.string())
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
-    if (
-        text.null_count == len(text)
-        or not pc.all(pc.match_substring_regex(text, SQLITE_TIME)).as_py()
-    ):
+    if text.null_count == len(text) or not _all_sqlite_shaped(text):
         return None
-    stamps = text.cast(pa.timestamp("us", tz="UTC")).to_pandas()
+    try:
+        stamps = text.cast(pa.timestamp("us", tz="UTC")).to_pandas()
+    except pa.ArrowInvalid:  # shaped like one, but not a time
+        return None
     return pd.Series(stamps.array, index=values.index, name=values.name)
 
 

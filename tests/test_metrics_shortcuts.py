@@ -6,10 +6,12 @@ import gc
 from datetime import UTC, datetime, timedelta, timezone
 
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import create_engine, literal_column, select, text
 
-from metrics.frames import collector_paused, sort_rows, to_utc
+from metrics.frames import collector_paused, read, sort_rows, to_utc
 from metrics.people import Capacity
 from poise.timeutil import to_sqlite_text
 
@@ -41,10 +43,17 @@ def test_other_text_and_datetimes_take_pandas_own_parser() -> None:
         ["2026-07-01T00:00:00Z"],  # no fraction
         [datetime(2026, 7, 1, 2, tzinfo=timezone(timedelta(hours=2))), None],  # PostgreSQL
         [None, None],  # nothing to parse
+        ["2026-07-01 00:00:00.000000Z"],  # the right length, a space for the T
+        ["2026-07-01T00:00:00.00000+1Z"],  # the right length, not a time
     ]
     for values in cases:
+        try:
+            theirs = _pandas_times(values)
+        except ValueError:  # pandas refuses it: so must we
+            with pytest.raises(ValueError):
+                to_utc(pd.Series(values, dtype=object))
+            continue
         ours = to_utc(pd.Series(values, dtype=object))
-        theirs = _pandas_times(values)
         assert ours.dtype == theirs.dtype
         pd.testing.assert_series_equal(ours, theirs, check_names=False)
 
@@ -107,3 +116,22 @@ def test_the_collector_resumes_as_it_was() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_read_converts_columns_by_their_first_value() -> None:
+    """Numbers after leading NULLs still become numbers; text stays text."""
+    engine = create_engine("sqlite://")
+    rows = select(
+        literal_column("n"), literal_column("f"), literal_column("t"), literal_column("b")
+    ).select_from(
+        text(
+            "(SELECT NULL AS n, NULL AS f, 'x' AS t, 1 AS b "
+            "UNION ALL SELECT 2, 1.5, NULL, NULL UNION ALL SELECT 3, NULL, 'y', 0)"
+        )
+    )
+    with engine.connect() as connection:
+        frame = read(connection, rows)
+    assert frame["n"].tolist()[1:] == [2.0, 3.0] and frame["n"].dtype == float
+    assert frame["f"].dtype == float and frame["f"].tolist()[1] == 1.5
+    assert frame["t"].tolist() == ["x", None, "y"]
+    assert frame["b"].tolist()[::2] == [1.0, 0.0] and frame["b"].dtype == float
