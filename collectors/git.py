@@ -246,14 +246,19 @@ class GitSync:
             if old_head == head and not new_tags and not state.get("pending"):
                 return  # nothing new: the branch and its deploy tags are as stored
         full, revisions = self.plan(full or moved, old_head, head, stored, new_tags)
-        history = self.read(revisions, state.get("pending"), base=state, head=head)
-        if full:  # the pass read everything reachable from head: merged = in the graph
-            new_tags = {name: tag for name, tag in listed.items() if tag.sha in history.parents}
-            stored = {}
-        deployments = self.deployments(new_tags, history)
+        history, writer = self.read(revisions, state.get("pending"), base=state, head=head)
+        try:  # worked out while the writer stores the last batch
+            if full:  # the pass read everything reachable from head: merged = in the graph
+                new_tags = {n: tag for n, tag in listed.items() if tag.sha in history.parents}
+                stored = {}
+            deployment_rows, link_rows = self.shipments(self.deployments(new_tags, history))
+        except BaseException:
+            writer.abandon()
+            raise
+        writer.close()
         tags = {**stored, **{name: tag.as_bookmark() for name, tag in new_tags.items()}}
         bookmark = {"head": head, "tags": tags}
-        self.finish(full, history, deployments, set(tags), bookmark)
+        self.finish(full, history, deployment_rows, link_rows, set(tags), bookmark)
 
     def plan(
         self,
@@ -276,8 +281,11 @@ class GitSync:
 
     def read(
         self, revisions: list[str], pending: dict[str, Any] | None, *, base: dict, head: str
-    ) -> Pass:
-        """The one `git log` pass, stored in batches of `checkpoint_every` commits as it streams in."""
+    ) -> tuple[Pass, ChangeWriter]:
+        """The one `git log` pass, stored in batches of `checkpoint_every` commits as it streams in.
+
+        Returns with the last batch possibly still being written: `close()` the writer.
+        """
         touching = self.start_path_pass(revisions)
         resume = pending if pending and pending.get("revisions") == revisions else None
         skip = int(resume["done"]) if resume else 0
@@ -319,8 +327,7 @@ class GitSync:
         except BaseException:
             writer.abandon()  # what failed here is what the caller must see
             raise
-        writer.close()
-        return history
+        return history, writer
 
     def split(self, text: str) -> tuple[list[str], ...]:
         """Whole records of `git log` output -> one list per field (in C: split, slice)."""
@@ -388,21 +395,16 @@ class GitSync:
             result.append((tag, changes))
         return result
 
-    def finish(
-        self,
-        full: bool,
-        history: Pass,
-        deployments: list[tuple[DeployTag, list[str]]],
-        tag_names: set[str],
-        bookmark: dict[str, Any],
-    ) -> None:
-        service = self.service
-        prefix = f"git:{service}:"
+    def shipments(
+        self, deployments: list[tuple[DeployTag, list[str]]]
+    ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+        """The deployment rows, and the (deployment, change) links in key order."""
+        prefix = f"git:{self.service}:"
         environment = self.scope.service.production_environment
         deployment_rows = [
             {
                 "id": f"{prefix}tag:{tag.name}",
-                "service": service,
+                "service": self.service,
                 "environment": environment,
                 "status": "success",
                 "deployed_at": tag.deployed_at,
@@ -412,14 +414,25 @@ class GitSync:
             }
             for tag, _ in deployments
         ]
-        # in key order (deployment, change), built without a sort of the whole list
-        link_rows: list[tuple[str, str]] = []
+        link_rows: list[tuple[str, str]] = []  # sorted piecewise, not as one list of pairs
         for deployment_id, shas in sorted(
             (row["id"], shas) for row, (_, shas) in zip(deployment_rows, deployments, strict=True)
         ):
             link_rows.extend(zip(repeat(deployment_id), [prefix + sha for sha in sorted(shas)]))
+        return deployment_rows, link_rows
+
+    def finish(
+        self,
+        full: bool,
+        history: Pass,
+        deployment_rows: list[dict[str, Any]],
+        link_rows: list[tuple[str, str]],
+        tag_names: set[str],
+        bookmark: dict[str, Any],
+    ) -> None:
+        service = self.service
         recomputed = [row["id"] for row in deployment_rows]
-        keep_tags = {f"{prefix}tag:{name}" for name in tag_names}
+        keep_tags = {f"git:{service}:tag:{name}" for name in tag_names}
 
         def clean(connection: Connection) -> None:
             if full:
