@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, select
 
-from metrics.frames import production, raw_time, read
+from metrics.frames import production, raw_time, read, sort_rows
 from metrics.model import Settings
 from metrics.stats import group_counts
 from metrics.wording import duration
@@ -115,10 +115,9 @@ def _infer(open_: pd.DataFrame, deployments: pd.DataFrame, window: timedelta) ->
     left = open_[["service", "started_at"]].copy()
     left["_row"] = open_.index
     left = left.sort_values("started_at", kind="stable")
-    right = (
-        deployments[["id", "service", "deployed_at"]]
-        .rename(columns={"id": "deployment_id"})
-        .sort_values(["deployed_at", "deployment_id"], kind="stable")
+    right = sort_rows(  # the loaded deployments come in this order already
+        deployments[["id", "service", "deployed_at"]].rename(columns={"id": "deployment_id"}),
+        ["deployed_at", "deployment_id"],
     )
     right = right[right["service"].isin(left["service"])].copy()
     left["service"] = left["service"].astype(object)

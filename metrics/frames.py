@@ -376,9 +376,7 @@ def _fixers(
             )
         )
     frame = pd.concat(parts, ignore_index=True)
-    return frame.sort_values(["deployed_at", "id"], kind="stable").reset_index(drop=True)[
-        FIXER_COLUMNS
-    ]
+    return sort_rows(frame, ["deployed_at", "id"])[FIXER_COLUMNS]
 
 
 INCIDENT_TIMES = ("started_at", "detected_at", "acknowledged_at", "resolved_at")

@@ -55,9 +55,12 @@ def interval_sums(
     """
     raw: dict[str, list[Interval]] = defaultdict(list)
     cores: list[tuple[str, str, datetime, datetime]] = []
+    days: dict[tuple[datetime, datetime], tuple[datetime, datetime]] = {}  # SLOs share them
     for slo, intervals in requests.items():
         for key, start, end in intervals:
-            first, last = ceil_day(start), floor_day(end)
+            if (start, end) not in days:
+                days[start, end] = ceil_day(start), floor_day(end)
+            first, last = days[start, end]
             if daily is not None and end - start >= 2 * DAY and first < last:
                 if start < first:
                     raw[slo].append((key, start, first))
