@@ -194,7 +194,7 @@ def organisation_headline(start: Any, end: Any) -> None:
         ("deployment_frequency", dora["deployment_frequency"]["per_week"], None),
         ("lead_time", dora["lead_time"]["median_hours"], "Lead time (median)"),
         ("change_failure_rate", dora["change_failure_rate"]["rate"], None),
-        ("recovery_time", dora["recovery_time"]["median_hours"], "Recovery time (median)"),
+        ("recovery_time", dora["recovery_time"]["median_hours"], None),
         ("incidents", card["incidents"]["count"], None),
     )
     for column, (key, value, label) in zip(columns, figures, strict=True):
