@@ -82,6 +82,7 @@ CHANGE_COLUMNS = (
     "updated_at",
 )
 _READ_SIZE = 1 << 20
+_PARSE_SIZE = 1 << 18
 F_SETPIPE_SZ = 1031
 _IN_CHUNK = 500
 
@@ -661,10 +662,13 @@ def stream_records(command: list[str], fail: Callable[[str], SourceError]) -> It
     try:
         finished = False
         while not finished:
-            # Take everything that has arrived, so each parse step works on a large piece.
+            # Take everything that has arrived, and at least _PARSE_SIZE of it: each parse
+            # step then works on a large piece (git writes a few kB at a time).
             pieces = [chunks_in.get()]
-            while not chunks_in.empty():
-                pieces.append(chunks_in.get_nowait())
+            size = len(pieces[0])
+            while pieces[-1] and (size < _PARSE_SIZE or not chunks_in.empty()):
+                pieces.append(chunks_in.get())
+                size += len(pieces[-1])
             finished = not pieces[-1]
             pending += b"".join(pieces)
             if finished:
