@@ -127,7 +127,7 @@ class GitSource(Source):
     name = "git"
     # A checkpoint is a commit, and each commit writes every index page its batch touched
     # (ids and shas are random keys: most pages of those indexes) to the WAL again. At 500
-    # commits a batch an ingest needs ~20% more CPU at 20,000 commits, ~45% at 100,000
+    # commits a batch an ingest needs ~20% more CPU at 20,000 commits, ~40% at 100,000
     # (docs/collectors.md). A kill costs at most this many rows written again, a few
     # hundredths of a second: git reads them back in no time.
     checkpoint_every = 5000
