@@ -17,6 +17,10 @@ Weeks run Monday 00:00 UTC to Monday; only whole weeks are judged (a partial wee
 is not comparable). A DORA series starts at its first week with a deployment in the loaded
 range (before that the service may not have existed); weeks after that without
 deployments count 0 deployments, and no rate.
+
+Every series is judged at once: the series are the rows of one series × week matrix, and a
+week's history is a slice of it (`_histories`), with the same arithmetic as `np.median` of
+one series' history week by week (tests/test_anomalies.py checks the two agree).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 from sqlalchemy import Engine
 
 from metrics import attribution, delivery, reliability, sli
@@ -100,32 +105,67 @@ def judge(
     relative_floor: float = 0.0,
 ) -> list[Judgement]:
     """The rule applied to every position of one weekly series (None: no value)."""
+    if not values:
+        return []
     series = np.array([np.nan if v is None else float(v) for v in values], dtype=float)
-    out = []
-    for week, value in enumerate(series):
-        past = series[max(0, week - rule.history_weeks) : week]
-        past = past[~np.isnan(past)]
-        if len(past) < rule.min_history_weeks or np.isnan(value):
-            out.append(Judgement(None, None, None, len(past), None, False))
-            continue
-        middle = float(np.median(past))
-        mad = float(np.median(np.abs(past - middle)))
-        scale = max(MAD_SCALE * mad, absolute_floor + relative_floor * abs(middle))
-        if scale <= 0:  # no floor and a flat history: any difference would be "infinite"
-            scale = np.finfo(float).eps * max(1.0, abs(middle))
+    history = _histories(series[np.newaxis, :], rule.history_weeks)[0]
+    floors = np.full(len(series), absolute_floor)
+    verdicts = _verdicts(history, series, floors, relative_floor, rule)
+    return [
+        Judgement(float(middle), float(low), float(high), int(count), float(score), bool(hit))
+        if not np.isnan(middle)
+        else Judgement(None, None, None, int(count), None, False)
+        for middle, low, high, count, score, hit in zip(*verdicts.values(), strict=True)
+    ]
+
+
+def _histories(matrix: np.ndarray, weeks: int) -> np.ndarray:
+    """For a (series × week) matrix (NaN: no value), each cell's `weeks` previous values
+    (series × week × weeks; NaN before the series' first week): a view, no copy."""
+    padded = np.hstack([np.full((matrix.shape[0], weeks), np.nan), matrix])
+    return sliding_window_view(padded, weeks, axis=1)[:, : matrix.shape[1]]
+
+
+def _median(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of `windows`, the median of its values that are not NaN (NaN for none), as
+    `np.median` of those values gives it, and how many there are."""
+    count = np.count_nonzero(~np.isnan(windows), axis=-1)
+    ordered = np.sort(windows, axis=-1)  # NaN sorts last
+    low = np.take_along_axis(ordered, np.maximum(count - 1, 0)[:, None] // 2, axis=-1)[:, 0]
+    high = np.take_along_axis(ordered, (count // 2)[:, None], axis=-1)[:, 0]
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.where(count % 2 == 1, low, (low + high) / 2), count
+
+
+def _verdicts(
+    history: np.ndarray,
+    values: np.ndarray,
+    absolute_floor: np.ndarray,
+    relative_floor: float | np.ndarray,
+    rule: AnomalyConfig,
+) -> dict[str, np.ndarray]:
+    """The rule for many weeks at once: row i is a week with value `values[i]` and previous
+    weeks `history[i]` (NaN: no value). `median`, `lower`, `upper` and `score` are NaN where
+    the week is not judged (no value, or fewer than `rule.min_history_weeks` before it)."""
+    middle, count = _median(history)
+    judged = (count >= rule.min_history_weeks) & ~np.isnan(values)
+    middle = np.where(judged, middle, np.nan)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        mad, _ = _median(np.abs(history - middle[:, None]))
+        scale = np.maximum(MAD_SCALE * mad, absolute_floor + relative_floor * np.abs(middle))
+        # no floor and a flat history: any difference would be "infinite"
+        flat = np.finfo(float).eps * np.maximum(1.0, np.abs(middle))
+        scale = np.where(scale <= 0, flat, scale)
         band = rule.threshold * scale
-        score = (value - middle) / scale
-        out.append(
-            Judgement(
-                middle,
-                middle - band,
-                middle + band,
-                len(past),
-                float(score),
-                abs(score) > rule.threshold,
-            )
-        )
-    return out
+        score = (values - middle) / scale
+    return {
+        "median": middle,
+        "lower": middle - band,
+        "upper": middle + band,
+        "history": count,
+        "score": score,
+        "anomaly": judged & (np.abs(score) > rule.threshold),
+    }
 
 
 # -- weekly series from the warehouse ------------------------------------------------------
@@ -211,7 +251,7 @@ def _dora_series(
     return out
 
 
-def _slo_floor(target: float) -> float:
+def _slo_floor(target: np.ndarray) -> np.ndarray:
     """A tenth of the error budget: a week at 0.1× burn more is not news."""
     return 0.1 * (1.0 - target)
 
@@ -328,18 +368,19 @@ def weekly_judgements(
 SAMPLED = frozenset(
     {"lead_time_median_hours", "change_failure_rate", "recovery_median_hours", "rework_rate"}
 )
+KEYS = ["level", "service", "team", "slo", "figure"]
 
 
-def _usable(figure: str, value: Any, sample: Any, min_sample: int) -> float | None:
-    """The value the rule may use: none for a rate or median resting on fewer than
-    `min_sample` rows (the tiers' "insufficient data"), or an SLO week without events."""
-    if value is None or pd.isna(value):
-        return None
-    if figure in SAMPLED and (sample is None or sample < min_sample):
-        return None
-    if figure in ("sli", "budget_remaining") and not sample:
-        return None
-    return float(value)
+def _usable(frame: pd.DataFrame, min_sample: int) -> np.ndarray:
+    """The values the rule may use (NaN: none): none for a rate or median resting on fewer
+    than `min_sample` rows (the tiers' "insufficient data"), or an SLO week without events.
+    A missing sample holds nothing back (NaN compares false)."""
+    value = frame["value"].to_numpy(dtype=float, na_value=np.nan)
+    sample = frame["sample"].to_numpy(dtype=float, na_value=np.nan)
+    figure = frame["figure"]
+    few = figure.isin(SAMPLED).to_numpy() & (sample < min_sample)
+    no_events = figure.isin(["sli", "budget_remaining"]).to_numpy() & (sample == 0)
+    return np.where(few | no_events, np.nan, value)
 
 
 def judge_records(
@@ -350,53 +391,74 @@ def judge_records(
     `rule.history_weeks` are history only."""
     if not records:
         return pd.DataFrame(columns=COLUMNS)
-    frame = pd.DataFrame(records)
-    if "target" not in frame.columns:
-        frame["target"] = np.nan
-    out = []
-    keys = ["level", "service", "team", "slo", "figure"]
-    for _key, series in frame.groupby(keys, dropna=False, sort=True):
-        head = series.iloc[0]
-        name = str(head["figure"])
-        figure = FIGURES[name]
-        absolute = _slo_floor(float(head["target"])) if name == "sli" else figure.absolute_floor
-        values: list[float | None] = [None] * len(starts)
-        samples: list[Any] = [None] * len(starts)
-        for week, value, sample in zip(
-            series["week"], series["value"], series["sample"], strict=True
-        ):
-            values[int(week)] = _usable(name, value, sample, min_sample)
-            samples[int(week)] = sample
-        verdicts = judge(values, rule, absolute, figure.relative_floor)
-        for week in range(rule.history_weeks, len(starts)):
-            verdict = verdicts[week]
-            if values[week] is None:
-                continue
-            score = verdict.score
-            direction = None if not score else "above" if score > 0 else "below"
-            out.append(
-                {
-                    **{key: (None if pd.isna(head[key]) else head[key]) for key in keys},
-                    "label": figure.label,
-                    "week_start": starts[week],
-                    "value": values[week],
-                    "sample": samples[week],
-                    "median": verdict.median,
-                    "lower": verdict.lower,
-                    "upper": verdict.upper,
-                    "history_weeks": verdict.history,
-                    "score": score,
-                    "direction": direction,
-                    "worse": verdict.anomaly and direction == figure.worse,
-                    "anomaly": verdict.anomaly,
-                }
-            )
-    result = pd.DataFrame(out, columns=COLUMNS)
+    return _judge_frame(pd.DataFrame(records), starts, rule, min_sample)
+
+
+def _judge_frame(
+    frame: pd.DataFrame, starts: list[datetime], rule: AnomalyConfig, min_sample: int
+) -> pd.DataFrame:
+    """`judge_records` of a frame of records, every series at once: the series (KEYS) become
+    the rows of a series × week matrix, each shown week's history a slice of it. A week
+    given twice in a series keeps its last record."""
+    frame = frame.reset_index(drop=True)
+    # series numbered in sorted key order (missing keys last): the order rows are listed in
+    # before the final sort, which keeps it among rows that tie
+    series = frame.groupby(KEYS, dropna=False, sort=True).ngroup().to_numpy()
+    week = frame["week"].to_numpy(dtype=int)
+    value = _usable(frame, min_sample)
+    last = ~pd.DataFrame({"series": series, "week": week}).duplicated(keep="last").to_numpy()
+    matrix = np.full((series.max() + 1, len(starts)), np.nan)
+    matrix[series[last], week[last]] = value[last]
+    shown = np.flatnonzero(last & (week >= rule.history_weeks) & ~np.isnan(value))
+    shown = shown[np.lexsort((week[shown], series[shown]))]
+
+    names = frame["figure"].to_numpy(dtype=object)[shown]
+    figures = [FIGURES[name] for name in names]
+    first_row = np.unique(series, return_index=True)[1]  # a series' target: its first record's
+    targets = frame["target"] if "target" in frame else pd.Series(np.nan, index=frame.index)
+    target = targets.to_numpy(dtype=float, na_value=np.nan)[first_row][series[shown]]
+    absolute = np.where(
+        names == "sli", _slo_floor(target), [figure.absolute_floor for figure in figures]
+    )
+    relative = np.array([figure.relative_floor for figure in figures], dtype=float)
+    history = _histories(matrix, rule.history_weeks)[series[shown], week[shown]]
+    verdicts = _verdicts(history, value[shown], absolute, relative, rule)
+
+    score = verdicts["score"]
+    direction = np.where(score > 0, "above", np.where(score < 0, "below", None))
+    worse = np.array([figure.worse for figure in figures], dtype=object)
+    columns: dict[str, list[Any]] = {
+        key: _none_for_missing(frame[key].to_numpy(dtype=object)[shown]) for key in KEYS
+    }
+    columns |= {
+        "label": [figure.label for figure in figures],
+        "week_start": [starts[w] for w in week[shown]],
+        "value": value[shown].tolist(),
+        "sample": frame["sample"].to_numpy()[shown].tolist(),
+        **{
+            name: _none_for_missing(verdicts[name])
+            for name in ("median", "lower", "upper", "score")
+        },
+        "history_weeks": verdicts["history"].tolist(),
+        "direction": direction.tolist(),
+        "worse": (verdicts["anomaly"] & (direction == worse)).tolist(),
+        "anomaly": verdicts["anomaly"].tolist(),
+    }
+    # built from plain Python values, so pandas infers each column's type as it does for
+    # one dict per row (an all-missing column stays None; no rows: all columns objects)
+    result = pd.DataFrame(columns if len(shown) else None, columns=COLUMNS)
     result["week_start"] = pd.to_datetime(result["week_start"], utc=True)
     for column in ("service", "team", "slo", "direction"):  # None, not NaN, for "none"
         result[column] = result[column].astype(object).where(result[column].notna(), None)
     order = ["week_start", "level", "service", "slo", "figure"]
     return result.sort_values(order, na_position="first").reset_index(drop=True)
+
+
+def _none_for_missing(values: np.ndarray) -> list[Any]:
+    """The values as Python objects, None for NaN or None."""
+    objects = values.astype(object)
+    objects[pd.isna(values)] = None
+    return objects.tolist()
 
 
 def flagged(judgements: pd.DataFrame) -> pd.DataFrame:
