@@ -35,11 +35,11 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 from sqlalchemy import Engine
 
-from metrics import attribution, delivery, reliability, sli
+from metrics import attribution, delivery, sli
 from metrics.frames import _slos, load
 from metrics.freshness import is_fresh
 from metrics.model import Period, Scope, Settings
-from metrics.stats import ratio, to_jsonable
+from metrics.stats import to_jsonable
 from metrics.windows import window_for
 from poise.config import AnomalyConfig
 from poise.timeutil import ensure_utc
@@ -86,6 +86,8 @@ COLUMNS = [
     "worse",
     "anomaly",
 ]
+# a weekly series' values: `week` indexes the weeks loaded (history first)
+SERIES_COLUMNS = ["level", "service", "team", "slo", "figure", "week", "value", "sample"]
 
 
 @dataclass(frozen=True)
@@ -198,57 +200,68 @@ def _week_index(times: pd.Series, first: datetime, count: int) -> np.ndarray:
 
 def _dora_series(
     rows: pd.DataFrame, changes: pd.DataFrame, starts: list[datetime], settings: Settings, key: str
-) -> list[dict[str, Any]]:
+) -> pd.DataFrame:
     """Per value of `key` (`service` or `team`; "": the whole scope) and week, the DORA
-    figures, all groups in one `delivery.dora_by` pass."""
+    figures (SERIES_COLUMNS, one row per figure), all groups in one `delivery.dora_by` pass."""
     count = len(starts)
     names = rows[key] if key else pd.Series("", index=rows.index)
-    weeks = _week_index(rows["deployed_at"], starts[0], count)
-    rows = rows.assign(group=list(zip(names, weeks, strict=True)))
+    known = pd.Index(names.dropna().unique())
+
+    def group_of(frame: pd.DataFrame, frame_names: pd.Series) -> np.ndarray:
+        """Each row's (name, week) as one integer, name × weeks + week (-1: no group)."""
+        code = known.get_indexer(frame_names)
+        week = _week_index(frame["deployed_at"], starts[0], count)
+        return np.where((code >= 0) & (week >= 0), code * count + week, -1)
+
+    group = group_of(rows, names)
+    rows = rows.assign(group=group)
     change_names = changes[key] if key else pd.Series("", index=changes.index)
-    change_weeks = _week_index(changes["deployed_at"], starts[0], count)
-    changes = changes.assign(group=list(zip(change_names, change_weeks, strict=True)))
-    active = pd.DataFrame({"name": names, "week": weeks})
-    first_week = active[active["week"] >= 0].groupby("name")["week"].min()
-    teams = rows.drop_duplicates(key).set_index(key)["team"] if key == "service" else None
+    changes = changes.assign(group=group_of(changes, change_names))
+    active = group[group >= 0]
+    first_week = pd.Series(active % count).groupby(active // count).min()
     periods = {
-        (name, week): Period(starts[week], starts[week] + WEEK)
-        for name, first in first_week.items()
+        code * count + week: Period(starts[week], starts[week] + WEEK)
+        for code, first in first_week.items()
         for week in range(int(first), count)
     }
     if not periods:
-        return []
+        return pd.DataFrame(columns=SERIES_COLUMNS)
     blocks = delivery.dora_by(rows, changes, periods, settings)
-    out = []
-    for (name, week), block in blocks.items():
+    # (value, sample) of each figure, in DORA_FIGURES order, one row per group
+    cells = []
+    for block in blocks.values():
         deployments = block["deployment_frequency"]["deployments"]
-        values = {
-            "deployments": (deployments, deployments),
-            "lead_time_median_hours": (
-                block["lead_time"]["median_hours"],
-                block["lead_time"]["changes"],
-            ),
-            "change_failure_rate": (block["change_failure_rate"]["rate"], deployments),
-            "recovery_median_hours": (
-                block["recovery_time"]["median_hours"],
-                block["recovery_time"]["failures"],
-            ),
-            "rework_rate": (block["rework_rate"]["rate"], deployments),
-        }
-        for figure, (value, sample) in values.items():
-            out.append(
-                {
-                    "level": key or "scope",
-                    "service": name if key == "service" else None,
-                    "team": teams[name] if teams is not None else name if key == "team" else None,
-                    "slo": None,
-                    "figure": figure,
-                    "week": week,
-                    "value": value,
-                    "sample": sample,
-                }
+        cells.append(
+            (
+                (deployments, deployments),
+                (block["lead_time"]["median_hours"], block["lead_time"]["changes"]),
+                (block["change_failure_rate"]["rate"], deployments),
+                (block["recovery_time"]["median_hours"], block["recovery_time"]["failures"]),
+                (block["rework_rate"]["rate"], deployments),
             )
-    return out
+        )
+    pairs = np.array(cells, dtype=float).reshape(-1, 2)  # None: NaN
+    groups = len(blocks)
+    codes = np.fromiter(blocks, dtype=np.int64, count=groups)
+    series_names = np.repeat(known.to_numpy(dtype=object)[codes // count], len(DORA_FIGURES))
+    if key == "service":
+        teams = rows.drop_duplicates(key).set_index(key)["team"]
+        team = pd.Series(series_names).map(teams).to_numpy(dtype=object)
+    else:
+        team = series_names if key == "team" else np.full(len(series_names), None)
+    return pd.DataFrame(
+        {
+            "level": key or "scope",
+            "service": series_names if key == "service" else None,
+            "team": team,
+            "slo": None,
+            "figure": np.tile(np.array(DORA_FIGURES, dtype=object), groups),
+            "week": np.repeat(codes % count, len(DORA_FIGURES)),
+            "value": pairs[:, 0],
+            "sample": pairs[:, 1].astype(np.int64),  # counts, never missing
+        },
+        columns=SERIES_COLUMNS,
+    )
 
 
 def _slo_floor(target: np.ndarray) -> np.ndarray:
@@ -256,68 +269,75 @@ def _slo_floor(target: np.ndarray) -> np.ndarray:
     return 0.1 * (1.0 - target)
 
 
-def _span(
-    prefix: np.ndarray, days: pd.DatetimeIndex, lo: datetime, hi: datetime
-) -> tuple[float, float, int]:
-    """(Σgood, Σtotal, samples) of the days in [lo, hi) from prefix sums over `days`."""
-    a, b = days.searchsorted(pd.Timestamp(lo)), days.searchsorted(pd.Timestamp(hi))
-    good, events, samples = prefix[b] - prefix[a]
-    return float(good), float(events), int(samples)
-
-
 def _slo_series(
     connection: Any, scope: Scope, starts: list[datetime], settings: Settings
-) -> list[dict[str, Any]]:
-    """Per SLO and week: the week's SLI, and the budget remaining at the week's end over the
-    SLO's window (evaluated by `reliability.evaluate`). Weeks and windows both start at a
-    midnight, so daily sums give them exactly."""
+) -> pd.DataFrame:
+    """Per SLO and week (SERIES_COLUMNS and `target`): the week's SLI, and the budget
+    remaining at the week's end over the SLO's window (as `reliability.evaluate` works it
+    out). Weeks and windows both start at a midnight, so daily sums give them exactly: one
+    array of every SLO's daily (good, total, samples), summed along the days once."""
     slos = _slos(connection, scope)
     if slos.empty:
-        return []
-    windows = {slo.name: window_for(slo, settings) for slo in slos.itertuples(index=False)}
+        return pd.DataFrame(columns=[*SERIES_COLUMNS, "target"])
+    windows = [window_for(slo, settings) for slo in slos.itertuples(index=False)]
     ends = [start + WEEK for start in starts]
-    since = min([starts[0], *(w.at(ends[0])[0] for w in windows.values())])
+    since = min([starts[0], *(w.at(ends[0])[0] for w in windows)])
     days = pd.date_range(since, ends[-1], freq="D", inclusive="left")
     daily = sli.daily_sums(
         connection, slos["name"].tolist(), since, ends[-1], rollup=is_fresh(connection)
     )
-    by_slo = {name: frame for name, frame in daily.groupby("slo", sort=False)}
-    zero = (0.0, 0.0, 0)
-    burns = dict.fromkeys(reliability.BURN_WINDOWS, zero)
-    out = []
-    for slo in slos.itertuples(index=False):
-        frame = by_slo.get(slo.name)
-        if frame is None:
-            continue
-        series = frame.set_index("day")[["good", "total", "samples"]].reindex(days, fill_value=0)
-        prefix = np.vstack([np.zeros(3), np.cumsum(series.to_numpy(dtype=float), axis=0)])
+    names = pd.Index(slos["name"])
+    sums = np.zeros((len(slos), len(days), 3))
+    slo_row, day = names.get_indexer(daily["slo"]), days.get_indexer(daily["day"])
+    kept = (slo_row >= 0) & (day >= 0)
+    daily_sums = daily[["good", "total", "samples"]].to_numpy(dtype=float)
+    sums[slo_row[kept], day[kept]] = daily_sums[kept]
+    # prefix[i, d]: SLO i's sums over the days before days[d]
+    prefix = np.concatenate([np.zeros((len(slos), 1, 3)), np.cumsum(sums, axis=1)], axis=1)
+    week_from = days.searchsorted(pd.DatetimeIndex(starts))
+    week_to = days.searchsorted(pd.DatetimeIndex(ends))
+    distinct: dict[Any, int] = {}
+    kinds = np.array([distinct.setdefault(window, len(distinct)) for window in windows])
+    window_from = np.array(
+        [days.searchsorted(pd.DatetimeIndex([w.at(end)[0] for end in ends])) for w in distinct]
+    )[kinds]
+    every = np.arange(len(slos))[:, None]
+    week = prefix[:, week_to] - prefix[:, week_from]  # SLOs × weeks × (good, total, samples)
+    window = prefix[every, week_to[None, :]] - prefix[every, window_from]
+    # an SLO's series starts at its first week with a sample
+    seen = np.logical_or.accumulate(week[:, :, 2].astype(int) > 0, axis=1)
+    slo_index, week_index = np.nonzero(seen)
+    good, events = week[slo_index, week_index, 0], week[slo_index, week_index, 1]
+    window_good, window_total = window[slo_index, week_index, 0], window[slo_index, week_index, 1]
+    target = slos["target"].to_numpy(dtype=float)[slo_index]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        weekly_sli = np.where(events != 0, good / events, np.nan)
+        budget = (1.0 - target) * window_total
+        remaining = 1.0 - (window_total - window_good) / budget
+    remaining = np.where(window_total > 0, remaining, np.nan)
+    picked = slos.iloc[slo_index]
+    half = pd.DataFrame(
+        {
+            "level": "slo",
+            "service": picked["service"].to_numpy(dtype=object),
+            "team": picked["team"].to_numpy(dtype=object),
+            "slo": picked["name"].to_numpy(dtype=object),
+            "week": week_index,
+            "target": target,
+        }
+    )
+    return pd.concat(
+        [
+            half.assign(figure="sli", value=_finite(weekly_sli), sample=events),
+            half.assign(figure="budget_remaining", value=_finite(remaining), sample=window_total),
+        ],
+        ignore_index=True,
+    )[[*SERIES_COLUMNS, "target"]]
 
-        seen = False
-        for week, (start, end) in enumerate(zip(starts, ends, strict=True)):
-            good, events, samples = _span(prefix, days, start, end)
-            seen = seen or samples > 0
-            if not seen:
-                continue  # the SLO's series starts at its first sample
-            window_sums = _span(prefix, days, windows[slo.name].at(end)[0], end)
-            evaluated = reliability.evaluate(slo, {"window": window_sums, **burns}, end, settings)
-            for figure, value, sample in (
-                ("sli", ratio(good, events), events),
-                ("budget_remaining", evaluated["budget_remaining"], window_sums[1]),
-            ):
-                out.append(
-                    {
-                        "level": "slo",
-                        "service": slo.service,
-                        "team": slo.team,
-                        "slo": slo.name,
-                        "figure": figure,
-                        "week": week,
-                        "value": value,
-                        "sample": sample,
-                        "target": float(slo.target),
-                    }
-                )
-    return out
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    """NaN for what `stats.finite` calls no value (inf, NaN)."""
+    return np.where(np.isfinite(values), values, np.nan)
 
 
 def weekly_judgements(
@@ -354,15 +374,14 @@ def weekly_judgements(
     levels = (
         ["service"] + (["team"] if scope.is_org else []) + ([""] if scope.service is None else [])
     )
-    records = [
-        record
-        for level in levels
-        for record in _dora_series(rows, frames.changes, starts, settings, level)
-    ]
-    for record in records:  # a team's own series is the team's, whatever its level is called
-        if record["level"] == "scope" and scope.team is not None:
-            record["team"] = scope.team
-    return judge_records(records + slo_rows, starts, rule, settings.min_sample)
+    series = [_dora_series(rows, frames.changes, starts, settings, level) for level in levels]
+    series = [frame for frame in [*series, slo_rows] if not frame.empty]
+    if not series:
+        return pd.DataFrame(columns=COLUMNS)
+    frame = pd.concat(series, ignore_index=True)
+    if scope.team is not None:  # a team's own series is the team's, whatever its level is called
+        frame.loc[frame["level"] == "scope", "team"] = scope.team
+    return _judge_frame(frame, starts, rule, settings.min_sample)
 
 
 SAMPLED = frozenset(

@@ -7,9 +7,11 @@ warehouse (both engines) through `weekly_judgements` and `poise metrics`.
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import astuple
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -20,12 +22,14 @@ from hypothesis import strategies as st
 from metrics_org import Org
 from sqlalchemy import Engine
 
+from metrics import attribution, delivery, reliability
 from metrics.anomalies import (
     COLUMNS,
     DORA_FIGURES,
     FIGURES,
     MAD_SCALE,
     SAMPLED,
+    WEEK,
     as_json,
     describe,
     flagged,
@@ -34,7 +38,9 @@ from metrics.anomalies import (
     judged_weeks,
     weekly_judgements,
 )
+from metrics.frames import load
 from metrics.model import Period, Scope, Settings
+from metrics.windows import window_for
 from poise.cli import main
 from poise.config import AnomalyConfig, parse_config
 from poise.errors import ConfigError
@@ -499,3 +505,180 @@ def test_planted_and_flat_series_agree_with_the_reference_on_every_column() -> N
         ("spike", starts[13]),
         ("flat", starts[14]),
     }
+
+
+# -- the weekly series from the warehouse, against one series and one week at a time --------
+
+SERIES_WEEKS = 18
+SERIES_NOW = FIRST_MONDAY + timedelta(weeks=SERIES_WEEKS, days=1)
+SERIES_PERIOD = Period(FIRST_MONDAY + timedelta(weeks=12), FIRST_MONDAY + timedelta(weeks=18))
+TEAMS = {"checkout": "shop", "search": "shop", "payments": "money", "ledger": "money"}
+# name: (service, target, window days, first week with data, weeks without data)
+SLOS = {
+    "checkout-availability": ("checkout", 0.999, 28, 0, ()),
+    "search-latency": ("search", 0.99, 7, 2, (9, 10)),
+    "payments-availability": ("payments", 0.995, 30, 5, (13,)),
+}
+
+
+def varied_org(seed: int = 20261127) -> Org:
+    """Four services (ledger starts late, payments pauses), failures fixed by rollbacks or
+    followed by incidents, and three SLOs with integer daily counts (sums are exact)."""
+    rng = random.Random(seed)
+    org = Org()
+    for service, team in TEAMS.items():
+        org.service(service, team)
+    for name, (service, target, days, _first, _gaps) in SLOS.items():
+        org.slo(name, service, target, days)
+    for week in range(SERIES_WEEKS):
+        monday = FIRST_MONDAY + timedelta(weeks=week)
+        for service in TEAMS:
+            if (service == "ledger" and week < 6) or (service == "payments" and week in (9, 10)):
+                continue
+            for n in range(rng.randint(0, 7)):
+                deployed = monday + timedelta(days=rng.randint(0, 4), hours=9 + n)
+                ident = f"{service}-{week}-{n}"
+                changes = [f"{ident}-c{c}" for c in range(rng.randint(1, 3))]
+                for change in changes:
+                    lead = rng.choice([rng.uniform(0.5, 8), rng.uniform(8, 120)])
+                    org.change(change, service, deployed - timedelta(hours=lead))
+                org.deploy(f"d-{ident}", service, deployed, changes)
+                luck = rng.random()
+                if luck < 0.08:  # rolled back a few hours later
+                    fix = deployed + timedelta(hours=rng.uniform(0.2, 6))
+                    org.deploy(f"r-{ident}", service, fix, rollback_of=f"d-{ident}")
+                elif luck < 0.15:  # an incident it caused
+                    org.incident(f"i-{ident}", service, deployed + timedelta(minutes=30),
+                                 caused_by=f"d-{ident}",
+                                 resolved=timedelta(hours=rng.uniform(0.5, 30)))  # fmt: skip
+        for name, (_service, _target, _days, first, gaps) in SLOS.items():
+            if week < first or week in gaps:
+                continue
+            for day in range(7):
+                total = 0 if (week, day) == (7, 3) else rng.randint(800, 1200)
+                bad = rng.choice([0, 0, 1, 2, 5, 40]) if total else 0
+                org.sli(name, monday + timedelta(days=day, hours=12), 1, total - bad, total)
+    return org
+
+
+def reference_series(
+    engine: Engine, org: Org, scope: Scope, settings: Settings, starts: list[datetime]
+) -> list[dict[str, Any]]:
+    """Every series' records, one series and one week at a time: DORA from `delivery.dora`
+    of that service, team or scope and week; SLOs from the imported hourly rows themselves
+    and `reliability.evaluate`."""
+    loaded = Period(starts[0], starts[-1] + WEEK)
+    with engine.connect() as connection:
+        frames = load(connection, loaded, scope, settings)
+    links = attribution.attribute(frames.incidents, frames.deployments, settings.attribution_window)
+    rows = delivery.deployment_rows(
+        frames.deployments, frames.fixers, links, frames.incidents, reasons=False
+    )
+    changes = frames.changes
+    records = []
+    levels = ["service"] + (["team"] if scope.is_org else []) + [""]
+    for key in levels:
+        names = rows[key] if key else pd.Series("", index=rows.index)
+        change_names = changes[key] if key else pd.Series("", index=changes.index)
+        for name in sorted(set(names.dropna())):
+            mine = rows[names == name]
+            weeks = [
+                week
+                for week, start in enumerate(starts)
+                if ((mine["deployed_at"] >= start) & (mine["deployed_at"] < start + WEEK)).any()
+            ]
+            for week in range(min(weeks), len(starts)) if weeks else []:
+                start, end = starts[week], starts[week] + WEEK
+                block = delivery.dora(
+                    mine[(mine["deployed_at"] >= start) & (mine["deployed_at"] < end)],
+                    changes[
+                        (change_names == name)
+                        & (changes["deployed_at"] >= start)
+                        & (changes["deployed_at"] < end)
+                    ],
+                    Period(start, end),
+                    settings,
+                )
+                count = block["deployment_frequency"]["deployments"]
+                for figure, value, sample in (
+                    ("deployments", count, count),
+                    ("lead_time_median_hours", block["lead_time"]["median_hours"],
+                     block["lead_time"]["changes"]),
+                    ("change_failure_rate", block["change_failure_rate"]["rate"], count),
+                    ("recovery_median_hours", block["recovery_time"]["median_hours"],
+                     block["recovery_time"]["failures"]),
+                    ("rework_rate", block["rework_rate"]["rate"], count),
+                ):  # fmt: skip
+                    team = mine["team"].iloc[0] if key == "service" else name if key else None
+                    records.append(
+                        {
+                            "level": key or "scope",
+                            "service": name if key == "service" else None,
+                            "team": scope.team if not key and scope.team else team,
+                            "slo": None,
+                            "figure": figure,
+                            "week": week,
+                            "value": value,
+                            "sample": sample,
+                        }
+                    )
+    hourly = pd.DataFrame(org.rows["sli"])
+    hourly["at"] = pd.to_datetime(hourly["timestamp"], utc=True)
+    for name, (service, target, days, _first, _gaps) in SLOS.items():
+        if scope.team not in (None, TEAMS[service]):
+            continue
+        slo = SimpleNamespace(name=name, service=service, team=TEAMS[service], target=target,
+                              window_days=days, window_kind="rolling", calendar_unit=None)  # fmt: skip
+        window = window_for(slo, settings)
+        mine = hourly[hourly["slo"] == name]
+
+        def sums(lo: datetime, hi: datetime, mine: pd.DataFrame = mine) -> tuple[float, ...]:
+            inside = mine[(mine["at"] >= lo) & (mine["at"] < hi)]
+            return float(inside["good"].sum()), float(inside["total"].sum()), len(inside)
+
+        seen = False
+        for week, start in enumerate(starts):
+            end = start + WEEK
+            good, events, samples = sums(start, end)
+            seen = seen or samples > 0
+            if not seen:
+                continue
+            in_window = sums(window.at(end)[0], end)
+            burns = dict.fromkeys(reliability.BURN_WINDOWS, (0.0, 0.0, 0))
+            evaluated = reliability.evaluate(slo, {"window": in_window, **burns}, end, settings)
+            for figure, value, sample in (
+                ("sli", good / events if events else None, events),
+                ("budget_remaining", evaluated["budget_remaining"], in_window[1]),
+            ):
+                records.append(
+                    {
+                        "level": "slo",
+                        "service": service,
+                        "team": TEAMS[service],
+                        "slo": name,
+                        "figure": figure,
+                        "week": week,
+                        "value": value,
+                        "sample": sample,
+                        "target": target,
+                    }
+                )
+    return records
+
+
+def test_weekly_series_from_the_warehouse_match_one_series_at_a_time(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    org = varied_org()
+    org.load(warehouse, tmp_path)
+    rule = AnomalyConfig(threshold=2.0)  # more flags to compare
+    starts = [FIRST_MONDAY + timedelta(weeks=w) for w in range(SERIES_WEEKS)]
+    for scope in (Scope(), Scope(team="shop")):
+        for settings_ in (Settings(), Settings(slo_window="month")):
+            got = weekly_judgements(
+                warehouse, SERIES_PERIOD, scope, settings_, rule, now=SERIES_NOW
+            )
+            records = reference_series(warehouse, org, scope, settings_, starts)
+            expected = reference_judgements(records, starts, rule, settings_.min_sample)
+            assert_same_judgements(got, expected)
+            assert len(flagged(got)) > 0
