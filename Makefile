@@ -8,6 +8,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DB ?= data/poise.db
 PORT ?= 8501
+# the suite runs on two workers (CI has two cores); TEST_WORKERS=0 runs it in one process
+TEST_WORKERS ?= 2
 
 .PHONY: demo test install install-test system-deps lint format bench clean lock audit screenshot
 
@@ -40,7 +42,7 @@ system-deps:
 	@scripts/install-system-deps.sh
 
 test: $(VENV)/.installed-test system-deps
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
