@@ -16,6 +16,7 @@ import pytest
 from openpyxl import load_workbook
 from pypdf import PdfReader
 
+from dashboard.headless import CHROMIUM, CHROMIUM_ARGS
 from reports import render_document
 from reports.html import render_html
 from reports.markdown import render_markdown
@@ -38,17 +39,6 @@ from reports.model import (
     Table,
 )
 
-CHROMIUM = "/usr/bin/chromium"
-# As root, without a sandbox; and no background traffic of Chromium's own (this machine has
-# no network, and the test counts requests).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 WEEKS = tuple(f"07-{day:02d}" for day in range(1, 29, 7))
 
 
