@@ -80,16 +80,15 @@ def flag_rows(judged: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     rows = []
     for _, row in flags.iterrows():
-        text = anomalies.describe(row)
         rows.append(
             {
                 "week": row["week_start"],
-                "what": text.split(" · ", 1)[0],
+                "what": anomalies.subject(row),
                 "figure": row["label"],
                 "value": anomalies.format_value(row["figure"], row["value"]),
-                "usual": text.rsplit("(usual ", 1)[-1].split(", median", 1)[0],
+                "usual": anomalies.usual_range(row),
                 "worse": "worse" if row["worse"] else "better",
-                "description": text,
+                "description": anomalies.describe(row),
             }
         )
     return pd.DataFrame(rows, columns=columns)

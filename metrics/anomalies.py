@@ -509,16 +509,25 @@ def for_team(judgements: pd.DataFrame, team: str) -> pd.DataFrame:
 
 def describe(row: Any) -> str:
     """One line: `checkout · change fail rate, week of 2026-11-09: 40 % (usual 0–17 %, median 5 %)`."""
-    team = _given(row, "team")
-    who = _given(row, "slo") or _given(row, "service") or (f"team {team}" if team else "all teams")
-    figure = row["figure"]
-    fmt = _formatter(figure)
-    low, high = _plausible(figure, row["lower"], row["upper"])
+    fmt = _formatter(row["figure"])
     week = pd.Timestamp(row["week_start"]).strftime("%Y-%m-%d")
     return (
-        f"{who} · {row['label']}, week of {week}: {fmt(row['value'])} "
-        f"(usual {fmt(low)}–{fmt(high)}, median {fmt(row['median'])})"
+        f"{subject(row)} · {row['label']}, week of {week}: {fmt(row['value'])} "
+        f"(usual {usual_range(row)}, median {fmt(row['median'])})"
     )
+
+
+def subject(row: Any) -> str:
+    """Whose series a judged week belongs to: the SLO, the service, the team or all teams."""
+    team = _given(row, "team")
+    return _given(row, "slo") or _given(row, "service") or (f"team {team}" if team else "all teams")
+
+
+def usual_range(row: Any) -> str:
+    """The band a judged week was held against, clipped to what its figure can be."""
+    fmt = _formatter(row["figure"])
+    low, high = _plausible(row["figure"], row["lower"], row["upper"])
+    return f"{fmt(low)}–{fmt(high)}"
 
 
 def _given(row: Any, key: str) -> Any:

@@ -15,8 +15,8 @@ view = components.page_start(
 if view is None:
     st.stop()
 query = view.query
-figures = queries.scorecard(query)["incidents"]
-attribution = queries.scorecard(query)["attribution"]
+card = queries.scorecard(query)
+figures, attribution = card["incidents"], card["attribution"]
 change = queries.comparison(query)
 incidents = queries.incidents(query)
 

@@ -167,10 +167,10 @@ def _anomalies(flags: pd.DataFrame, judged: pd.DataFrame) -> Section:
             tuple(
                 (
                     row["week_start"].to_pydatetime(),
-                    anomalies.describe(row).split(" · ", 1)[0],
+                    anomalies.subject(row),
                     row["label"],
                     anomalies.format_value(row["figure"], row["value"]),
-                    anomalies.describe(row).rsplit("(usual ", 1)[-1].split(", median", 1)[0],
+                    anomalies.usual_range(row),
                     "worse" if row["worse"] else "better",
                 )
                 for _, row in listed.iterrows()
