@@ -57,11 +57,11 @@ from poise.warehouse.upsert import UpsertCounts, UpsertPlan, execute_plan, plan_
 
 STREAM = "history"
 # Records are "<fields \x1f-separated>\0" (-z): exactly what is stored, nothing more (the
-# clone itself is the raw data; a change's lineage is source `git` + its sha). %ad is the
-# author time, formatted by git itself in UTC exactly as the warehouse stores it (TZ=UTC
-# below); "%an <%ae>" is the `author` column as it is stored.
-LOG_FORMAT = "%H%x1f%P%x1f%an <%ae>%x1f%ad%x1f%s"
-LOG_FIELDS = 5
+# clone itself is the raw data; a change's lineage is source `git` + its sha). %ad and %cd
+# are the author and committer times, formatted by git itself in UTC exactly as the
+# warehouse stores them (TZ=UTC below); "%an <%ae>" is the `author` column as stored.
+LOG_FORMAT = "%H%x1f%P%x1f%an <%ae>%x1f%ad%x1f%cd%x1f%s"
+LOG_FIELDS = 6
 UTC_DATE = "--date=format-local:%Y-%m-%dT%H:%M:%S.000000Z"
 TAG_FORMAT = (
     "%(refname:lstrip=2)%00%(objecttype)%00%(objectname)%00%(*objectname)%00"
@@ -75,6 +75,8 @@ CHANGE_COLUMNS = (
     "service",
     "sha",
     "committed_at",
+    "committer_at",
+    "parents",
     "title",
     "author",
     "source",
@@ -99,7 +101,9 @@ def log_command(repo: Path, revisions: Sequence[str]) -> list[str]:
 
 
 def log_environment() -> dict[str, str]:
-    return {**os.environ, "TZ": "UTC"}
+    # GIT_FLUSH=0: into a pipe git would otherwise flush after every commit, i.e. one
+    # write (and one wake-up of our reader) per record instead of one per buffer
+    return {**os.environ, "TZ": "UTC", "GIT_FLUSH": "0"}
 
 
 @dataclass(frozen=True)
@@ -556,7 +560,7 @@ class ChangeWriter:
         only: set[str] | None,
     ) -> Iterator[tuple[Any, ...]]:
         """The change rows among records start..end of `columns`; adds them to `history`."""
-        shas, parents, authors, dates, titles = (column[start:end] for column in columns)
+        shas, parents, authors, dates, committed, titles = (column[start:end] for column in columns)
         history.parents.update(zip(shas, parents, strict=True))
         if only is None:
             keep = [" " not in parent for parent in parents]  # a merge is not a change
@@ -564,12 +568,14 @@ class ChangeWriter:
             keep = [" " not in p and sha in only for sha, p in zip(shas, parents, strict=True)]
         kept = list(compress(shas, keep))
         history.changes.update(kept)
-        stamps = compress(dates, keep)
+        stamps, committer_stamps = compress(dates, keep), compress(committed, keep)
         return zip(
             [self.prefix + sha for sha in kept],
             repeat(self.service),
             kept,
             stamps if self.date is None else map(self.date, stamps),
+            committer_stamps if self.date is None else map(self.date, committer_stamps),
+            compress(parents, keep),
             compress(titles, keep),
             compress(authors, keep),
             repeat("git"),

@@ -169,6 +169,10 @@ def test_commits_merges_squashes_and_tags_become_changes_and_deployments(
     f1 = found[history["f1"]]
     assert f1["id"] == f"git:checkout:{history['f1']}"
     assert f1["committed_at"] == at("2024-01-03T10:00:00-05:00")  # author time, in UTC
+    assert f1["committer_at"] == at("2024-01-03T10:00:00-05:00")
+    assert f1["parents"] == history["c1"]
+    assert found[history["c1"]]["parents"] == ""  # the root commit: no parent
+    assert found[history["sq"]]["parents"] == history["m1"]  # a squash: one ordinary parent
     assert f1["author"] == "Bob Smith <bob@example.com>" and f1["title"] == "f1"
     # lineage is source + sha: the clone itself is the raw data, so no raw payload is kept
     assert f1["source"] == "git" and f1["source_id"] == history["f1"] and f1["raw_id"] is None
@@ -302,7 +306,9 @@ def test_an_author_clock_in_the_future_is_stored_as_it_is(
     )
     repo.tag("v1", "2024-03-01T11:00:00+00:00")
     assert not sync(warehouse, checkout_config(tmp_path)).failed
-    assert changes(warehouse)[skewed]["committed_at"] == at("2031-06-01T08:00:00+09:00")
+    stored = changes(warehouse)[skewed]
+    assert stored["committed_at"] == at("2031-06-01T08:00:00+09:00")  # the author's clock
+    assert stored["committer_at"] == at("2024-03-01T10:00:00+00:00")  # the committer's
     assert deployments(warehouse)["git:checkout:tag:v1"]["shipped"] == {skewed}
 
 
@@ -449,3 +455,62 @@ def test_a_failing_git_log_is_one_line(tmp_path: Path) -> None:
     command = ["git", "-C", str(tmp_path), "log", "--format=%H"]
     with pytest.raises(SourceError, match=r"^git log failed: fatal: not a git repository"):
         list(stream_records(command, SourceError))
+
+
+def test_commits_stored_before_committer_times_were_kept_get_them_at_the_next_sync(
+    warehouse: Engine, tmp_path: Path, history: dict[str, str]
+) -> None:
+    """Migration 0004 adds committer_at and parents, and forgets the git bookmarks so the
+    next sync reads every commit again and fills them in, without a duplicate row."""
+    from alembic import command
+
+    from poise.warehouse.migrate import _config, current_revision, upgrade
+
+    config = checkout_config(tmp_path)
+    assert not sync(warehouse, config).failed
+    before = changes(warehouse)
+    alembic = _config()
+    with warehouse.begin() as connection:  # back to the schema before committer times
+        alembic.attributes["connection"] = connection
+        command.downgrade(alembic, "0003")
+    assert current_revision(warehouse) == "0003"
+    upgrade(warehouse)
+    with warehouse.connect() as connection:
+        assert read_state(connection, "git", "history", "checkout").bookmark is None
+    assert {row["committer_at"] for row in changes(warehouse).values()} == {None}
+
+    summary = sync(warehouse, config)
+    assert not summary.failed
+    assert (summary.results[0].new, summary.results[0].updated) == (0, len(before))
+    after = changes(warehouse)
+    assert {sha: {**row, "updated_at": None} for sha, row in after.items()} == {
+        sha: {**row, "updated_at": None} for sha, row in before.items()
+    }
+
+
+def test_a_parent_printed_before_its_child_still_ships_with_the_earliest_tag(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    """A side branch whose committer clock ran behind: `git log` (by committer date) prints
+    the fork point before the side commit, and the earliest tag containing the fork point
+    (the side branch's) still ships it."""
+    repo = Repo(tmp_path / "checkout")
+    fork = repo.commit("fork", "2024-01-10T00:00:00+00:00")
+    repo.git("checkout", "-q", "-b", "side")
+    behind = repo.commit("behind", "2024-01-05T00:00:00+00:00")  # before its parent
+    repo.tag("v1", "2024-01-21T00:00:00+00:00")
+    repo.git("checkout", "-q", "main")
+    ahead = repo.commit("ahead", "2024-01-20T00:00:00+00:00")
+    repo.git("merge", "-q", "--no-ff", "-m", "merge", "side", when="2024-01-30T00:00:00+00:00")
+    repo.tag("v2", "2024-01-31T00:00:00+00:00")
+    printed = repo.git("log", "--format=%H").split()
+    assert printed.index(fork) < printed.index(behind)  # the case this test is about
+
+    config = checkout_config(tmp_path)
+    assert not sync(warehouse, config).failed
+    deployed = deployments(warehouse)
+    assert deployed["git:checkout:tag:v1"]["shipped"] == {behind, fork}  # v1 contains fork
+    assert deployed["git:checkout:tag:v2"]["shipped"] == {ahead}
+    again = sync(warehouse, config, full=True).result("git")
+    assert (again.new, again.updated) == (0, 0)
+    assert deployments(warehouse) == deployed

@@ -88,6 +88,10 @@ changes = Table(
     Column("service", String(200), ForeignKey("services.name"), nullable=False, index=True),
     Column("sha", String(64), index=True),
     Column("committed_at", UTCDateTime, nullable=False),
+    # Local Git: the commit's committer time and its parents' shas, space-separated
+    # (committed_at is the author time, as the contract defines it)
+    Column("committer_at", UTCDateTime),
+    Column("parents", Text),
     Column("merged_at", UTCDateTime),
     Column("opened_at", UTCDateTime),
     Column("first_review_at", UTCDateTime),
