@@ -54,7 +54,7 @@ from collectors.http import (
 )
 from collectors.shipped import Commit, commit_change, link_deployments
 from poise.config import GitHubLocation
-from poise.timeutil import isoformat_z, parse_period_bound, parse_timestamp, utcnow
+from poise.timeutil import isoformat_z, parse_timestamp, utcnow
 from poise.vocab import RunStatus, deployment_status, incident_status, normalize_status
 from poise.warehouse import schema
 
@@ -406,12 +406,8 @@ class GitHubSource(Source):
             headers["Authorization"] = f"Bearer {token}"
         return headers
 
-    def since(self) -> datetime | None:
-        text = self.settings.since
-        return parse_period_bound(text) if text else None
-
     def sync_scope(self, ctx: SyncContext, scope: Scope) -> None:
-        GitHubSync(ctx, scope, self.since()).run()
+        GitHubSync(ctx, scope, self.settings.since_bound()).run()
 
 
 class GitHubSync:

@@ -33,7 +33,7 @@ from collectors.base import (
 )
 from collectors.http import HttpClient, HttpResponse, PageRequest, SourceError
 from collectors.shipped import Commit, commit_change, link_deployments
-from poise.timeutil import isoformat_z, parse_period_bound, parse_timestamp
+from poise.timeutil import isoformat_z, parse_timestamp
 from poise.vocab import deployment_status, normalize_status
 
 GHOST = "ghost"  # GitLab's Ghost User stands in for deleted accounts
@@ -234,7 +234,7 @@ class GitLabSource(Source):
 
     def sync_scope(self, ctx: SyncContext, scope: Scope) -> None:
         assert ctx.http is not None
-        since = parse_period_bound(self.settings.since) if self.settings.since else None
+        since = self.settings.since_bound()
         self.project(ctx, scope)
         for stream in self.streams:
             run_http_stream(ctx, stream, scope, start=since)

@@ -15,7 +15,9 @@ Per service (`services[].opsgenie.service_id`):
   each alert one `oncall_pages` row at its `createdAt`; urgency `high` for P1/P2, `low`
   otherwise; after hours in the service's team's time zone.
 
-Throttling is a 429 (with `X-RateLimit-State: THROTTLED`), waited out with back-off.
+`sources.opsgenie.since` bounds a first sync of both (newest first: paging stops at the
+first older record). Throttling is a 429 (with `X-RateLimit-State: THROTTLED`), waited
+out with back-off.
 """
 
 from __future__ import annotations
@@ -165,6 +167,7 @@ class OpsgenieSource(Source):
             record_key="data",
             rows_of=lambda record, response: INCIDENTS.convert(record, scope),
         )
-        run_http_stream(ctx, INCIDENTS, scope)
+        since = self.settings.since_bound()  # a first sync collects nothing older
+        run_http_stream(ctx, INCIDENTS, scope, start=since)
         if scope.vars.get("alert_query"):
-            run_http_stream(ctx, ALERTS, scope)
+            run_http_stream(ctx, ALERTS, scope, start=since)

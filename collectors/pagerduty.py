@@ -43,11 +43,8 @@ from collectors.incidents import (
     store_response,
     stored_incidents,
 )
-from poise.errors import ConfigError
 from poise.timeutil import (
-    TimestampError,
     isoformat_z,
-    parse_period_bound,
     parse_timestamp,
     to_sqlite_text,
     utcnow,
@@ -191,13 +188,7 @@ class PagerDutySource(Source):
     def _start(self, cursor: str | None, now: datetime) -> datetime:
         if cursor:
             return parse_timestamp(cursor) - OVERLAP
-        since = self.settings.since
-        if not since:
-            return now - FIRST_SYNC_HISTORY
-        try:
-            return parse_period_bound(since)
-        except TimestampError as exc:
-            raise ConfigError(f"sources.pagerduty.since: {exc}") from None
+        return self.settings.since_bound() or now - FIRST_SYNC_HISTORY
 
     def _collect_window(
         self, ctx: SyncContext, scope: Scope, since: datetime, until: datetime

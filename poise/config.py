@@ -11,6 +11,7 @@ import difflib
 import os
 import re
 from collections.abc import Hashable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,6 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from poise.errors import ConfigError
+from poise.timeutil import TimestampError, parse_period_bound
 
 CONFIG_ENV = "POISE_CONFIG"
 DEFAULT_CONFIG = "poise.yaml"
@@ -133,6 +135,20 @@ class SourceConfig(Strict):
     timeout_seconds: float = Field(30.0, gt=0)
     max_retries: int = Field(5, ge=0)
     since: str | None = Field(None, description="Earliest date to collect, e.g. 2025-01-01.")
+
+    @field_validator("since")
+    @classmethod
+    def _a_date(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_period_bound(value)
+            except TimestampError as exc:
+                raise ValueError(f"{exc}; give a date like 2025-01-01") from None
+        return value
+
+    def since_bound(self) -> datetime | None:
+        """`since` as a UTC instant (midnight UTC for a date); None when not set."""
+        return parse_period_bound(self.since) if self.since else None
 
 
 class PrometheusSourceConfig(SourceConfig):

@@ -79,6 +79,16 @@ def test_nothing_at_all_is_the_defaults() -> None:
             "poise.yaml: sources.github.colour: unknown key",
         ),
         (
+            {"sources": {"opsgenie": {"since": "last spring"}}},
+            "poise.yaml: sources.opsgenie.since: 'last spring' is not an ISO 8601 timestamp with an "
+            "offset; give a date like 2025-01-01",
+        ),
+        (
+            {"sources": {"github": {"since": "2025-02-30"}}},
+            "poise.yaml: sources.github.since: '2025-02-30' is not a valid date (day is out of "
+            "range for month); give a date like 2025-01-01",
+        ),
+        (
             _config(slos=[{"name": "a", "service": "checkout", "target": 0.99, "windw_days": 3}]),
             "poise.yaml: slos[0].windw_days: unknown key (did you mean 'window_days'?)",
         ),

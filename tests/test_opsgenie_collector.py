@@ -27,7 +27,12 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def make_config(tmp_path: Path, server: ReplayServer, alert_query: str | None = ALERTS) -> Any:
+def make_config(
+    tmp_path: Path,
+    server: ReplayServer,
+    alert_query: str | None = ALERTS,
+    **settings: Any,
+) -> Any:
     block: dict[str, Any] = {"service_id": CHECKOUT}
     if alert_query:
         block["alert_query"] = alert_query
@@ -40,6 +45,7 @@ def make_config(tmp_path: Path, server: ReplayServer, alert_query: str | None = 
                     "base_url": server.base_url,
                     "token_env": "TEST_OPSGENIE_KEY",
                     "max_retries": 2,
+                    **settings,
                 }
             },
         },
@@ -224,3 +230,24 @@ def test_an_alert_without_its_creation_time_is_malformed(
     assert summary.result("opsgenie").errors == [
         "opsgenie: malformed alert from record 'a-9': missing 'createdAt'; earlier pages are kept"
     ]
+
+
+def test_since_bounds_the_first_sync_and_stops_the_paging(
+    warehouse: Engine, replay_server: ReplayServer, tmp_path: Path, key: str
+) -> None:
+    fake = account(replay_server)
+    for number in range(150):  # a long history before `since`: never paged through
+        fake.incident(
+            f"00000000-0000-4000-8000-{number:012d}",
+            1000 + number,
+            service=CHECKOUT,
+            created=at("2025-01-01T00:00:00").replace(hour=number % 24, day=1 + number // 24),
+        )
+    config = make_config(tmp_path, replay_server, since="2026-06-01")
+    summary, _ = sync(warehouse, config)
+    assert not summary.failed
+    assert set(rows(warehouse, schema.incidents)) == {
+        "opsgenie:8d1c0a4e-1b2f-4c3d-9e8f-0a1b2c3d4e5f"  # created 2026-06-01 22:10
+    }
+    assert set(rows(warehouse, schema.oncall_pages)) == {"opsgenie:alert:a-2"}
+    assert len(replay_server.requests_to("/v1/incidents")) == 1  # one page: the rest is older
