@@ -290,7 +290,9 @@ def table(
     rows = frame.data if hasattr(frame, "data") and isinstance(frame.data, pd.DataFrame) else frame
     config = column_help(rows, labels)
     config.update(column_config or {})
-    st.dataframe(frame, hide_index=True, column_config=config, height=height)
+    # an empty cell is a figure that has no value (too few events, nothing recorded): a dash,
+    # not Streamlit's default "None"
+    st.dataframe(frame, hide_index=True, column_config=config, height=height, placeholder="—")
     st.download_button(
         "Download CSV",
         lambda: _csv(rows),  # written when clicked: a large table's CSV costs seconds

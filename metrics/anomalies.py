@@ -67,6 +67,10 @@ FIGURES: dict[str, Figure] = {
     "budget_remaining": Figure("budget remaining at week end", 0.05, 0.0, "below"),
 }
 DORA_FIGURES = tuple(name for name in FIGURES if name not in ("sli", "budget_remaining"))
+# Levels carried from week to week (a budget over a 28-day window): once one leaves its
+# usual range it stays out for weeks while its history catches up. A run of weeks out in
+# the same direction is one finding, flagged at its first week.
+LEVELS = frozenset({"budget_remaining"})
 COLUMNS = [
     "level",
     "service",
@@ -440,8 +444,22 @@ def _judge_frame(
         names == "sli", _slo_floor(target), [figure.absolute_floor for figure in figures]
     )
     relative = np.array([figure.relative_floor for figure in figures], dtype=float)
-    history = _histories(matrix, rule.history_weeks)[series[shown], week[shown]]
-    verdicts = _verdicts(history, value[shown], absolute, relative, rule)
+    histories = _histories(matrix, rule.history_weeks)
+    verdicts = _verdicts(
+        histories[series[shown], week[shown]], value[shown], absolute, relative, rule
+    )
+    level = np.isin(names, list(LEVELS))
+    if level.any():  # a level's week out of range right after one out the same way: no flag
+        rows, before = series[shown][level], week[shown][level] - 1
+        earlier = _verdicts(
+            histories[rows, np.maximum(before, 0)],
+            np.where(before >= 0, matrix[rows, np.maximum(before, 0)], np.nan),
+            absolute[level],
+            relative[level],
+            rule,
+        )
+        same_way = np.sign(earlier["score"]) == np.sign(verdicts["score"][level])
+        verdicts["anomaly"][level] &= ~(earlier["anomaly"] & same_way)
 
     score = verdicts["score"]
     direction = np.where(score > 0, "above", np.where(score < 0, "below", None))

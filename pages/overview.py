@@ -77,6 +77,14 @@ else:
     # in the CSV's column name too)
     table = table.rename(columns={"change_fail_rate_change": "change_fail_rate_change_pts"})
     table["change_fail_rate_change_pts"] *= 100
+    changes = [
+        "deploys_per_week_change",
+        "lead_time_hours_change",
+        "change_fail_rate_change_pts",
+        "recovery_hours_change",
+    ]
+    # shown to one decimal: a change that rounds to nothing reads +0.0, not -0.0
+    table[changes] = table[changes].astype(float).round(1) + 0.0
     hours = st.column_config.NumberColumn
     components.table(
         components.tier_style(

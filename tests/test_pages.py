@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import dashboard_org
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -179,6 +180,12 @@ def test_overview_headline_equals_poise_metrics(dashboard_demo_url: str, use: An
         "mobile",
         "storefront",
     ]
+    # changes are shown to one decimal, and one that rounds to nothing is +0.0, never -0.0
+    changes = teams[[c for c in teams.columns if c.endswith(("_change", "_change_pts"))]]
+    assert len(changes.columns) == 4
+    values = changes.to_numpy(dtype=float)
+    assert not (np.signbit(values) & (values == 0)).any()
+    assert np.array_equal(np.round(values, 1), values, equal_nan=True)
 
 
 def test_filters_change_the_figures(dashboard_demo_url: str, use: Any) -> None:
