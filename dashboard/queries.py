@@ -51,9 +51,11 @@ def source() -> tuple[str | None, str | None]:
 
 
 @st.cache_resource(show_spinner=False)
-def _context(url: str | None, config_path: str | None) -> tuple[Engine, Settings]:
+def _context(url: str | None, config_path: str | None) -> tuple[Engine, Settings, AnomalyConfig]:
+    """The warehouse, the metric settings and the anomaly rule: the config is read once."""
     config = load_config(config_path)
-    return open_warehouse(resolve_url(url, config.database)), Settings.from_config(config)
+    warehouse_engine = open_warehouse(resolve_url(url, config.database))
+    return warehouse_engine, Settings.from_config(config), config.anomalies
 
 
 def engine() -> Engine:
@@ -66,7 +68,7 @@ def settings() -> Settings:
 
 @st.cache_resource(ttl=TTL, max_entries=24, show_spinner="Computing the figures…")
 def _basis(where: tuple[str | None, str | None], query: Query) -> Basis:
-    engine, settings = _context(*where)
+    engine, settings, _ = _context(*where)
     return data.compute_basis(engine, settings, query)
 
 
@@ -110,7 +112,7 @@ def _guarded(call: Callable[[], R]) -> R:
 
 def warehouse() -> Warehouse:
     where = source()
-    engine, settings = _context(*where)
+    engine, settings, _ = _context(*where)
     return Warehouse(engine, settings, basis_of=lambda query: _basis(where, query))
 
 
@@ -151,13 +153,8 @@ gate_ledger = _cached(guardrails.gate_ledger)
 certificate_view = _cached(guardrails.certificate_view)
 
 
-@st.cache_resource(show_spinner=False)
-def _anomaly_rule(config_path: str | None) -> AnomalyConfig:
-    return load_config(config_path).anomalies
-
-
 def _anomaly_weeks(wh: Warehouse, query: Query) -> Any:
-    return guardrails.anomaly_weeks(wh, query, _anomaly_rule(source()[1]))
+    return guardrails.anomaly_weeks(wh, query, _context(*source())[2])
 
 
 _anomaly_weeks.__name__ = "anomaly_weeks"
