@@ -342,7 +342,12 @@ def first_run(catalog: Mapping[str, Any]) -> bool:
     """When the warehouse holds nothing yet, say how to fill it (and return True)."""
     if not catalog.get("empty"):
         return False
-    st.info("The warehouse is empty: there is nothing to show yet.", icon=":material/inbox:")
+    url = queries.engine().url
+    # a local file is named (a mistyped --db shows here); a shared server's address is not
+    where = f" `{url.database}`" if url.get_backend_name() == "sqlite" and url.database else ""
+    st.info(
+        f"The warehouse{where} is empty: there is nothing to show yet.", icon=":material/inbox:"
+    )
     st.markdown(
         "**Explore with demo data.** Build a demo organisation (six teams, fifteen services, "
         "two years of history) into this warehouse, then reload this page:"

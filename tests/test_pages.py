@@ -116,8 +116,7 @@ def test_every_page_renders_on_the_demo(dashboard_demo_url: str, use: Any, page:
     assert not [
         node
         for node in elements(at)
-        if getattr(node, "type", "") == "info"
-        and "warehouse is empty" in str(getattr(node, "value", ""))
+        if getattr(node, "type", "") == "info" and "is empty" in str(getattr(node, "value", ""))
     ]
     if page not in ("report",):
         assert len(at.dataframe) >= 1
@@ -342,9 +341,19 @@ def test_an_empty_warehouse_shows_how_to_start(tmp_path: Path, use: Any, page: s
     use(f"sqlite:///{tmp_path / 'empty.db'}")
     at = run(page)
     assert_clean(at)
-    assert "The warehouse is empty" in at.info[0].value
+    assert at.info[0].value.startswith(f"The warehouse `{tmp_path / 'empty.db'}` is empty")
     assert any("poise demo" in code.value for code in at.code)
     assert not at.metric
+
+
+@pytest.mark.postgres
+def test_an_empty_shared_warehouse_does_not_show_its_address(postgres_url: str, use: Any) -> None:
+    open_warehouse(postgres_url).dispose()  # migrated, empty
+    use(postgres_url)
+    at = run("overview")
+    assert_clean(at)
+    assert at.info[0].value.startswith("The warehouse is empty")
+    assert "127.0.0.1" not in at.info[0].value
 
 
 # --- hostile text ------------------------------------------------------------------------------
