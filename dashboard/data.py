@@ -13,7 +13,7 @@ that is the cost the cache layer saves.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ from metrics import Period, Scope, Settings, details, quality, reliability, sour
 from metrics.burndown import forecast_line, load_burndown
 from metrics.incidents import durations
 from metrics.scorecard import Basis, assemble, assemble_teams, compute, quality_frames
+from poise.config import AnomalyConfig
 from poise.timeutil import ensure_utc, previous_period
 from poise.warehouse import schema
 
@@ -71,6 +72,7 @@ class Warehouse:
     engine: Engine
     settings: Settings
     basis_of: Callable[[Query], Basis] | None = None
+    anomaly_rule: AnomalyConfig = field(default_factory=AnomalyConfig)
 
     def basis(self, query: Query) -> Basis:
         if self.basis_of is not None:
@@ -395,7 +397,7 @@ def report(wh: Warehouse, quarter: str, team: str | None) -> Any:
     (`reports.builder.build_report`), ready to be laid out in any format."""
     from reports.builder import build_report
 
-    return build_report(wh.engine, quarter, team=team, settings=wh.settings)
+    return build_report(wh.engine, quarter, team=team, settings=wh.settings, rule=wh.anomaly_rule)
 
 
 def report_file(document: Any, fmt: str) -> bytes:

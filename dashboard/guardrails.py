@@ -94,9 +94,13 @@ def flag_rows(judged: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def anomaly_chart(series: pd.DataFrame, label: str) -> go.Figure:
+def rule_sentence(rule: AnomalyConfig) -> str:
+    return anomalies.rule_sentence(rule)
+
+
+def anomaly_chart(series: pd.DataFrame, label: str, history_weeks: int) -> go.Figure:
     """One weekly series with the band of usual values (median ± k·scale of the previous
-    weeks) and the flagged weeks marked."""
+    `history_weeks` weeks) and the flagged weeks marked."""
     if series.empty:
         return empty("No whole week of this period could be judged for this figure.")
     series = series.sort_values("week_start")
@@ -109,7 +113,7 @@ def anomaly_chart(series: pd.DataFrame, label: str) -> go.Figure:
             mode="lines",
             fillcolor="rgba(153,153,153,0.2)",
             line={"width": 0},
-            name="usual range (last 12 weeks)",
+            name=f"usual range (last {history_weeks} weeks)",
             hoverinfo="skip",
         )
     )

@@ -112,8 +112,15 @@ def _guarded(call: Callable[[], R]) -> R:
 
 def warehouse() -> Warehouse:
     where = source()
-    engine, settings, _ = _context(*where)
-    return Warehouse(engine, settings, basis_of=lambda query: _basis(where, query))
+    engine, settings, rule = _context(*where)
+    return Warehouse(
+        engine, settings, basis_of=lambda query: _basis(where, query), anomaly_rule=rule
+    )
+
+
+def anomaly_rule() -> AnomalyConfig:
+    """The config's rule for unusual weeks (`anomalies`)."""
+    return _context(*source())[2]
 
 
 def _cached(function: Callable[..., R], *, ttl: int = TTL) -> Callable[..., R]:
@@ -154,7 +161,7 @@ certificate_view = _cached(guardrails.certificate_view)
 
 
 def _anomaly_weeks(wh: Warehouse, query: Query) -> Any:
-    return guardrails.anomaly_weeks(wh, query, _context(*source())[2])
+    return guardrails.anomaly_weeks(wh, query, wh.anomaly_rule)
 
 
 _anomaly_weeks.__name__ = "anomaly_weeks"

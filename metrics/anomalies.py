@@ -525,6 +525,18 @@ def for_team(judgements: pd.DataFrame, team: str) -> pd.DataFrame:
     return judgements[mine & (judgements["level"] != "scope")].reset_index(drop=True)
 
 
+def rule_sentence(rule: AnomalyConfig) -> str:
+    """The rule in words, with the configured numbers (report notes, page help)."""
+    return (
+        f"A week is flagged when its figure lies more than {rule.threshold:g} robust "
+        f"deviations (1.4826 × the median absolute deviation, with a floor per figure) from "
+        f"the median of the same series' previous {rule.history_weeks} weeks; "
+        f"{rule.min_history_weeks} of them must have data. Each service, team and SLO is "
+        "compared with its own history; a budget that stays out of its usual range is "
+        "flagged at its first week only."
+    )
+
+
 def describe(row: Any) -> str:
     """One line: `checkout · change fail rate, week of 2026-11-09: 40 % (usual 0–17 %, median 5 %)`."""
     fmt = _formatter(row["figure"])

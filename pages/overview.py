@@ -166,17 +166,14 @@ components.chart(
     "velocity-stability",
 )
 
-st.subheader(
-    "Unusual weeks",
-    help="Weeks whose figure lies far from the same series' previous 12 weeks (median ± 3.5 "
-    "robust deviations, with a floor per figure; docs/guardrails.md). Each service, team "
-    "and SLO is compared with its own history.",
-)
+rule = queries.anomaly_rule()
+st.subheader("Unusual weeks", help=f"{guardrails.rule_sentence(rule)} (docs/guardrails.md)")
 judged = queries.anomaly_weeks(query)
 if judged.empty:
     components.not_enough(
-        "No whole week of this period can be judged yet: a week needs 8 of the 12 weeks "
-        "before it with data. Choose a period that covers at least one whole week."
+        f"No whole week of this period can be judged yet: a week needs "
+        f"{rule.min_history_weeks} of the {rule.history_weeks} weeks before it with data. "
+        "Choose a period that covers at least one whole week."
     )
 else:
     level = guardrails.scope_level(query)
@@ -186,7 +183,7 @@ else:
     )
     series = judged[(judged["level"] == level) & (judged["figure"] == picked)]
     components.chart(
-        guardrails.anomaly_chart(series, figures[picked]),
+        guardrails.anomaly_chart(series, figures[picked], rule.history_weeks),
         series[["week_start", "value", "median", "lower", "upper", "sample", "anomaly"]],
         "anomalies",
         labels={"week_start": "week", "lower": "usual from", "upper": "usual to"},

@@ -170,8 +170,9 @@ with load:
 
 st.subheader(
     "Unusual weeks",
-    help="Weeks of the sprint whose figure lies far from the same series' previous 12 weeks "
-    "(the team's, its services' and its SLOs'; docs/guardrails.md).",
+    help="Weeks of the sprint whose figure lies far from the same series' previous "
+    f"{queries.anomaly_rule().history_weeks} weeks (the team's, its services' and its SLOs'; "
+    "docs/guardrails.md).",
 )
 unusual = guardrails.flag_rows(queries.anomaly_weeks(query))
 if unusual.empty:

@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from metrics import Settings
+from poise.config import AnomalyConfig
 from poise.errors import PoiseError
 from reports.model import Paper, Report
 
@@ -79,13 +80,17 @@ def render(
     settings: Settings | None = None,
     paper: Paper | str = Paper.A4,
     now: datetime | None = None,
+    rule: AnomalyConfig | None = None,
 ) -> bytes:
-    """The quarterly report of `quarter` (e.g. "2026Q3") for the organisation or one team."""
+    """The quarterly report of `quarter` (e.g. "2026Q3") for the organisation or one team;
+    `rule` flags unusual weeks (the config's `anomalies`; default: its defaults)."""
     from reports.builder import build_report
 
     if fmt not in FORMATS:
         raise PoiseError(f"unknown report format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    report = build_report(engine, quarter, team=team, settings=settings or Settings(), now=now)
+    report = build_report(
+        engine, quarter, team=team, settings=settings or Settings(), now=now, rule=rule
+    )
     return render_document(report, fmt, paper)
 
 

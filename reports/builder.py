@@ -21,6 +21,7 @@ from metrics.details import incident_details
 from metrics.incidents import durations
 from metrics.scorecard import Basis, assemble, compute
 from metrics.stats import to_jsonable
+from poise.config import AnomalyConfig
 from poise.errors import PoiseError
 from poise.timeutil import TimestampError, previous_period, quarter_of, utcnow
 from poise.warehouse import schema
@@ -47,6 +48,7 @@ def build_report(
     team: str | None = None,
     settings: Settings | None = None,
     now: datetime | None = None,
+    rule: AnomalyConfig | None = None,
 ) -> Report:
     settings = settings or Settings()
     try:
@@ -59,7 +61,7 @@ def build_report(
     inputs = gather(engine, label, period, team, settings, now=now)
     generated = now or utcnow()
     guards, guard_evidence = guardrails_section(
-        engine, period, Scope(team=team), settings, generated
+        engine, period, Scope(team=team), settings, generated, rule
     )
     scope_label = f"Team {team}" if team else "Whole organisation"
     return Report(

@@ -40,6 +40,7 @@ def guardrails_section(
         stored = certificates.load(connection, scope)
         decisions = gate_data.ledger(connection, period, scope)
     risks = certificates.expiry_risks(stored, now)
+    rule = rule or AnomalyConfig()
     judged = anomalies.weekly_judgements(engine, period, scope, settings, rule, now=now)
     flags = anomalies.flagged(judged)
     section = Section(
@@ -55,7 +56,7 @@ def guardrails_section(
         ],
         [
             _certificates(stored, risks, now),
-            _anomalies(flags, judged),
+            _anomalies(flags, judged, rule),
             _gate(decisions),
         ],
     )
@@ -131,16 +132,10 @@ def _certificates(stored: pd.DataFrame, risks: pd.DataFrame, now: datetime) -> S
     return Section("Certificates at risk", "certificates", blocks)
 
 
-def _anomalies(flags: pd.DataFrame, judged: pd.DataFrame) -> Section:
+def _anomalies(flags: pd.DataFrame, judged: pd.DataFrame, rule: AnomalyConfig) -> Section:
     worse = flags[flags["worse"].astype(bool)] if len(flags) else flags
     blocks: list[Any] = [
-        Paragraph(
-            "A week is flagged when its figure lies more than 3.5 robust deviations (1.4826 "
-            "× the median absolute deviation, with a floor per figure) from the median of the "
-            "same series' previous 12 weeks; 8 of them must have data. Each service, team and "
-            "SLO is compared with its own history.",
-            "note",
-        ),
+        Paragraph(anomalies.rule_sentence(rule), "note"),
         Paragraph(
             f"{len(flags)} of {len(judged)} judged series-weeks were flagged, "
             f"{len(worse)} of them in the bad direction."

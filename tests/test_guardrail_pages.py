@@ -22,7 +22,7 @@ from test_pages import assert_clean, run
 from metrics import anomalies, certificates
 from metrics.gate_data import evaluate_gate, record_decision
 from metrics.model import Scope, Settings
-from poise.config import BudgetPolicy
+from poise.config import AnomalyConfig, BudgetPolicy
 from poise.timeutil import utcnow
 from poise.warehouse import open_warehouse
 
@@ -168,3 +168,49 @@ def _sprint() -> Any:
     from metrics.model import Period
 
     return Period(datetime(2026, 9, 7, tzinfo=UTC), datetime(2026, 9, 21, tzinfo=UTC))
+
+
+def test_the_configured_rule_flags_and_explains_the_unusual_weeks(
+    planted_url: str, use: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`anomalies:` in poise.yaml: the dashboard and the report judge by it and say so."""
+    config = tmp_path / "poise.yaml"
+    config.write_text("anomalies: {threshold: 100, history_weeks: 8, min_history_weeks: 6}\n")
+    use(planted_url)
+    monkeypatch.setenv("POISE_CONFIG", str(config))
+    at = run("overview", **{"period": "custom", "from": "2026-08-24", "to": "2026-09-21"})
+    assert_clean(at)
+    heading = next(h for h in at.subheader if h.value == "Unusual weeks")
+    assert heading.proto.help.startswith(
+        "A week is flagged when its figure lies more than 100 robust deviations"
+    )
+    assert "previous 8 weeks; 6 of them must have data" in heading.proto.help
+    assert any("No week of this period is flagged" in c.value for c in at.caption)
+
+    from reports.builder import build_report
+
+    engine = open_warehouse(planted_url, migrate=False)
+    rule = AnomalyConfig(threshold=100, history_weeks=8, min_history_weeks=6)
+    report = build_report(engine, "2026Q3", settings=Settings(), now=utcnow(), rule=rule)
+    default = build_report(engine, "2026Q3", settings=Settings(), now=utcnow())
+    engine.dispose()
+    texts = [_texts(r) for r in (report, default)]
+    assert any("more than 100 robust deviations" in t for t in texts[0])
+    assert any(t.startswith("0 of ") and "were flagged" in t for t in texts[0])
+    assert any("more than 3.5 robust deviations" in t for t in texts[1])
+    assert not any(t.startswith("0 of ") and "were flagged" in t for t in texts[1])
+
+
+def _texts(report: Any) -> list[str]:
+    """Every paragraph's text in the report's sections, nested ones included."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if hasattr(node, "text") and isinstance(node.text, str):
+            found.append(node.text)
+        for name in ("sections", "blocks", "children", "subsections"):
+            for child in getattr(node, name, None) or []:
+                walk(child)
+
+    walk(report)
+    return found

@@ -96,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         team=args.team,
         settings=Settings.from_config(context.config),
         paper=args.paper,
+        rule=context.config.anomalies,
     )
     _write_atomically(target, data)
     seconds = time.perf_counter() - started
