@@ -43,7 +43,7 @@ with resilience[4]:
 st.subheader(
     "Teams",
     help="One row per team: velocity (deployments, lead time) beside resilience (change fail "
-    "rate, recovery, SLOs, budget). Δ is the change from the previous period.",
+    "rate, recovery, SLOs, budget); the changes from the previous period (Δ) follow.",
 )
 shown = teams if query.team is None else teams[teams["team"] == query.team]
 if shown.empty:
@@ -51,18 +51,16 @@ if shown.empty:
 else:
     table = shown[
         [
+            # what a leader reads first fits the page: each figure with its tier, then
+            # the SLOs and budget; the changes from the previous period come after
             "team",
             "deploys_per_week",
-            "deploys_per_week_change",
             "deploys_tier",
             "lead_time_hours",
-            "lead_time_hours_change",
             "lead_time_tier",
             "change_fail_rate",
-            "change_fail_rate_change",
             "change_fail_tier",
             "recovery_hours",
-            "recovery_hours_change",
             "recovery_tier",
             "slos_met",
             "slos_with_data",
@@ -71,6 +69,10 @@ else:
             "frozen_now",
             "deployments_during_freeze",
             "incidents",
+            "deploys_per_week_change",
+            "lead_time_hours_change",
+            "change_fail_rate_change",
+            "recovery_hours_change",
         ]
     ]
     # a rate's change is in percentage points, not a percentage of the rate (and says so
@@ -97,12 +99,12 @@ else:
             "deploys_per_week": hours(
                 "Deploys / week", format="%.1f", help=components.help_text("deployment_frequency")
             ),
-            "deploys_per_week_change": hours("Δ", format="%+.1f"),
+            "deploys_per_week_change": hours("Δ deploys / week", format="%+.1f"),
             "deploys_tier": st.column_config.TextColumn("Tier", help=components.help_text("tier")),
             "lead_time_hours": hours(
                 "Lead time (h)", format="%.1f", help=components.help_text("lead_time")
             ),
-            "lead_time_hours_change": hours("Δ", format="%+.1f"),
+            "lead_time_hours_change": hours("Δ lead time (h)", format="%+.1f"),
             "lead_time_tier": st.column_config.TextColumn(
                 "Tier", help=components.help_text("tier")
             ),
@@ -112,7 +114,7 @@ else:
                 help=components.help_text("change_failure_rate"),
             ),
             "change_fail_rate_change_pts": hours(
-                "Δ pts",
+                "Δ change fail (pts)",
                 format="%+.1f",
                 help="Change from the previous period, in percentage points.",
             ),
@@ -122,7 +124,7 @@ else:
             "recovery_hours": hours(
                 "Recovery (h)", format="%.1f", help=components.help_text("recovery_time")
             ),
-            "recovery_hours_change": hours("Δ", format="%+.1f"),
+            "recovery_hours_change": hours("Δ recovery (h)", format="%+.1f"),
             "recovery_tier": st.column_config.TextColumn("Tier", help=components.help_text("tier")),
             "slos_met": hours("SLOs met", format="%d", help=components.help_text("slos_met")),
             "slos_with_data": hours("of", format="%d"),
