@@ -42,7 +42,7 @@ from poise.config import PoiseConfig, ServiceConfig, SourceConfig, secret_from_e
 from poise.errors import ConfigError
 from poise.timeutil import isoformat_z, parse_timestamp, to_sqlite_text, utcnow
 from poise.warehouse import schema
-from poise.warehouse.sync_state import read_state, record_attempt, save_bookmark
+from poise.warehouse.sync_state import mark_written, read_state, record_attempt, save_bookmark
 from poise.warehouse.upsert import UpsertCounts, upsert_rows
 
 log = logging.getLogger("poise.collectors")
@@ -349,6 +349,8 @@ class SyncContext:
                 result = connection.execute(schema.raw_payloads.insert().values(**raw))
                 raw_id = result.inserted_primary_key[0]
             counts = write(connection, raw_id)
+            if counts.new or counts.updated:
+                mark_written(connection)
             outcome.since_checkpoint += records
             if bookmark is not _KEEP and (
                 final or outcome.since_checkpoint >= self.checkpoint_every
@@ -425,6 +427,8 @@ def upsert_canonical(
             written = upsert_rows(connection, table, group)
             if table.name not in LINK_TABLES:
                 counts += written
+            elif written.new or written.updated:  # not counted, but the figures read them
+                mark_written(connection)
     return counts
 
 

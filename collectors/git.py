@@ -53,6 +53,7 @@ from collectors.http import SourceError
 from poise.config import GitLocation
 from poise.timeutil import to_sqlite_text, utcnow
 from poise.warehouse import schema
+from poise.warehouse.sync_state import mark_written
 from poise.warehouse.upsert import UpsertCounts, UpsertPlan, execute_plan, plan_upsert
 
 STREAM = "history"
@@ -481,6 +482,8 @@ class GitSync:
         ]
         for chunk in chunks(gone):
             connection.execute(delete(deployments).where(deployments.c.id.in_(chunk)))
+        if stale or gone:
+            mark_written(connection)
 
     def repository_row(self) -> dict[str, Any]:
         return {
@@ -521,6 +524,8 @@ def write_links(
     if added:
         plan = plan_upsert(connection.dialect, table, ("deployment_id", "change_id"))
         execute_plan(connection, plan, added)
+    if gone or added:  # not counted as records, but the figures read them
+        mark_written(connection)
     return UpsertCounts()  # link rows are relations, not records: not counted (base.LINK_TABLES)
 
 

@@ -57,21 +57,22 @@ def registered_sources() -> dict[str, type[Source]]:
 
 
 def post_sync_hooks() -> list[PostSyncHook]:
-    """Refreshing incident attributions (metrics.attribution), once the metrics package has it."""
+    """Refreshing the derived tables (incident attributions, each change's first deployment,
+    the daily SLI sums: metrics.derived) when the sync changed what they are made of."""
     try:
-        attribution = importlib.import_module("metrics.attribution")
+        derived = importlib.import_module("metrics.derived")
         model = importlib.import_module("metrics.model")
     except ImportError:
         return []
-    refresh = getattr(attribution, "refresh_attributions", None)
+    refresh = getattr(derived, "refresh_if_stale", None)
     settings = getattr(model, "Settings", None)
     if not callable(refresh) or settings is None:
         return []
 
-    def refresh_attributions(engine: Engine, config: PoiseConfig) -> Any:
+    def refresh_derived_tables(engine: Engine, config: PoiseConfig) -> Any:
         return refresh(engine, settings.from_config(config))
 
-    return [refresh_attributions]
+    return [refresh_derived_tables]
 
 
 def run_sync(

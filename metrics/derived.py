@@ -34,11 +34,13 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from metrics.attribution import refresh_attributions
-from metrics.freshness import SCOPE, SOURCE, STREAM
+from metrics.freshness import SCOPE, SOURCE, STREAM, is_fresh
 from metrics.model import Settings
 from poise.timeutil import utcnow
 from poise.warehouse import schema
-from poise.warehouse.sync_state import record_attempt
+from poise.warehouse.sync_state import read_state, record_attempt, save_bookmark
+
+ATTRIBUTION_WINDOW = "attribution_window_hours"
 
 
 def day_floor(connection: Connection, column: ColumnElement[datetime]) -> ColumnElement[Any]:
@@ -106,6 +108,17 @@ def _count(connection: Connection, table: Table) -> int:
     return int(connection.execute(select(func.count()).select_from(table)).scalar() or 0)
 
 
+def refresh_if_stale(engine: Engine, settings: Settings) -> dict[str, Any] | None:
+    """After a sync: `refresh_derived` unless the derived tables already reflect every
+    write (an unchanged resync costs one read) and the configured attribution window.
+    Returns what was refreshed, or None."""
+    with engine.connect() as connection:
+        built = read_state(connection, SOURCE, STREAM, SCOPE).bookmark or {}
+        if is_fresh(connection) and built.get(ATTRIBUTION_WINDOW) == settings.window_hours:
+            return None
+    return refresh_derived(engine, settings)
+
+
 def refresh_derived(
     engine: Engine, settings: Settings, *, kind: str | None = None
 ) -> dict[str, Any]:
@@ -117,6 +130,10 @@ def refresh_derived(
         done["change_leads"] = refresh_change_leads(connection)
         done["sli_daily"] = refresh_sli_daily(connection)
         record_attempt(connection, SOURCE, STREAM, SCOPE, error=None, new=0, updated=0)
+        # what `attributions` was worked out with: a new window makes it stale too
+        save_bookmark(
+            connection, SOURCE, STREAM, SCOPE, {ATTRIBUTION_WINDOW: settings.window_hours}
+        )
         # the refresh counts from when it started reading: later writes make it stale
         connection.execute(
             schema.sync_state.update()

@@ -20,6 +20,7 @@ from metrics.model import Period, Scope
 from metrics.stats import ratio
 from poise.timeutil import utcnow
 from poise.warehouse import schema
+from poise.warehouse.sync_state import WRITES
 
 S = schema
 SYNC_COLUMNS = [
@@ -63,7 +64,9 @@ def sync_status(engine: Engine) -> pd.DataFrame:
                 t.c.rows_new,
                 t.c.rows_updated,
                 t.c.rows_unchanged,
-            ).order_by(t.c.source, t.c.stream, t.c.scope),
+            )
+            .where(~((t.c.source == WRITES[0]) & (t.c.stream == WRITES[1])))  # not a source
+            .order_by(t.c.source, t.c.stream, t.c.scope),
             times=times,
         )
     failing = frame["last_error"].notna() & (frame["last_error"].astype(object) != "")

@@ -14,6 +14,11 @@ from poise.warehouse.schema import sync_state
 from poise.warehouse.upsert import upsert_rows
 
 MAX_ERROR_LENGTH = 2000
+# Where the collectors note that they changed collected rows (or the links between them):
+# one row, whose `last_success_at` is the last such write. The outcome rows of the sources
+# cannot say it: a later run that wrote nothing resets their counts, and link rows are
+# not counted at all (metrics.freshness reads both).
+WRITES = ("warehouse", "writes", "all")
 
 
 @dataclass(frozen=True)
@@ -44,23 +49,29 @@ def read_state(connection: Connection, source: str, stream: str, scope: str) -> 
     return SyncState(source, stream, scope, bookmark, row["last_success_at"], row["last_error"])
 
 
+def _set(connection: Connection, source: str, stream: str, scope: str, **values: Any) -> None:
+    """Set these columns of one state row (made if missing)."""
+    row = {"source": source, "stream": stream, "scope": scope, **values}
+    upsert_rows(connection, sync_state, [row], count=False)
+
+
 def save_bookmark(
     connection: Connection, source: str, stream: str, scope: str, bookmark: Any
 ) -> None:
     """Checkpoint a bookmark; call it in the transaction that stored the rows it covers."""
-    upsert_rows(
+    _set(
         connection,
-        sync_state,
-        [
-            {
-                "source": source,
-                "stream": stream,
-                "scope": scope,
-                "bookmark": json.dumps(bookmark, sort_keys=True, default=str),
-            }
-        ],
-        count=False,
+        source,
+        stream,
+        scope,
+        bookmark=json.dumps(bookmark, sort_keys=True, default=str),
     )
+
+
+def mark_written(connection: Connection) -> None:
+    """In the transaction that changed collected rows: the derived tables are stale now."""
+    now = utcnow()
+    _set(connection, *WRITES, last_attempt_at=now, last_success_at=now, rows_new=1)
 
 
 def record_attempt(
@@ -76,21 +87,16 @@ def record_attempt(
 ) -> None:
     """Record how a run ended: success resets the error, failure keeps the last success."""
     now = utcnow()
-    row: dict[str, Any] = {
-        "source": source,
-        "stream": stream,
-        "scope": scope,
-        "last_attempt_at": now,
-    }
-    if error is None:
-        row.update(
-            last_success_at=now,
-            last_error=None,
-            last_error_at=None,
-            rows_new=new,
-            rows_updated=updated,
-            rows_unchanged=unchanged,
-        )
-    else:
-        row.update(last_error=error[:MAX_ERROR_LENGTH], last_error_at=now)
-    upsert_rows(connection, sync_state, [row], count=False)
+    outcome: dict[str, Any] = (
+        {
+            "last_success_at": now,
+            "last_error": None,
+            "last_error_at": None,
+            "rows_new": new,
+            "rows_updated": updated,
+            "rows_unchanged": unchanged,
+        }
+        if error is None
+        else {"last_error": error[:MAX_ERROR_LENGTH], "last_error_at": now}
+    )
+    _set(connection, source, stream, scope, last_attempt_at=now, **outcome)
