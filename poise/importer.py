@@ -26,7 +26,7 @@ from poise.errors import ImportFileError
 from poise.timeutil import ISO_WITH_OFFSET, TimestampError, parse_timestamp, to_sqlite_text, utcnow
 from poise.vocab import DEPLOYMENT_STATUSES
 from poise.warehouse import schema
-from poise.warehouse.sync_state import record_attempt
+from poise.warehouse.sync_state import mark_written, record_attempt
 from poise.warehouse.upsert import execute_plan, plan_upsert
 
 CHUNK_ROWS = 50_000
@@ -781,6 +781,8 @@ def import_file(
                 importer.load_chunk(frame)
             importer.finish()
             result.rows, result.written = importer.rows, importer.written
+            if result.written:
+                mark_written(connection)  # metrics.freshness: the derived tables are stale
             record_attempt(
                 connection,
                 "import",

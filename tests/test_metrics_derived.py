@@ -67,6 +67,8 @@ def test_a_later_import_makes_them_stale_until_refreshed(warehouse: Engine, tmp_
     more = Org().change("c2", "checkout", at(days=3)).deploy("d2", "checkout", at(days=4), ["c2"])
     more.load(warehouse, tmp_path / "two")
     assert not _fresh(warehouse)
+    more.load(warehouse, tmp_path / "two")  # again: writes nothing, resets its counts ...
+    assert not _fresh(warehouse)  # ... and the unrefreshed write is still known
     # stale derived rows are not used: the new deployment's change counts already
     assert scorecard(warehouse, Q3)["dora"]["lead_time"]["changes"] == 2
     refresh_derived(warehouse, Settings())
