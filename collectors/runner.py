@@ -58,19 +58,20 @@ def registered_sources() -> dict[str, type[Source]]:
 
 def post_sync_hooks() -> list[PostSyncHook]:
     """Refreshing the derived tables (incident attributions, each change's first deployment,
-    the daily SLI sums: metrics.derived) when the sync changed what they are made of."""
+    the daily SLI sums: metrics.derived) when the sync changed what they are made of. The
+    check reads a few rows; the refresh (and pandas) is loaded only when it is needed."""
     try:
-        derived = importlib.import_module("metrics.derived")
+        freshness = importlib.import_module("metrics.freshness")
         model = importlib.import_module("metrics.model")
     except ImportError:
         return []
-    refresh = getattr(derived, "refresh_if_stale", None)
-    settings = getattr(model, "Settings", None)
-    if not callable(refresh) or settings is None:
-        return []
 
     def refresh_derived_tables(engine: Engine, config: PoiseConfig) -> Any:
-        return refresh(engine, settings.from_config(config))
+        settings = model.Settings.from_config(config)
+        with engine.connect() as connection:
+            if not freshness.needs_refresh(connection, settings.window_hours):
+                return None
+        return importlib.import_module("metrics.derived").refresh_derived(engine, settings)
 
     return [refresh_derived_tables]
 

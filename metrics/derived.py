@@ -34,13 +34,11 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from metrics.attribution import refresh_attributions
-from metrics.freshness import SCOPE, SOURCE, STREAM, is_fresh
+from metrics.freshness import ATTRIBUTION_WINDOW, SCOPE, SOURCE, STREAM
 from metrics.model import Settings
 from poise.timeutil import utcnow
 from poise.warehouse import schema
-from poise.warehouse.sync_state import read_state, record_attempt, save_bookmark
-
-ATTRIBUTION_WINDOW = "attribution_window_hours"
+from poise.warehouse.sync_state import record_attempt, save_bookmark
 
 
 def day_floor(connection: Connection, column: ColumnElement[datetime]) -> ColumnElement[Any]:
@@ -106,17 +104,6 @@ def refresh_sli_daily(connection: Connection) -> int:
 def _count(connection: Connection, table: Table) -> int:
     # the drivers disagree on rowcount after INSERT … SELECT, so count what is there
     return int(connection.execute(select(func.count()).select_from(table)).scalar() or 0)
-
-
-def refresh_if_stale(engine: Engine, settings: Settings) -> dict[str, Any] | None:
-    """After a sync: `refresh_derived` unless the derived tables already reflect every
-    write (an unchanged resync costs one read) and the configured attribution window.
-    Returns what was refreshed, or None."""
-    with engine.connect() as connection:
-        built = read_state(connection, SOURCE, STREAM, SCOPE).bookmark or {}
-        if is_fresh(connection) and built.get(ATTRIBUTION_WINDOW) == settings.window_hours:
-            return None
-    return refresh_derived(engine, settings)
 
 
 def refresh_derived(

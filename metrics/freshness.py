@@ -24,3 +24,13 @@ def is_fresh(connection: Connection) -> bool:
     ).scalar()
     services_changed = connection.execute(select(func.max(schema.services.c.updated_at))).scalar()
     return all(moment is None or moment <= refreshed for moment in (written, services_changed))
+
+
+ATTRIBUTION_WINDOW = "attribution_window_hours"  # in the refresh's bookmark
+
+
+def needs_refresh(connection: Connection, attribution_window_hours: float) -> bool:
+    """Whether the derived tables must be rebuilt: not fresh, or built with another
+    attribution window than the configured one."""
+    built = read_state(connection, SOURCE, STREAM, SCOPE).bookmark or {}
+    return not is_fresh(connection) or built.get(ATTRIBUTION_WINDOW) != attribution_window_hours

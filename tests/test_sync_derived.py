@@ -4,7 +4,6 @@ changed nothing, and never taken as fresh while a write has not been refreshed."
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +12,12 @@ from test_git_collector import Repo, checkout_config
 
 from collectors.base import upsert_canonical
 from collectors.git import GitSource
-from collectors.runner import run_sync
-from metrics import Period, Settings
-from metrics.derived import refresh_if_stale
+from collectors.runner import post_sync_hooks, run_sync
+from metrics import Period
 from metrics.freshness import SCOPE, SOURCE, STREAM, is_fresh
 from metrics.scorecard import scorecard
 from poise.catalog import apply_config
+from poise.config import AttributionConfig
 from poise.warehouse import schema
 from poise.warehouse.sync_state import read_state
 
@@ -105,7 +104,11 @@ def test_a_new_attribution_window_rebuilds_them(warehouse: Engine, tmp_path: Pat
     repo = Repo(tmp_path / "checkout")
     released(repo, "first", 1)
     sync(warehouse, tmp_path)
-    assert refresh_if_stale(warehouse, Settings()) is None  # 24 h, as built
-    rebuilt = refresh_if_stale(warehouse, Settings(attribution_window=timedelta(hours=6)))
+    (hook,) = post_sync_hooks()
+    assert hook(warehouse, checkout_config(tmp_path)) is None  # 24 h, as built
+    narrower = checkout_config(tmp_path).model_copy(
+        update={"attribution": AttributionConfig(window_hours=6)}
+    )
+    rebuilt = hook(warehouse, narrower)
     assert rebuilt is not None and rebuilt["change_leads"] == 1
-    assert refresh_if_stale(warehouse, Settings(attribution_window=timedelta(hours=6))) is None
+    assert hook(warehouse, narrower) is None
