@@ -169,6 +169,9 @@ class Source:
     default_base_url: ClassVar[str | None] = None
     # Records between checkpoints unless the run says otherwise (`run_sync(checkpoint_every=)`).
     checkpoint_every: ClassVar[int] = CHECKPOINT_EVERY
+    # Whether what it writes feeds the derived tables (metrics.derived): its writes are then
+    # noted for metrics.freshness, and a sync that made them rebuilds those tables.
+    feeds_derived: ClassVar[bool] = True
 
     def __init__(self, config: PoiseConfig) -> None:
         self.config = config
@@ -238,6 +241,7 @@ class SyncContext:
     # Called after each committed checkpoint with (stream, scope, bookmark); tests use it
     # to stop a sync half-way as a kill would.
     on_checkpoint: Callable[[str, str, Any], None] | None = None
+    feeds_derived: bool = True  # the source's `feeds_derived`
     log: logging.Logger = log
     outcomes: dict[tuple[str, str], StreamOutcome] = field(default_factory=dict)
     current: tuple[str, str] | None = None
@@ -349,7 +353,7 @@ class SyncContext:
                 result = connection.execute(schema.raw_payloads.insert().values(**raw))
                 raw_id = result.inserted_primary_key[0]
             counts = write(connection, raw_id)
-            if counts.new or counts.updated:
+            if self.feeds_derived and (counts.new or counts.updated):
                 mark_written(connection)
             outcome.since_checkpoint += records
             if bookmark is not _KEEP and (

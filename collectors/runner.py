@@ -162,6 +162,7 @@ def _run_source(
                 advance=advance,
                 on_checkpoint=options.on_checkpoint,
                 checkpoint_every=options.checkpoint_every or source.checkpoint_every,
+                feeds_derived=source.feeds_derived,
             )
             error: str | None = None
             try:

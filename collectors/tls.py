@@ -170,6 +170,7 @@ class TlsSource(Source):
     """`poise sync` for certificates: one scope per `certificates[]` endpoint."""
 
     name = SOURCE
+    feeds_derived = False  # certificates: no derived table is made from them
 
     def scopes(self) -> list[Scope]:
         found = []

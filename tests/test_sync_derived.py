@@ -9,15 +9,17 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 from test_git_collector import Repo, checkout_config
+from tls_server import closed_port
 
 from collectors.base import upsert_canonical
 from collectors.git import GitSource
 from collectors.runner import post_sync_hooks, run_sync
+from collectors.tls import TlsSource
 from metrics import Period
 from metrics.freshness import SCOPE, SOURCE, STREAM, is_fresh
 from metrics.scorecard import scorecard
 from poise.catalog import apply_config
-from poise.config import AttributionConfig
+from poise.config import AttributionConfig, CertificateEndpoint
 from poise.warehouse import schema
 from poise.warehouse.sync_state import read_state
 
@@ -42,6 +44,14 @@ def refreshed_at(engine: Engine) -> Any:
 def leads(engine: Engine) -> int:
     with engine.connect() as connection:
         return int(connection.scalar(select(func.count()).select_from(schema.change_leads)))
+
+
+def first_release(warehouse: Engine, tmp_path: Path) -> Repo:
+    """A repository with one release, synced (with the default hooks)."""
+    repo = Repo(tmp_path / "checkout")
+    released(repo, "first", 1)
+    sync(warehouse, tmp_path)
+    return repo
 
 
 def released(repo: Repo, name: str, day: int) -> None:
@@ -72,9 +82,7 @@ def test_a_sync_that_writes_refreshes_and_one_that_does_not_only_reads(
 def test_a_write_never_refreshed_is_not_hidden_by_a_later_sync_that_wrote_nothing(
     warehouse: Engine, tmp_path: Path
 ) -> None:
-    repo = Repo(tmp_path / "checkout")
-    released(repo, "first", 1)
-    sync(warehouse, tmp_path)
+    repo = first_release(warehouse, tmp_path)
     assert fresh(warehouse)
     repo.commit("second", "2024-02-02T10:00:00+00:00")  # a change, no release: no link
     sync(warehouse, tmp_path, hooks=[])  # the refresh never ran (a kill, a failed hook)
@@ -101,9 +109,7 @@ def test_links_alone_make_the_derived_tables_stale(warehouse: Engine, tmp_path: 
 
 
 def test_a_new_attribution_window_rebuilds_them(warehouse: Engine, tmp_path: Path) -> None:
-    repo = Repo(tmp_path / "checkout")
-    released(repo, "first", 1)
-    sync(warehouse, tmp_path)
+    first_release(warehouse, tmp_path)
     (hook,) = post_sync_hooks()
     assert hook(warehouse, checkout_config(tmp_path)) is None  # 24 h, as built
     narrower = checkout_config(tmp_path).model_copy(
@@ -112,3 +118,18 @@ def test_a_new_attribution_window_rebuilds_them(warehouse: Engine, tmp_path: Pat
     rebuilt = hook(warehouse, narrower)
     assert rebuilt is not None and rebuilt["change_leads"] == 1
     assert hook(warehouse, narrower) is None
+
+
+def test_a_certificate_check_leaves_the_derived_tables_alone(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    """Certificates feed no derived table: checking them (every hour, say) rebuilds nothing."""
+    first_release(warehouse, tmp_path)
+    built = refreshed_at(warehouse)
+    endpoint = {"host": "127.0.0.1", "port": closed_port(), "service": "checkout"}
+    config = checkout_config(tmp_path).model_copy(
+        update={"certificates": [CertificateEndpoint(**endpoint)]}
+    )
+    summary = run_sync(warehouse, config, registry={"tls": TlsSource})
+    assert summary.result("tls").new == 1  # the failed check is recorded ...
+    assert fresh(warehouse) and refreshed_at(warehouse) == built  # ... and nothing rebuilt
