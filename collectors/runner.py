@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,7 @@ class SourceResult:
 class SyncSummary:
     results: list[SourceResult] = field(default_factory=list)
     stopped: bool = False  # a graceful stop skipped the sources not started yet
+    notes: list[str] = field(default_factory=list)  # what the post-sync hooks did, one line each
 
     @property
     def failed(self) -> bool:
@@ -66,14 +68,14 @@ def post_sync_hooks() -> list[PostSyncHook]:
     except ImportError:
         return []
 
-    def refresh_derived_tables(engine: Engine, config: PoiseConfig) -> Any:
+    def rebuild_derived_tables(engine: Engine, config: PoiseConfig) -> Any:
         settings = model.Settings.from_config(config)
         with engine.connect() as connection:
             if not freshness.needs_refresh(connection, settings.window_hours):
                 return None
         return importlib.import_module("metrics.derived").refresh_derived(engine, settings)
 
-    return [refresh_derived_tables]
+    return [rebuild_derived_tables]
 
 
 def run_sync(
@@ -117,13 +119,21 @@ def run_sync(
         if result is not None:
             summary.results.append(result)
     for hook in post_sync_hooks() if hooks is None else hooks:
+        hook_name = getattr(hook, "__name__", "post-sync hook")
+        label = hook_name.replace("_", " ")
+        if on_progress is not None:
+            on_progress(label, 0)
+        started = time.perf_counter()
         try:
-            hook(engine, config)
+            done = hook(engine, config)
         except Exception as exc:  # a derived table failing must not hide what was collected
-            hook_name = getattr(hook, "__name__", "post-sync hook")
             summary.results.append(
                 SourceResult(hook_name, errors=[f"{hook_name}: {_one_line(exc)}"])
             )
+            continue
+        if done is not None:
+            seconds = time.perf_counter() - started
+            summary.notes.append(f"{label}: done in {seconds:.1f} s")
     return summary
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -423,6 +424,9 @@ def test_poise_sync_command_prints_a_summary_and_exits_1_when_a_source_failed(
     row = next(line for line in output.splitlines() if " git " in line)
     cells = [cell.strip() for cell in row.split("│")[2:5]]
     assert cells == ["1", "7", "9"]  # scopes, commits read, new rows: 6 changes, 2 tags, 1 repo
+    assert re.search(r"^rebuild derived tables: done in \d+\.\d s$", output, re.MULTILINE)
+    assert main(["sync", "--db", database, "--config", str(config)]) == 0
+    assert "derived tables" not in capsys.readouterr().out  # nothing new: nothing rebuilt
     config.write_text(
         config.read_text() + "  - {name: ghost, team: payments, git: {path: empty}}\n",
         encoding="utf-8",

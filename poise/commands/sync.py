@@ -124,7 +124,9 @@ def _collect(
 
     def on_progress(source: str, records: int) -> None:
         if source not in tasks:
-            tasks[source] = bar.add_task(f"syncing {source}", total=None)
+            # source names have no spaces; a post-sync step is named in words
+            label = source if " " in source else f"syncing {source}"
+            tasks[source] = bar.add_task(label, total=None)
         bar.advance(tasks[source], records)
 
     try:
@@ -217,6 +219,8 @@ def print_summary(summary: SyncSummary) -> None:
             str(len(result.errors)),
         )
     out.print(table)
+    for note in summary.notes:
+        out.print(note, markup=False)
     for result in summary.results:
         for error in result.errors:
             err.print(f"poise: {error}", markup=False)
