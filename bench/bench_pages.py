@@ -61,7 +61,6 @@ warnings.filterwarnings("ignore", message="constrained_layout not applied")
 from dashboard import data, guardrails, queries  # noqa: E402
 from dashboard.data import Warehouse  # noqa: E402
 from dashboard.filters import today  # noqa: E402
-from poise.config import load_config  # noqa: E402
 from poise.timeutil import quarter_bounds  # noqa: E402
 from poise.warehouse import open_warehouse  # noqa: E402
 
@@ -145,8 +144,7 @@ def view(page: str, params: dict[str, str]) -> Seconds:
 def _direct(name: str) -> Callable[..., Any]:
     """The plain function behind a cached query of `dashboard.queries`."""
     if name == "anomaly_weeks":
-        rule = load_config(os.environ.get("POISE_CONFIG")).anomalies
-        return lambda wh, query: guardrails.anomaly_weeks(wh, query, rule)
+        return lambda wh, query: guardrails.anomaly_weeks(wh, query, wh.anomaly_rule)
     if name == "report_file":
         return lambda wh, quarter, team, fmt: data.report_file(data.report(wh, quarter, team), fmt)
     return getattr(data, name, None) or getattr(guardrails, name)
@@ -175,7 +173,7 @@ def measure(target: Target, pages: tuple[str, ...], runs: int) -> list[Timing]:
     os.environ["POISE_DATABASE_URL"] = target.url
     os.environ.pop("POISE_CONFIG", None)
     engine = open_warehouse(target.url, migrate=False)
-    wh = Warehouse(engine, queries.settings())
+    wh = Warehouse(engine, queries.settings(), anomaly_rule=queries.anomaly_rule())
     view("data_sources", target.params)  # imports, the engine resource, Plotly's first figure
     timings = []
     for page in pages:

@@ -94,8 +94,7 @@ def flag_rows(judged: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def rule_sentence(rule: AnomalyConfig) -> str:
-    return anomalies.rule_sentence(rule)
+rule_sentence = anomalies.rule_sentence  # the rule in words, for the pages
 
 
 def anomaly_chart(series: pd.DataFrame, label: str, history_weeks: int) -> go.Figure:
