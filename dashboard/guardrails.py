@@ -85,7 +85,7 @@ def flag_rows(judged: pd.DataFrame) -> pd.DataFrame:
                 "week": row["week_start"],
                 "what": anomalies.subject(row),
                 "figure": row["label"],
-                "value": anomalies.format_value(row["figure"], row["value"]),
+                "value": anomalies.value_text(row),
                 "usual": anomalies.usual_range(row),
                 "worse": "worse" if row["worse"] else "better",
                 "description": anomalies.describe(row),
@@ -95,6 +95,17 @@ def flag_rows(judged: pd.DataFrame) -> pd.DataFrame:
 
 
 rule_sentence = anomalies.rule_sentence  # the rule in words, for the pages
+
+
+def plausible(series: pd.DataFrame) -> pd.DataFrame:
+    """One figure's judged weeks with the usual range clipped to what the figure can be
+    (no "−2 deployments"), as the flagged weeks' sentences give it."""
+    if series.empty:
+        return series
+    lower, upper = anomalies.plausible_band(
+        series["figure"].iloc[0], series["lower"], series["upper"]
+    )
+    return series.assign(lower=lower, upper=upper)
 
 
 def anomaly_chart(series: pd.DataFrame, label: str, history_weeks: int) -> go.Figure:

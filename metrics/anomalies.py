@@ -539,7 +539,7 @@ def rule_sentence(rule: AnomalyConfig) -> str:
 
 def describe(row: Any) -> str:
     """One line: `checkout · change fail rate, week of 2026-11-09: 40 % (usual 0–17 %, median 5 %)`."""
-    fmt = _formatter(row["figure"])
+    fmt = _formatter(row["figure"], _extra_decimals(row))
     week = pd.Timestamp(row["week_start"]).strftime("%Y-%m-%d")
     return (
         f"{subject(row)} · {row['label']}, week of {week}: {fmt(row['value'])} "
@@ -555,9 +555,25 @@ def subject(row: Any) -> str:
 
 def usual_range(row: Any) -> str:
     """The band a judged week was held against, clipped to what its figure can be."""
-    fmt = _formatter(row["figure"])
-    low, high = _plausible(row["figure"], row["lower"], row["upper"])
+    fmt = _formatter(row["figure"], _extra_decimals(row))
+    low, high = plausible_band(row["figure"], row["lower"], row["upper"])
     return f"{fmt(low)}–{fmt(high)}"
+
+
+def _extra_decimals(row: Any) -> int:
+    """Decimals beyond the figure's usual ones, so that a flagged week never reads the same
+    as the edge of the range it left ("18 %, usual 0–18 %" for 18.4 % against 17.6 %)."""
+    if not _given(row, "anomaly") or _given(row, "value") is None:
+        return 0
+    low, high = plausible_band(row["figure"], row["lower"], row["upper"])
+    for extra in range(_MAX_EXTRA_DECIMALS):
+        fmt = _formatter(row["figure"], extra)
+        if fmt(row["value"]) not in (fmt(low), fmt(high)):
+            return extra
+    return _MAX_EXTRA_DECIMALS
+
+
+_MAX_EXTRA_DECIMALS = 3
 
 
 def _given(row: Any, key: str) -> Any:
@@ -568,25 +584,27 @@ def _given(row: Any, key: str) -> Any:
     return None if pd.isna(value) else value
 
 
-def _plausible(figure: str, low: float, high: float) -> tuple[float, float]:
-    """The band clipped to what the figure can be (a rate in [0, 1], a count at least 0)."""
+def plausible_band(figure: str, low: Any, high: Any) -> tuple[Any, Any]:
+    """The band clipped to what the figure can be (a rate in [0, 1], a count at least 0);
+    numbers or pandas Series alike."""
     if figure == "budget_remaining":
-        return low, min(high, 1.0)
+        return low, np.minimum(high, 1.0)
     if figure in ("sli", "change_failure_rate", "rework_rate"):
-        return max(low, 0.0), min(high, 1.0)
-    return max(low, 0.0), high
+        return np.maximum(low, 0.0), np.minimum(high, 1.0)
+    return np.maximum(low, 0.0), high
 
 
-def format_value(figure: str, value: float) -> str:
-    """A figure's value as `describe` writes it (40 %, 52.0 h, 99.830 %, 14)."""
-    return str(_formatter(figure)(value))
+def value_text(row: Any) -> str:
+    """A judged week's value as `describe` writes it (40 %, 52.0 h, 99.830 %, 14), beside
+    `usual_range(row)`."""
+    return str(_formatter(row["figure"], _extra_decimals(row))(row["value"]))
 
 
-def _formatter(figure: str) -> Any:
+def _formatter(figure: str, extra: int = 0) -> Any:
     if figure in ("change_failure_rate", "rework_rate", "budget_remaining"):
-        return lambda v: f"{v * 100:.0f} %"
+        return lambda v: f"{v * 100:.{extra}f} %"
     if figure == "sli":
-        return lambda v: f"{v * 100:.3f} %"
+        return lambda v: f"{v * 100:.{3 + extra}f} %"
     if figure == "deployments":
-        return lambda v: f"{v:.0f}"
-    return lambda v: f"{v:.1f} h"
+        return lambda v: f"{v:.{extra}f}"
+    return lambda v: f"{v:.{1 + extra}f} h"

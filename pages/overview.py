@@ -183,7 +183,7 @@ else:
     picked = st.selectbox(
         "Figure", list(figures), format_func=lambda name: figures[name], key="anomaly-figure"
     )
-    series = judged[(judged["level"] == level) & (judged["figure"] == picked)]
+    series = guardrails.plausible(judged[(judged["level"] == level) & (judged["figure"] == picked)])
     components.chart(
         guardrails.anomaly_chart(series, figures[picked], rule.history_weeks),
         series[["week_start", "value", "median", "lower", "upper", "sample", "anomaly"]],

@@ -164,7 +164,7 @@ def _anomalies(flags: pd.DataFrame, judged: pd.DataFrame, rule: AnomalyConfig) -
                     row["week_start"].to_pydatetime(),
                     anomalies.subject(row),
                     row["label"],
-                    anomalies.format_value(row["figure"], row["value"]),
+                    anomalies.value_text(row),
                     anomalies.usual_range(row),
                     "worse" if row["worse"] else "better",
                 )

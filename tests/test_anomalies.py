@@ -36,6 +36,9 @@ from metrics.anomalies import (
     judge,
     judge_records,
     judged_weeks,
+    plausible_band,
+    usual_range,
+    value_text,
     weekly_judgements,
 )
 from metrics.frames import load
@@ -688,3 +691,43 @@ def test_weekly_series_from_the_warehouse_match_one_series_at_a_time(
             expected = reference_judgements(records, starts, rule, settings_.min_sample)
             assert_same_judgements(got, expected)
             assert len(flagged(got)) > 0
+
+
+def _week(figure: str, value: float, lower: float, upper: float, anomaly: bool) -> pd.Series:
+    return pd.Series(
+        {
+            "figure": figure,
+            "label": figure.replace("_", " "),
+            "week_start": datetime(2026, 9, 7, tzinfo=UTC),
+            "slo": None,
+            "service": "checkout",
+            "team": "payments",
+            "value": value,
+            "median": (lower + upper) / 2,
+            "lower": lower,
+            "upper": upper,
+            "anomaly": anomaly,
+        }
+    )
+
+
+def test_a_flagged_week_never_reads_the_same_as_the_edge_it_crossed() -> None:
+    crossed = _week("change_failure_rate", 0.184, -0.04, 0.176, anomaly=True)
+    assert usual_range(crossed) == "0.0 %–17.6 %"
+    assert value_text(crossed) == "18.4 %"
+    assert describe(crossed).endswith(": 18.4 % (usual 0.0 %–17.6 %, median 6.8 %)")
+    # far enough out, or not flagged: the figure's usual decimals
+    assert value_text(_week("change_failure_rate", 0.4, 0.0, 0.17, anomaly=True)) == "40 %"
+    assert usual_range(_week("change_failure_rate", 0.176, 0.0, 0.176, anomaly=False)) == (
+        "0 %–18 %"
+    )
+    below = _week("sli", 0.998996, 0.998997, 1.2, anomaly=True)
+    assert value_text(below) == "99.8996 %" and usual_range(below) == "99.8997 %–100.0000 %"
+
+
+def test_the_usual_range_is_clipped_to_what_the_figure_can_be() -> None:
+    lower, upper = plausible_band("deployments", pd.Series([-2.0, 3.0]), pd.Series([10.0, 12.0]))
+    assert list(lower) == [0.0, 3.0] and list(upper) == [10.0, 12.0]
+    lower, upper = plausible_band("sli", pd.Series([0.98]), pd.Series([1.01]))
+    assert list(lower) == [0.98] and list(upper) == [1.0]
+    assert usual_range(_week("deployments", 30, -2.4, 12.6, anomaly=True)) == "0–13"

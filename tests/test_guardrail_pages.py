@@ -9,6 +9,7 @@ warehouse of tests/test_anomalies.py.
 from __future__ import annotations
 
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from test_pages import assert_clean, run
 
 from metrics import anomalies, certificates
 from metrics.gate_data import evaluate_gate, record_decision
-from metrics.model import Scope, Settings
+from metrics.model import Period, Scope, Settings
 from poise.config import AnomalyConfig, BudgetPolicy
 from poise.timeutil import utcnow
 from poise.warehouse import open_warehouse
@@ -137,6 +138,17 @@ def test_overview_marks_the_unusual_weeks(planted_url: str, use: Any) -> None:
     numbers = table_with(at, "week_start", "value", "lower", "upper", "anomaly")
     assert numbers["anomaly"].tolist() == [False, False, True, False]
     assert numbers["value"].iloc[2] == pytest.approx(27.5)
+    # the band as drawn and tabled is clipped to what a lead time can be: never below 0
+    judged = anomalies.weekly_judgements(
+        open_warehouse(planted_url, migrate=False),
+        Period(datetime(2026, 8, 24, tzinfo=UTC), datetime(2026, 9, 21, tzinfo=UTC)),
+        Scope(),
+        Settings(),
+        now=utcnow(),
+    )
+    lead = judged[(judged["level"] == "scope") & (judged["figure"] == "lead_time_median_hours")]
+    assert (lead["lower"] < 0).any()  # the rule's own band reaches below zero here ...
+    assert (numbers["lower"] >= 0).all()  # ... the page's does not
 
 
 def test_team_retro_lists_the_sprints_unusual_weeks(planted_url: str, use: Any) -> None:
@@ -163,10 +175,6 @@ def test_team_retro_lists_the_sprints_unusual_weeks(planted_url: str, use: Any) 
 
 
 def _sprint() -> Any:
-    from datetime import UTC, datetime
-
-    from metrics.model import Period
-
     return Period(datetime(2026, 9, 7, tzinfo=UTC), datetime(2026, 9, 21, tzinfo=UTC))
 
 
