@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -219,18 +220,23 @@ def dora_cards(
 
 
 def resilience_cards(
-    summary: Mapping[str, Any], policy: Mapping[str, Any], columns: list[Any]
+    summary: Mapping[str, Any], policy: Mapping[str, Any], columns: list[Any], judged_at: datetime
 ) -> None:
     """The SLO side in four cards: SLOs met, the lowest budget and its state, budgets
-    exhausted (and at risk), deployments shipped during a freeze (and frozen now)."""
+    exhausted (and at risk), deployments shipped during a freeze (and frozen at the end).
+
+    SLOs are judged at the period's end over each SLO's own window (the contract), not over
+    the period: the cards say when, so a past quarter's "frozen" is not read as today's."""
     without = summary["slos"] - summary["with_data"]
     frozen = policy.get("frozen_at_end") or []
+    at = instant(judged_at)
     with columns[0]:
         figure_card(
             "slos_met",
             f"{summary['met']} of {summary['with_data']}" if summary["with_data"] else MISSING,
             note=f"{summary['slos']} SLOs in scope"
-            + (f", {without} without data" if without else ""),
+            + (f", {without} without data" if without else "")
+            + f"; each over its own window to {at}",
         )
     with columns[1]:
         figure_card(
@@ -251,8 +257,13 @@ def resilience_cards(
             "deployments_during_freeze",
             policy.get("deployments_during_freeze", 0),
             note=f"{policy.get('exempt', 0)} of them rollbacks or fixes (allowed)"
-            + (f"; frozen now: {', '.join(frozen)}" if frozen else "; no service frozen now"),
+            + (f"; frozen at {at}: {', '.join(frozen)}" if frozen else f"; none frozen at {at}"),
         )
+
+
+def instant(moment: datetime) -> str:
+    """A period's edge as the pages write it: `2026-10-01 00:00 UTC`."""
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
 # --- tables and charts ----------------------------------------------------------------------------

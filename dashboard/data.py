@@ -190,9 +190,9 @@ def team_row(team: str, card: dict[str, Any], previous: dict[str, Any]) -> dict[
         budget_state=slos["worst_status"] or "no data",
     )
     policy = card.get("budget_policy") or {}
-    frozen_now = list(policy.get("frozen_at_end") or [])
+    frozen_at_end = list(policy.get("frozen_at_end") or [])
     frozen_during = [entry["service"] for entry in policy.get("frozen_services") or []]
-    row["frozen_now"] = ", ".join(frozen_now)
+    row["frozen_at_end"] = ", ".join(frozen_at_end)
     row["frozen_in_period"] = ", ".join(frozen_during)
     change = trends.change(card, previous)
     for column, key in COMPARED.items():

@@ -103,7 +103,9 @@ def plausible(series: pd.DataFrame) -> pd.DataFrame:
     if series.empty:
         return series
     lower, upper = anomalies.plausible_band(
-        series["figure"].iloc[0], series["lower"], series["upper"]
+        series["figure"].iloc[0],
+        series["lower"].astype(float),  # None where a week was not judged
+        series["upper"].astype(float),
     )
     return series.assign(lower=lower, upper=upper)
 

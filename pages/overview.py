@@ -31,7 +31,7 @@ components.dora_cards(dora, change)
 slos = queries.slo_summary(query)
 policy = card.get("budget_policy") or {}
 resilience = st.columns(5)
-components.resilience_cards(slos, policy, resilience)
+components.resilience_cards(slos, policy, resilience, query.end)
 with resilience[4]:
     figure_card(
         "incidents",
@@ -46,6 +46,11 @@ st.subheader(
     "rate, recovery, SLOs, budget); the changes from the previous period (Δ) follow.",
 )
 shown = teams if query.team is None else teams[teams["team"] == query.team]
+if query.service is not None:
+    st.caption(
+        f"The team rows and the chart below cover every service of each team; the headline "
+        f"above is {components.md(query.service)} alone."
+    )
 if shown.empty:
     components.not_enough("No team in this scope yet.")
 else:
@@ -66,7 +71,7 @@ else:
             "slos_with_data",
             "lowest_budget_remaining",
             "budget_state",
-            "frozen_now",
+            "frozen_at_end",
             "deployments_during_freeze",
             "incidents",
             "deploys_per_week_change",
@@ -136,8 +141,10 @@ else:
             "budget_state": st.column_config.TextColumn(
                 "Budget state", help=components.help_text("status")
             ),
-            "frozen_now": st.column_config.TextColumn(
-                "Frozen now", help=components.help_text("freeze")
+            "frozen_at_end": st.column_config.TextColumn(
+                "Frozen at end",
+                help="Services in release freeze at the period's end. "
+                + components.help_text("freeze"),
             ),
             "deployments_during_freeze": hours(
                 "Deploys in freeze",

@@ -26,7 +26,7 @@ if slos.empty:
     )
     st.stop()
 
-components.resilience_cards(summary, policy, st.columns(4))
+components.resilience_cards(summary, policy, st.columns(4), query.end)
 
 st.subheader("SLOs", help="Each SLO evaluated over its window ending at the period's end.")
 first = ["slo", "service", "team", "target", "sli", "budget_remaining", "status", "alert"]

@@ -187,6 +187,31 @@ def test_overview_headline_equals_poise_metrics(dashboard_demo_url: str, use: An
     assert np.array_equal(np.round(values, 1), values, equal_nan=True)
 
 
+def test_overview_says_when_the_slos_are_judged(dashboard_demo_url: str, use: Any) -> None:
+    """SLOs are judged at the period's end over their own windows: a past quarter's cards
+    say so, and its freezes are those in force when it ended, not today's."""
+    use(dashboard_demo_url)
+    at = run("overview", period="2026Q3")
+    assert_clean(at)
+    captions = [caption.value.replace("\\", "") for caption in at.caption]  # markdown-escaped
+    assert any("each over its own window to 2026-10-01 00:00 UTC" in c for c in captions)
+    card = engine_card(dashboard_demo_url, Period.quarter("2026Q3"), Scope())
+    frozen = card["budget_policy"]["frozen_at_end"]
+    expected = (
+        f"frozen at 2026-10-01 00:00 UTC: {', '.join(frozen)}"
+        if frozen
+        else "none frozen at 2026-10-01 00:00 UTC"
+    )
+    assert any(expected in c for c in captions), captions
+    teams = at.dataframe[0].value
+    assert "frozen_at_end" in teams.columns and "frozen_now" not in teams.columns
+    # one service picked: its headline, whole teams below, and the page says so
+    at = run("overview", period="2026Q3", service="billing-api")
+    assert_clean(at)
+    captions = [caption.value.replace("\\", "") for caption in at.caption]
+    assert any("cover every service of each team" in c and "billing-api" in c for c in captions)
+
+
 def test_filters_change_the_figures(dashboard_demo_url: str, use: Any) -> None:
     use(dashboard_demo_url)
     at = run("delivery")
