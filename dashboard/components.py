@@ -438,16 +438,25 @@ def _fill(colour: str | None) -> str:
     return f"background-color: {colour}; color: {ink}"
 
 
-def tier_style(frame: pd.DataFrame, columns: list[str]) -> Any:
+# a wide table's tier cells: the tier the contract names, in the few letters a narrow column
+# holds (the column's help says it in full)
+COMPACT_TIERS = {"insufficient data": "n < 5"}
+
+
+def tier_style(frame: pd.DataFrame, columns: list[str], *, compact: bool = False) -> Any:
     """A Styler colouring tier and status cells (the words stay, `at_risk` shown as
-    "at risk") for st.dataframe."""
+    "at risk"; `compact`: "insufficient data" as "n < 5") for st.dataframe."""
 
     def colour(value: Any) -> str:
         key = str(value)
         return _fill(charts.TIER_COLOURS.get(key) or charts.STATUS_COLOURS.get(key))
 
+    def word(value: Any) -> str:
+        text = str(value).replace("_", " ")
+        return COMPACT_TIERS.get(text, text) if compact else text
+
     present = [column for column in columns if column in frame.columns]
-    words = {column: lambda value: str(value).replace("_", " ") for column in present}
+    words = dict.fromkeys(present, word)
     return frame.style.map(colour, subset=present).format(words, na_rep=MISSING)
 
 

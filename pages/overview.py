@@ -82,8 +82,21 @@ else:
     ]
     # a rate's change is in percentage points, not a percentage of the rate (and says so
     # in the CSV's column name too)
-    table = table.rename(columns={"change_fail_rate_change": "change_fail_rate_change_pts"})
-    table["change_fail_rate_change_pts"] *= 100
+    # rates in percent with one decimal (Streamlit's "percent" format varies its decimals:
+    # 25% beside 5.26%), named so in the CSV too; a rate's change is in percentage points
+    table = table.rename(
+        columns={
+            "change_fail_rate": "change_fail_rate_pct",
+            "lowest_budget_remaining": "lowest_budget_remaining_pct",
+            "change_fail_rate_change": "change_fail_rate_change_pts",
+        }
+    )
+    for rate in (
+        "change_fail_rate_pct",
+        "lowest_budget_remaining_pct",
+        "change_fail_rate_change_pts",
+    ):
+        table[rate] = table[rate].astype(float) * 100
     changes = [
         "deploys_per_week_change",
         "lead_time_hours_change",
@@ -93,10 +106,16 @@ else:
     # shown to one decimal: a change that rounds to nothing reads +0.0, not -0.0
     table[changes] = table[changes].astype(float).round(1) + 0.0
     hours = st.column_config.NumberColumn
+    tier_column = st.column_config.TextColumn(
+        "Tier",
+        width="small",
+        help=components.help_text("tier") + " Shown as 'n < 5' here.",
+    )
     components.table(
         components.tier_style(
             table,
             ["deploys_tier", "lead_time_tier", "change_fail_tier", "recovery_tier", "budget_state"],
+            compact=True,
         ),
         "teams",
         column_config={
@@ -105,17 +124,15 @@ else:
                 "Deploys / week", format="%.1f", help=components.help_text("deployment_frequency")
             ),
             "deploys_per_week_change": hours("Δ deploys / week", format="%+.1f"),
-            "deploys_tier": st.column_config.TextColumn("Tier", help=components.help_text("tier")),
+            "deploys_tier": tier_column,
             "lead_time_hours": hours(
                 "Lead time (h)", format="%.1f", help=components.help_text("lead_time")
             ),
             "lead_time_hours_change": hours("Δ lead time (h)", format="%+.1f"),
-            "lead_time_tier": st.column_config.TextColumn(
-                "Tier", help=components.help_text("tier")
-            ),
-            "change_fail_rate": hours(
+            "lead_time_tier": tier_column,
+            "change_fail_rate_pct": hours(
                 "Change fail rate",
-                format="percent",
+                format="%.1f%%",
                 help=components.help_text("change_failure_rate"),
             ),
             "change_fail_rate_change_pts": hours(
@@ -123,19 +140,17 @@ else:
                 format="%+.1f",
                 help="Change from the previous period, in percentage points.",
             ),
-            "change_fail_tier": st.column_config.TextColumn(
-                "Tier", help=components.help_text("tier")
-            ),
+            "change_fail_tier": tier_column,
             "recovery_hours": hours(
                 "Recovery (h)", format="%.1f", help=components.help_text("recovery_time")
             ),
             "recovery_hours_change": hours("Δ recovery (h)", format="%+.1f"),
-            "recovery_tier": st.column_config.TextColumn("Tier", help=components.help_text("tier")),
+            "recovery_tier": tier_column,
             "slos_met": hours("SLOs met", format="%d", help=components.help_text("slos_met")),
-            "slos_with_data": hours("of", format="%d"),
-            "lowest_budget_remaining": hours(
+            "slos_with_data": hours("of", format="%d", width="small"),
+            "lowest_budget_remaining_pct": hours(
                 "Lowest budget",
-                format="percent",
+                format="%.1f%%",
                 help=components.help_text("lowest_budget_remaining"),
             ),
             "budget_state": st.column_config.TextColumn(

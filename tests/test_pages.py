@@ -179,6 +179,12 @@ def test_overview_headline_equals_poise_metrics(dashboard_demo_url: str, use: An
         "mobile",
         "storefront",
     ]
+    # rates in percent (one decimal on the page, named _pct in the CSV)
+    billing = engine_card(dashboard_demo_url, period, Scope(team="billing"))
+    row = teams.set_index("team").loc["billing"]
+    assert row["change_fail_rate_pct"] == pytest.approx(
+        100 * billing["dora"]["change_failure_rate"]["rate"]
+    )
     # changes are shown to one decimal, and one that rounds to nothing is +0.0, never -0.0
     changes = teams[[c for c in teams.columns if c.endswith(("_change", "_change_pts"))]]
     assert len(changes.columns) == 4
