@@ -97,16 +97,16 @@ with st.expander(
     slowest = changes.sort_values("lead_hours", ascending=False).head(200)
     components.table(
         slowest[
-            [
+            [  # the figures first; titles and authors, as long as they come, last
                 "change_id",
                 "service",
-                "title",
-                "author",
-                "committed_at",
-                "deployed_at",
                 "lead_hours",
                 "waiting_hours",
+                "committed_at",
+                "deployed_at",
                 "counts",
+                "title",
+                "author",
             ]
         ],
         "slowest-changes",
@@ -143,18 +143,18 @@ st.caption(
 )
 components.table(
     rows[
-        [
+        [  # what a reader scans first fits the page; the sentence saying why goes last
             "id",
             "service",
             "deployed_at",
             "failed",
-            "reason",
-            "incidents",
-            "fixed_by",
             "recovery_hours",
             "rework",
             "during_freeze",
             "budget_share",
+            "incidents",
+            "fixed_by",
+            "reason",
         ]
     ],
     "deployments",

@@ -29,7 +29,19 @@ if slos.empty:
 components.resilience_cards(summary, policy, st.columns(4), query.end)
 
 st.subheader("SLOs", help="Each SLO evaluated over its window ending at the period's end.")
-first = ["slo", "service", "team", "target", "sli", "budget_remaining", "status", "alert"]
+# the state and what it rests on first (at risk is judged on the last 24 h burn rate); the
+# other look-backs, the window and the team after them
+first = [
+    "slo",
+    "service",
+    "target",
+    "sli",
+    "budget_remaining",
+    "status",
+    "burn_24h",
+    "forecast_exhausted_at",
+    "alert",
+]
 components.table(
     components.tier_style(slos[[*first, *(c for c in slos.columns if c not in first)]], ["status"]),
     "slos",
