@@ -2,11 +2,81 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import charts, components, queries
 from dashboard.components import figure_card, help_text, sample_note
+from metrics.incidents import UNSPECIFIED
+
+OPEN, RESOLVED = "open", "resolved"
+# the chart helper's word for an incident without a service (`charts.incident_timeline`)
+NO_SERVICE = "(no service)"
+SEVERITIES = tuple(charts.SEVERITY_COLOURS)  # most severe first
+
+
+def labelled(incidents: pd.DataFrame) -> pd.DataFrame:
+    """The incidents as the page shows them: a missing severity or cause reads
+    `unspecified`, as in the engine's figures by severity and cause (one word for the same
+    incident in charts, tables and search), and `state` says whether each is still open,
+    so an open incident's empty time to resolve is not taken for missing data."""
+    rows = incidents.copy()
+    for column in ("severity", "cause"):
+        blank = rows[column].isna() | (rows[column].astype(object) == "")
+        rows[column] = rows[column].astype(object).where(~blank, UNSPECIFIED)
+    rows["service"] = rows["service"].astype(object).where(rows["service"].notna(), NO_SERVICE)
+    # the figures count an incident as unresolved by its resolved_at, whatever its source's
+    # status says: the page follows the figures
+    rows["state"] = np.where(rows["resolved_at"].isna(), OPEN, RESOLVED)
+    return rows
+
+
+def change(now: Mapping[str, Any], then: Mapping[str, Any], key: str) -> float | None:
+    """A figure's change from the previous period, None when either side has no value."""
+    current, previous = now.get(key), then.get(key)
+    return None if current is None or previous is None else current - previous
+
+
+def severest_on_top(figure: go.Figure) -> go.Figure:
+    """Plotly draws later traces over earlier ones: resolution lines first, then markers
+    from the least severe up, so a SEV1 is never hidden under a SEV3 of the same hours.
+    The legend still lists SEV1 first."""
+
+    def layer(trace: Any) -> tuple[int, int]:
+        if getattr(trace, "mode", None) != "markers":
+            return (0, 0)
+        name = getattr(trace, "name", None)
+        return (1, len(SEVERITIES) - SEVERITIES.index(name) if name in SEVERITIES else 0)
+
+    figure.data = tuple(sorted(figure.data, key=layer))
+    figure.update_layout(legend={"traceorder": "reversed"})
+    return figure
+
+
+def whole_ticks(figure: go.Figure, largest: float) -> go.Figure:
+    """Counts have no halves: x ticks on whole numbers only, about five to eight of them."""
+    step = 1
+    for scale in (1, 10, 100, 1_000, 10_000):
+        candidates = [base * scale for base in (1, 2, 5) if largest / (base * scale) <= 8]
+        if candidates:
+            step = candidates[0]
+            break
+    figure.update_xaxes(tick0=0, dtick=step, tickformat=",d")
+    return figure
+
+
+DATETIME = "YYYY-MM-DD HH:mm"
+STATE_COLUMN = st.column_config.TextColumn(
+    "state", width=70, help="open: not resolved yet (no resolved_at), so no time to resolve."
+)
+RESOLVE_COLUMN = st.column_config.NumberColumn(
+    "resolve (h)", format="%.1f", width=80, help=help_text("mttr")
+)
 
 view = components.page_start(
     "Incidents",
@@ -17,38 +87,36 @@ if view is None:
 query = view.query
 card = queries.scorecard(query)
 figures, attribution = card["incidents"], card["attribution"]
-change = queries.comparison(query)
-incidents = queries.incidents(query)
+# the previous period's figures, for every card's change (the shared comparison has no
+# time to detect or acknowledge)
+before = queries.scorecard(query.previous())["incidents"]
+incidents = labelled(queries.incidents(query))
+
+still_open = int((incidents["state"] == OPEN).sum())
 
 cards = st.columns(5)
 with cards[0]:
-    figure_card("incidents", figures["count"], change=change["incidents"]["delta"])
-with cards[1]:
-    figure_card(
-        "mttd",
-        figures["mttd_median_minutes"],
-        note=sample_note(figures.get("mttd_n"), "detected"),
-    )
-with cards[2]:
-    figure_card(
-        "mtta",
-        figures["mtta_median_minutes"],
-        note=sample_note(figures.get("mtta_n"), "acknowledged"),
-    )
-with cards[3]:
-    figure_card(
-        "mttr",
-        figures["mttr_median_hours"],
-        change=change["mttr_median_hours"]["delta"],
-        note=sample_note(figures.get("mttr_n"), "resolved"),
-    )
+    figure_card("incidents", figures["count"], change=change(figures, before, "count"))
+for column, key, median, noun in (
+    (cards[1], "mttd", "mttd_median_minutes", "detected"),
+    (cards[2], "mtta", "mtta_median_minutes", "acknowledged"),
+    (cards[3], "mttr", "mttr_median_hours", "resolved"),
+):
+    note = sample_note(figures.get(f"{key}_n"), noun)
+    if key == "mttr" and still_open:
+        # the incidents missing from the sample are mostly not over yet, not badly recorded
+        note += f", {still_open:,} still open"
+    with column:
+        figure_card(key, figures[median], change=change(figures, before, median), note=note)
 with cards[4]:
     attributed = attribution["explicit"] + attribution["inferred"]
+    # the total goes under the value: "385 of 525" overflows a fifth of a 1440 px screen
     figure_card(
         "attribution",
-        f"{attributed} of {figures['count']}",
+        f"{attributed:,}",
         label="Attributed",
-        note=f"{attribution['explicit']} explicit, {attribution['inferred']} inferred",
+        note=f"of {figures['count']:,}: {attribution['explicit']:,} explicit, "
+        f"{attribution['inferred']:,} inferred",
     )
 
 if incidents.empty:
@@ -56,13 +124,20 @@ if incidents.empty:
     st.stop()
 
 st.subheader(
-    "Timeline", help="Each incident at its start, by service; the line runs to its resolution."
+    "Timeline",
+    help="Each incident at its start, by service; the line runs to its resolution "
+    "(an open incident has none).",
 )
 components.chart(
-    charts.incident_timeline(incidents),
-    incidents[["id", "service", "severity", "title", "started_at", "resolved_at", "mttr"]],
+    severest_on_top(charts.incident_timeline(incidents)),
+    incidents[["id", "started_at", "severity", "service", "state", "mttr", "resolved_at", "title"]],
     "incident-timeline",
-    column_config={"mttr": st.column_config.NumberColumn("hours to resolve", format="%.1f")},
+    column_config={
+        "started_at": st.column_config.DatetimeColumn("started (UTC)", format=DATETIME),
+        "resolved_at": st.column_config.DatetimeColumn("resolved (UTC)", format=DATETIME),
+        "state": STATE_COLUMN,
+        "mttr": RESOLVE_COLUMN,
+    },
 )
 
 
@@ -101,8 +176,13 @@ for tab, by in ((tab_severity, "severity"), (tab_cause, "cause")):
 st.subheader("Causes", help=help_text("cause"))
 causes = blocks("cause")
 if len(causes):
+    # the table in the chart's order: most incidents first
+    causes = causes.sort_values(["count", "cause"], ascending=[False, True], kind="stable")
     components.chart(
-        charts.counts_bar(causes, "cause", "count", title="incidents"),
+        whole_ticks(
+            charts.counts_bar(causes, "cause", "count", title="incidents"),
+            causes["count"].max(),
+        ),
         causes[["cause", "count"]],
         "causes",
     )
@@ -111,8 +191,9 @@ st.subheader("Postmortems and attribution", help=help_text("attribution"))
 search = st.text_input(
     "Search incidents",
     value=st.query_params.get("q", ""),
-    placeholder="title, id, service, cause, deployment…",
-    help="Matches any of the columns below, ignoring case.",
+    placeholder="title, id, service, cause, deployment, open…",
+    help="Matches the id, title, service, severity, cause, state (open or resolved), "
+    "attributed deployment, how and why, ignoring case.",
 )
 if search != st.query_params.get("q", ""):
     if search:
@@ -130,7 +211,9 @@ if search:
         "service",
         "cause",
         "severity",
+        "state",
         "deployment_id",
+        "attribution",
         "attribution_reason",
     ]
     haystack = (
@@ -138,34 +221,43 @@ if search:
     )
     rows = rows[haystack.str.contains(search.lower(), regex=False)]
 st.caption(f"{len(rows):,} of {len(incidents):,} incidents")
+# What identifies an incident, how it ended and what it is blamed on fit a 1440 px screen
+# beside the sidebar; what broke (service and title, which mostly names the service too)
+# and the attribution's long reason come last, where scrolling sideways reads them.
 components.table(
     rows[
         [
             "id",
             "started_at",
             "severity",
+            "state",
+            "mttr",
+            "postmortem_url",
+            "cause",
+            "attribution",
+            "deployment_id",
             "service",
             "title",
-            "cause",
-            "mttr",
-            "deployment_id",
-            "attribution",
             "attribution_reason",
-            "postmortem_url",
         ]
     ],
     "incidents",
     column_config={
-        "started_at": st.column_config.DatetimeColumn("started (UTC)", format="YYYY-MM-DD HH:mm"),
-        "mttr": st.column_config.NumberColumn("resolve (h)", format="%.1f", help=help_text("mttr")),
+        "id": st.column_config.TextColumn("id", pinned=True),
+        "started_at": st.column_config.DatetimeColumn("started (UTC)", format=DATETIME),
+        "severity": st.column_config.TextColumn("severity", width=70),
+        "state": STATE_COLUMN,
+        "mttr": RESOLVE_COLUMN,
+        "cause": st.column_config.TextColumn("cause", width=130, help=help_text("cause")),
         "deployment_id": st.column_config.TextColumn(
-            "attributed deployment", help=help_text("attribution")
+            "attributed deployment", width=175, help=help_text("attribution")
         ),
-        "attribution": st.column_config.TextColumn("how", help=help_text("attribution")),
-        "attribution_reason": st.column_config.TextColumn("why", width="large"),
+        "attribution": st.column_config.TextColumn("how", width=70, help=help_text("attribution")),
+        # "read", not "open": beside an open incident's state, "open" would read as a state
         "postmortem_url": st.column_config.LinkColumn(
-            "postmortem", display_text="open", validate=r"^https?://"
+            "postmortem", display_text="read", width=85, validate=r"^https?://"
         ),
-        "cause": st.column_config.TextColumn("cause", help=help_text("cause")),
+        "title": st.column_config.TextColumn("title", width="medium"),
+        "attribution_reason": st.column_config.TextColumn("why", width="large"),
     },
 )
