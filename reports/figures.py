@@ -254,7 +254,7 @@ SLO_COLUMNS = (
     Column("name", "SLO"),
     Column("service", "Service"),
     Column("target", "Target", Fmt.PERCENT3),
-    Column("window", "Window"),
+    Column("window", "Window", compact=True),
     Column("sli", "SLI", Fmt.PERCENT3),
     Column("budget", "Budget left", Fmt.PERCENT1),
     Column("burn", "Burn 24 h", Fmt.DECIMAL2),
@@ -263,11 +263,21 @@ SLO_COLUMNS = (
 
 
 def _window_text(slo: Card) -> str:
+    """The window an SLO was judged over, with its dates ("28 days to 30 Sep", "1 Jul –
+    30 Sep" for a calendar quarter), so two tables judging the same SLO over different
+    windows say so in every row."""
     window = slo.get("window")
+    dated = isinstance(window, Mapping) and window.get("from") and window.get("to")
+    # the window is [from, to): its last day is the one before `to`
+    last = pd.Timestamp(window["to"]) - pd.Timedelta(microseconds=1) if dated else None
     if isinstance(window, Mapping) and window.get("kind") == "calendar" and window.get("unit"):
-        return f"calendar {window['unit']}"
+        if last is None:
+            return f"calendar {window['unit']}"
+        return f"{pd.Timestamp(window['from']):%-d %b} – {last:%-d %b}"
     days = slo.get("window_days")
-    return f"{days} days" if days is not None else ""
+    if days is None:
+        return ""
+    return f"{days} days to {last:%-d %b}" if last is not None else f"{days} days"
 
 
 def slo_table(slos: Iterable[Card], title: str, sheet: str, caption: str = "") -> Table:

@@ -7,6 +7,7 @@ reads the same in the PDF, the HTML and the Markdown, and the workbook keeps the
 from __future__ import annotations
 
 import math
+import re
 from datetime import date, datetime
 
 from reports.model import Fmt, Value
@@ -64,6 +65,21 @@ def display(value: Value, fmt: Fmt) -> str:
     if fmt is Fmt.STATUS:
         return STATUS_WORDS.get(str(value), str(value))
     return str(value)
+
+
+NBSP = "\u00a0"
+# A number followed by its unit ("99.840 %", "4.7 h", "−1.2 pts", "2.1 per week"); the
+# engine's own sentences (anomaly descriptions) are written with plain spaces too.
+_NUMBER_UNIT = re.compile(
+    r"(?<=\d) (?=(?:%|h|min|pts|points|per week|days|weeks|deployments|UTC)(?![\w-]))"
+)
+
+
+def keep_units(text: str) -> str:
+    """`text` with each number bound to its unit by a no-break space, so a narrow column or
+    a line end never leaves "%" or "h" alone on the next line (HTML and PDF only: a wiki
+    and a workbook get the plain text)."""
+    return _NUMBER_UNIT.sub(NBSP, text)
 
 
 def excel_format(fmt: Fmt) -> str:

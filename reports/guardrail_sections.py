@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from metrics import Period, Scope, Settings, anomalies, certificates, gate_data
 from poise.config import AnomalyConfig
+from poise.timeutil import quarter_of
 from reports.model import BulletList, Column, Evidence, Fmt, Paragraph, Section, Table
 
 LISTED_FLAGS = 40
@@ -55,7 +56,7 @@ def guardrails_section(
             )
         ],
         [
-            _certificates(stored, risks, now),
+            _certificates(stored, risks, now, period),
             _anomalies(flags, judged, rule),
             _gate(decisions),
         ],
@@ -83,8 +84,20 @@ def guardrails_section(
     return section, evidence
 
 
-def _certificates(stored: pd.DataFrame, risks: pd.DataFrame, now: datetime) -> Section:
-    blocks: list[Any] = []
+def _certificates(
+    stored: pd.DataFrame, risks: pd.DataFrame, now: datetime, period: Period
+) -> Section:
+    # The warehouse keeps only the latest check of each endpoint, not its history, so the
+    # certificate served at the end of the quarter is unknown: the state shown is the export's.
+    blocks: list[Any] = [
+        Paragraph(
+            f"Unlike the rest of this report, certificates are shown as of the export "
+            f"({now:%Y-%m-%d %H:%M} UTC), not as of the end of {quarter_of(period.start)}: "
+            "Poise keeps only the latest check of each endpoint, so which certificate was "
+            "served during the quarter is not known.",
+            "note",
+        )
+    ]
     if stored.empty:
         blocks.append(
             Paragraph(
@@ -97,8 +110,8 @@ def _certificates(stored: pd.DataFrame, risks: pd.DataFrame, now: datetime) -> S
         blocks.append(
             Paragraph(
                 f"{len(risks)} of {len(stored)} certificates checked are availability risks "
-                f"as of {now:%Y-%m-%d %H:%M} UTC (expired, expiring within 30 days, failing "
-                "verification, or not answering).",
+                f"at the export, {now:%Y-%m-%d %H:%M} UTC (expired, expiring within 30 days, "
+                "failing verification, or not answering at their latest check).",
                 "lead" if len(risks) else "body",
             )
         )
@@ -129,7 +142,9 @@ def _certificates(stored: pd.DataFrame, risks: pd.DataFrame, now: datetime) -> S
             empty_text="No certificate is at risk.",
         )
     )
-    return Section("Certificates at risk", "certificates", blocks)
+    return Section(
+        f"Certificates at risk, as of the export ({now:%Y-%m-%d})", "certificates", blocks
+    )
 
 
 def _anomalies(flags: pd.DataFrame, judged: pd.DataFrame, rule: AnomalyConfig) -> Section:
@@ -155,7 +170,7 @@ def _anomalies(flags: pd.DataFrame, judged: pd.DataFrame, rule: AnomalyConfig) -
                 Column("week", "Week of", Fmt.DATE),
                 Column("what", "Series"),
                 Column("figure", "Figure"),
-                Column("value", "Value"),
+                Column("value", "Value", compact=True),
                 Column("usual", "Usual range"),
                 Column("direction", "Direction"),
             ),

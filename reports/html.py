@@ -15,7 +15,7 @@ from datetime import date, datetime
 from html import escape
 
 from reports.charts import render_svg
-from reports.formats import NUMERIC, css_class, display
+from reports.formats import NUMERIC, css_class, display, keep_units
 from reports.model import (
     Block,
     BulletList,
@@ -90,7 +90,9 @@ a { color: #0b5cad; }
   body { max-width: none; padding: 0; }
   .title-page { break-after: page; padding-top: 6cm; }
   nav.toc { break-after: page; }
-  main > section { break-before: page; }
+  /* Sections flow on: a forced break before each one left pages holding a lone chart or
+     sentence. Headings stay with what follows them instead. */
+  main > section { break-before: auto; }
   figure, tr, dl dt, dl dd { break-inside: avoid; }
   h1, h2, h3, dt, caption, figcaption { break-after: avoid; }
   thead { display: table-header-group; }
@@ -184,9 +186,9 @@ def _section(section: Section, depth: int, numbers: dict[str, str]) -> str:
 
 def _block(block: Block) -> str:
     if isinstance(block, Paragraph):
-        return f'<p class="{block.style}">{escape(block.text)}</p>'
+        return f'<p class="{block.style}">{_text(block.text)}</p>'
     if isinstance(block, BulletList):
-        items = "".join(f'<li class="{block.style}">{escape(item)}</li>' for item in block.items)
+        items = "".join(f'<li class="{block.style}">{_text(item)}</li>' for item in block.items)
         return f"<ul>{items}</ul>"
     if isinstance(block, Table):
         return _table(block)
@@ -200,6 +202,10 @@ def _block(block: Block) -> str:
     raise TypeError(f"unknown block {type(block).__name__}")
 
 
+def _text(text: str) -> str:
+    return escape(keep_units(text))
+
+
 def _raw(value: Value) -> str:
     if value is None:
         return ""
@@ -209,7 +215,7 @@ def _raw(value: Value) -> str:
 
 
 def _cell(value: Value, fmt: Fmt, *, compact: bool = False) -> str:
-    text = escape(display(value, fmt))
+    text = _text(display(value, fmt))
     classes = css_class(value, fmt) or ("num" if compact else "")
     if fmt in (Fmt.TIER, Fmt.STATUS) and value is not None:
         text = f"<span>{text}</span>"
@@ -221,16 +227,16 @@ def _cell(value: Value, fmt: Fmt, *, compact: bool = False) -> str:
 
 def _table(table: Table) -> str:
     caption = f"<caption>{escape(table.title)}</caption>" if table.title else ""
-    note = f'<p class="caption">{escape(table.caption)}</p>' if table.caption else ""
+    note = f'<p class="caption">{_text(table.caption)}</p>' if table.caption else ""
     if not table.rows:
         return (
             f'<div class="table-empty" data-sheet="{escape(table.sheet)}">'
             f"<p><strong>{escape(table.title)}</strong></p>"
-            f'<p class="empty">{escape(table.empty_text)}</p>{note}</div>'
+            f'<p class="empty">{_text(table.empty_text)}</p>{note}</div>'
         )
     head = "".join(
         f'<th class="{"num" if column.fmt in NUMERIC or column.compact else ""}">'
-        f"{escape(column.title)}</th>"
+        f"{_text(column.title)}</th>"
         for column in table.columns
     )
     body = "".join(
@@ -249,11 +255,12 @@ def _table(table: Table) -> str:
 
 
 def _chart(chart: Chart) -> str:
-    caption = f'<p class="caption">{escape(chart.caption)}</p>' if chart.caption else ""
-    if chart.is_empty:
+    caption = f'<p class="caption">{_text(chart.caption)}</p>' if chart.caption else ""
+    if chart.is_empty or chart.words:
+        words = chart.words or chart.empty_text
         return (
             f'<figure data-sheet="{escape(chart.sheet)}"><figcaption>{escape(chart.title)}'
-            f'</figcaption><p class="empty">{escape(chart.empty_text)}</p></figure>'
+            f'</figcaption><p class="empty">{_text(words)}</p></figure>'
         )
     return (
         f'<figure data-sheet="{escape(chart.sheet)}"><figcaption>{escape(chart.title)}</figcaption>'

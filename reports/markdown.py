@@ -60,8 +60,9 @@ def _block(block: Block) -> list[str]:
     if isinstance(block, Table):
         return _table(block)
     if isinstance(block, Chart):
-        if block.is_empty:
-            return [f"**{_inline(block.title)}**", "", f"*{_inline(block.empty_text)}*"]
+        if block.is_empty or block.words:
+            words = block.words or block.empty_text
+            return [f"**{_inline(block.title)}**", "", f"*{_inline(words)}*"]
         return _table(block.as_table())
     if isinstance(block, Definitions):
         return [

@@ -111,6 +111,10 @@ class Chart:
     `notes` (HBAR only) adds words to each bar's label, e.g. an SLO's attainment and target.
     The same data is offered as a table in formats that cannot draw (Markdown) and as a
     sheet in the workbook, so a chart never hides its numbers.
+
+    `words`, when set, replaces the drawing (and Markdown's table) with a sentence: for data
+    that a chart would only show as an empty-looking frame, such as a line with one point.
+    The workbook still has the chart's sheet.
     """
 
     title: str
@@ -125,6 +129,12 @@ class Chart:
     bands: tuple[Band, ...] = ()
     x_title: str = ""
     empty_text: str = "No data for this chart in the period."
+    words: str = ""
+
+    @property
+    def points(self) -> int:
+        """How many values the chart would draw."""
+        return sum(value is not None for series in self.series for value in series.values)
 
     @property
     def is_empty(self) -> bool:

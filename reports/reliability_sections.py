@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
+
+import pandas as pd
 
 from reports.figures import LISTED_FREEZE_DEPLOYMENTS, Inputs, freeze_sentence, slo_table
 from reports.formats import display
@@ -16,6 +20,9 @@ from reports.model import (
     Series,
     Table,
 )
+
+LISTED_DIFFERENCES = 6
+LISTED_FREEZES = 10
 
 
 def reliability_section(inputs: Inputs) -> Section:
@@ -46,12 +53,50 @@ def reliability_section(inputs: Inputs) -> Section:
                 ),
             )
         )
-    blocks.append(slo_table(slos, "SLO attainment over the calendar quarter", "SLO attainment"))
+    blocks.append(
+        slo_table(
+            slos,
+            "SLO attainment over the calendar quarter",
+            "SLO attainment",
+            "Status judged over the whole calendar quarter (dates in the Window column). The "
+            "team scorecards judge the same SLOs over their own windows ending with the quarter.",
+        )
+    )
+    differ = _status_differences(inputs)
+    if differ:
+        blocks.append(Paragraph(differ, "note"))
     return Section("Reliability: SLO attainment", "reliability", blocks, [_policy_section(inputs)])
 
 
+def _status_differences(inputs: Inputs) -> str:
+    """Name the SLOs whose status over the quarter differs from their status over their own
+    window at the quarter's end, so two tables that disagree say why."""
+    own = {slo.get("name"): slo for slo in inputs.current.get("slos", [])}
+    pairs = [
+        (slo, own[slo.get("name")])
+        for slo in inputs.quarter_slos
+        if slo.get("name") in own and own[slo.get("name")].get("status") != slo.get("status")
+    ]
+    if not pairs:
+        return ""
+    named = "; ".join(
+        f"{quarter.get('name')} is {display(rolling.get('status'), Fmt.STATUS)} over its "
+        f"{rolling.get('window_days')} days but {display(quarter.get('status'), Fmt.STATUS)} "
+        "over the quarter"
+        for quarter, rolling in pairs[:LISTED_DIFFERENCES]
+    )
+    more = (
+        f"; and {len(pairs) - LISTED_DIFFERENCES} more" if len(pairs) > LISTED_DIFFERENCES else ""
+    )
+    return (
+        f"{len(pairs)} of {len(inputs.quarter_slos)} SLOs have a different status here than in "
+        f"the team scorecards, because the window differs: {named}{more}. The status over the "
+        "SLO's own window is the one the budget policy and the release gate act on."
+    )
+
+
 def _policy_section(inputs: Inputs) -> Section:
-    freezes, shipped = inputs.freezes, inputs.freeze_deployments
+    shipped = inputs.freeze_deployments
     blocks: list[Any] = [
         Paragraph(
             "Budget policy: a service whose SLO has exhausted its error budget is in release "
@@ -60,31 +105,7 @@ def _policy_section(inputs: Inputs) -> Section:
         ),
         Paragraph(freeze_sentence(inputs)),
     ]
-    freeze_rows = tuple(
-        (
-            row.service,
-            row.team,
-            ", ".join(row.slos) if isinstance(row.slos, list | tuple) else str(row.slos),
-            row.start.to_pydatetime(),
-            row.end.to_pydatetime(),
-        )
-        for row in freezes.itertuples(index=False)
-    )
-    blocks.append(
-        Table(
-            "Release freezes",
-            (
-                Column("service", "Service"),
-                Column("team", "Team"),
-                Column("slos", "Exhausted SLOs"),
-                Column("start", "Frozen from", Fmt.DATETIME),
-                Column("end", "Until", Fmt.DATETIME),
-            ),
-            freeze_rows,
-            "Freezes",
-            empty_text="No release freeze in the quarter.",
-        )
-    )
+    blocks += _freeze_tables(inputs)
     listed = shipped.head(LISTED_FREEZE_DEPLOYMENTS)
     caption = (
         f"The first {LISTED_FREEZE_DEPLOYMENTS} of {len(shipped)}; the workbook lists all."
@@ -115,3 +136,95 @@ def _policy_section(inputs: Inputs) -> Section:
         )
     )
     return Section("Budget policy: release freezes", "policy", blocks)
+
+
+def _freeze_tables(inputs: Inputs) -> list[Any]:
+    """The freezes per service, then the longest ones.
+
+    A budget hovering around zero starts and ends a freeze every hour or two, so one row per
+    freeze would list dozens of short flaps; per service the engine's `budget_policy` block
+    (`metrics.scorecard`) already gives the intervals, the frozen hours and what shipped.
+    The workbook's "Rows freezes" sheet keeps every interval."""
+    frozen = inputs.current.get("budget_policy", {}).get("frozen_services", [])
+    rows = []
+    for block in frozen:
+        intervals = block.get("intervals", [])
+        spans = [_span(interval) for interval in intervals]
+        slos = sorted({slo for interval in intervals for slo in interval.get("slos", [])})
+        rows.append(
+            (
+                block["service"],
+                block.get("team"),
+                ", ".join(slos),
+                len(intervals),
+                block.get("frozen_hours"),
+                max((hours for _start, _end, hours in spans), default=None),
+                min((start for start, _end, _hours in spans), default=None),
+                max((end for _start, end, _hours in spans), default=None),
+                f"{block.get('deployments', 0)} ({block.get('exempt', 0)} allowed)",
+            )
+        )
+    tables: list[Any] = [
+        Table(
+            "Release freezes per service",
+            (
+                Column("service", "Service"),
+                Column("team", "Team"),
+                Column("slos", "Exhausted SLOs"),
+                Column("count", "Freezes", Fmt.COUNT),
+                Column("hours", "Frozen, total (h)", Fmt.DECIMAL1),
+                Column("longest", "Longest (h)", Fmt.DECIMAL1),
+                Column("first", "First frozen", Fmt.DATETIME),
+                Column("last", "Last thawed", Fmt.DATETIME),
+                Column("shipped", "Deployed meanwhile", compact=True),
+            ),
+            tuple(rows),
+            "Freezes per service",
+            "A freeze lasts while any of the service's SLOs has no error budget left, checked "
+            "hour by hour; a budget hovering around zero freezes and thaws a service many "
+            "times. Frozen total is the sum of its freezes, clipped to the quarter; "
+            "“allowed” are rollbacks and fixes.",
+            empty_text="No release freeze in the quarter.",
+        )
+    ]
+    freezes = inputs.freezes
+    if len(freezes) > len(rows):  # some service froze more than once: name the longest
+        hours = (freezes["end"] - freezes["start"]).dt.total_seconds() / 3600.0
+        longest = freezes.assign(hours=hours).sort_values(
+            ["hours", "start"], ascending=[False, True], kind="stable"
+        )
+        listed = longest.head(LISTED_FREEZES)
+        tables.append(
+            Table(
+                "Longest release freezes",
+                (
+                    Column("service", "Service"),
+                    Column("slos", "Exhausted SLOs"),
+                    Column("start", "Frozen from", Fmt.DATETIME),
+                    Column("end", "Until", Fmt.DATETIME),
+                    Column("hours", "Hours", Fmt.DECIMAL1),
+                ),
+                tuple(
+                    (
+                        row.service,
+                        ", ".join(row.slos)
+                        if isinstance(row.slos, list | tuple)
+                        else str(row.slos),
+                        row.start.to_pydatetime(),
+                        row.end.to_pydatetime(),
+                        row.hours,
+                    )
+                    for row in listed.itertuples(index=False)
+                ),
+                "Longest freezes",
+                f"The {len(listed)} longest of {len(freezes)} freezes; the workbook's "
+                "“Rows freezes” sheet lists every one.",
+            )
+        )
+    return tables
+
+
+def _span(interval: Mapping[str, Any]) -> tuple[datetime, datetime, float]:
+    start = pd.Timestamp(interval["from"]).to_pydatetime()
+    end = pd.Timestamp(interval["to"]).to_pydatetime()
+    return start, end, (end - start).total_seconds() / 3600.0

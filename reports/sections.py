@@ -25,6 +25,7 @@ from reports.figures import (
     slo_counts,
     slo_table,
 )
+from reports.formats import display
 from reports.model import (
     BulletList,
     Cell,
@@ -42,6 +43,13 @@ from reports.model import (
 from reports.summary import change_text, count_phrase, paragraph
 
 # --- sections ---------------------------------------------------------------------------
+
+ROLLING_CAPTION = (
+    "Status at the end of the quarter, judged over each SLO's own window (usually its last "
+    "28 days; dates in the Window column), as the dashboard and the release gate judge it. "
+    "The Reliability section judges the same SLOs over the whole calendar quarter, so a "
+    "status can differ: failures late in the quarter weigh more in 28 days than in 13 weeks."
+)
 
 
 def summary_section(inputs: Inputs) -> Section:
@@ -88,12 +96,16 @@ def _reliability_sentence(inputs: Inputs) -> str:
     ]
     if counts["no data"]:
         parts.append(f"{counts['no data']} without data")
-    text = f"At the end of the quarter, of {count_phrase(len(slos), 'SLO')}: {', '.join(parts)}."
+    text = (
+        f"At the end of the quarter, each judged over its own window (usually its last 28 "
+        f"days), of {count_phrase(len(slos), 'SLO')}: {', '.join(parts)}."
+    )
     measured = [s for s in inputs.quarter_slos if s.get("sli") is not None]
     if measured:
         met = sum(1 for s in measured if s["sli"] >= s["target"])
         text += (
-            f" Over the calendar quarter, {met} of {len(measured)} SLOs with data met their target."
+            f" Over the whole calendar quarter, {met} of {len(measured)} SLOs with data met "
+            "their target."
         )
     return text
 
@@ -160,9 +172,9 @@ def teams_section(inputs: Inputs) -> Section:
             _scorecard_table(card, f"Scorecard: {team}", f"Team {team}"),
             slo_table(
                 card.get("slos", []),
-                f"SLOs at the end of the quarter: {team}",
+                f"SLOs at the end of the quarter, each over its own window: {team}",
                 f"SLOs {team}",
-                "Each SLO over its own window, evaluated at the end of the quarter.",
+                ROLLING_CAPTION,
             ),
         ]
         subsections.append(Section(f"Team {team}", f"team-{_anchor(team)}", team_blocks))
@@ -269,13 +281,13 @@ def trends_section(inputs: Inputs) -> Section:
         )
     )
     for column, sample, title, y_title, fmt in TREND_LINES:
-        values = scope[column].where(scope[sample] >= inputs.min_sample)
+        values = tuple(number(v) for v in scope[column].where(scope[sample] >= inputs.min_sample))
         blocks.append(
             Chart(
                 title,
                 ChartKind.LINE,
                 labels,
-                (Series(title, tuple(number(v) for v in values)),),
+                (Series(title, values),),
                 y_title,
                 fmt,
                 f"Trend {y_title} {column.split('_')[0]}"[:31],
@@ -283,9 +295,30 @@ def trends_section(inputs: Inputs) -> Section:
                 empty_text=f"No week of the quarter has {inputs.min_sample} or more {sample} "
                 "behind this figure, so no weekly value is drawn; the quarter's figure is in "
                 "the scorecard.",
+                words=_lone_week(labels, values, fmt, sample, inputs.min_sample),
             )
         )
     return Section("Delivery trends over the quarter", "trends", blocks)
+
+
+def _lone_week(
+    labels: tuple[str, ...], values: tuple[float | None, ...], fmt: Fmt, sample: str, least: int
+) -> str:
+    """The sentence that stands in for a line with a single point, which would read as an
+    empty chart with a stray dot; "" when there are two or more points (or none)."""
+    present = [
+        (label, value) for label, value in zip(labels, values, strict=True) if value is not None
+    ]
+    if len(present) != 1:
+        return ""
+    label, value = present[0]
+    unit = " h" if fmt is Fmt.DECIMAL1 else ""
+    return (
+        f"Only the week starting {label} has {least} or more {sample} behind this figure: "
+        f"{display(value, fmt)}{unit}. One week makes no trend, so no chart is drawn; every "
+        "other week is left blank for too small a sample, and the quarter's figure is in the "
+        "scorecard."
+    )
 
 
 def _team_column(weekly: pd.DataFrame, team: str, column: str, weeks: list[Any]) -> pd.Series:

@@ -37,7 +37,7 @@ from poise.demo import build_demo
 from poise.warehouse import open_warehouse
 from reports import render_document
 from reports.builder import build_report
-from reports.formats import display
+from reports.formats import display, keep_units
 from reports.model import Fmt, Report
 
 QUARTER = "2026Q3"
@@ -217,7 +217,8 @@ def test_headline_figures_in_every_format_equal_poise_metrics(
     cells = {row[0][0]: row for row in table[1:]}
     for name, (now, before, fmt) in expected.items():
         assert float(cells[name][1][1]) == now and float(cells[name][2][1]) == before, name
-        assert cells[name][1][0] == display(now, fmt), name
+        # the HTML binds each number to its unit with a no-break space ("6.6\u00a0%")
+        assert cells[name][1][0] == keep_units(display(now, fmt)), name
 
     rows_md = markdown_table(reports.get("md").decode(), "Headline figures")
     md = {row[0]: row for row in rows_md[1:]}
@@ -282,7 +283,8 @@ def test_slos_equal_poise_metrics_at_quarter_end_and_over_the_calendar_quarter(
         slo["name"]: tuple(same(slo[key]) for key in ("target", "sli", "budget_remaining"))
         for slo in quarter["slos"]
     }
-    assert {row[3] for row in rows[1:]} == {"calendar quarter"}
+    # each row names the window it was judged over, so the two SLO tables cannot be confused
+    assert {row[3] for row in rows[1:]} == {"1 Jul – 30 Sep"}
     for slo in own["slos"]:
         team_rows = sheet_rows(reports.get("xlsx"), f"SLOs {slo['team']}")
         row = next(row for row in team_rows if row[0] == slo["name"])
@@ -444,3 +446,90 @@ def test_cli_errors_are_one_line(
     with pytest.raises(SystemExit) as exit_info:
         main(["report", "--quarter", "2026Q5", "--db", demo_url])
     assert exit_info.value.code == 2
+
+
+# --- layout and wording the reviewers asked for ------------------------------------------------
+
+
+def test_no_pdf_page_holds_only_a_sentence(reports: Cache) -> None:
+    """Sections flow on instead of each starting a page: a forced break used to leave a page
+    holding one chart or one sentence (the last trend chart, an empty chart's note)."""
+    for team in (None, "billing"):
+        pages = [
+            page.extract_text() for page in PdfReader(io.BytesIO(reports.get("pdf", team))).pages
+        ]
+        for number, text in enumerate(pages[2:-1], start=3):  # title, contents, last page
+            body = "\n".join(line for line in text.splitlines() if "Page " not in line)
+            # a lone sentence, or a lone chart's title and ticks, is well under 300 characters
+            assert len(body) > 300, (team, number, body)
+
+
+def test_freezes_per_service_are_the_engines_budget_policy(
+    reports: Cache, capsys: pytest.CaptureFixture[str]
+) -> None:
+    card = metrics_json(capsys, reports.url)
+    frozen = card["budget_policy"]["frozen_services"]
+    assert any(len(block["intervals"]) > 1 for block in frozen)  # the demo has flapping budgets
+    rows = sheet_rows(reports.get("xlsx"), "Freezes per service")
+    assert rows[0][:8] == (
+        "Service",
+        "Team",
+        "Exhausted SLOs",
+        "Freezes",
+        "Frozen, total (h)",
+        "Longest (h)",
+        "First frozen",
+        "Last thawed",
+    )
+    got = {row[0]: row for row in rows[1:]}
+    assert set(got) == {block["service"] for block in frozen}
+    for block in frozen:
+        row = got[block["service"]]
+        spans = [
+            (datetime.fromisoformat(i["from"]), datetime.fromisoformat(i["to"]))
+            for i in block["intervals"]
+        ]
+        assert row[3] == len(spans)
+        assert row[4] == same(block["frozen_hours"])
+        assert row[5] == max((end - start).total_seconds() / 3600 for start, end in spans)
+        assert (row[6], row[7]) == (
+            spans[0][0].replace(tzinfo=None),
+            spans[-1][1].replace(tzinfo=None),
+        )
+        assert row[8] == f"{block['deployments']} ({block['exempt']} allowed)"
+    longest = sheet_rows(reports.get("xlsx"), "Longest freezes")[1:]
+    assert 0 < len(longest) <= 10
+    hours = [row[4] for row in longest]
+    assert hours == sorted(hours, reverse=True)
+    every = sheet_rows(reports.get("xlsx"), "Rows freezes")
+    assert len(every) - 1 == sum(len(block["intervals"]) for block in frozen)
+
+
+def test_each_slo_table_names_its_window_and_why_statuses_differ(
+    reports: Cache, capsys: pytest.CaptureFixture[str]
+) -> None:
+    own = metrics_json(capsys, reports.url)
+    quarter = metrics_json(capsys, reports.url, "--slo-window", "quarter")
+    for slo in own["slos"]:
+        row = next(
+            r for r in sheet_rows(reports.get("xlsx"), f"SLOs {slo['team']}") if r[0] == slo["name"]
+        )
+        assert row[3] == f"{slo['window_days']} days to 30 Sep"
+    over_quarter = {slo["name"]: slo["status"] for slo in quarter["slos"]}
+    differ = [slo for slo in own["slos"] if slo["status"] != over_quarter[slo["name"]]]
+    assert differ  # the demo has some (billing-api-availability: at risk vs ok)
+    text = " ".join(pdf_text(reports.get("pdf")).split())
+    assert f"{len(differ)} of {len(quarter['slos'])} SLOs have a different status here" in text
+    for slo in differ[:6]:
+        said = (
+            f"{slo['name']} is {slo['status'].replace('_', ' ')} over its {slo['window_days']} "
+            f"days but {over_quarter[slo['name']].replace('_', ' ')} over the quarter"
+        )
+        assert said in text, slo["name"]
+
+
+def test_certificates_say_they_are_as_of_the_export(reports: Cache) -> None:
+    html = reports.get("html").decode()
+    section = html.split('id="certificates"', 1)[1].split("</section>", 1)[0]
+    assert "Certificates at risk, as of the export (" in section
+    assert "not as of the end of 2026Q3" in section

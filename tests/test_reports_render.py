@@ -18,6 +18,7 @@ from pypdf import PdfReader
 
 from dashboard.headless import CHROMIUM, CHROMIUM_ARGS
 from reports import render_document
+from reports.formats import keep_units
 from reports.html import render_html
 from reports.markdown import render_markdown
 from reports.model import (
@@ -38,6 +39,7 @@ from reports.model import (
     Series,
     Table,
 )
+from reports.sections import _lone_week
 
 WEEKS = tuple(f"07-{day:02d}" for day in range(1, 29, 7))
 
@@ -163,7 +165,7 @@ def test_html_is_self_contained_and_keeps_exact_values() -> None:
     assert outside_references(html) == []
     assert html.count("<svg") == 2  # both charts inline
     assert 'data-value="21.2857"' in html and ">21.3<" in html
-    assert 'data-value="0.0912"' in html and ">9.1 %<" in html
+    assert 'data-value="0.0912"' in html and ">9.1\u00a0%<" in html  # unit kept on the line
     assert "a &lt;b&gt; &amp; c" in html  # text is escaped, never markup
     assert "No freezes." in html
     assert '<td class="tier tier-high"' in html and "<span>high</span>" in html  # word + colour
@@ -192,7 +194,7 @@ def test_pdf_has_title_toc_page_numbers_and_paper_sizes() -> None:
             assert heading in pages[int(number) - 1], (entry, number)
         last = len(pages)
         assert all(f"Page {n} of {last}" in pages[n - 1] for n in range(2, last + 1))
-        assert "21.3" in "".join(pages) and "9.1 %" in "".join(pages)
+        assert "21.3" in "".join(pages) and "9.1\u00a0%" in "".join(pages)
         assert reader.outline, "headings become PDF bookmarks"
 
 
@@ -278,3 +280,44 @@ def test_html_in_headless_chromium_makes_no_request(tmp_path: Path) -> None:
             browser.close()
     assert requests == [path.as_uri()]
     assert PdfReader(tmp_path / "printed.pdf").pages
+
+
+def test_numbers_keep_their_units_on_the_line() -> None:
+    assert keep_units("fell 14 % to 2.0 h; 99.918 %–99.988 %, −1.2 pts") == (
+        "fell 14\u00a0% to 2.0\u00a0h; 99.918\u00a0%–99.988\u00a0%, −1.2\u00a0pts"
+    )
+    assert keep_units("3 hosts, 2 h-ish") == "3 hosts, 2 h-ish"  # only units, whole words
+
+
+def test_a_chart_with_words_shows_them_instead_of_a_drawing() -> None:
+    lone = Chart(
+        "Change fail rate per week",
+        ChartKind.LINE,
+        ("1 Sep", "8 Sep"),
+        (Series("rate", (None, 0.2)),),
+        "failed share",
+        Fmt.PERCENT1,
+        "Trend cfr",
+        words="Only the week starting 8 Sep has 5 or more deployments behind this figure.",
+    )
+    assert lone.points == 1
+    report = sample_report()
+    report.sections[0].blocks.append(lone)
+    html = render_html(report)
+    figure = html.split('data-sheet="Trend cfr"', 1)[1].split("</figure>", 1)[0]
+    assert "<svg" not in figure
+    assert "Only the week starting 8 Sep has 5 or more deployments" in figure
+    markdown = render_document(report, "md").decode()
+    assert "*Only the week starting 8 Sep has 5 or more deployments" in markdown
+    assert "Trend cfr" in load_workbook(io.BytesIO(render_document(report, "xlsx"))).sheetnames
+
+
+def test_lone_week_sentence() -> None:
+    labels = ("1 Sep", "8 Sep", "15 Sep")
+    assert _lone_week(labels, (None, 0.2, None), Fmt.PERCENT1, "deployments", 5) == (
+        "Only the week starting 8 Sep has 5 or more deployments behind this figure: 20.0 %. "
+        "One week makes no trend, so no chart is drawn; every other week is left blank for "
+        "too small a sample, and the quarter's figure is in the scorecard."
+    )
+    assert _lone_week(labels, (1.0, 2.0, None), Fmt.DECIMAL1, "changes", 5) == ""
+    assert _lone_week(labels, (None, None, None), Fmt.DECIMAL1, "changes", 5) == ""
