@@ -7,22 +7,121 @@ a table in the page the notes are pasted into.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
 from dashboard.components import hours, minutes, percent
 
+# figure key -> (rows this sprint, rows the sprint before)
+Samples = dict[str, tuple[int | None, int | None]]
+
+# When a change from one sprint to the next is noise rather than news. A sprint is short:
+# a median of a handful of changes, or a rate over a few dozen deployments, moves by a few
+# per cent from sprint to sprint with nothing behind it, and calling that "worse" sends a
+# retro chasing ghosts. The rule is deliberately simple enough to say in one sentence
+# (NOISE_RULE), so a team can check a verdict by hand.
+NOISE_RELATIVE = 0.10
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure the retro compares: where it is in `trends.change` and in the scorecard."""
+
+    key: str  # in `trends.change`
+    label: str
+    shown: Callable[[Any], str]
+    lower_is_better: bool
+    floor: float  # a change smaller than this (in the figure's unit) is noise
+    sample: tuple[str, ...] | None = None  # the rows a median or rate rests on
+    # a count is its own sample: a drop from 20 deployments to 2 is news, 3 against 1 is
+    # not; so it is too few to tell only when both sprints are small
+    both_small: bool = False
+
+
 CHANGED = (
-    # (comparison key, label, formatter, lower is better)
-    ("deployments_per_week", "Deployments per week", lambda v: f"{v:,.1f}", False),
-    ("lead_time_median_hours", "Lead time (median)", hours, True),
-    ("change_failure_rate", "Change fail rate", percent, True),
-    ("recovery_median_hours", "Recovery time (median)", hours, True),
-    ("rework_rate", "Rework rate", percent, True),
-    ("incidents", "Incidents", lambda v: f"{v:,.0f}", True),
-    ("mttr_median_hours", "Time to resolve (median)", hours, True),
-    ("toil_share", "Toil share", percent, True),
+    Figure(
+        "deployments_per_week",
+        "Deployments per week",
+        lambda v: f"{v:,.1f}",
+        False,
+        0.5,
+        ("dora", "deployment_frequency", "deployments"),
+        both_small=True,
+    ),
+    Figure(
+        "lead_time_median_hours",
+        "Lead time (median)",
+        hours,
+        True,
+        0.5,
+        ("dora", "lead_time", "changes"),
+    ),
+    Figure(
+        "change_failure_rate",
+        "Change fail rate",
+        percent,
+        True,
+        0.02,
+        ("dora", "change_failure_rate", "deployments"),
+    ),
+    Figure(
+        "recovery_median_hours",
+        "Recovery time (median)",
+        hours,
+        True,
+        0.5,
+        ("dora", "recovery_time", "failures"),
+    ),
+    Figure(
+        "rework_rate", "Rework rate", percent, True, 0.02, ("dora", "rework_rate", "deployments")
+    ),
+    # a floor of 2: one incident more or fewer is never a trend
+    Figure("incidents", "Incidents", lambda v: f"{v:,.0f}", True, 2.0),
+    Figure(
+        "mttr_median_hours",
+        "Time to resolve (median)",
+        hours,
+        True,
+        0.5,
+        ("incidents", "mttr_n"),
+    ),
+    Figure("toil_share", "Toil share", percent, True, 0.02),
+)
+
+BETTER, WORSE, SAME = "better", "worse", "about the same"
+TOO_FEW, NO_COMPARISON = "too few to tell", "no comparison"
+
+
+def noise_rule(min_sample: int | None = 5) -> str:
+    """The verdicts' rule in words, for the page's help and the notes (`min_sample` None:
+    judged without sample sizes)."""
+    rule = (
+        f"A figure is *{SAME}* when it moved by less than {percent(NOISE_RELATIVE, 0)} of its "
+        "previous value, or by less than a floor: 0.5 deployments a week; 30 min of lead, "
+        "recovery or resolve time; 2 percentage points of change fail rate, rework rate or "
+        "toil share; and incidents moving by one."
+    )
+    if min_sample is not None:
+        rule += (
+            f" A median or rate resting on fewer than {min_sample} rows in either sprint "
+            "(changes, deployments, recovered failures, resolved incidents) is "
+            f"*{TOO_FEW}*, and so are deployments per week when both sprints had fewer "
+            f"than {min_sample} deployments."
+        )
+    return rule + f" Otherwise it is *{BETTER}* or *{WORSE}*."
+
+
+# what "left" and "spent" mean, for the page's help and the notes
+BUDGET_NOTE = (
+    "*Left*: the error budget remaining over the SLO's window (e.g. the last 28 days) ending "
+    "when the sprint began and when it ended; below 0 % it is overspent. *Spent in the "
+    "sprint*: the sprint's own bad events as a share of the budget of the window ending with "
+    "the sprint (over 100 %: the sprint alone spent more than a whole window's budget). "
+    "*Left* can rise while the sprint spends: bad events older than the window stop counting."
 )
 
 
@@ -34,46 +133,102 @@ def cell(value: Any) -> str:
     return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ").strip()
 
 
-def direction(entry: dict[str, Any], lower_is_better: bool) -> str:
-    delta = entry.get("delta")
-    if delta is None:
-        return "no comparison"
-    if delta == 0:
-        return "unchanged"
-    improved = (delta < 0) if lower_is_better else (delta > 0)
-    return "better" if improved else "worse"
+def _dig(document: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = document
+    for key in path:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value
 
 
-def changed_rows(change: dict[str, Any]) -> list[dict[str, str]]:
-    """What changed from the previous sprint, figure by figure, in words."""
-    rows = []
-    for key, label, shown, lower in CHANGED:
-        entry = change.get(key) or {}
+def samples(current: Mapping[str, Any], previous: Mapping[str, Any]) -> Samples:
+    """Per compared figure that rests on rows: how many, this sprint and the one before
+    (from the two sprints' scorecards)."""
+    return {
+        figure.key: (_dig(current, figure.sample), _dig(previous, figure.sample))
+        for figure in CHANGED
+        if figure.sample is not None
+    }
+
+
+def verdict(
+    entry: Mapping[str, Any],
+    figure: Figure,
+    rows: tuple[int | None, int | None] | None = None,
+    min_sample: int = 5,
+) -> str:
+    """better, worse, about the same (within noise: `noise_rule`), too few to tell, or no
+    comparison (either sprint has no value)."""
+    now, then = entry.get("current"), entry.get("previous")
+    if now is None or then is None:
+        return NO_COMPARISON
+    if rows is not None:
+        small = [n is None or n < min_sample for n in rows]
+        if all(small) if figure.both_small else any(small):
+            return TOO_FEW
+    delta = float(now) - float(then)
+    if abs(delta) < figure.floor or (then and abs(delta) < NOISE_RELATIVE * abs(float(then))):
+        return SAME
+    improved = delta < 0 if figure.lower_is_better else delta > 0
+    return BETTER if improved else WORSE
+
+
+def changed_rows(
+    change: Mapping[str, Any], rows: Samples | None = None, min_sample: int = 5
+) -> list[dict[str, str]]:
+    """What changed from the previous sprint, figure by figure, in words. Without `rows`
+    (see `samples`) the sample-size part of the rule is not applied."""
+    out = []
+    for figure in CHANGED:
+        entry = change.get(figure.key) or {}
         now, then = entry.get("current"), entry.get("previous")
-        rows.append(
+        out.append(
             {
-                "figure": label,
-                "this sprint": shown(now) if now is not None else "—",
-                "previous sprint": shown(then) if then is not None else "—",
-                "verdict": direction(entry, lower),
+                "figure": figure.label,
+                "this sprint": figure.shown(now) if now is not None else "—",
+                "previous sprint": figure.shown(then) if then is not None else "—",
+                "verdict": verdict(
+                    entry, figure, rows.get(figure.key) if rows else None, min_sample
+                ),
             }
         )
-    return rows
+    return out
 
 
-def budget_rows(change: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per SLO: budget remaining when the sprint began and when it ended."""
+def sprint_spent(
+    slo: Mapping[str, Any], burndown: pd.DataFrame, sprint_start: datetime
+) -> float | None:
+    """The error budget one SLO spent during the sprint: the sprint's own bad events (from
+    the burn-down of the window ending with the sprint, `dashboard.queries.burndown`) as a
+    share of that window's budget. Never negative; over 1 when the sprint alone spent more
+    than the whole window's budget. Where the window began after the sprint did (a calendar
+    window that reset, or a window shorter than the sprint) only the part inside counts.
+
+    The drop in "budget left" from the sprint's start to its end is not this: the window
+    rolls, so bad events older than the window stop counting and the level can rise."""
+    budget = slo.get("budget_events")
+    if not budget or burndown.empty:
+        return None
+    # `ts` is the end of each hourly bucket: a bucket belongs to the sprint when it ends
+    # after the sprint began
+    inside = burndown[burndown["ts"] > pd.Timestamp(sprint_start)]
+    return float(inside["bad"].sum()) / float(budget)
+
+
+def budget_rows(
+    change: Mapping[str, Any], spent: Mapping[str, float | None] | None = None
+) -> list[dict[str, Any]]:
+    """Per SLO: budget left when the sprint began and when it ended, and what the sprint
+    spent. `spent` maps an SLO to `sprint_spent`; without it, `spent` falls back to the
+    drop in budget left, which is what the sprint spent only when nothing aged out of the
+    window (it can be negative)."""
     rows = []
     for name, entry in sorted((change.get("slos") or {}).items()):
         start, end = entry.get("previous_budget_remaining"), entry.get("budget_remaining")
-        rows.append(
-            {
-                "slo": name,
-                "budget_at_start": start,
-                "budget_at_end": end,
-                "spent": None if start is None or end is None else start - end,
-            }
-        )
+        if spent is not None:
+            used = spent.get(name)
+        else:
+            used = None if start is None or end is None else start - end
+        rows.append({"slo": name, "budget_at_start": start, "budget_at_end": end, "spent": used})
     return rows
 
 
@@ -91,53 +246,66 @@ def retro_markdown(
     slowest: pd.DataFrame,
     failed: pd.DataFrame,
     incidents: pd.DataFrame,
+    *,
+    rows: Samples | None = None,
+    min_sample: int = 5,
+    spent: Mapping[str, float | None] | None = None,
 ) -> str:
-    """The retro notes: figures against the previous sprint, the slowest changes, failed
-    deployments and their recovery, incidents, budgets, toil and on-call."""
+    """The retro notes: figures against the previous sprint (judged as on the page: `rows`
+    and `min_sample` as for `changed_rows`), the slowest changes, failed deployments and
+    their recovery, incidents, budgets (`spent` as for `budget_rows`), toil and on-call."""
     people = card.get("people") or {}
     toil, oncall = people.get("toil") or {}, people.get("oncall") or {}
     lines = [f"## Retro: {cell(team)}, {cell(sprint_label)}", "", "### What changed", ""]
     lines += _table(
         ["Figure", "This sprint", "Previous sprint", "Verdict"],
-        [list(row.values()) for row in changed_rows(change)],
+        [list(row.values()) for row in changed_rows(change, rows, min_sample)],
     )
+    # the notes travel without the page's help: the rule goes with the verdicts
+    lines += ["", noise_rule(min_sample if rows is not None else None)]
     lines += ["", "### Slowest changes", ""]
     if slowest.empty:
         lines.append("No change reached production.")
     else:
         lines += _table(
-            ["Change", "Title", "Author", "Lead time"],
-            [[r.change_id, r.title, r.author, hours(r.lead_hours)] for r in slowest.itertuples()],
+            ["Change", "Lead time", "Author", "Title"],
+            [[r.change_id, hours(r.lead_hours), r.author, r.title] for r in slowest.itertuples()],
         )
     lines += ["", "### Failed deployments", ""]
     if failed.empty:
         lines.append("No production deployment failed.")
     else:
         lines += _table(
-            ["Deployment", "Service", "Why it counts as failed", "Recovered after"],
-            [[r.id, r.service, r.reason, hours(r.recovery_hours)] for r in failed.itertuples()],
+            ["Deployment", "Recovered after", "Service", "Why it counts as failed"],
+            [[r.id, hours(r.recovery_hours), r.service, r.reason] for r in failed.itertuples()],
         )
     lines += ["", "### Incidents", ""]
     if incidents.empty:
         lines.append("No incident.")
     else:
         lines += _table(
-            ["Incident", "Severity", "Title", "Cause", "Resolved after", "Postmortem"],
+            ["Incident", "Severity", "Resolved after", "Title", "Cause", "Postmortem"],
             [
-                [r.id, r.severity, r.title, r.cause, hours(r.mttr), r.postmortem_url]
+                [r.id, r.severity, hours(r.mttr), r.title, r.cause, r.postmortem_url]
                 for r in incidents.itertuples()
             ],
         )
     lines += ["", "### Error budgets", ""]
-    budgets = budget_rows(change)
+    budgets = budget_rows(change, spent)
     if budgets:
         lines += _table(
-            ["SLO", "At the start", "At the end"],
+            ["SLO", "Left at the start", "Left at the end", "Spent in the sprint"],
             [
-                [b["slo"], percent(b["budget_at_start"]), percent(b["budget_at_end"])]
+                [
+                    b["slo"],
+                    percent(b["budget_at_start"]),
+                    percent(b["budget_at_end"]),
+                    percent(b["spent"]),
+                ]
                 for b in budgets
             ],
         )
+        lines += ["", BUDGET_NOTE]
     else:
         lines.append("No SLO.")
     lines += [

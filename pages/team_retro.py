@@ -3,18 +3,61 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from dashboard import components, guardrails, queries, retro
-from dashboard.components import figure_card, help_text, md
+from dashboard import components, filters, guardrails, queries, retro
+from dashboard.components import figure_card, help_text, md, percent
 from dashboard.data import Query
 from dashboard.filters import today
 from poise.timeutil import start_of_day
 
 SPRINT_LENGTHS = (7, 14, 21, 28)
+SPRINT_MEMORY = "poise_retro_sprint"
 
+
+def asked_service() -> str | None:
+    """The service filter the visitor arrived with, read as `filters.sidebar` reads it (the
+    link's parameters, else the session's memory). The retro covers a whole team, so its
+    sidebar offers no service and writes none back; without this the service would be
+    dropped from the address and the memory, and the next page would lose it."""
+    if any(st.query_params.get(key) for key in filters.PARAMS):
+        return st.query_params.get("service") or None
+    return st.session_state.get(filters.MEMORY, {}).get("service") or None
+
+
+def keep_service(service: str | None, team: str | None, catalog: dict[str, Any]) -> bool:
+    """Put the service filter back in the address and the memory when it still belongs to
+    the team shown (a service of another team, or one that no longer exists or may not be
+    seen, stays dropped, as the filters would drop it)."""
+    if service is None or team is None:
+        return False
+    services = catalog["services"]
+    owner = services.loc[services["name"] == service, "team"]
+    if owner.empty or str(owner.iloc[0]) != team:
+        return False
+    if st.query_params.get("service") != service:
+        st.query_params["service"] = service
+    memory = dict(st.session_state.get(filters.MEMORY, {}))
+    memory["service"] = service
+    st.session_state[filters.MEMORY] = memory
+    return True
+
+
+def choose_team(team: str) -> None:
+    """Make the page's team choice the sidebar's team filter (address, memory and widget),
+    so the sidebar and the retro never name different scopes."""
+    st.query_params["team"] = team
+    memory = dict(st.session_state.get(filters.MEMORY, {}))
+    memory["team"] = team
+    st.session_state[filters.MEMORY] = memory
+    st.session_state.pop(filters.widget_key("team"), None)  # re-initialised from the address
+    st.rerun()
+
+
+service_asked = asked_service()
 view = components.page_start(
     "Team retro",
     "One team's sprint against the sprint before: what changed, what was slow, what broke",
@@ -26,19 +69,40 @@ if view is None:
 
 team = view.query.team
 if team is None:
+    # "All teams" in the sidebar: a retro is one team's, so nothing is shown until a team
+    # is chosen, here or in the sidebar (both set the same filter)
     teams = view.catalog["teams"]
-    st.info("Choose a team in the sidebar for its retro.", icon=":material/groups:")
     if not teams:
+        st.info("No team in the warehouse yet: a retro is one team's.", icon=":material/groups:")
         st.stop()
-    team = st.selectbox("Team", teams, key="retro-team")
+    st.info(
+        "A retro is one team's: choose the team here or in the sidebar's Team filter.",
+        icon=":material/groups:",
+    )
+    picked = st.selectbox("Team", teams, index=None, placeholder="Choose a team", key="retro-team")
+    if picked is None:
+        st.stop()
+    choose_team(picked)
+    st.stop()  # not reached: choose_team reruns the page
+
+if keep_service(service_asked, team, view.catalog):
+    st.caption(
+        f"The retro covers the whole team; the service filter ({md(service_asked)}) stays "
+        "for the other pages."
+    )
 
 controls = st.columns([1, 1, 2])
 default_end = today().date()
+# Streamlit empties the address on a page switch: the sprint last shown in this session is
+# the one to come back to, unless the link names one
+sprint_memory: dict[str, str] = st.session_state.get(SPRINT_MEMORY, {})
 try:
-    asked_end = date.fromisoformat(st.query_params.get("sprint_end", ""))
+    asked_end = date.fromisoformat(
+        st.query_params.get("sprint_end") or sprint_memory.get("sprint_end", "")
+    )
 except ValueError:
     asked_end = default_end
-asked_days = st.query_params.get("sprint_days", "14")
+asked_days = st.query_params.get("sprint_days") or sprint_memory.get("sprint_days", "14")
 with controls[0]:
     last_day = st.date_input(
         "Last day of the sprint",
@@ -57,6 +121,7 @@ end = start_of_day(last_day) + timedelta(days=1)
 query = Query(end - timedelta(days=days), end, team, None)
 st.query_params["sprint_end"] = f"{end:%Y-%m-%d}"
 st.query_params["sprint_days"] = str(days)
+st.session_state[SPRINT_MEMORY] = {"sprint_end": f"{end:%Y-%m-%d}", "sprint_days": str(days)}
 previous = query.previous()
 sprint_label = f"{query.start:%Y-%m-%d} – {(end - timedelta(days=1)):%Y-%m-%d}"
 with controls[2]:
@@ -77,20 +142,34 @@ if latest is not None and latest < query.start:  # e.g. a demo built up to an ea
 
 card = queries.scorecard(query)
 change = queries.comparison(query)
-dora, incidents_block = card["dora"], card["incidents"]
+dora = card["dora"]
 people = card["people"]
+min_sample = queries.settings().min_sample
+rows = retro.samples(card, queries.scorecard(previous))
 
-st.subheader("What changed", help="This sprint's figures and their change from the sprint before.")
+st.subheader(
+    "What changed",
+    help="This sprint's figures and their change from the sprint before. "
+    + retro.noise_rule(min_sample),
+)
 components.dora_cards(dora, change)
-components.table(pd.DataFrame(retro.changed_rows(change)), "retro-changes")
+components.table(
+    pd.DataFrame(retro.changed_rows(change, rows, min_sample)),
+    "retro-changes",
+    column_config={
+        "verdict": st.column_config.TextColumn("verdict", help=retro.noise_rule(min_sample))
+    },
+)
 
 left, right = st.columns(2)
 with left:
     st.subheader("Slowest changes", help=help_text("lead_time"))
     lead = queries.lead_times(query)["changes"]
     slowest = lead[lead["counts"]].sort_values("lead_hours", ascending=False).head(10)
+    # the figure the table is sorted by comes first: on a half-width column the long
+    # title would otherwise push it out of sight
     components.table(
-        slowest[["change_id", "service", "title", "author", "lead_hours", "waiting_hours"]],
+        slowest[["change_id", "lead_hours", "waiting_hours", "service", "author", "title"]],
         "retro-slowest",
         column_config={
             "lead_hours": st.column_config.NumberColumn("lead time (h)", format="%.1f"),
@@ -102,14 +181,14 @@ with right:
     deployments = queries.deployments(query)
     failed = deployments[deployments["failed"]]
     components.table(
-        failed[["id", "service", "deployed_at", "reason", "recovery_hours"]],
+        failed[["id", "recovery_hours", "service", "deployed_at", "reason"]],
         "retro-failed",
         column_config={
+            "recovery_hours": st.column_config.NumberColumn("recovered after (h)", format="%.1f"),
             "deployed_at": st.column_config.DatetimeColumn(
                 "deployed (UTC)", format="YYYY-MM-DD HH:mm"
             ),
-            "reason": st.column_config.TextColumn("why", width="large"),
-            "recovery_hours": st.column_config.NumberColumn("recovered after (h)", format="%.1f"),
+            "reason": st.column_config.TextColumn("why it counts as failed"),
         },
     )
 
@@ -119,35 +198,60 @@ components.table(
     incidents[
         [
             "id",
-            "started_at",
             "severity",
-            "title",
-            "cause",
             "mttr",
+            "started_at",
             "deployment_id",
+            "cause",
             "postmortem_url",
+            "title",
         ]
     ],
     "retro-incidents",
     column_config={
-        "started_at": st.column_config.DatetimeColumn("started (UTC)", format="YYYY-MM-DD HH:mm"),
         "mttr": st.column_config.NumberColumn("resolve (h)", format="%.1f"),
+        "started_at": st.column_config.DatetimeColumn("started (UTC)", format="YYYY-MM-DD HH:mm"),
         "postmortem_url": st.column_config.LinkColumn("postmortem", display_text="open"),
     },
 )
 
 budget, load = st.columns(2)
 with budget:
-    st.subheader("Error budget spent", help=help_text("budget_remaining"))
+    st.subheader("Error budget spent", help=retro.BUDGET_NOTE)
+    spent: dict[str, float | None] = {}
+    for slo in card.get("slos") or []:
+        burned = queries.burndown(query, slo["name"])["series"]
+        spent[slo["name"]] = retro.sprint_spent(slo, burned, query.start)
+    budgets = pd.DataFrame(
+        retro.budget_rows(change, spent),
+        columns=["slo", "spent", "budget_at_start", "budget_at_end"],
+    )
+    # one decimal, as everywhere else on the page (the CSV keeps the shares unrounded)
+    shown = budgets.style.format(
+        {column: percent for column in ("spent", "budget_at_start", "budget_at_end")}
+    )
     components.table(
-        pd.DataFrame(
-            retro.budget_rows(change), columns=["slo", "budget_at_start", "budget_at_end", "spent"]
-        ),
+        shown,
         "retro-budgets",
+        # narrow figure columns: at half width the long SLO names would push the last
+        # one out of sight
         column_config={
-            "budget_at_start": st.column_config.NumberColumn("at the start", format="percent"),
-            "budget_at_end": st.column_config.NumberColumn("at the end", format="percent"),
-            "spent": st.column_config.NumberColumn("spent in the sprint", format="percent"),
+            "spent": st.column_config.NumberColumn(
+                "spent",
+                width="small",
+                help="The sprint's own bad events, as a share of the error budget of the "
+                "SLO's window ending with the sprint",
+            ),
+            "budget_at_start": st.column_config.NumberColumn(
+                "left at start",
+                width="small",
+                help="Budget remaining over the SLO's window ending when the sprint began",
+            ),
+            "budget_at_end": st.column_config.NumberColumn(
+                "left at end",
+                width="small",
+                help="Budget remaining over the SLO's window ending when the sprint ended",
+            ),
         },
     )
 with load:
@@ -159,13 +263,13 @@ with load:
             "toil_share",
             toil["share"],
             change=change["toil_share"]["delta"],
-            note=f"{toil['hours']:,.0f} h; cap {components.percent(toil['cap'], 0)}",
+            note=f"{toil['hours']:,.0f} h; cap {percent(toil['cap'], 0)}",
         )
     with columns[1]:
         figure_card(
             "pages_per_week",
             oncall["per_week"],
-            note=f"{oncall['pages']:,} pages, {components.percent(oncall['after_hours_share'])} after hours",
+            note=f"{oncall['pages']:,} pages, {percent(oncall['after_hours_share'])} after hours",
         )
 
 st.subheader(
@@ -192,6 +296,17 @@ st.subheader(
     help="The notes above as Markdown; the copy button is at the block's top right.",
 )
 st.code(
-    retro.retro_markdown(team, sprint_label, card, change, slowest, failed, incidents),
+    retro.retro_markdown(
+        team,
+        sprint_label,
+        card,
+        change,
+        slowest,
+        failed,
+        incidents,
+        rows=rows,
+        min_sample=min_sample,
+        spent=spent,
+    ),
     language="markdown",
 )
