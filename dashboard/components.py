@@ -23,7 +23,7 @@ import streamlit as st
 from dashboard import charts, filters, queries
 from dashboard.filters import View
 from metrics import Period
-from metrics.glossary import help_text, term
+from metrics.glossary import Term, help_text, term
 
 MISSING = "—"
 TIER_BADGES = {
@@ -270,18 +270,48 @@ def instant(moment: datetime) -> str:
 
 
 def column_help(frame: pd.DataFrame, labels: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Column configs: readable titles, and the glossary's definition where a column is a
-    figure."""
+    """Column configs: readable titles, the glossary's definition where a column is a
+    figure, shares in percent and hours to one decimal (by the glossary's unit), and times
+    as UTC minutes (or days, where every value is a midnight) instead of pandas' long form."""
     config: dict[str, Any] = {}
     labels = labels or {}
     for column in frame.columns:
         title = labels.get(column, str(column).replace("_", " "))
         try:
-            definition = help_text(str(column))
+            entry: Term | None = term(str(column))
         except KeyError:
-            definition = None
-        config[column] = st.column_config.Column(title, help=definition)
+            entry = None
+        definition = help_text(str(column)) if entry is not None else None
+        values = frame[column]
+        if isinstance(values.dtype, pd.DatetimeTZDtype):
+            given = values.dropna()
+            days = bool(len(given)) and bool((given.dt.floor("D") == given).all())
+            config[column] = st.column_config.DatetimeColumn(
+                f"{title} (UTC)",
+                format="YYYY-MM-DD" if days else "YYYY-MM-DD HH:mm",
+                help=definition,
+            )
+        elif pd.api.types.is_float_dtype(values) and (unit := _unit(str(column), entry)):
+            config[column] = st.column_config.NumberColumn(
+                title, format=COLUMN_FORMATS[unit], help=definition
+            )
+        else:
+            config[column] = st.column_config.Column(title, help=definition)
     return config
+
+
+COLUMN_FORMATS = {"share": "percent", "hours": "%.1f", "per week": "%.1f"}
+
+
+def _unit(column: str, entry: Term | None) -> str | None:
+    """The unit of a figure column: the glossary's, else what its name ends with."""
+    if entry is not None and entry.unit in COLUMN_FORMATS:
+        return entry.unit
+    if column.endswith("_hours"):
+        return "hours"
+    if column.endswith("per_week"):
+        return "per week"
+    return None
 
 
 def _csv(frame: pd.DataFrame) -> bytes:

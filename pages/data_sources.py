@@ -62,12 +62,14 @@ else:
         column_config={
             "last_error": st.column_config.TextColumn("last error", width="large"),
             "last_success_at": st.column_config.DatetimeColumn(
-                "last success", format="YYYY-MM-DD HH:mm"
+                "last success (UTC)", format="YYYY-MM-DD HH:mm"
             ),
             "last_attempt_at": st.column_config.DatetimeColumn(
-                "last attempt", format="YYYY-MM-DD HH:mm"
+                "last attempt (UTC)", format="YYYY-MM-DD HH:mm"
             ),
-            "last_error_at": st.column_config.DatetimeColumn("error at", format="YYYY-MM-DD HH:mm"),
+            "last_error_at": st.column_config.DatetimeColumn(
+                "error at (UTC)", format="YYYY-MM-DD HH:mm"
+            ),
         },
     )
 
@@ -78,8 +80,8 @@ components.table(
     data["freshness"],
     "freshness",
     column_config={
-        "first": st.column_config.DatetimeColumn("earliest", format="YYYY-MM-DD HH:mm"),
-        "latest": st.column_config.DatetimeColumn("latest", format="YYYY-MM-DD HH:mm"),
+        "first": st.column_config.DatetimeColumn("earliest (UTC)", format="YYYY-MM-DD HH:mm"),
+        "latest": st.column_config.DatetimeColumn("latest (UTC)", format="YYYY-MM-DD HH:mm"),
         "age_hours": st.column_config.NumberColumn("hours since the latest", format="%.1f"),
         "rows": st.column_config.NumberColumn("rows", format="localized"),
     },
@@ -92,10 +94,10 @@ with st.expander(
         "slo-freshness",
         column_config={
             "first_sample": st.column_config.DatetimeColumn(
-                "first sample", format="YYYY-MM-DD HH:mm"
+                "first sample (UTC)", format="YYYY-MM-DD HH:mm"
             ),
             "latest_sample": st.column_config.DatetimeColumn(
-                "latest sample", format="YYYY-MM-DD HH:mm"
+                "latest sample (UTC)", format="YYYY-MM-DD HH:mm"
             ),
         },
     )
