@@ -541,7 +541,9 @@ def budget_bars(frame: pd.DataFrame, label: str, *, limit: int = 15) -> go.Figur
 
 def incident_timeline(incidents: pd.DataFrame, *, limit: int = 30) -> go.Figure:
     """Incidents by start time and service; shape and colour by severity, and a line to
-    the resolution."""
+    the resolution. Plotly draws later traces over earlier ones: every resolution line
+    first, then the markers from the least severe up, so a SEV1 is never hidden under a
+    SEV3 of the same hours (the legend still lists SEV1 first)."""
     if incidents.empty:
         return empty("No incident started in this period.")
     services = incidents["service"].fillna("(no service)").astype(str)
@@ -549,7 +551,13 @@ def incident_timeline(incidents: pd.DataFrame, *, limit: int = 30) -> go.Figure:
     position = {service: index for index, service in enumerate(order)}
     figure = go.Figure()
     severities = incidents["severity"].fillna("unspecified").astype(str)
-    for severity in sorted(severities.unique()):
+    ranked = list(SEVERITY_COLOURS)  # most severe first
+    present = sorted(
+        severities.unique(),
+        key=lambda name: (-ranked.index(name) if name in ranked else -len(ranked), name),
+    )  # least severe (and unknown) first
+    markers = []
+    for severity in present:
         mask = (severities == severity) & services.isin(order)
         mine = incidents[mask]
         y = [position[s] for s in services[mask]]
@@ -559,7 +567,7 @@ def incident_timeline(incidents: pd.DataFrame, *, limit: int = 30) -> go.Figure:
             rows = [v for v, keep in zip(y, resolved, strict=True) if keep]
             spans = _spans(mine["started_at"][resolved], mine["resolved_at"][resolved], rows)
             figure.add_trace(spans.update(line={"color": colour, "width": 3}, opacity=0.6))
-        figure.add_trace(
+        markers.append(
             go.Scatter(
                 x=mine["started_at"],
                 y=y,
@@ -573,14 +581,28 @@ def incident_timeline(incidents: pd.DataFrame, *, limit: int = 30) -> go.Figure:
                 text=[
                     f"{safe(i)}: {safe(t)}" for i, t in zip(mine["id"], mine["title"], strict=True)
                 ],
-                customdata=mine["mttr"].astype(float).round(1),
+                customdata=[
+                    _resolution(at, hours)
+                    for at, hours in zip(mine["resolved_at"], mine["mttr"], strict=True)
+                ],
                 hovertemplate="%{text}<br>started %{x|%Y-%m-%d %H:%M} UTC"
-                "<br>resolved after %{customdata} h<extra></extra>",
+                "<br>%{customdata}<extra></extra>",
             )
         )
+    figure.add_traces(markers)
     _rows_over_time(figure, order)
     # the legend says what each marker is, even when one severity is all there is
+    figure.update_layout(legend={"traceorder": "reversed"})
     return _layout(figure, height=max(240, 60 + 30 * len(order)), showlegend=True)
+
+
+def _resolution(resolved_at: Any, hours: Any) -> str:
+    """An incident's end in words for its hover: still open is not a missing number."""
+    if pd.isna(resolved_at):
+        return "still open"
+    if pd.isna(hours):
+        return "time to resolve unknown"
+    return f"resolved after {float(hours):.1f} h"
 
 
 TIME_PANELS = (
@@ -625,8 +647,20 @@ def counts_bar(frame: pd.DataFrame, label: str, value: str, *, title: str) -> go
         )
     )
     figure.update_yaxes(autorange="reversed")
-    figure.update_xaxes(title=safe(title))
+    # counts have no halves: ticks on whole numbers only, about five to eight of them
+    figure.update_xaxes(
+        title=safe(title), tick0=0, dtick=_count_step(float(rows[value].max())), tickformat=",d"
+    )
     return _layout(figure, height=90 + 28 * len(rows), showlegend=False)
+
+
+def _count_step(largest: float) -> int:
+    """The 1, 2 or 5 × 10ⁿ tick step that gives at most eight ticks up to `largest`."""
+    for scale in (1, 10, 100, 1_000, 10_000, 100_000):
+        for base in (1, 2, 5):
+            if largest / (base * scale) <= 8:
+                return base * scale
+    return 1_000_000
 
 
 def coverage_bars(coverage: pd.DataFrame, labels: dict[str, str]) -> go.Figure:

@@ -107,6 +107,8 @@ def signed(value: float | None, unit: str) -> str | None:
         text = ("+" if value >= 0 else "−") + hours(abs(value))
     elif unit == "minutes":
         text = ("+" if value >= 0 else "−") + minutes(abs(value))
+    elif unit == "":  # a figure without a unit is a count: "+3", not "+3.0"
+        text = f"{value:+,.0f}"
     else:
         text = f"{value:+,.1f}"
     return text.replace("−", "-")

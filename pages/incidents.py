@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import charts, components, queries
@@ -17,7 +16,6 @@ from metrics.incidents import UNSPECIFIED
 OPEN, RESOLVED = "open", "resolved"
 # the chart helper's word for an incident without a service (`charts.incident_timeline`)
 NO_SERVICE = "(no service)"
-SEVERITIES = tuple(charts.SEVERITY_COLOURS)  # most severe first
 
 
 def labelled(incidents: pd.DataFrame) -> pd.DataFrame:
@@ -40,34 +38,6 @@ def change(now: Mapping[str, Any], then: Mapping[str, Any], key: str) -> float |
     """A figure's change from the previous period, None when either side has no value."""
     current, previous = now.get(key), then.get(key)
     return None if current is None or previous is None else current - previous
-
-
-def severest_on_top(figure: go.Figure) -> go.Figure:
-    """Plotly draws later traces over earlier ones: resolution lines first, then markers
-    from the least severe up, so a SEV1 is never hidden under a SEV3 of the same hours.
-    The legend still lists SEV1 first."""
-
-    def layer(trace: Any) -> tuple[int, int]:
-        if getattr(trace, "mode", None) != "markers":
-            return (0, 0)
-        name = getattr(trace, "name", None)
-        return (1, len(SEVERITIES) - SEVERITIES.index(name) if name in SEVERITIES else 0)
-
-    figure.data = tuple(sorted(figure.data, key=layer))
-    figure.update_layout(legend={"traceorder": "reversed"})
-    return figure
-
-
-def whole_ticks(figure: go.Figure, largest: float) -> go.Figure:
-    """Counts have no halves: x ticks on whole numbers only, about five to eight of them."""
-    step = 1
-    for scale in (1, 10, 100, 1_000, 10_000):
-        candidates = [base * scale for base in (1, 2, 5) if largest / (base * scale) <= 8]
-        if candidates:
-            step = candidates[0]
-            break
-    figure.update_xaxes(tick0=0, dtick=step, tickformat=",d")
-    return figure
 
 
 DATETIME = "YYYY-MM-DD HH:mm"
@@ -129,7 +99,7 @@ st.subheader(
     "(an open incident has none).",
 )
 components.chart(
-    severest_on_top(charts.incident_timeline(incidents)),
+    charts.incident_timeline(incidents),
     incidents[["id", "started_at", "severity", "service", "state", "mttr", "resolved_at", "title"]],
     "incident-timeline",
     column_config={
@@ -179,10 +149,7 @@ if len(causes):
     # the table in the chart's order: most incidents first
     causes = causes.sort_values(["count", "cause"], ascending=[False, True], kind="stable")
     components.chart(
-        whole_ticks(
-            charts.counts_bar(causes, "cause", "count", title="incidents"),
-            causes["count"].max(),
-        ),
+        charts.counts_bar(causes, "cause", "count", title="incidents"),
         causes[["cause", "count"]],
         "causes",
     )

@@ -194,6 +194,20 @@ def test_incident_timeline_draws_durations_by_severity() -> None:
     lines = [t for t in figure.data if t.mode == "lines"]
     assert len(lines) == 1 and lines[0].x[1] == _t("2026-11-01 05:00")
     assert list(figure.layout.yaxis.ticktext) == ["(no service)", "a"]
+    # an open incident's hover says so, instead of "resolved after NaN h"
+    hover = {t.name: list(t.customdata) for t in markers}
+    assert hover == {"SEV1": ["resolved after 5.0 h"], "unspecified": ["still open"]}
+    # every line under every marker, and the most severe markers drawn last (on top)
+    kinds = [t.mode for t in figure.data]
+    assert kinds == sorted(kinds, key=lambda mode: mode == "markers")
+    assert [t.name for t in markers] == ["unspecified", "SEV1"]
+
+
+def test_counts_have_whole_number_ticks() -> None:
+    few = charts.counts_bar(pd.DataFrame({"c": ["a", "b"], "n": [3, 1]}), "c", "n", title="x")
+    many = charts.counts_bar(pd.DataFrame({"c": ["a"], "n": [385]}), "c", "n", title="x")
+    assert (few.layout.xaxis.dtick, many.layout.xaxis.dtick) == (1, 50)
+    assert few.layout.xaxis.tickformat == ",d"
 
 
 def test_response_times_three_panels() -> None:

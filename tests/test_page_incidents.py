@@ -224,11 +224,6 @@ def test_every_time_card_shows_its_change(small_url: str, use: Any) -> None:
     assert metric(at, "Attributed").value == "0"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="components.signed writes every unitless change with one decimal (+3.0); "
-    "counts need it without (see the report of this change)",
-)
 def test_the_change_of_a_count_is_a_whole_number(small_url: str, use: Any) -> None:
     use(small_url)
     at = run()
