@@ -52,6 +52,9 @@ class View:
     period_label: str
     catalog: dict[str, Any]
     notices: tuple[str, ...] = field(default=())
+    # a page without a service picker (the team retro) keeps the visitor's service filter
+    # in the address for the next page without applying it
+    kept_service: str | None = None
 
     @property
     def scope_label(self) -> str:
@@ -270,7 +273,12 @@ def sidebar(*, period: bool = True, service: bool = True, now: datetime | None =
         notices.append(f"{exc}: showing the last {PRESET_DAYS[DEFAULT_PERIOD]} days.")
         key, start_text, end_text = DEFAULT_PERIOD, None, None
         chosen_period, label = resolve_period(key, now=now)
-    values: dict[str, str | None] = {"team": team_value, "service": service_value}
+    kept_service = (
+        chosen_service
+        if not service and team_value is not None and _owner(catalog, chosen_service) == team_value
+        else None
+    )
+    values: dict[str, str | None] = {"team": team_value, "service": service_value or kept_service}
     if period:
         chosen_period, label, key, period_values = _period_widgets(
             catalog, key, chosen_period, label, now
@@ -288,7 +296,16 @@ def sidebar(*, period: bool = True, service: bool = True, now: datetime | None =
     # whatever the widgets hold, the scope passes the access check once more
     team_value, service_value, _ = allowed_scope(team_value, service_value, every)
     query = Query(chosen_period.start, chosen_period.end, team_value, service_value)
-    return View(query, key, label, catalog, tuple(notices))
+    return View(query, key, label, catalog, tuple(notices), kept_service)
+
+
+def _owner(catalog: dict[str, Any], service: str | None) -> str | None:
+    """The team a service belongs to, among those the visitor may see (None: not one)."""
+    if service is None:
+        return None
+    services = catalog["services"]
+    owner = services.loc[services["name"] == service, "team"]
+    return None if owner.empty else str(owner.iloc[0])
 
 
 def _period_widgets(

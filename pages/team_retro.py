@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -18,34 +17,6 @@ SPRINT_LENGTHS = (7, 14, 21, 28)
 SPRINT_MEMORY = "poise_retro_sprint"
 
 
-def asked_service() -> str | None:
-    """The service filter the visitor arrived with, read as `filters.sidebar` reads it (the
-    link's parameters, else the session's memory). The retro covers a whole team, so its
-    sidebar offers no service and writes none back; without this the service would be
-    dropped from the address and the memory, and the next page would lose it."""
-    if any(st.query_params.get(key) for key in filters.PARAMS):
-        return st.query_params.get("service") or None
-    return st.session_state.get(filters.MEMORY, {}).get("service") or None
-
-
-def keep_service(service: str | None, team: str | None, catalog: dict[str, Any]) -> bool:
-    """Put the service filter back in the address and the memory when it still belongs to
-    the team shown (a service of another team, or one that no longer exists or may not be
-    seen, stays dropped, as the filters would drop it)."""
-    if service is None or team is None:
-        return False
-    services = catalog["services"]
-    owner = services.loc[services["name"] == service, "team"]
-    if owner.empty or str(owner.iloc[0]) != team:
-        return False
-    if st.query_params.get("service") != service:
-        st.query_params["service"] = service
-    memory = dict(st.session_state.get(filters.MEMORY, {}))
-    memory["service"] = service
-    st.session_state[filters.MEMORY] = memory
-    return True
-
-
 def choose_team(team: str) -> None:
     """Make the page's team choice the sidebar's team filter (address, memory and widget),
     so the sidebar and the retro never name different scopes."""
@@ -57,7 +28,6 @@ def choose_team(team: str) -> None:
     st.rerun()
 
 
-service_asked = asked_service()
 view = components.page_start(
     "Team retro",
     "One team's sprint against the sprint before: what changed, what was slow, what broke",
@@ -85,9 +55,9 @@ if team is None:
     choose_team(picked)
     st.stop()  # not reached: choose_team reruns the page
 
-if keep_service(service_asked, team, view.catalog):
+if view.kept_service is not None:
     st.caption(
-        f"The retro covers the whole team; the service filter ({md(service_asked)}) stays "
+        f"The retro covers the whole team; the service filter ({md(view.kept_service)}) stays "
         "for the other pages."
     )
 
