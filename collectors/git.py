@@ -16,7 +16,10 @@ Processes per sync of one service, whatever the size of the history: `git rev-pa
 `git for-each-ref --merged` (tags), at most one `git merge-base --is-ancestor` (was the
 old head force-pushed away?), ONE `git log` over the range to read, and with `paths` one
 `git log --no-merges -- <paths>` listing the commits that touch them (run concurrently).
-Never a process per commit or per deployment.
+Never a process per commit or per deployment. The rev-parse also prints the folder's place
+in its work tree: a git.path below the root is refused (git would read the whole enclosing
+repository). After a full read with two or more `paths`, one `git log -1` per path finds
+those that touch no commit, which are reported as warnings.
 
 Incremental: the bookmark keeps the branch head and the deploy tags already stored.
 Head unchanged and no new tag: nothing runs beyond the two listings. New commits only:
@@ -35,6 +38,7 @@ import contextlib
 import fcntl
 import fnmatch
 import os
+import posixpath
 import queue
 import subprocess
 import threading
@@ -124,6 +128,7 @@ class Pass:
     parents: dict[str, str] = field(default_factory=dict)
     changes: set[str] = field(default_factory=set)
     records: int = 0
+    touched: set[str] | None = None  # with `paths`: the non-merge commits touching them
 
 
 class GitSource(Source):
@@ -184,9 +189,20 @@ class GitSync:
     def resolve_head(self) -> str:
         if not self.repo.is_dir():
             raise self.fail(f"no folder {self.repo}: check {self.where}.path")
+        # --show-prefix in the same process: the folder's path below the work tree's root
+        # ("sub/"), empty at the root (and in a bare clone, where --show-toplevel would
+        # fail). It is printed even when the branch is not found.
         done = self.git(
-            "rev-parse", "--verify", "--quiet", f"{self.location.branch}^{{commit}}", check=False
+            "rev-parse",
+            "--show-prefix",
+            "--verify",
+            "--quiet",
+            f"{self.location.branch}^{{commit}}",
+            check=False,
         )
+        lines = done.stdout.splitlines()
+        if lines and lines[0]:
+            raise self.fail(self.inside_repository(lines[0]))
         if done.returncode != 0:
             probe = self.git("rev-parse", "--git-dir", check=False)
             if probe.returncode != 0:
@@ -195,7 +211,28 @@ class GitSync:
                 f"branch {self.location.branch!r} not found in {self.repo}: check "
                 f"{self.where}.branch"
             )
-        return done.stdout.strip()
+        return lines[-1].strip()
+
+    def inside_repository(self, prefix: str) -> str:
+        """Why a git.path below a work tree's root is refused, with the config that works.
+
+        Git would read the whole enclosing repository from there, silently: every commit
+        of every folder would be this service's change.
+        """
+        below = prefix.strip("/")
+        folder = Path(os.path.realpath(self.repo))  # git -C resolves symlinks the same way
+        root = folder.parents[below.count("/")]
+        # paths were read relative to that folder (git's pathspecs follow -C): the same
+        # paths, relative to the root
+        paths = [
+            path if path.startswith(":") else posixpath.normpath(f"{below}/{path}")
+            for path in self.location.paths
+        ] or [below]
+        return (
+            f"{self.where}.path {self.repo} is inside the repository {root}: point "
+            f"{self.where}.path at the repository and list {', '.join(paths)} in "
+            f"{self.where}.paths"
+        )
 
     def list_tags(self) -> dict[str, DeployTag]:
         """Every tag matching deploy_tags, by name (whether merged or not: see `merged`)."""
@@ -265,6 +302,42 @@ class GitSync:
         tags = {**stored, **{name: tag.as_bookmark() for name, tag in new_tags.items()}}
         bookmark = {"head": head, "tags": tags}
         self.finish(full, history, deployment_rows, link_rows, set(tags), bookmark)
+        if full and history.touched is not None:
+            self.warn_unmatched_paths(history.touched, head)
+
+    def warn_unmatched_paths(self, touched: set[str], head: str) -> None:
+        """A `paths` entry that touches no commit is almost surely a typo: say so.
+
+        Only after a full read (the first sync, `--full`, a force-push), whose path pass
+        covered the whole branch. Usually no process at all: nothing touched means every
+        entry matched nothing, and a single entry matched if anything was touched. With
+        several entries, one `git log -1` each (it stops at the entry's newest commit), so
+        git's own pathspec rules decide, not an imitation of them.
+        """
+        paths = self.location.paths
+        if not touched:
+            unmatched = list(paths)
+        elif len(paths) == 1:
+            unmatched = []
+        else:
+            unmatched = [
+                path
+                for path in paths
+                if not self.git(
+                    "log", "-1", "--no-merges", "--full-history", "--format=%H", head, "--", path
+                ).stdout.strip()
+            ]
+        for path in unmatched:
+            # The runner has no warning list yet: a warning is a log line, which `poise sync`
+            # prints on stderr (as the other collectors' warnings).
+            self.ctx.log.warning(
+                "git: %s: %s.paths: %r touches no commit on %s; check it (paths are "
+                "relative to the repository's root)",
+                self.service,
+                self.where,
+                path,
+                self.location.branch,
+            )
 
     def plan(
         self,
@@ -298,6 +371,7 @@ class GitSync:
         history = Pass()
         writer = ChangeWriter(self.ctx, self.service)
         paths_filter: set[str] | None = touching() if touching else None
+        history.touched = paths_filter
         if not self.wants_changes:
             paths_filter = set()  # no commit is a change here (CHANGE_BLOCKS)
         every = self.ctx.checkpoint_every

@@ -14,10 +14,18 @@ from collections.abc import Hashable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -136,6 +144,11 @@ class SourceConfig(Strict):
     max_retries: int = Field(5, ge=0)
     since: str | None = Field(None, description="Earliest date to collect, e.g. 2025-01-01.")
 
+    @field_validator("base_url")
+    @classmethod
+    def _an_http_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_http_url(value)
+
     @field_validator("since")
     @classmethod
     def _a_date(cls, value: str | None) -> str | None:
@@ -203,6 +216,20 @@ class PeopleConfig(Strict):
     toil_cap: float = Field(0.5, gt=0, le=1, description="Share of capacity toil may take.")
     business_hours_start: int = Field(9, ge=0, le=23)
     business_hours_end: int = Field(18, ge=1, le=24)
+
+    @field_validator("business_hours_end")
+    @classmethod
+    def _after_start(cls, value: int, info: ValidationInfo) -> int:
+        # Business hours are [start, end) of one weekday (docs/collectors.md, "After hours");
+        # they do not wrap past midnight, so an end at or before the start would make every
+        # page an after-hours page. (start is validated first: it is declared first.)
+        start = info.data.get("business_hours_start")
+        if start is not None and value <= start:
+            raise ValueError(
+                f"must be after business_hours_start ({start}): business hours run from "
+                "start to end within one day (24 is midnight)"
+            )
+        return value
 
 
 class BudgetPolicy(Strict):
@@ -525,6 +552,43 @@ def _guardrails_name_services(config: PoiseConfig, service_names: list[str]) -> 
             )
 
 
+def check_http_url(value: str) -> str:
+    """`value` if it is an http(s) URL with a host, else ValueError saying what is wrong.
+
+    Checked when the file is read, so a typo is one line naming the key rather than an
+    internal error of the HTTP library in the middle of a sync. The value is echoed only
+    when it cannot hold a credential (no `@`, no query).
+    """
+    parts = urlsplit(value)
+    if "@" in parts.netloc:
+        # user:password@host: the file must not hold secrets (and the password is not echoed)
+        raise ValueError(
+            "credentials do not belong in the URL: give the host alone and name the "
+            "environment variables holding them with token_env (and user_env)"
+        )
+    shown = repr(value) if "@" not in value else "the URL"
+    if parts.query or parts.fragment:
+        # e.g. ?private_token=…; and the client appends API paths to the URL, which a
+        # query or fragment would swallow
+        raise ValueError(
+            "a base URL takes no query (?…) or fragment (#…): give scheme, host and path"
+        )
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{shown} is not an http:// or https:// URL with a host")
+    if re.search(r"\s", value):
+        raise ValueError(f"{shown}: a URL has no spaces")
+    host = parts.hostname or ""
+    if not re.fullmatch(r"[\w.\-:%~]+", host):  # ':' for IPv6 literals ([::1] -> ::1)
+        raise ValueError(f"{shown}: not a valid host name")
+    try:
+        port = parts.port  # urllib checks the port only when it is read
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValueError(f"{shown}: the port must be a number from 1 to 65535")
+    return value
+
+
 def _has_password(url: str) -> bool:
     try:
         return bool(make_url(url).password)
@@ -632,6 +696,11 @@ def secret_from_env(variable: str | None, *, what: str) -> str | None:
     if not variable:
         return None
     value = os.environ.get(variable)
-    if not value:
+    if value is None:
         raise ConfigError(f"{what}: environment variable {variable} is not set")
+    if not value.strip():
+        # Set but empty (`FOO=` in an env file, an empty Secret): "not set" would send the
+        # reader looking for a missing export that is in fact there.
+        blank = "empty" if not value else "only whitespace"
+        raise ConfigError(f"{what}: environment variable {variable} is set but {blank}")
     return value

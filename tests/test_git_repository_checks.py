@@ -1,0 +1,196 @@
+"""The Git collector refuses a git.path below a repository's root, and warns about a
+git.paths entry that touches no commit; real repositories built in a temp folder."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+from test_git_collector import Repo, changes, make_config, sync
+
+from collectors import git as git_module
+from poise.cli import main
+from poise.warehouse.sync_state import read_state
+
+WARNINGS = "poise.collectors"
+
+
+@pytest.fixture
+def mono(tmp_path: Path) -> dict[str, str]:
+    """A monorepo: services/api and services/web, and a README at the root."""
+    repo = Repo(tmp_path / "mono")
+    return {
+        "api": repo.commit("api", "2024-02-01T10:00:00+00:00", path="services/api/a.py"),
+        "web": repo.commit("web", "2024-02-01T11:00:00+00:00", path="services/web/w.py"),
+        "readme": repo.commit("readme", "2024-02-01T12:00:00+00:00", path="README.md"),
+    }
+
+
+def test_a_path_below_the_repository_root_is_refused(
+    sqlite_warehouse: Engine, tmp_path: Path, mono: dict[str, str]
+) -> None:
+    config = make_config(
+        tmp_path,
+        [
+            {"name": "api", "git": {"path": "mono/services/api"}},
+            {"name": "web", "git": {"path": "mono/services", "paths": ["web", "./shared/"]}},
+            {"name": "whole", "git": {"path": "mono"}},
+        ],
+    )
+    result = sync(sqlite_warehouse, config).result("git")
+    root = tmp_path / "mono"
+    assert result.errors == [
+        f"git: api: services[0].git.path {root / 'services/api'} is inside the repository "
+        f"{root}: point services[0].git.path at the repository and list services/api in "
+        "services[0].git.paths",
+        # its paths were relative to the folder: the message gives them from the root
+        f"git: web: services[1].git.path {root / 'services'} is inside the repository "
+        f"{root}: point services[1].git.path at the repository and list services/web, "
+        "services/shared in services[1].git.paths",
+    ]
+    # nothing of the enclosing repository was collected for them; the root is fine
+    assert changes(sqlite_warehouse, "api") == {} and changes(sqlite_warehouse, "web") == {}
+    assert set(changes(sqlite_warehouse, "whole")) == set(mono.values())
+    with sqlite_warehouse.connect() as connection:
+        assert read_state(connection, "git", "history", "api").last_error == result.errors[0]
+
+
+def test_the_check_costs_no_extra_git_process(
+    sqlite_warehouse: Engine, tmp_path: Path, mono: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[list[str]] = []
+    real_run = subprocess.run
+
+    def counting_run(command: list[str], *args: Any, **kwargs: Any) -> Any:
+        calls.append(command)
+        return real_run(command, *args, **kwargs)
+
+    monkeypatch.setattr(git_module.subprocess, "run", counting_run)
+    config = make_config(tmp_path, [{"name": "whole", "git": {"path": "mono"}}])
+    assert not sync(sqlite_warehouse, config).failed
+    rev_parses = [command for command in calls if "rev-parse" in command]
+    assert len(rev_parses) == 1 and "--show-prefix" in rev_parses[0]
+
+
+def test_a_symlink_to_a_subfolder_names_the_real_repository(
+    sqlite_warehouse: Engine, tmp_path: Path, mono: dict[str, str]
+) -> None:
+    (tmp_path / "link").symlink_to(tmp_path / "mono" / "services")
+    (tmp_path / "root-link").symlink_to(tmp_path / "mono")
+    config = make_config(
+        tmp_path,
+        [
+            {"name": "api", "git": {"path": "link"}},
+            {"name": "whole", "git": {"path": "root-link"}},
+        ],
+    )
+    (error,) = sync(sqlite_warehouse, config).result("git").errors
+    assert f"is inside the repository {tmp_path / 'mono'}: " in error
+    assert "list services in services[0].git.paths" in error
+    assert set(changes(sqlite_warehouse, "whole")) == set(mono.values())
+
+
+def test_a_bare_clone_is_still_read(
+    sqlite_warehouse: Engine, tmp_path: Path, mono: dict[str, str]
+) -> None:
+    # --show-toplevel fails in a bare repository; --show-prefix prints an empty line there
+    subprocess.run(
+        ["git", "clone", "-q", "--bare", str(tmp_path / "mono"), str(tmp_path / "mono.git")],
+        check=True,
+    )
+    config = make_config(tmp_path, [{"name": "whole", "git": {"path": "mono.git"}}])
+    assert not sync(sqlite_warehouse, config).failed
+    assert set(changes(sqlite_warehouse, "whole")) == set(mono.values())
+
+
+def test_a_wrong_branch_below_the_root_names_the_path_first(
+    sqlite_warehouse: Engine, tmp_path: Path, mono: dict[str, str]
+) -> None:
+    config = make_config(
+        tmp_path, [{"name": "api", "git": {"path": "mono/services", "branch": "mian"}}]
+    )
+    (error,) = sync(sqlite_warehouse, config).result("git").errors
+    assert "is inside the repository" in error
+
+
+def path_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == WARNINGS and record.levelno == logging.WARNING
+    ]
+
+
+def test_a_path_that_touches_no_commit_is_a_warning_after_a_full_read(
+    sqlite_warehouse: Engine,
+    tmp_path: Path,
+    mono: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = make_config(
+        tmp_path,
+        [
+            {"name": "api", "git": {"path": "mono", "paths": ["services/api", "servces/web"]}},
+            {"name": "typo", "git": {"path": "mono", "paths": ["servces/api"]}},
+            {"name": "fine", "git": {"path": "mono", "paths": ["services/web/", "README.md"]}},
+            {"name": "glob", "git": {"path": "mono", "paths": ["*.md", "services/*/a.py"]}},
+        ],
+    )
+    caplog.set_level(logging.WARNING, logger=WARNINGS)
+    summary = sync(sqlite_warehouse, config)
+    assert not summary.failed  # a warning, not a failure: the rest was collected
+    assert path_warnings(caplog) == [
+        "git: api: services[0].git.paths: 'servces/web' touches no commit on main; check it "
+        "(paths are relative to the repository's root)",
+        "git: typo: services[1].git.paths: 'servces/api' touches no commit on main; check it "
+        "(paths are relative to the repository's root)",
+    ]
+    assert set(changes(sqlite_warehouse, "api")) == {mono["api"]}
+    assert changes(sqlite_warehouse, "typo") == {}
+    assert set(changes(sqlite_warehouse, "glob")) == {mono["api"], mono["readme"]}
+
+    # an incremental sync reads only what is new: no full read, no warning again
+    caplog.clear()
+    Repo(tmp_path / "mono", create=False).commit(
+        "more", "2024-02-02T10:00:00+00:00", path="services/api/b.py"
+    )
+    assert not sync(sqlite_warehouse, config).failed
+    assert path_warnings(caplog) == []
+    # --full reads everything again, and says it again
+    caplog.clear()
+    sync(sqlite_warehouse, config, full=True)
+    assert len(path_warnings(caplog)) == 2
+
+
+def test_poise_sync_prints_the_path_warning_and_the_path_error(
+    tmp_path: Path, mono: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "poise.yaml"
+    config.write_text(
+        "teams: [{name: payments}]\n"
+        "services:\n"
+        "  - {name: api, team: payments, git: {path: mono, paths: [services/apj]}}\n",
+        encoding="utf-8",
+    )
+    database = f"sqlite:///{tmp_path / 'poise.db'}"
+    assert main(["sync", "--db", database, "--config", str(config)]) == 0
+    err = " ".join(capsys.readouterr().err.split())  # the log handler wraps long lines
+    assert "git: api: services[0].git.paths: 'services/apj' touches no commit on main" in err
+
+    config.write_text(
+        "teams: [{name: payments}]\n"
+        "services:\n"
+        "  - {name: api, team: payments, git: {path: mono/services/api}}\n",
+        encoding="utf-8",
+    )
+    assert main(["sync", "--db", database, "--config", str(config)]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert (
+        f"poise: git: api: services[0].git.path {tmp_path / 'mono/services/api'} is inside "
+        f"the repository {tmp_path / 'mono'}: point services[0].git.path at the repository "
+        "and list services/api in services[0].git.paths"
+    ) in lines
