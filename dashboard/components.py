@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -146,12 +146,16 @@ def figure_card(
     tier: str | None = None,
     status: str | None = None,
     note: str | None = None,
+    settled: bool = False,
 ) -> None:
     """One figure: its value, its definition on hover, its change from the previous
-    period (green when it improved), its tier in words and its sample."""
+    period (green when it improved; grey when `settled`: a change within noise, or on
+    too few rows to tell), its tier in words and its sample."""
     entry = term(key)
     shown = FORMATS.get(entry.unit, count)(value) if not isinstance(value, str) else value
     colour = "inverse" if entry.better == "lower" else "normal" if entry.better else "off"
+    if settled:
+        colour = "off"
     with st.container(border=True):
         st.metric(
             label or CARD_LABELS.get(key, entry.label),
@@ -205,9 +209,12 @@ def dora_cards(
         "change_failure_rate",
         "recovery_time",
     ),
+    *,
+    settled: Collection[str] = (),
 ) -> None:
     """The DORA figures of a scorecard side by side, each with its tier, sample and change
-    from the previous period."""
+    from the previous period (`settled`: the compared keys whose change is not a real one,
+    shown grey instead of green or orange)."""
     for column, key in zip(st.columns(len(figures)), figures, strict=True):
         field, compared, note = DORA_CARDS[key]
         block = dora[key]
@@ -218,6 +225,7 @@ def dora_cards(
                 change=change[compared]["delta"],
                 tier=block.get("tier"),
                 note=note(block),
+                settled=compared in settled,
             )
 
 

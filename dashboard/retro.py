@@ -172,6 +172,24 @@ def verdict(
     return BETTER if improved else WORSE
 
 
+def settled(
+    change: Mapping[str, Any], rows: Samples | None = None, min_sample: int = 5
+) -> set[str]:
+    """The compared figures whose change is no real change: about the same, or too few
+    rows to tell (the cards show those changes grey, as the table words them)."""
+    return {
+        figure.key
+        for figure in CHANGED
+        if verdict(
+            change.get(figure.key) or {},
+            figure,
+            rows.get(figure.key) if rows else None,
+            min_sample,
+        )
+        in (SAME, TOO_FEW)
+    }
+
+
 def changed_rows(
     change: Mapping[str, Any], rows: Samples | None = None, min_sample: int = 5
 ) -> list[dict[str, str]]:

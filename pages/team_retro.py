@@ -122,7 +122,8 @@ st.subheader(
     help="This sprint's figures and their change from the sprint before. "
     + retro.noise_rule(min_sample),
 )
-components.dora_cards(dora, change)
+settled = retro.settled(change, rows, min_sample)  # within noise: grey, as the table says
+components.dora_cards(dora, change, settled=settled)
 components.table(
     pd.DataFrame(retro.changed_rows(change, rows, min_sample)),
     "retro-changes",
@@ -234,6 +235,7 @@ with load:
             toil["share"],
             change=change["toil_share"]["delta"],
             note=f"{toil['hours']:,.0f} h; cap {percent(toil['cap'], 0)}",
+            settled="toil_share" in settled,
         )
     with columns[1]:
         figure_card(

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
-from test_pages import ROOT, TIMEOUT, assert_clean, run, sidebar_box
+from test_pages import ROOT, TIMEOUT, assert_clean, metric, run, sidebar_box
 
 from dashboard import filters, retro
 from dashboard.filters import today
@@ -200,6 +200,9 @@ def test_the_sprint_follows_the_visitor_back_to_the_page(dashboard_demo_url: str
     assert linked.query_params["sprint_days"] in (["21"], "21")
 
 
+GREY = 2  # streamlit's MetricProto.MetricColor.GRAY
+
+
 def test_verdicts_follow_the_rule_and_budgets_spent_are_not_negative(
     dashboard_demo_url: str, use: Any
 ) -> None:
@@ -210,6 +213,17 @@ def test_verdicts_follow_the_rule_and_budgets_spent_are_not_negative(
     allowed = {retro.BETTER, retro.WORSE, retro.SAME, retro.TOO_FEW, retro.NO_COMPARISON}
     assert set(verdicts["verdict"]) <= allowed
     assert "10 %" in (at.subheader[0].proto.help or "")
+    # a card's change is grey when the table calls it about the same or too few to tell,
+    # green or orange otherwise (Metric.proto.color: 2 is grey)
+    words = dict(zip(verdicts["figure"], verdicts["verdict"], strict=True))
+    cards = {
+        "Lead time (median)": "Lead time (median)",
+        "Change fail rate": "Change fail rate",
+        "Recovery (median)": "Recovery time (median)",
+    }
+    for card, figure in cards.items():
+        settled = words[figure] in (retro.SAME, retro.TOO_FEW)
+        assert (metric(at, card).proto.color == GREY) == settled, (card, words[figure])
     budgets = table_with(at, "slo", "spent", "budget_at_start", "budget_at_end")
     assert len(budgets) >= 1
     assert (budgets["spent"].dropna() >= 0).all()
