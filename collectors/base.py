@@ -245,6 +245,14 @@ class SyncContext:
     log: logging.Logger = log
     outcomes: dict[tuple[str, str], StreamOutcome] = field(default_factory=dict)
     current: tuple[str, str] | None = None
+    # what the user should know though nothing failed (a path matching nothing, a record
+    # skipped): `poise sync` prints them under its summary
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, message: str) -> None:
+        """A finding for the sync's summary (logged at debug level only: said once, at the end)."""
+        self.warnings.append(message)
+        self.log.debug("%s", message)
 
     # -- bookmarks ------------------------------------------------------------------
 

@@ -328,15 +328,9 @@ class GitSync:
                 ).stdout.strip()
             ]
         for path in unmatched:
-            # The runner has no warning list yet: a warning is a log line, which `poise sync`
-            # prints on stderr (as the other collectors' warnings).
-            self.ctx.log.warning(
-                "git: %s: %s.paths: %r touches no commit on %s; check it (paths are "
-                "relative to the repository's root)",
-                self.service,
-                self.where,
-                path,
-                self.location.branch,
+            self.ctx.warn(
+                f"git: {self.service}: {self.where}.paths: {path!r} touches no commit on "
+                f"{self.location.branch}; check it (paths are relative to the repository's root)"
             )
 
     def plan(

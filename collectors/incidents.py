@@ -167,9 +167,7 @@ def refresh_open_incidents(
         try:
             response = ctx.http.get(path.format(id=source_id), params)
         except NotFoundError:
-            ctx.log.warning(
-                "%s: incident %s is no longer found; kept as stored", ctx.source, source_id
-            )
+            ctx.warn(f"{ctx.source}: incident {source_id} is no longer found; kept as stored")
             continue
         body = response.json()
         record = body.get(record_key) if isinstance(body, dict) else None

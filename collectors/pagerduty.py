@@ -255,12 +255,9 @@ class PagerDutySource(Source):
             with malformed_record("pagerduty", "incident", url):
                 belongs_to = (record.get("service") or {}).get("id")
                 if belongs_to != service_id:
-                    ctx.log.warning(
-                        "pagerduty: incident %s belongs to service %s, not %s (%s); skipped",
-                        record.get("id"),
-                        belongs_to,
-                        service_id,
-                        scope.key,
+                    ctx.warn(
+                        f"pagerduty: incident {record.get('id')} belongs to service "
+                        f"{belongs_to}, not {service_id} ({scope.key}); skipped"
                     )
                     continue
                 merge_rows(rows, incident_rows(record, scope))

@@ -596,10 +596,9 @@ class PrometheusSource(Source):
         if isinstance(bookmark, dict) and bookmark.get("queries") == queries.fingerprint:
             return datetime.fromisoformat(bookmark["hour"])
         if bookmark is not None:
-            ctx.log.warning(
-                "%s: SLO %s: its queries changed since the last sync; fetching its history again",
-                SOURCE,
-                slo.name,
+            ctx.warn(
+                f"{SOURCE}: SLO {slo.name}: its queries changed since the last sync; "
+                "fetched its history again"
             )
         elif not ctx.full:
             with ctx.engine.connect() as connection:

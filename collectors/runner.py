@@ -32,6 +32,7 @@ class SourceResult:
     updated: int = 0
     unchanged: int = 0
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -195,6 +196,8 @@ def _run_source(
             result.records += sum(outcome.records for outcome in ctx.outcomes.values())
             if error is not None:
                 result.errors.append(error)
+            for warning in ctx.warnings:
+                result.warnings.append(client.scrub(warning) if client is not None else warning)
     finally:
         if client is not None:
             client.close()

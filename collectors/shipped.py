@@ -284,14 +284,10 @@ class Linker:
         try:
             return self.resolver.between(previous.sha, deployment.sha)
         except NotFoundError as exc:
-            log.warning(
-                "%s: %s: cannot list the commits between deployments %s and %s (%s); "
-                "linking only the deployed commit's change",
-                self.ctx.source,
-                self.service,
-                previous.id,
-                deployment.id,
-                exc,
+            self.ctx.warn(
+                f"{self.ctx.source}: {self.service}: cannot list the commits between "
+                f"deployments {previous.id} and {deployment.id} ({exc}); linked only the "
+                "deployed commit's change"
             )
             return None
 

@@ -3,7 +3,6 @@ git.paths entry that touches no commit; real repositories built in a temp folder
 
 from __future__ import annotations
 
-import logging
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -13,10 +12,9 @@ from sqlalchemy import Engine
 from test_git_collector import Repo, changes, make_config, sync
 
 from collectors import git as git_module
+from collectors.runner import SyncSummary
 from poise.cli import main
 from poise.warehouse.sync_state import read_state
-
-WARNINGS = "poise.collectors"
 
 
 @pytest.fixture
@@ -117,19 +115,15 @@ def test_a_wrong_branch_below_the_root_names_the_path_first(
     assert "is inside the repository" in error
 
 
-def path_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [
-        record.getMessage()
-        for record in caplog.records
-        if record.name == WARNINGS and record.levelno == logging.WARNING
-    ]
+def path_warnings(summary: SyncSummary) -> list[str]:
+    """The warnings the sync's summary lists under the git source."""
+    return summary.result("git").warnings
 
 
 def test_a_path_that_touches_no_commit_is_a_warning_after_a_full_read(
     sqlite_warehouse: Engine,
     tmp_path: Path,
     mono: dict[str, str],
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
     config = make_config(
         tmp_path,
@@ -140,10 +134,9 @@ def test_a_path_that_touches_no_commit_is_a_warning_after_a_full_read(
             {"name": "glob", "git": {"path": "mono", "paths": ["*.md", "services/*/a.py"]}},
         ],
     )
-    caplog.set_level(logging.WARNING, logger=WARNINGS)
     summary = sync(sqlite_warehouse, config)
     assert not summary.failed  # a warning, not a failure: the rest was collected
-    assert path_warnings(caplog) == [
+    assert path_warnings(summary) == [
         "git: api: services[0].git.paths: 'servces/web' touches no commit on main; check it "
         "(paths are relative to the repository's root)",
         "git: typo: services[1].git.paths: 'servces/api' touches no commit on main; check it "
@@ -154,16 +147,14 @@ def test_a_path_that_touches_no_commit_is_a_warning_after_a_full_read(
     assert set(changes(sqlite_warehouse, "glob")) == {mono["api"], mono["readme"]}
 
     # an incremental sync reads only what is new: no full read, no warning again
-    caplog.clear()
     Repo(tmp_path / "mono", create=False).commit(
         "more", "2024-02-02T10:00:00+00:00", path="services/api/b.py"
     )
-    assert not sync(sqlite_warehouse, config).failed
-    assert path_warnings(caplog) == []
+    again = sync(sqlite_warehouse, config)
+    assert not again.failed
+    assert path_warnings(again) == []
     # --full reads everything again, and says it again
-    caplog.clear()
-    sync(sqlite_warehouse, config, full=True)
-    assert len(path_warnings(caplog)) == 2
+    assert len(path_warnings(sync(sqlite_warehouse, config, full=True))) == 2
 
 
 def test_poise_sync_prints_the_path_warning_and_the_path_error(
@@ -179,7 +170,10 @@ def test_poise_sync_prints_the_path_warning_and_the_path_error(
     database = f"sqlite:///{tmp_path / 'poise.db'}"
     assert main(["sync", "--db", database, "--config", str(config)]) == 0
     err = " ".join(capsys.readouterr().err.split())  # the log handler wraps long lines
-    assert "git: api: services[0].git.paths: 'services/apj' touches no commit on main" in err
+    assert (
+        "poise: warning: git: api: services[0].git.paths: 'services/apj' touches no commit "
+        "on main" in err
+    )
 
     config.write_text(
         "teams: [{name: payments}]\n"

@@ -548,7 +548,7 @@ def test_a_token_variable_that_is_not_set_is_one_line(
 
 
 def test_changed_queries_fetch_the_history_again(
-    replay_server: ReplayServer, warehouse: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    replay_server: ReplayServer, warehouse: Engine, tmp_path: Path
 ) -> None:
     replay_server.add_handler("/api/v1/query_range", counter_answer)
     config = replay_config(tmp_path, replay_server)
@@ -561,13 +561,15 @@ def test_changed_queries_fetch_the_history_again(
     ]
     changed = changed.model_copy(update={"slos": slos})
     before = len(replay_server.requests)
-    with caplog.at_level(logging.WARNING):
-        run_sync(warehouse, changed, registry={"prometheus": coarse()}, hooks=[])
+    summary = run_sync(warehouse, changed, registry={"prometheus": coarse()}, hooks=[])
     search = [
         r for r in replay_server.requests[before:] if r.query["query"] == "search_requests_total"
     ]
     assert int(search[0].query["start"]) == int(END.timestamp()) - 2 * DAY - HOUR
-    assert "SLO search-ok: its queries changed since the last sync" in caplog.text
+    assert summary.result("prometheus").warnings == [
+        "prometheus: SLO search-ok: its queries changed since the last sync; fetched its "
+        "history again"
+    ]
 
 
 def test_stats_notes_are_one_line_each() -> None:

@@ -222,5 +222,8 @@ def print_summary(summary: SyncSummary) -> None:
     for note in summary.notes:
         out.print(note, markup=False)
     for result in summary.results:
+        for warning in result.warnings:
+            err.print(f"poise: warning: {warning}", markup=False)
+    for result in summary.results:
         for error in result.errors:
             err.print(f"poise: {error}", markup=False)
