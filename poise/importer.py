@@ -31,6 +31,10 @@ from poise.warehouse.upsert import execute_plan, plan_upsert
 
 CHUNK_ROWS = 50_000
 MAX_INTEGER = 2**31 - 1  # the warehouse's INTEGER on both engines
+# Python's datetime, and so every reader of the warehouse, knows only years 1 to 9999; an
+# offset can push a timestamp written inside that range outside it once it is in UTC.
+MIN_YEAR, MAX_YEAR = 1, 9999
+NUMERIC_KINDS = ("count", "number", "fraction", "integer")
 BULK_CACHE_KIB = 128 * 1024  # SQLite page cache while a file is written
 
 
@@ -180,6 +184,8 @@ KINDS: dict[str, Kind] = {
 }
 
 # Columns the contract lists as present but whose value may legitimately be empty.
+# `changes.sha` is not among them: the contract gives every change a sha, and
+# collectors/shipped.py finds a deployment's changes by it.
 _MAY_BE_EMPTY = {
     ("incidents", "detected_at"),
     ("incidents", "acknowledged_at"),
@@ -187,7 +193,6 @@ _MAY_BE_EMPTY = {
     ("incidents", "severity"),
     ("deployments", "change_ids"),
     ("deployments", "sha"),
-    ("changes", "sha"),
 }
 
 
@@ -330,14 +335,69 @@ def _check_header(path: Path, kind: Kind, header: list[str], *, line: int) -> No
             raise ImportFileError(f"{path}:{line}: missing column {column.name!r}")
 
 
-def _json_value(value: Any) -> str:
+class _JsonObject(list[tuple[str, Any]]):
+    """A JSON object as its key/value pairs in order, so a key given twice can be seen."""
+
+
+class _JsonNumber(str):
+    """A JSON number as written: `0.999` stays `0.999` and `12` stays `12`, as in CSV."""
+
+    __slots__ = ()
+
+
+def _no_constant(name: str) -> Any:
+    # Python's json reads NaN and Infinity, which JSON does not have.
+    raise ValueError(f"{name} is not a JSON value")
+
+
+_JSON = json.JSONDecoder(
+    object_pairs_hook=_JsonObject,  # keeps a repeated key, where a dict would keep the last
+    parse_int=_JsonNumber,
+    parse_float=_JsonNumber,
+    parse_constant=_no_constant,
+)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, _JsonObject):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, _JsonNumber):
+        return f"the number {value}"
+    return "null" if value is None else "text"
+
+
+def _json_cell(column: Column, value: Any) -> str:
+    """One JSON value as the text a CSV cell would hold, or ValueError saying why not.
+
+    Text is taken as it is and a number as written wherever text is expected (an export's
+    numeric id `12345` is the id `12345`). Objects, arrays and true/false have no text form
+    a person would mean, so they are refused rather than stored as Python's repr.
+    """
     if value is None:
         return ""
-    if isinstance(value, list):
-        return " ".join(str(item) for item in value)
-    if isinstance(value, bool):
-        return str(value).lower()
-    return str(value)
+    if column.kind == "ids":
+        if isinstance(value, str):
+            return value  # space-separated, as in CSV
+        if not isinstance(value, list) or isinstance(value, _JsonObject):
+            raise ValueError(f"expected an array of ids, got {_json_type(value)}")
+        ids = []
+        for item in value:
+            if not isinstance(item, str):  # a string, or a _JsonNumber as written
+                raise ValueError(f"expected an array of ids, got {_json_type(item)} in it")
+            # The ids are stored space-separated on the way in: an id with a space would
+            # silently become two ids, an empty one would vanish.
+            if not item.strip() or item.split() != [item.strip()]:
+                raise ValueError(f"{str(item)!r} in the array is not an id (empty or has a space)")
+            ids.append(str(item).strip())
+        return " ".join(ids)
+    if isinstance(value, str):  # a string, or a _JsonNumber as written
+        return str(value)
+    wanted = "a number" if column.kind in NUMERIC_KINDS else "text"
+    raise ValueError(f"expected {wanted}, got {_json_type(value)}")
 
 
 def _jsonl_chunks(
@@ -347,6 +407,7 @@ def _jsonl_chunks(
     lines: list[int] = []
     position = 0
     unreported = 0
+    columns = {column.name: column for column in kind.columns}
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             unreported += len(raw)
@@ -357,13 +418,26 @@ def _jsonl_chunks(
             if not stripped:
                 continue
             try:
-                record = json.loads(stripped)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                # What json.loads does with bytes, with one decoder made once (not per line).
+                record = _JSON.decode(
+                    stripped.decode(json.detect_encoding(stripped), "surrogatepass")
+                )
+            except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
                 raise ImportFileError(f"{path}:{number}: not valid JSON ({exc})") from None
-            if not isinstance(record, dict):
+            if not isinstance(record, _JsonObject):
                 raise ImportFileError(f"{path}:{number}: expected a JSON object per line")
-            _check_header(path, kind, list(record), line=number)
-            records.append({key.strip(): _json_value(value) for key, value in record.items()})
+            _check_header(path, kind, [key for key, _ in record], line=number)
+            cells: dict[str, str] = {}
+            for key, value in record:
+                name = key.strip()
+                if type(value) is str:  # the common case, without a call per value
+                    cells[name] = value
+                    continue
+                try:
+                    cells[name] = _json_cell(columns[name], value)
+                except ValueError as exc:
+                    raise ImportFileError(f"{path}:{number}: {name}: {exc}") from None
+            records.append(cells)
             lines.append(number)
             if len(records) >= CHUNK_ROWS:
                 yield position, _frame(records, kind, lines, position)
@@ -461,6 +535,9 @@ class _Validator:
             parsed = pd.to_datetime(values, format="%Y-%m-%d", errors="coerce")
             if (bad := _first(parsed.isna() & ~empty)) is not None:
                 raise _RowError(bad, f"{column.name}: {values[bad]!r} is not a valid date")
+            # pandas reads year 0; Python's date, which reads the warehouse back, does not.
+            if (bad := _first((parsed.dt.year < MIN_YEAR).fillna(False))) is not None:
+                raise _RowError(bad, _out_of_range(column, values[bad], in_utc=False))
             return values
         if kind == "status":
             valid = values.isin(DEPLOYMENT_STATUSES)
@@ -479,25 +556,49 @@ class _Validator:
         return values.where(~empty, None)
 
     def _timestamps(self, column: Column, values: pd.Series, empty: pd.Series) -> pd.Series:
+        written = values  # for messages: the value as the file has it
         lower_z = values.str.endswith("z")
         if lower_z.any():  # RFC 3339 allows it; pandas does not
             values = values.where(~lower_z, values.str[:-1] + "Z")
+        # The warehouse keeps microseconds. Beyond them pandas switches to nanoseconds, whose
+        # range is only the years 1677 to 2262, so drop digits 7 to 9 first (as Python's
+        # fromisoformat does; more than 9 is no timestamp by the contract's pattern).
+        if values.str.contains(r"\.\d{7}", regex=True).any():
+            values = values.str.replace(r"(\.\d{6})\d{1,3}(?!\d)", r"\1", regex=True)
         shaped = values.str.match(ISO_WITH_OFFSET.pattern)
         if (bad := _first(~shaped & ~empty)) is not None:
-            try:
-                parse_timestamp(values[bad])
-            except TimestampError as exc:
-                raise _RowError(bad, f"{column.name}: {exc}") from None
+            _parse_one(column, bad, written[bad])
         try:
             parsed = pd.to_datetime(values.where(~empty, None), utc=True, format="ISO8601")
         except (ValueError, OverflowError):
-            for position, value in values[~empty].items():
-                try:
-                    parse_timestamp(value)
-                except TimestampError as exc:
-                    raise _RowError(int(position), f"{column.name}: {exc}") from None
-            raise
+            # One by one, to name the row; if each parses alone, keep what they parse to.
+            one_by_one = {
+                position: _parse_one(column, int(position), written[position])
+                for position in values[~empty].index
+            }
+            parsed = pd.Series(one_by_one, index=values.index, dtype="datetime64[us, UTC]")
+        years = parsed.dt.year
+        if (bad := _first(((years < MIN_YEAR) | (years > MAX_YEAR)).fillna(False))) is not None:
+            raise _RowError(bad, _out_of_range(column, written[bad], in_utc=True))
         return parsed
+
+
+def _parse_one(column: Column, position: int, text: str) -> Any:
+    """The value parsed by the contract's own rules, or _RowError saying what is wrong."""
+    try:
+        return parse_timestamp(text)
+    except TimestampError as exc:
+        raise _RowError(position, f"{column.name}: {exc}") from None
+    except OverflowError:  # astimezone(UTC) leaving Python's years 1 to 9999
+        raise _RowError(position, _out_of_range(column, text, in_utc=True)) from None
+
+
+def _out_of_range(column: Column, text: str, *, in_utc: bool) -> str:
+    where = " in UTC" if in_utc else ""
+    return (
+        f"{column.name}: out of range: {text!r} is outside the years "
+        f"{MIN_YEAR} to {MAX_YEAR}{where}"
+    )
 
 
 def _storage_text(stamps: pd.Series) -> list[str | None]:
@@ -766,8 +867,19 @@ def import_file(
         raise ImportFileError(f"unknown kind {kind_name!r} (kinds: {', '.join(KINDS)})")
     kind = KINDS[kind_name]
     file_path = Path(path)
-    if not file_path.is_file():
+    if file_path.is_dir():
+        raise ImportFileError(f"{file_path}: is a folder, not a file (import its files one by one)")
+    if not file_path.exists():
         raise ImportFileError(f"{file_path}: no such file")
+    if not file_path.is_file():
+        # A pipe or device can be read only once; the importer reads a file more than once
+        # (the header, the rows, and again to find the line of a bad row).
+        raise ImportFileError(f"{file_path}: not a regular file")
+    try:
+        with file_path.open("rb"):
+            pass
+    except OSError as exc:  # no permission, mostly: say so rather than fail on the first read
+        raise ImportFileError(f"{file_path}: cannot read it ({exc.strerror or exc})") from None
     file_format = detect_format(file_path)
     chunks = _jsonl_chunks if file_format == "jsonl" else _csv_chunks
     result = ImportResult(kind=kind_name, path=str(file_path))
