@@ -77,3 +77,75 @@ def test_a_later_import_makes_them_stale_until_refreshed(warehouse: Engine, tmp_
             connection.execute(select(func.count()).select_from(schema.change_leads)).scalar() == 2
         )
     assert scorecard(warehouse, Q3)["dora"]["lead_time"]["changes"] == 2
+
+
+def _leads(engine: Engine) -> list[tuple]:
+    with engine.connect() as connection:
+        return [
+            tuple(row)
+            for row in connection.execute(
+                select(schema.change_leads).order_by(schema.change_leads.c.change_id)
+            )
+        ]
+
+
+def test_a_rebuild_writes_what_a_build_from_scratch_would(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    """A rebuild rewrites only the rows that changed: it must end where a first build does,
+    whatever changed in between."""
+    org = Org().service("checkout", "payments").service("search", "payments")
+    for n in range(1, 7):
+        org.change(f"c{n}", "checkout", at(days=n))
+    org.change("s1", "search", at(days=1))
+    org.deploy("d1", "checkout", at(days=3), ["c1", "c2", "c3"])
+    org.deploy("d2", "checkout", at(days=5), ["c4"])
+    org.deploy("d3", "checkout", at(days=8), ["c5", "c4"])
+    org.deploy("e1", "search", at(days=2), ["s1"])
+    org.load(warehouse, tmp_path)
+    refresh_derived(warehouse, Settings())
+    first = {row[0]: row[3] for row in _leads(warehouse)}
+    assert first == {
+        "c1": "d1",
+        "c2": "d1",
+        "c3": "d1",
+        "c4": "d2",
+        "c5": "d3",
+        "c6": None,
+        "s1": "e1",
+    }
+
+    dc, d, c, s = (
+        schema.deployment_changes,
+        schema.deployments,
+        schema.changes,
+        schema.services,
+    )
+    with warehouse.begin() as connection:
+        # c3 was also in an earlier deployment; d2 turned out to have failed (c4 now first
+        # ships with d3); c6 finally ships; c2 is gone; c1's time was corrected; search's
+        # production environment was renamed, so e1 no longer counts
+        connection.execute(dc.insert(), [{"deployment_id": "e1", "change_id": "c3"}])
+        connection.execute(d.update().where(d.c.id == "d2").values(status="failed"))
+        connection.execute(dc.insert(), [{"deployment_id": "d3", "change_id": "c6"}])
+        connection.execute(c.delete().where(c.c.id == "c2"))
+        connection.execute(
+            c.update().where(c.c.id == "c1").values(committed_at=at(days=2, hours=1))
+        )
+        connection.execute(
+            s.update().where(s.c.name == "search").values(production_environment="live")
+        )
+    refresh_derived(warehouse, Settings())
+    rebuilt = _leads(warehouse)
+    with warehouse.begin() as connection:
+        connection.execute(schema.change_leads.delete())
+    refresh_derived(warehouse, Settings())
+    assert rebuilt == _leads(warehouse)
+    assert {row[0]: row[3] for row in rebuilt} == {
+        "c1": "d1",
+        "c3": "d1",
+        "c4": "d3",
+        "c5": "d3",
+        "c6": "d3",
+        "s1": None,
+    }
