@@ -37,11 +37,17 @@ def parse_timestamp(text: str) -> datetime:
         raise TimestampError(f"{text!r} is not an ISO 8601 timestamp with an offset")
     if value.endswith("z"):  # RFC 3339 allows it; fromisoformat (3.11) does not
         value = value[:-1] + "Z"
+    offset = re.search(r"[+-](\d{2}):?(\d{2})$", value)
+    if offset and (int(offset[1]) > 23 or int(offset[2]) > 59):
+        raise TimestampError(f"{text!r}: the offset must be under 24 hours (e.g. +02:00)")
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
         raise TimestampError(f"{text!r} is not a valid timestamp ({exc})") from None
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-01:00 is in year 10000 in UTC
+        raise TimestampError(f"{text!r} is outside the years 1 to 9999 in UTC") from None
 
 
 def ensure_utc(value: datetime) -> datetime:

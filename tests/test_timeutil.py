@@ -58,6 +58,21 @@ def test_malformed_timestamps_are_errors(text: str) -> None:
         parse_timestamp(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("9999-12-31T23:59:59-01:00", "outside the years 1 to 9999 in UTC"),
+        ("0001-01-01T00:00:00+01:00", "outside the years 1 to 9999 in UTC"),
+        ("2026-01-01T00:00:00+99:99", "the offset must be under 24 hours"),
+        ("2026-01-01T00:00:00+24:00", "the offset must be under 24 hours"),
+    ],
+)
+def test_times_that_leave_the_calendar_in_utc_say_so(text: str, says: str) -> None:
+    with pytest.raises(TimestampError, match=says):
+        parse_timestamp(text)
+    assert parse_timestamp("9999-12-31T23:59:59+01:00").year == 9999  # the edges still parse
+
+
 def test_naive_datetimes_are_refused() -> None:
     with pytest.raises(TimestampError, match="naive datetime"):
         ensure_utc(datetime(2026, 7, 1))  # noqa: DTZ001 - the point of the test
