@@ -1,12 +1,16 @@
 """The `poise` command: one subcommand per module in `poise.commands`.
 
-Exit codes: 0 success, 1 failure (one clear line on stderr), 2 usage error.
+Exit codes: 0 success, 1 failure (one clear line on stderr), 2 usage error, 141 (quietly)
+when the reader of stdout went away, as after `poise metrics | head -1`.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
+import select
 import sys
 import traceback
 from collections.abc import Sequence
@@ -15,7 +19,7 @@ from types import ModuleType
 from sqlalchemy.exc import OperationalError
 
 from poise import __version__
-from poise.console import err
+from poise.console import err, out
 from poise.errors import PoiseError
 
 # Subcommand name -> module. Modules are imported only when needed: most pull in pandas
@@ -69,6 +73,60 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+# What a shell reports for a process that SIGPIPE ended (128 + 13), so `set -o pipefail`
+# sees `poise metrics | head -1` as it sees `yes | head -1`.
+EXIT_BROKEN_PIPE = 141
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (`| head -1` has what it wanted).
+
+    A BrokenPipeError may as well come from a socket a command writes to (a collector's
+    HTTP connection), which is a failure to report; only the closed stdout is the quiet
+    Unix case. Linux and macOS flag the write end of such a pipe with POLLERR/POLLHUP.
+    """
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # captured, replaced or closed: not a pipe
+        return False
+    if not hasattr(select, "poll"):  # Windows: no way to ask; stdout is the likely writer
+        return True
+    poller = select.poll()
+    poller.register(descriptor, select.POLLOUT)
+    return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null: Python flushes it again at exit, and a second
+    BrokenPipeError there would print "Exception ignored …" after all."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):
+        pass
+
+
+def _reraise_broken_pipe() -> None:
+    """For rich's `Console.on_broken_pipe` (its documented hook), called inside its own
+    `except BrokenPipeError`: rich's default exits 1, which would give table output another
+    exit code than `print()`'s JSON; raising again sends both through `main`'s handler."""
+    raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
+def _internal_error(args: argparse.Namespace, exc: BaseException) -> int:
+    """A bug, not a user mistake: say so, and how to see more."""
+    if args.debug:
+        traceback.print_exception(exc)
+    else:
+        err.print(
+            f"poise: internal error: {type(exc).__name__}: {exc} "
+            "(run with --debug for the traceback, and please report it)",
+            markup=False,
+        )
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     if words and words[0] == "--version":
@@ -76,8 +134,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     parser = build_parser(_requested(words))
     args = parser.parse_args(words)
+    out.on_broken_pipe = _reraise_broken_pipe  # type: ignore[method-assign]
     try:
-        return int(args.handler(args) or 0)
+        code = int(args.handler(args) or 0)
+        # Flushed here rather than at exit, so a reader that went away is seen below.
+        sys.stdout.flush()
+        return code
     except PoiseError as exc:
         if args.debug:
             traceback.print_exc()
@@ -89,19 +151,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         err.print(f"poise: database unavailable: {reason}", markup=False)
         return 1
+    except BrokenPipeError as exc:
+        if not _stdout_reader_gone():
+            return _internal_error(args, exc)
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         err.print("poise: interrupted", markup=False)
         return 130
-    except Exception as exc:  # a bug, not a user mistake: say so, and how to see more
-        if args.debug:
-            traceback.print_exc()
-        else:
-            err.print(
-                f"poise: internal error: {type(exc).__name__}: {exc} "
-                "(run with --debug for the traceback, and please report it)",
-                markup=False,
-            )
-        return 1
+    except Exception as exc:
+        return _internal_error(args, exc)
 
 
 if __name__ == "__main__":

@@ -23,5 +23,10 @@ class DatabaseUnavailable(PoiseError):
     """The warehouse cannot be reached."""
 
 
+class MissingWarehouse(PoiseError):
+    """A command that only reads was pointed at a SQLite file that does not exist (a typo
+    must not become a new, empty warehouse)."""
+
+
 class NotAvailableYet(PoiseError):
     """A capability that is planned but not built yet."""

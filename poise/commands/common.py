@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
+import stat
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Engine
 
 from poise.catalog import apply_config
 from poise.config import PoiseConfig, load_config
-from poise.warehouse import open_warehouse, resolve_url
+from poise.errors import PoiseError
+from poise.warehouse import resolve_url, upgrade
+from poise.warehouse.engine import connect_or_explain, open_engine, url_origin
 
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:
@@ -36,11 +42,95 @@ class Context:
     url: str
 
 
-def open_context(args: argparse.Namespace, *, apply: bool = True) -> Context:
-    """Load the config, open (and migrate) the warehouse, and write the config's catalog."""
+def open_database(url: str, *, create: bool = True, origin: str = "--db") -> Engine:
+    """Open the warehouse at `url` and bring its schema up to date.
+
+    `poise.warehouse.open_warehouse` with two more things the command line needs:
+    `create=False` refuses a SQLite file that does not exist (a command that only reads
+    must not turn a typo into a new, empty warehouse and print zeros), and `origin` names
+    the option the URL came from in every message.
+    """
+    engine = open_engine(url, create=create, origin=origin)
+    try:
+        connect_or_explain(engine)
+        upgrade(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+def open_context(args: argparse.Namespace, *, apply: bool = True, create: bool = True) -> Context:
+    """Load the config, open (and migrate) the warehouse, and write the config's catalog.
+
+    `create=False` for commands that only read the warehouse (see `open_database`).
+    """
     config = load_config(getattr(args, "config", None))
-    url = resolve_url(getattr(args, "db", None), config.database)
-    engine = open_warehouse(url)
+    explicit = getattr(args, "db", None)
+    url = resolve_url(explicit, config.database)
+    engine = open_database(
+        url, create=create, origin=url_origin(explicit, config.database, config.origin)
+    )
     if apply:
         apply_config(engine, config)
     return Context(config=config, engine=engine, url=url)
+
+
+def write_error(option: str, path: Path, exc: OSError) -> PoiseError:
+    """`--out r.md: cannot write: Permission denied`: the reason without the errno and
+    without the name of any temporary file the write went through."""
+    return PoiseError(f"{option}{path}: cannot write: {exc.strerror or exc}")
+
+
+def _check_target(path: Path, option: str) -> None:
+    if path.is_dir():
+        raise PoiseError(f"{option}{path} is a folder: name a file")
+    if not path.parent.is_dir():
+        raise PoiseError(f"{option}{path}: folder {path.parent} does not exist")
+
+
+def check_writable(path: Path, *, option: str = "") -> None:
+    """Fail now, with the reason, when `path` cannot be written: before a slow render or a
+    long build, not after it. Creates and removes a temporary file beside it."""
+    _check_target(path, option)
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise write_error(option, path, exc) from None
+    os.close(handle)
+    Path(temporary).unlink(missing_ok=True)
+
+
+def _mode_for(path: Path) -> int:
+    """The permissions `open()` would have given: mkstemp makes its file private (0600),
+    which would hide a report or a config from the other users meant to read it. An
+    existing file keeps its own mode."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
+def write_file_atomically(path: Path, data: bytes | str, *, option: str = "") -> None:
+    """Write `data` beside `path` and rename it into place, so a failed write never leaves
+    half a file (nor removes the one that was there). `option` (`"--out "`) prefixes the
+    message of a failure."""
+    _check_target(path, option)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise write_error(option, path, exc) from None
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(payload)
+        os.chmod(temporary, _mode_for(path))
+        os.replace(temporary, path)
+    except OSError as exc:
+        Path(temporary).unlink(missing_ok=True)
+        raise write_error(option, path, exc) from None
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

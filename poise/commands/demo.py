@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -38,10 +40,29 @@ def _non_negative(text: str) -> int:
 
 
 def _days(text: str) -> int:
-    value = _non_negative(text)
+    # Its own check, not _non_negative's: -3 and 0 get the same message ("at least 1").
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def _check_export(folder: Path) -> None:
+    """Make the --export folder and try a file in it before anything is built: failing
+    halfway would leave the warehouse with some of the demo (and, with --force, without
+    the earlier demo rows)."""
+    if folder.exists() and not folder.is_dir():
+        raise PoiseError(f"--export {folder} is a file: name a folder for the import files")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=".poise-demo-", dir=folder)
+        os.close(handle)
+        Path(probe).unlink()
+    except OSError as exc:
+        raise PoiseError(f"--export {folder}: cannot write: {exc.strerror or exc}") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,6 +102,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.export is not None:
+        _check_export(args.export)
     context = open_context(args, apply=False)
     try:
         _build(args, context)

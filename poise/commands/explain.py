@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    context = open_context(args)
+    context = open_context(args, create=False)  # reads only: a missing file is a typo
     period = period_from(args)
     scope = scope_from(args, context.engine)
     rows = explain(context.engine, args.figure, period, scope, settings_from(args, context.config))

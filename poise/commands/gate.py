@@ -73,7 +73,10 @@ def _from_env(names: tuple[str, ...]) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    context = open_context(args)
+    # The ledger is the only write, and an answer from a warehouse created just now would be
+    # a `ship` for every service of the config (no SLOs, no data): a typo in --db in a
+    # pipeline must fail, not pass.
+    context = open_context(args, create=False)
     try:
         now = args.at or utcnow()
         policy = context.config.budget_policy.for_service(args.service)

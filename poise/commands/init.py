@@ -6,6 +6,7 @@ import argparse
 from importlib.resources import files
 from pathlib import Path
 
+from poise.commands.common import write_file_atomically
 from poise.console import err
 from poise.errors import PoiseError
 
@@ -24,9 +25,19 @@ def starter_text() -> str:
 
 def run(args: argparse.Namespace) -> int:
     target = Path(args.path)
+    if target.is_dir():  # before --force: no flag turns a folder into a file
+        raise PoiseError(
+            f"{target} is a folder: name the file to write, e.g. {target / 'poise.yaml'}"
+        )
     if target.exists() and not args.force:
         raise PoiseError(f"{target} already exists (use --force to overwrite it)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(starter_text(), encoding="utf-8")
-    err.print(f"wrote {target}: edit it, then run `poise sync`")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PoiseError(
+            f"{target}: cannot create the folder {target.parent}: {exc.strerror or exc}"
+        ) from None
+    # Atomically: a failed --force never leaves the old configuration half overwritten.
+    write_file_atomically(target, starter_text())
+    err.print(f"wrote {target}: edit it, then run `poise sync`", markup=False)
     return 0

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import time
 from pathlib import Path
 
-from poise.commands.common import add_config_option, add_db_option, open_context
+from poise.commands.common import (
+    add_config_option,
+    add_db_option,
+    check_writable,
+    open_context,
+    write_file_atomically,
+)
 from poise.console import out
 from poise.errors import PoiseError
 from poise.timeutil import TimestampError, quarter_bounds
@@ -37,45 +41,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format",
         choices=FORMAT_CHOICES,
-        help="pdf, html (one self-contained file), xlsx or md (default: from --out, else pdf)",
+        help="pdf, html (one self-contained file), xlsx or md (default: from the suffix of "
+        "--out, else pdf); must agree with that suffix",
     )
     parser.add_argument(
         "--out",
         metavar="PATH",
-        help="file to write (default: poise-report-<quarter>[-<team>].<ext>)",
+        help="file to write, ending in .pdf, .html (or .htm), .xlsx or .md, which sets the "
+        "format; or an existing folder, to write the default name in it (default: "
+        "poise-report-<quarter>[-<team>].<format> in the working folder)",
     )
     parser.add_argument(
         "--paper", choices=("a4", "letter"), default="a4", help="page size of the PDF (default a4)"
     )
 
 
+def _suffixes() -> str:
+    return ", ".join(SUFFIX_FORMATS)
+
+
 def _format(args: argparse.Namespace) -> str:
-    if args.format:
-        return str(args.format)
-    if args.out:
-        suffix = Path(args.out).suffix.lower()
-        if suffix in SUFFIX_FORMATS:
-            return SUFFIX_FORMATS[suffix]
-    return "pdf"
-
-
-def _check_folder(path: Path) -> None:
-    """Fail before the (slow) rendering, not after it."""
-    if not path.parent.is_dir():
-        raise PoiseError(f"--out {path}: folder {path.parent} does not exist")
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write beside the target and rename, so a failed export never leaves half a file."""
-    _check_folder(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except OSError as exc:
-        Path(temporary).unlink(missing_ok=True)
-        raise PoiseError(f"--out {path}: cannot write ({exc.strerror or exc})") from None
+    """The format, from --format and --out's suffix, which must not disagree: a report
+    whose name promises one format and holds another opens as garbage (Markdown in a
+    .pdf, a PDF named .docx)."""
+    if not args.out or Path(args.out).is_dir():
+        return str(args.format or "pdf")
+    out = Path(args.out)
+    suffix = out.suffix.lower()
+    if not suffix:
+        raise PoiseError(
+            f"--out {out}: name a file ending in one of {_suffixes()}, or an existing folder"
+        )
+    if suffix not in SUFFIX_FORMATS:
+        raise PoiseError(
+            f"--out {out}: the report cannot be written as {suffix}; end the name in one of "
+            f"{_suffixes()}"
+        )
+    implied = SUFFIX_FORMATS[suffix]
+    if args.format and args.format != implied:
+        raise PoiseError(
+            f"--out {out} names a {implied} file but --format is {args.format}: name it "
+            f"{out.with_suffix('.' + args.format)}, or leave --format out"
+        )
+    return implied
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,8 +94,8 @@ def run(args: argparse.Namespace) -> int:
     target = Path(args.out) if args.out else Path(default_filename(args.quarter, args.team, fmt))
     if target.is_dir():
         target = target / default_filename(args.quarter, args.team, fmt)
-    _check_folder(target)
-    context = open_context(args)
+    check_writable(target, option="--out ")  # before the render, which takes seconds
+    context = open_context(args, create=False)
     started = time.perf_counter()
     data = render(
         context.engine,
@@ -98,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         paper=args.paper,
         rule=context.config.anomalies,
     )
-    _write_atomically(target, data)
+    write_file_atomically(target, data, option="--out ")
     seconds = time.perf_counter() - started
     out.print(
         f"wrote {target} ({fmt}, {len(data) / 1024:,.0f} KiB) in {seconds:.1f} s", markup=False

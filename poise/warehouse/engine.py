@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DatabaseError,
+    InterfaceError,
+    NoSuchModuleError,
+)
 
-from poise.errors import DatabaseUnavailable, PoiseError
+from poise.errors import DatabaseUnavailable, MissingWarehouse, PoiseError
 
 DEFAULT_URL = "sqlite:///data/poise.db"
 URL_ENV = "POISE_DATABASE_URL"
@@ -36,20 +42,108 @@ def redact(url: str) -> str:
     """The URL as it may be shown: never with its password."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparseable database URL>"
+    except (ArgumentError, ValueError):
+        # Unparseable (a port that is not a number, say): mask whatever sits between
+        # `user:` and `@`, since a mistyped URL still often carries a real password.
+        return _USERINFO_PASSWORD.sub(r"\1***@", url)
 
 
-def open_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout."""
+# `scheme://user:password@` in a URL SQLAlchemy cannot parse.
+_USERINFO_PASSWORD = re.compile(r"^([^:/?#]*://[^:/@?#]*:)[^@/?#]*@")
+SUPPORTED_KINDS = ("sqlite", "postgresql")
+URL_HINT = "use sqlite:///FILE or postgresql+psycopg://…"
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def url_origin(
+    explicit: str | None = None, configured: str | None = None, config_file: str = "the config"
+) -> str:
+    """Where `resolve_url` found the URL, as a person would go and fix it: `--db`,
+    `$POISE_DATABASE_URL`, or `database` in the config file. The default URL is named as
+    `--db` too: giving one is how to point elsewhere."""
+    if explicit:
+        return "--db"
+    if os.environ.get(URL_ENV):
+        return f"${URL_ENV}"
+    if configured:
+        return f"database in {config_file}"
+    return "--db"
+
+
+def _check_kind(parsed: URL, url: str, origin: str) -> None:
+    """Only SQLite and PostgreSQL hold a warehouse; say so before SQLAlchemy looks for a
+    plugin named after the typo (NoSuchModuleError) or a driver nobody installed."""
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED_KINDS:
+        try:
+            parsed.get_dialect()
+        except NoSuchModuleError:
+            raise PoiseError(
+                f"{origin} {redact(url)}: unknown database kind {backend!r} ({URL_HINT})"
+            ) from None
+        raise PoiseError(
+            f"{origin} {redact(url)}: Poise keeps its warehouse in SQLite or PostgreSQL, "
+            f"not {backend} ({URL_HINT})"
+        )
+    try:
+        parsed.get_dialect()
+    except NoSuchModuleError:
+        raise PoiseError(
+            f"{origin} {redact(url)}: unknown driver {parsed.get_driver_name()!r} for "
+            f"{backend} ({URL_HINT})"
+        ) from None
+
+
+def _sqlite_file(database: str, *, create: bool, origin: str) -> Path:
+    """The warehouse file, checked before SQLite opens it: SQLite itself would create a
+    missing one (a typo becoming an empty warehouse) and fail on a folder or a foreign file
+    with messages that name neither."""
+    path = Path(database).expanduser()
+    if path.is_dir():
+        raise PoiseError(f"{path} is a folder, not a SQLite warehouse (name a file in it)")
+    if path.exists():
+        try:
+            with path.open("rb") as handle:
+                header = handle.read(len(SQLITE_HEADER))
+        except OSError as exc:
+            raise PoiseError(f"cannot read the warehouse {path}: {exc.strerror or exc}") from None
+        # An empty file is a valid, empty SQLite database (what `touch` or a new mount gives).
+        if header and header != SQLITE_HEADER:
+            raise PoiseError(f"{path} is not a SQLite warehouse")
+        return path
+    if not create:
+        raise MissingWarehouse(
+            f"no warehouse at {path} (run poise demo, import or sync first, or check {origin})"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PoiseError(
+            f"cannot create the folder {path.parent} for the warehouse: {exc.strerror or exc}"
+        ) from None
+    return path
+
+
+def open_engine(
+    url: str, *, create: bool = True, origin: str = "database URL", **kwargs: Any
+) -> Engine:
+    """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout.
+
+    `create=False` is for commands that only read: a SQLite file that does not exist is
+    refused (`MissingWarehouse`) instead of being created empty. `origin` names where the
+    URL came from (`--db`, `--from`, …) in the messages, so the person knows what to fix.
+    """
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        raise PoiseError(f"database URL {url!r} is not a valid SQLAlchemy URL") from None
+    except (ArgumentError, ValueError):
+        raise PoiseError(f"{origin} {redact(url)}: not a valid database URL ({URL_HINT})") from None
+    _check_kind(parsed, url, origin)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            # SQLite does not expand `~` itself: open the file the check looked at.
+            path = _sqlite_file(database, create=create, origin=origin)
+            parsed = parsed.set(database=str(path))
         engine = create_engine(parsed, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -73,7 +167,9 @@ def unavailable(engine: Engine) -> DatabaseUnavailable | None:
     try:
         with engine.connect() as connection:
             connection.exec_driver_sql("SELECT 1").close()
-    except (OperationalError, InterfaceError) as exc:
+    # DatabaseError rather than only OperationalError: a damaged SQLite file fails the
+    # first statement with a plain DatabaseError ("database disk image is malformed").
+    except (DatabaseError, InterfaceError) as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         return DatabaseUnavailable(f"database unavailable at {redact(str(engine.url))}: {reason}")
     return None
