@@ -207,12 +207,29 @@ def trend(
         return empty("No weeks in this period.")
     figure = go.Figure()
     weeks = pd.to_datetime(weekly["bucket_start"], utc=True)
+    # the period's first and last buckets may be parts of weeks (a Friday-to-Sunday start):
+    # a rate over them is honest but reads as a dip, so they are drawn pale or open and say
+    # how many days they hold
+    days = _bucket_days(weekly)
+    partial = days < 7
+    spans = [f"{d:g} of 7 days" if p else "whole week" for d, p in zip(days, partial, strict=True)]
     for index, (column, label) in enumerate(columns.items()):
         values = pd.to_numeric(weekly[column], errors="coerce")
         style = {"color": PALETTE[index % len(PALETTE)]}
+        hover = "week of %{x|%d %b}: %{y:.3g}<br>%{customdata}<extra>" + safe(label) + "</extra>"
         if bars:
-            figure.add_trace(go.Bar(x=weeks, y=values, name=label, marker=style))
+            figure.add_trace(
+                go.Bar(
+                    x=weeks,
+                    y=values,
+                    name=label,
+                    marker={**style, "opacity": [0.4 if p else 1.0 for p in partial]},
+                    customdata=spans,
+                    hovertemplate=hover,
+                )
+            )
         else:
+            symbol = ["circle", "square", "diamond"][index % 3]
             figure.add_trace(
                 go.Scatter(
                     x=weeks,
@@ -220,10 +237,38 @@ def trend(
                     name=label,
                     mode="lines+markers",
                     line={**style, "dash": "solid" if index == 0 else "dash"},
-                    marker={"symbol": ["circle", "square", "diamond"][index % 3]},
+                    marker={"symbol": symbol},
                     connectgaps=False,
+                    customdata=spans,
+                    hovertemplate=hover,
                 )
             )
+            if partial.any():  # hollow markers over the parts of weeks (the legend stays solid)
+                figure.add_trace(
+                    go.Scatter(
+                        x=weeks[partial],
+                        y=values[partial],
+                        mode="markers",
+                        marker={
+                            "symbol": symbol,
+                            "color": "white",
+                            "line": {"color": style["color"], "width": 1.5},
+                        },
+                        showlegend=False,
+                        hoverinfo="skip",
+                    )
+                )
+    if partial.any():
+        figure.add_annotation(
+            text=f"{'pale bars' if bars else 'open markers'}: part of a week",
+            xref="paper",
+            yref="paper",
+            x=1,
+            y=1.12,
+            showarrow=False,
+            xanchor="right",
+            font={"size": 11, "color": GREY},
+        )
     figure.update_xaxes(title=None, tickformat="%d %b", type="date")
     if log:
         shown = pd.concat([pd.to_numeric(weekly[c], errors="coerce") for c in columns])
@@ -234,6 +279,15 @@ def trend(
             title=safe(title), tickformat=".0%" if percent else None, rangemode="tozero"
         )
     return _layout(figure, height=260, showlegend=len(columns) > 1)
+
+
+def _bucket_days(weekly: pd.DataFrame) -> np.ndarray:
+    """How many days each bucket spans (7 for a whole week; fewer at a period's edges)."""
+    if "bucket_end" not in weekly:
+        return np.full(len(weekly), 7.0)
+    start = pd.to_datetime(weekly["bucket_start"], utc=True)
+    end = pd.to_datetime(weekly["bucket_end"], utc=True)
+    return ((end - start).dt.total_seconds() / 86_400).round(2).to_numpy()
 
 
 # --- lead time ----------------------------------------------------------------------------------

@@ -92,6 +92,25 @@ def test_trend_draws_one_line_per_column_with_gaps_kept() -> None:
     assert charts.trend(weekly.iloc[0:0], {"x": "x"}, title="t").layout.annotations
 
 
+def test_parts_of_weeks_are_drawn_pale_or_hollow_and_say_so() -> None:
+    weekly = pd.DataFrame(
+        {  # a period from a Friday: its first bucket holds three days
+            "bucket_start": [_t("2026-10-30"), _t("2026-11-02"), _t("2026-11-09")],
+            "bucket_end": [_t("2026-11-02"), _t("2026-11-09"), _t("2026-11-16")],
+            "deployments_per_week": [39.7, 128.0, 122.0],
+        }
+    )
+    bars = charts.trend(weekly, {"deployments_per_week": "deploys"}, title="t", bars=True)
+    assert list(bars.data[0].marker.opacity) == [0.4, 1.0, 1.0]
+    assert list(bars.data[0].customdata) == ["3 of 7 days", "whole week", "whole week"]
+    assert "part of a week" in bars.layout.annotations[0].text
+    lines = charts.trend(weekly, {"deployments_per_week": "deploys"}, title="t")
+    hollow = [trace for trace in lines.data if trace.showlegend is False]
+    assert len(hollow) == 1 and list(hollow[0].y) == [39.7]
+    whole = weekly.iloc[1:]
+    assert not charts.trend(whole, {"deployments_per_week": "d"}, title="t").layout.annotations
+
+
 def test_lead_time_distribution_marks_p50_and_p90() -> None:
     changes = pd.DataFrame({"lead_hours": [0.5, 1.0, 2.0, 4.0, 8.0, 100.0, -1.0]})
     figure = charts.lead_time_distribution(changes, 4.0, 70.0)
