@@ -24,6 +24,7 @@ from rich.console import Console
 
 from poise.cli import main
 from poise.commands import metrics as metrics_command
+from poise.commands import scorecard_table
 from poise.warehouse import open_warehouse
 
 POISE = Path(sys.executable).with_name("poise")
@@ -401,17 +402,8 @@ def test_compare_table_shows_rates_in_percent_and_points(
 
 
 def test_times_in_the_table_are_to_the_minute() -> None:
-    document: dict[str, Any] = {
-        "slos": [
-            {"name": "a", "forecast_exhausted_at": "2026-10-27T00:37:09.534693Z"},
-            {"name": "b", "forecast_exhausted_at": None},
-        ],
-        "change": {},
-    }
-    shown = metrics_command._for_table(document)
-    assert [slo["forecast_exhausted_at"] for slo in shown["slos"]] == ["2026-10-27T00:37:00Z", None]
-    assert "change" not in shown
-    assert document["slos"][0]["forecast_exhausted_at"].endswith("09.534693Z")  # a copy
+    assert scorecard_table._minute("2026-10-27T00:37:09.534693Z") == "2026-10-27T00:37:00Z"
+    assert scorecard_table._minute(None) is None
 
 
 def test_the_table_prints_no_microseconds(loaded: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -427,10 +419,10 @@ def test_the_table_prints_no_microseconds(loaded: str, capsys: pytest.CaptureFix
 def test_change_rows_cover_every_compared_figure() -> None:
     from metrics.trends import COMPARED
 
-    assert set(metrics_command.CHANGE_ROWS) == set(COMPARED)
+    assert set(scorecard_table.CHANGE_ROWS) == set(COMPARED)
     console = Console(file=io.StringIO(), width=120)
     item = {"previous": 0, "current": 3, "delta": 3, "relative": None}
-    metrics_command.print_change(
+    scorecard_table.print_change(
         console,
         {
             "previous": {"period": {"from": "2026-04-01T00:00:00Z", "to": "2026-07-01T00:00:00Z"}},

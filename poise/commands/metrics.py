@@ -13,8 +13,6 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
 from sqlalchemy import Engine, select
 
 from metrics import anomalies
@@ -22,12 +20,7 @@ from metrics.model import DEFAULT_PERIOD_DAYS, Period, Scope, Settings
 from metrics.scorecard import scorecard, team_scorecards
 from metrics.trends import period_over_period
 from poise.commands.common import add_config_option, add_db_option, open_context
-from poise.commands.scorecard_table import (  # the table's own formatters, shared
-    MISSING,
-    _hours,
-    _num,
-    _pct,
-    _when,
+from poise.commands.scorecard_table import (
     print_scorecard,
     print_team_summary,
 )
@@ -35,9 +28,7 @@ from poise.console import out
 from poise.errors import PoiseError
 from poise.timeutil import (
     TimestampError,
-    isoformat_z,
     parse_period_bound,
-    parse_timestamp,
     quarter_bounds,
     utcnow,
 )
@@ -187,97 +178,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         print(_csv({scope.team or scope.service or "": document}), end="")
     else:
-        print_scorecard(out, _for_table(document))
-        if "change" in document:
-            print_change(out, document)
+        print_scorecard(out, document)
     return 0
-
-
-# --- the table output's own rendering of what JSON keeps exact ---------------------------------
-# These belong in scorecard_table.py (print_scorecard); they live here until its owner moves
-# them: print_scorecard gets the document without `change` (so its own change table, which
-# showed rates as 0.09 and their change in per cent of per cent, is not printed).
-
-# Each compared figure (metrics.trends.COMPARED): its label as in the scorecard's tables and
-# its unit: "share" is a rate shown in % whose change is in percentage points, as on the
-# dashboard and in the report ("-1.2 pts"); the others change by a relative %.
-CHANGE_ROWS: dict[str, tuple[str, str]] = {
-    "deployments_per_week": ("deployment frequency", "per week"),
-    "lead_time_median_hours": ("change lead time (median)", "hours"),
-    "change_failure_rate": ("change fail rate", "share"),
-    "recovery_median_hours": ("recovery time (median)", "hours"),
-    "rework_rate": ("rework rate", "share"),
-    "incidents": ("incidents", "count"),
-    "mttr_median_hours": ("time to resolve (median)", "hours"),
-    "toil_share": ("toil share", "share"),
-}
-
-
-def _minute(value: Any) -> Any:
-    """An ISO timestamp cut to the minute (`2026-10-27T00:37:00Z`), which the table prints
-    as `2026-10-27 00:37Z`: a forecast's microseconds are noise, not precision."""
-    if not isinstance(value, str):
-        return value
-    try:
-        moment = parse_timestamp(value)
-    except TimestampError:
-        return value
-    return isoformat_z(moment.replace(second=0, microsecond=0))
-
-
-def _for_table(document: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the document for print_scorecard: times to the minute, no `change`
-    (print_change shows it). The JSON output keeps the exact values (a contract)."""
-    shown = {key: value for key, value in document.items() if key != "change"}
-    shown["slos"] = [
-        {**slo, "forecast_exhausted_at": _minute(slo.get("forecast_exhausted_at"))}
-        for slo in document.get("slos", [])
-    ]
-    return shown
-
-
-def _value(value: Any, unit: str) -> str:
-    if unit == "share":
-        return _pct(value)
-    if unit == "hours":
-        return _hours(value)
-    if unit == "per week":
-        return MISSING if value is None else f"{_num(value, 2)} / week"
-    return _num(value, 2)
-
-
-def _change(item: dict[str, Any], unit: str) -> str:
-    delta, relative = item.get("delta"), item.get("relative")
-    if delta is None:
-        return MISSING
-    if unit == "share":
-        points = delta * 100
-        return "±0 pts" if round(points, 1) == 0 else f"{points:+.1f} pts"
-    if relative is None:  # from zero: no ratio, so the difference itself
-        return "±0" if delta == 0 else f"{delta:+,.{0 if unit == 'count' else 2}f}"
-    return "±0 %" if round(relative * 100, 1) == 0 else f"{relative * 100:+.1f} %"
-
-
-def print_change(console: Console, document: dict[str, Any]) -> None:
-    """The previous period beside this one: rates in %, their change in points."""
-    period = document["previous"]["period"]
-    table = Table(
-        title=f"Change from the previous period, {_when(period['from'])} to {_when(period['to'])}",
-        title_justify="left",
-    )
-    for column in ("figure", "previous", "current", "change"):
-        table.add_column(column, justify="left" if column == "figure" else "right")
-    for name, item in document["change"].items():
-        if name == "slos":
-            continue
-        label, unit = CHANGE_ROWS.get(name, (name.replace("_", " "), ""))
-        table.add_row(
-            label,
-            _value(item["previous"], unit),
-            _value(item["current"], unit),
-            _change(item, unit),
-        )
-    console.print(table)
 
 
 def _flatten(prefix: str, value: Any, rows: list[tuple[str, Any]]) -> None:

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from metrics.model import Period
+from poise.timeutil import TimestampError, isoformat_z, parse_timestamp
 
 MISSING = "—"
 
@@ -138,7 +139,7 @@ def print_scorecard(console: Console, doc: dict[str, Any]) -> None:
                 f"SLI {_pct(slo['sli'], 3)} against {_pct(slo['target'], 2)}, budget "
                 f"{_pct(slo['budget_remaining'])} left, {slo['status']}"
             )
-        runs_out = slo["forecast_exhausted_at"]
+        runs_out = _minute(slo["forecast_exhausted_at"])
         console.print(
             f"  {slo['name']} ({slo['service']}): {state}; burn rate {burns}; "
             f"alert {slo['alert']['state']}"
@@ -179,21 +180,7 @@ def print_scorecard(console: Console, doc: dict[str, Any]) -> None:
         for item in flagged:
             console.print(f"  {item['description']}", markup=False)
     if "change" in doc:
-        table = Table(
-            title=f"Change from {_when(doc['previous']['period']['from'])}", title_justify="left"
-        )
-        for column in ("figure", "previous", "current", "change"):
-            table.add_column(column, justify="left" if column == "figure" else "right")
-        for name, item in doc["change"].items():
-            if name == "slos":
-                continue
-            table.add_row(
-                name.replace("_", " "),
-                _num(item["previous"], 2),
-                _num(item["current"], 2),
-                _pct(item["relative"]) if item["relative"] is not None else _num(item["delta"], 2),
-            )
-        console.print(table)
+        print_change(console, doc)
 
 
 def print_team_summary(console: Console, period: Period, docs: dict[str, dict[str, Any]]) -> None:
@@ -225,5 +212,78 @@ def print_team_summary(console: Console, period: Period, docs: dict[str, dict[st
             str(doc["incidents"]["count"]),
             f"{risky} of {len(doc['slos'])}",
             _pct(doc["people"]["toil"]["share"]),
+        )
+    console.print(table)
+
+
+# --- the change from the previous period (`--compare`) ------------------------------------------
+
+# Each compared figure (metrics.trends.COMPARED): its label as in the scorecard's tables and
+# its unit: "share" is a rate shown in % whose change is in percentage points, as on the
+# dashboard and in the report ("-1.2 pts"); the others change by a relative %.
+CHANGE_ROWS: dict[str, tuple[str, str]] = {
+    "deployments_per_week": ("deployment frequency", "per week"),
+    "lead_time_median_hours": ("change lead time (median)", "hours"),
+    "change_failure_rate": ("change fail rate", "share"),
+    "recovery_median_hours": ("recovery time (median)", "hours"),
+    "rework_rate": ("rework rate", "share"),
+    "incidents": ("incidents", "count"),
+    "mttr_median_hours": ("time to resolve (median)", "hours"),
+    "toil_share": ("toil share", "share"),
+}
+
+
+def _minute(value: Any) -> Any:
+    """An ISO timestamp cut to the minute (`2026-10-27T00:37:00Z`), which the table prints
+    as `2026-10-27 00:37Z`: a forecast's microseconds are noise, not precision."""
+    if not isinstance(value, str):
+        return value
+    try:
+        moment = parse_timestamp(value)
+    except TimestampError:
+        return value
+    return isoformat_z(moment.replace(second=0, microsecond=0))
+
+
+def _value(value: Any, unit: str) -> str:
+    if unit == "share":
+        return _pct(value)
+    if unit == "hours":
+        return _hours(value)
+    if unit == "per week":
+        return MISSING if value is None else f"{_num(value, 2)} / week"
+    return _num(value, 2)
+
+
+def _change(item: dict[str, Any], unit: str) -> str:
+    delta, relative = item.get("delta"), item.get("relative")
+    if delta is None:
+        return MISSING
+    if unit == "share":
+        points = delta * 100
+        return "±0 pts" if round(points, 1) == 0 else f"{points:+.1f} pts"
+    if relative is None:  # from zero: no ratio, so the difference itself
+        return "±0" if delta == 0 else f"{delta:+,.{0 if unit == 'count' else 2}f}"
+    return "±0 %" if round(relative * 100, 1) == 0 else f"{relative * 100:+.1f} %"
+
+
+def print_change(console: Console, document: dict[str, Any]) -> None:
+    """The previous period beside this one: rates in %, their change in points."""
+    period = document["previous"]["period"]
+    table = Table(
+        title=f"Change from the previous period, {_when(period['from'])} to {_when(period['to'])}",
+        title_justify="left",
+    )
+    for column in ("figure", "previous", "current", "change"):
+        table.add_column(column, justify="left" if column == "figure" else "right")
+    for name, item in document["change"].items():
+        if name == "slos":
+            continue
+        label, unit = CHANGE_ROWS.get(name, (name.replace("_", " "), ""))
+        table.add_row(
+            label,
+            _value(item["previous"], unit),
+            _value(item["current"], unit),
+            _change(item, unit),
         )
     console.print(table)
