@@ -625,7 +625,21 @@ def parse_config(
         first = _first_error(exc.errors(), data)
         raise ConfigError(f"{origin}: {_path(first['loc'])}: {_describe(first)}") from None
     _cross_check(config)
-    return config
+    return _anchor_database(config)
+
+
+def _anchor_database(config: PoiseConfig) -> PoiseConfig:
+    """A relative SQLite path in `database` is relative to the config file's folder, as every
+    path in the file is (the working folder would make `--config` from elsewhere open, or
+    create, another warehouse)."""
+    url = config.database or ""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return config
+    path = url[len(prefix) :]
+    if not path or path.startswith(("/", "~", ":memory:")) or path.startswith("file:"):
+        return config
+    return config.model_copy(update={"database": prefix + str(config.resolve_path(path))})
 
 
 def _first_error(errors: list[Any], data: dict[str, Any]) -> Any:

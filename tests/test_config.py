@@ -291,3 +291,14 @@ def test_the_starter_config_is_valid(tmp_path: Path) -> None:
     config = load_config(str(path))
     assert [team.name for team in config.teams] == ["payments"]
     assert [service.name for service in config.services] == ["checkout"]
+
+
+def test_a_relative_sqlite_database_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    folder = tmp_path / "ops"
+    folder.mkdir()
+    (folder / "poise.yaml").write_text("database: sqlite:///data/poise.db\n", encoding="utf-8")
+    config = load_config(folder / "poise.yaml")
+    assert config.database == f"sqlite:///{folder / 'data' / 'poise.db'}"
+    # absolute paths, ~ and servers are left as written
+    for url in ("sqlite:////srv/poise.db", "sqlite:///~/poise.db", "postgresql+psycopg://p@db/p"):
+        assert parse_config({"database": url}, base_dir=folder).database == url
