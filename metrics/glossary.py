@@ -236,7 +236,8 @@ TERMS: dict[str, Term] = {
     "changes_linked": Term(
         "Changes linked to deployments",
         "Of the changes committed in the period, the share that a production deployment has "
-        "shipped (so far).",
+        "shipped (so far). Not the lead time's sample, which counts the changes deployed in "
+        "the period, whenever they were committed.",
         "share",
         "higher",
     ),

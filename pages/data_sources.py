@@ -27,6 +27,13 @@ if view is None:
     st.stop()
 data = queries.source_view(view.query)
 
+# what each share is out of (the changes here are not the lead time's sample: see its help)
+COVERED_OF = {
+    "changes_linked": "committed in the period",
+    "deployments_with_changes": "production deployments",
+    "incidents_attributed": "incidents",
+    "slos_with_data": "SLOs",
+}
 st.subheader(
     "Coverage", help="How much of the data the figures can use, for the selected scope and period."
 )
@@ -34,7 +41,8 @@ coverage = data["coverage"]
 cards = st.columns(len(coverage))
 for column, row in zip(cards, coverage.itertuples(index=False), strict=True):
     with column:
-        figure_card(row.measure, row.share, note=f"{row.covered:,} of {row.total:,}")
+        noun = COVERED_OF.get(row.measure, "")
+        figure_card(row.measure, row.share, note=f"{row.covered:,} of {row.total:,} {noun}")
 labels = {key: term(key).label for key in coverage["measure"]}
 components.chart(charts.coverage_bars(coverage, labels), coverage, "coverage")
 

@@ -355,6 +355,10 @@ def test_data_sources_lists_coverage_and_findings(dashboard_demo_url: str, use: 
     attributed = card["attribution"]["explicit"] + card["attribution"]["inferred"]
     row = coverage.set_index("measure").loc["incidents_attributed"]
     assert (row["covered"], row["total"]) == (attributed, card["incidents"]["count"])
+    # each card says what its share is out of: these changes are not the lead time's sample
+    changes = coverage.set_index("measure").loc["changes_linked"]
+    captions = [caption.value.replace("\\", "") for caption in at.caption]
+    assert f"{changes['covered']:,} of {changes['total']:,} committed in the period" in captions
     labels = [e.label for e in at.expander]
     assert any(
         label.startswith("Changes committed in the period that no production deployment shipped: ")
