@@ -358,7 +358,10 @@ def test_data_sources_lists_coverage_and_findings(dashboard_demo_url: str, use: 
     # each card says what its share is out of: these changes are not the lead time's sample
     changes = coverage.set_index("measure").loc["changes_linked"]
     captions = [caption.value.replace("\\", "") for caption in at.caption]
-    assert f"{changes['covered']:,} of {changes['total']:,} committed in the period" in captions
+    assert (
+        f"{int(changes['covered']):,} of {int(changes['total']):,} committed in the period"
+        in captions
+    )
     labels = [e.label for e in at.expander]
     assert any(
         label.startswith("Changes committed in the period that no production deployment shipped: ")
