@@ -119,3 +119,15 @@ def dashboard_demo_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     build_demo(engine, until=midnight, days=120)
     engine.dispose()
     return url
+
+
+@pytest.fixture
+def use(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Point the dashboard at a warehouse: its URL is part of every cache key, so a URL of
+    a test starts with nothing cached and no engine opened."""
+
+    def point(url: str) -> None:
+        monkeypatch.setenv("POISE_DATABASE_URL", url)
+        monkeypatch.delenv("POISE_CONFIG", raising=False)
+
+    return point

@@ -136,18 +136,6 @@ def proxied(postgres_url: str) -> Iterator[tuple[CuttableProxy, str]]:
         proxy.close()
 
 
-@pytest.fixture
-def use(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Point the dashboard at a warehouse (its URL is part of every cache key, so a URL of
-    this test starts with nothing cached and no engine opened)."""
-
-    def point(url: str) -> None:
-        monkeypatch.setenv("POISE_DATABASE_URL", url)
-        monkeypatch.delenv("POISE_CONFIG", raising=False)
-
-    return point
-
-
 def run(page: str) -> AppTest:
     at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=TIMEOUT)
     if page == "team_retro":

@@ -30,17 +30,6 @@ from poise.warehouse import open_warehouse
 SERVICES = ("recommendations", "billing-api", "storefront-web")
 
 
-@pytest.fixture
-def use(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Point the dashboard at a warehouse (its caches are keyed by the URL)."""
-
-    def point(url: str) -> None:
-        monkeypatch.setenv("POISE_DATABASE_URL", url)
-        monkeypatch.delenv("POISE_CONFIG", raising=False)
-
-    return point
-
-
 @pytest.fixture(scope="module")
 def guarded_url(dashboard_demo_url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The demo, copied, with the gate asked about three services (and a rollback)."""

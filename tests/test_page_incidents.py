@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -114,17 +113,6 @@ def small_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     finally:
         engine.dispose()
     return url
-
-
-@pytest.fixture
-def use(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """Point the dashboard at a warehouse (the caches are keyed by its URL)."""
-
-    def point(url: str) -> None:
-        monkeypatch.setenv("POISE_DATABASE_URL", url)
-        monkeypatch.delenv("POISE_CONFIG", raising=False)
-
-    yield point
 
 
 def run(**params: str) -> AppTest:

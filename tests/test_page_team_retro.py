@@ -20,17 +20,6 @@ from dashboard.filters import today
 FIGURES = {figure.key: figure for figure in retro.CHANGED}
 
 
-@pytest.fixture
-def use(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Point the dashboard at a warehouse (the caches are keyed by its URL)."""
-
-    def point(url: str) -> None:
-        monkeypatch.setenv("POISE_DATABASE_URL", url)
-        monkeypatch.delenv("POISE_CONFIG", raising=False)
-
-    return point
-
-
 def judge(key: str, now: float, then: float, rows: tuple[int, int] | None = None) -> str:
     return retro.verdict({"current": now, "previous": then}, FIGURES[key], rows, 5)
 

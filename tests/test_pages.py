@@ -48,17 +48,6 @@ def hostile_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
-@pytest.fixture
-def use(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """Point the dashboard at a warehouse (the caches are keyed by its URL)."""
-
-    def point(url: str) -> None:
-        monkeypatch.setenv("POISE_DATABASE_URL", url)
-        monkeypatch.delenv("POISE_CONFIG", raising=False)
-
-    yield point
-
-
 def run(page: str, **params: str) -> AppTest:
     at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=TIMEOUT)
     for key, value in params.items():
