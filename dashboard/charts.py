@@ -223,6 +223,10 @@ def trend(
                     x=weeks,
                     y=values,
                     name=label,
+                    # each bar covers its own days from its start, so a three-day bucket is
+                    # a narrow bar and the bars do not touch
+                    width=[d * DAY_MS * 0.85 for d in days],
+                    offset=0,
                     marker={**style, "opacity": [0.4 if p else 1.0 for p in partial]},
                     customdata=spans,
                     hovertemplate=hover,
@@ -269,7 +273,7 @@ def trend(
             xanchor="right",
             font={"size": 11, "color": GREY},
         )
-    figure.update_xaxes(title=None, tickformat="%d %b", type="date")
+    figure.update_xaxes(title=None, type="date", **week_ticks(weeks))
     if log:
         shown = pd.concat([pd.to_numeric(weekly[c], errors="coerce") for c in columns])
         shown = shown[shown > 0]
@@ -279,6 +283,19 @@ def trend(
             title=safe(title), tickformat=".0%" if percent else None, rangemode="tozero"
         )
     return _layout(figure, height=260, showlegend=len(columns) > 1)
+
+
+DAY_MS = 86_400_000  # Plotly's date axis counts milliseconds
+
+
+def week_ticks(starts: pd.Series, most: int = 8) -> dict[str, Any]:
+    """Ticks on the buckets' own starts (Mondays, and a period's first day), not Plotly's
+    Sundays or every third day: a label names the week drawn above it. At most `most`
+    labels: every second or third week on a long period."""
+    shown = pd.Series(pd.to_datetime(starts, utc=True).unique()).sort_values()
+    step = max(1, int(np.ceil(len(shown) / most)))
+    picked = list(shown.iloc[::step])
+    return {"tickvals": picked, "ticktext": [f"{t:%d %b}" for t in picked]}
 
 
 def _bucket_days(weekly: pd.DataFrame) -> np.ndarray:

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.charts import BLUE, GREY, VERMILLION, _layout, empty, safe
+from dashboard.charts import BLUE, GREY, VERMILLION, _layout, empty, safe, week_ticks
 from dashboard.data import Query, Warehouse
 from metrics import Period, anomalies, certificates, gate_data
 from poise.config import AnomalyConfig
@@ -151,6 +151,6 @@ def anomaly_chart(series: pd.DataFrame, label: str, history_weeks: int) -> go.Fi
                 hovertemplate="anomaly, week of %{x|%Y-%m-%d}: %{y:.3g}<extra></extra>",
             )
         )
-    figure.update_xaxes(title=None, type="date")
+    figure.update_xaxes(title=None, type="date", **week_ticks(series["week_start"]))
     figure.update_yaxes(title=safe(label))
     return _layout(figure)

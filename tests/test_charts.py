@@ -104,6 +104,10 @@ def test_parts_of_weeks_are_drawn_pale_or_hollow_and_say_so() -> None:
     assert list(bars.data[0].marker.opacity) == [0.4, 1.0, 1.0]
     assert list(bars.data[0].customdata) == ["3 of 7 days", "whole week", "whole week"]
     assert "part of a week" in bars.layout.annotations[0].text
+    # each bar covers its own days from its start; labels name the buckets' starts
+    assert list(bars.data[0].width) == [3 * charts.DAY_MS * 0.85] + [7 * charts.DAY_MS * 0.85] * 2
+    assert bars.data[0].offset == 0
+    assert list(bars.layout.xaxis.ticktext) == ["30 Oct", "02 Nov", "09 Nov"]
     lines = charts.trend(weekly, {"deployments_per_week": "deploys"}, title="t")
     hollow = [trace for trace in lines.data if trace.showlegend is False]
     assert len(hollow) == 1 and list(hollow[0].y) == [39.7]
