@@ -26,6 +26,10 @@ from metrics import Period
 from metrics.glossary import Term, help_text, term
 
 MISSING = "—"
+INSUFFICIENT = "insufficient data"  # the contract's tier for a figure on too few rows
+# a wide table's tier cells: the tier the contract names, in the few letters a narrow column
+# holds (the column's help says it in full)
+COMPACT_TIERS = {INSUFFICIENT: "n < 5"}
 TIER_BADGES = {
     "elite": ("blue", ":material/keyboard_double_arrow_up:"),
     "high": ("green", ":material/keyboard_arrow_up:"),
@@ -225,7 +229,8 @@ def dora_cards(
                 change=change[compared]["delta"],
                 tier=block.get("tier"),
                 note=note(block),
-                settled=compared in settled,
+                # a change on too few rows is noise: grey, as its tier says
+                settled=compared in settled or block.get("tier") == INSUFFICIENT,
             )
 
 
@@ -476,11 +481,6 @@ def _fill(colour: str | None) -> str:
         return ""
     ink = "#FFFFFF" if colour == charts.BLUE else "#000000"
     return f"background-color: {colour}; color: {ink}"
-
-
-# a wide table's tier cells: the tier the contract names, in the few letters a narrow column
-# holds (the column's help says it in full)
-COMPACT_TIERS = {"insufficient data": "n < 5"}
 
 
 def tier_style(frame: pd.DataFrame, columns: list[str], *, compact: bool = False) -> Any:

@@ -207,6 +207,25 @@ def test_overview_says_when_the_slos_are_judged(dashboard_demo_url: str, use: An
     assert any("cover every service of each team" in c and "billing-api" in c for c in captions)
 
 
+def test_a_change_on_too_few_rows_is_grey(dashboard_demo_url: str, use: Any) -> None:
+    """A figure whose tier is "insufficient data" (fewer than 5 rows) shows its change in
+    grey, never as a green improvement or an orange decline."""
+    use(dashboard_demo_url)
+    at = run("overview", service="billing-api")
+    assert_clean(at)
+    card = engine_card(dashboard_demo_url, last_days(28), Scope(service="billing-api"))
+    labels = {
+        "deployment_frequency": "Deploys per week",
+        "lead_time": "Lead time (median)",
+        "change_failure_rate": "Change fail rate",
+        "recovery_time": "Recovery (median)",
+    }
+    few = [key for key in labels if card["dora"][key]["tier"] == "insufficient data"]
+    assert few, "the demo's billing-api has a figure on too few rows"
+    for key in few:
+        assert metric(at, labels[key]).proto.color == 2  # grey
+
+
 def test_filters_change_the_figures(dashboard_demo_url: str, use: Any) -> None:
     use(dashboard_demo_url)
     at = run("delivery")
