@@ -17,12 +17,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
 from metrics import Period, Scope, Settings, details, quality, reliability, sources, trends
 from metrics.burndown import forecast_line, load_burndown
-from metrics.incidents import durations
+from metrics.incidents import UNSPECIFIED, durations
 from metrics.scorecard import Basis, assemble, assemble_teams, compute, quality_frames
 from poise.config import AnomalyConfig
 from poise.timeutil import ensure_utc, previous_period
@@ -405,3 +406,24 @@ def report_file(document: Any, fmt: str) -> bytes:
     from reports import render_document
 
     return render_document(document, fmt)
+
+
+OPEN, RESOLVED = "open", "resolved"
+# the chart helper's word for an incident without a service (`charts.incident_timeline`)
+NO_SERVICE = "(no service)"
+
+
+def labelled_incidents(incidents: pd.DataFrame) -> pd.DataFrame:
+    """The incidents as the page shows them: a missing severity or cause reads
+    `unspecified`, as in the engine's figures by severity and cause (one word for the same
+    incident in charts, tables and search), and `state` says whether each is still open,
+    so an open incident's empty time to resolve is not taken for missing data."""
+    rows = incidents.copy()
+    for column in ("severity", "cause"):
+        blank = rows[column].isna() | (rows[column].astype(object) == "")
+        rows[column] = rows[column].astype(object).where(~blank, UNSPECIFIED)
+    rows["service"] = rows["service"].astype(object).where(rows["service"].notna(), NO_SERVICE)
+    # the figures count an incident as unresolved by its resolved_at, whatever its source's
+    # status says: the page follows the figures
+    rows["state"] = np.where(rows["resolved_at"].isna(), OPEN, RESOLVED)
+    return rows

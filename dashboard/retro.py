@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from dashboard.components import hours, minutes, percent
+from dashboard.data import OPEN
 
 # figure key -> (rows this sprint, rows the sprint before)
 Samples = dict[str, tuple[int | None, int | None]]
@@ -233,20 +234,16 @@ def sprint_spent(
 
 
 def budget_rows(
-    change: Mapping[str, Any], spent: Mapping[str, float | None] | None = None
+    change: Mapping[str, Any], spent: Mapping[str, float | None]
 ) -> list[dict[str, Any]]:
-    """Per SLO: budget left when the sprint began and when it ended, and what the sprint
-    spent. `spent` maps an SLO to `sprint_spent`; without it, `spent` falls back to the
-    drop in budget left, which is what the sprint spent only when nothing aged out of the
-    window (it can be negative)."""
+    """Per SLO: what the sprint spent (`spent` maps an SLO to `sprint_spent`), and the
+    budget left when the sprint began and when it ended."""
     rows = []
     for name, entry in sorted((change.get("slos") or {}).items()):
         start, end = entry.get("previous_budget_remaining"), entry.get("budget_remaining")
-        if spent is not None:
-            used = spent.get(name)
-        else:
-            used = None if start is None or end is None else start - end
-        rows.append({"slo": name, "budget_at_start": start, "budget_at_end": end, "spent": used})
+        rows.append(
+            {"slo": name, "budget_at_start": start, "budget_at_end": end, "spent": spent.get(name)}
+        )
     return rows
 
 
@@ -271,7 +268,8 @@ def retro_markdown(
 ) -> str:
     """The retro notes: figures against the previous sprint (judged as on the page: `rows`
     and `min_sample` as for `changed_rows`), the slowest changes, failed deployments and
-    their recovery, incidents, budgets (`spent` as for `budget_rows`), toil and on-call."""
+    their recovery, incidents, budgets (`spent` as for `budget_rows`; without it, not
+    given), toil and on-call."""
     people = card.get("people") or {}
     toil, oncall = people.get("toil") or {}, people.get("oncall") or {}
     lines = [f"## Retro: {cell(team)}, {cell(sprint_label)}", "", "### What changed", ""]
@@ -304,21 +302,28 @@ def retro_markdown(
         lines += _table(
             ["Incident", "Severity", "Resolved after", "Title", "Cause", "Postmortem"],
             [
-                [r.id, r.severity, hours(r.mttr), r.title, r.cause, r.postmortem_url]
+                [
+                    r.id,
+                    r.severity,
+                    hours(r.mttr) if getattr(r, "state", None) != OPEN else "still open",
+                    r.title,
+                    r.cause,
+                    r.postmortem_url,
+                ]
                 for r in incidents.itertuples()
             ],
         )
     lines += ["", "### Error budgets", ""]
-    budgets = budget_rows(change, spent)
+    budgets = budget_rows(change, spent or {})
     if budgets:
         lines += _table(
-            ["SLO", "Left at the start", "Left at the end", "Spent in the sprint"],
+            ["SLO", "Spent in the sprint", "Left at the start", "Left at the end"],
             [
                 [
                     b["slo"],
+                    percent(b["spent"]),
                     percent(b["budget_at_start"]),
                     percent(b["budget_at_end"]),
-                    percent(b["spent"]),
                 ]
                 for b in budgets
             ],

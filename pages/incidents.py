@@ -5,33 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
 from dashboard import charts, components, queries
 from dashboard.components import figure_card, help_text, sample_note
-from metrics.incidents import UNSPECIFIED
-
-OPEN, RESOLVED = "open", "resolved"
-# the chart helper's word for an incident without a service (`charts.incident_timeline`)
-NO_SERVICE = "(no service)"
-
-
-def labelled(incidents: pd.DataFrame) -> pd.DataFrame:
-    """The incidents as the page shows them: a missing severity or cause reads
-    `unspecified`, as in the engine's figures by severity and cause (one word for the same
-    incident in charts, tables and search), and `state` says whether each is still open,
-    so an open incident's empty time to resolve is not taken for missing data."""
-    rows = incidents.copy()
-    for column in ("severity", "cause"):
-        blank = rows[column].isna() | (rows[column].astype(object) == "")
-        rows[column] = rows[column].astype(object).where(~blank, UNSPECIFIED)
-    rows["service"] = rows["service"].astype(object).where(rows["service"].notna(), NO_SERVICE)
-    # the figures count an incident as unresolved by its resolved_at, whatever its source's
-    # status says: the page follows the figures
-    rows["state"] = np.where(rows["resolved_at"].isna(), OPEN, RESOLVED)
-    return rows
+from dashboard.data import OPEN, labelled_incidents
 
 
 def change(now: Mapping[str, Any], then: Mapping[str, Any], key: str) -> float | None:
@@ -60,7 +39,7 @@ figures, attribution = card["incidents"], card["attribution"]
 # the previous period's figures, for every card's change (the shared comparison has no
 # time to detect or acknowledge)
 before = queries.scorecard(query.previous())["incidents"]
-incidents = labelled(queries.incidents(query))
+incidents = labelled_incidents(queries.incidents(query))
 
 still_open = int((incidents["state"] == OPEN).sum())
 

@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard import components, filters, guardrails, queries, retro
 from dashboard.components import figure_card, help_text, md, percent
-from dashboard.data import Query
+from dashboard.data import Query, labelled_incidents
 from dashboard.filters import today
 from poise.timeutil import start_of_day
 
@@ -164,12 +164,14 @@ with right:
     )
 
 st.subheader("Incidents", help=help_text("incidents"))
-incidents = queries.incidents(query)
+# worded as on the Incidents page: "unspecified" for a missing cause, open or resolved
+incidents = labelled_incidents(queries.incidents(query))
 components.table(
     incidents[
         [
             "id",
             "severity",
+            "state",
             "mttr",
             "started_at",
             "deployment_id",
@@ -182,7 +184,9 @@ components.table(
     column_config={
         "mttr": st.column_config.NumberColumn("resolve (h)", format="%.1f"),
         "started_at": st.column_config.DatetimeColumn("started (UTC)", format="YYYY-MM-DD HH:mm"),
-        "postmortem_url": st.column_config.LinkColumn("postmortem", display_text="open"),
+        "postmortem_url": st.column_config.LinkColumn(
+            "postmortem", display_text="read", validate=r"^https?://"
+        ),
     },
 )
 
@@ -224,6 +228,11 @@ with budget:
                 help="Budget remaining over the SLO's window ending when the sprint ended",
             ),
         },
+    )
+    # said beside the table, not only on hover: the rows look as if they should add up
+    st.caption(
+        "The window rolls: bad events older than it stop counting, so the budget left can "
+        "rise while the sprint spends, and start − end is not what the sprint spent."
     )
 with load:
     st.subheader("Toil and on-call")

@@ -375,8 +375,8 @@ def test_retro_notes_escape_and_judge() -> None:
     assert rows["Lead time (median)"]["verdict"] == "better"
     assert rows["Deployments per week"]["verdict"] == "worse"
     assert rows["Incidents"]["verdict"] == "no comparison"
-    assert retro.budget_rows(change) == [
-        {"slo": "s", "budget_at_start": 0.8, "budget_at_end": 0.5, "spent": pytest.approx(0.3)}
+    assert retro.budget_rows(change, {"s": 0.25}) == [
+        {"slo": "s", "budget_at_start": 0.8, "budget_at_end": 0.5, "spent": 0.25}
     ]
     notes = retro.retro_markdown(
         "t<b>",
@@ -386,6 +386,8 @@ def test_retro_notes_escape_and_judge() -> None:
         pd.DataFrame(),
         pd.DataFrame(),
         pd.DataFrame(),
+        spent={"s": 0.25},
     )
     assert notes.startswith("## Retro: t&lt;b&gt;, 2026-11-01 – 2026-11-14")
-    assert "No change reached production." in notes and "| s | 80.0 % | 50.0 % |" in notes
+    # spent first, as on the page
+    assert "No change reached production." in notes and "| s | 25.0 % | 80.0 % | 50.0 % |" in notes

@@ -119,7 +119,7 @@ def test_a_recovering_budget_is_not_negative_spending() -> None:
         rows={},
         spent={"api": 0.23},
     )
-    assert "| api | -0.4 % | 49.4 % | 23.0 % |" in notes
+    assert "| api | 23.0 % | -0.4 % | 49.4 % |" in notes
     assert retro.BUDGET_NOTE in notes and retro.noise_rule(5) in notes
 
 
