@@ -13,6 +13,7 @@ which escapes the few HTML tags Plotly would otherwise interpret.
 from __future__ import annotations
 
 import html
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -610,9 +611,11 @@ def budget_bars(frame: pd.DataFrame, label: str, *, limit: int = 15) -> go.Figur
 # --- incidents ------------------------------------------------------------------------------------
 
 
-def incident_timeline(incidents: pd.DataFrame, *, limit: int = 30) -> go.Figure:
+def incident_timeline(
+    incidents: pd.DataFrame, *, limit: int = 30, until: datetime | None = None
+) -> go.Figure:
     """Incidents by start time and service; shape and colour by severity, and a line to
-    the resolution. Plotly draws later traces over earlier ones: every resolution line
+    the resolution (dotted to `until`, the period's end or now, while still open). Plotly draws later traces over earlier ones: every resolution line
     first, then the markers from the least severe up, so a SEV1 is never hidden under a
     SEV3 of the same hours (the legend still lists SEV1 first)."""
     if incidents.empty:
@@ -638,6 +641,13 @@ def incident_timeline(incidents: pd.DataFrame, *, limit: int = 30) -> go.Figure:
             rows = [v for v, keep in zip(y, resolved, strict=True) if keep]
             spans = _spans(mine["started_at"][resolved], mine["resolved_at"][resolved], rows)
             figure.add_trace(spans.update(line={"color": colour, "width": 3}, opacity=0.6))
+        if until is not None and not resolved.all():  # an open incident is not an instant
+            rows = [v for v, keep in zip(y, resolved, strict=True) if not keep]
+            starts = mine["started_at"][~resolved]
+            spans = _spans(starts, [max(until, start) for start in starts], rows)
+            figure.add_trace(
+                spans.update(line={"color": colour, "width": 2, "dash": "dot"}, opacity=0.6)
+            )
         markers.append(
             go.Scatter(
                 x=mine["started_at"],

@@ -11,6 +11,7 @@ import streamlit as st
 from dashboard import charts, components, queries
 from dashboard.components import figure_card, help_text, sample_note
 from dashboard.data import OPEN, labelled_incidents
+from poise.timeutil import utcnow
 
 
 def change(now: Mapping[str, Any], then: Mapping[str, Any], key: str) -> float | None:
@@ -78,7 +79,7 @@ st.subheader(
     "(an open incident has none).",
 )
 components.chart(
-    charts.incident_timeline(incidents),
+    charts.incident_timeline(incidents, until=min(query.end, utcnow())),
     incidents[["id", "started_at", "severity", "service", "state", "mttr", "resolved_at", "title"]],
     "incident-timeline",
     column_config={

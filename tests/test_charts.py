@@ -224,6 +224,11 @@ def test_incident_timeline_draws_durations_by_severity() -> None:
     kinds = [t.mode for t in figure.data]
     assert kinds == sorted(kinds, key=lambda mode: mode == "markers")
     assert [t.name for t in markers] == ["unspecified", "SEV1"]
+    # with the period's end given, the open incident runs dotted up to it
+    until = _t("2026-11-03")
+    drawn = charts.incident_timeline(incidents, until=until)
+    dotted = [t for t in drawn.data if t.mode == "lines" and t.line.dash == "dot"]
+    assert len(dotted) == 1 and list(dotted[0].x[:2]) == [_t("2026-11-02"), until]
 
 
 def test_counts_have_whole_number_ticks() -> None:
