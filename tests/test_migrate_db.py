@@ -47,6 +47,9 @@ def demo_sqlite(tmp_path_factory: pytest.TempPathFactory) -> str:
             ],
         )
     engine.dispose()
+    # the release gate's ledger holds a JSON column: it must copy like the rest
+    for service in ("billing-api", "search"):  # recorded (an --at answer would not be)
+        assert main(["gate", "--db", url, "--service", service]) in (0, 3)
     return url
 
 
@@ -123,6 +126,28 @@ def test_postgres_serial_ids_go_on_after_the_copied_ones(
         assert new_id > highest
     finally:
         engine.dispose()
+
+
+def test_the_gate_ledger_is_copied_with_its_details(demo_sqlite: str, tmp_path: Path) -> None:
+    copy = f"sqlite:///{tmp_path / 'copy.db'}"
+    assert main(["migrate-db", "--from", demo_sqlite, "--to", copy]) == 0
+    assert counts(copy) == counts(demo_sqlite)
+
+    def ledger(url: str) -> list[tuple]:
+        engine = open_warehouse(url)
+        try:
+            with engine.connect() as connection:
+                table = schema.gate_decisions
+                return [
+                    tuple(row) for row in connection.execute(select(table).order_by(table.c.id))
+                ]
+        finally:
+            engine.dispose()
+
+    copied = ledger(copy)
+    assert len(copied) == 2 and copied == ledger(demo_sqlite)
+    details = [value for row in copied for value in row if isinstance(value, dict)]
+    assert len(details) == 2  # the details came back as JSON objects, not text
 
 
 def test_a_non_empty_target_is_refused_unless_merge(

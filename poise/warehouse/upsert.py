@@ -9,13 +9,14 @@ PostgreSQL a large batch goes by COPY into a scratch table and one `INSERT … S
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import JSON, Connection, Table
 from sqlalchemy.engine import Dialect
 
 from poise.timeutil import to_sqlite_text, utcnow
@@ -80,6 +81,8 @@ def _quote(dialect: Dialect, name: str) -> str:
 def _converter(dialect: Dialect, column: Any) -> Any:
     if isinstance(column.type, UTCDateTime) and dialect.name == "sqlite":
         return _sqlite_timestamps()
+    if isinstance(column.type, JSON):  # the driver takes text, not the dict SQLAlchemy reads
+        return lambda value: value if value is None else json.dumps(value, sort_keys=True)
     try:
         python_type = column.type.python_type
     except NotImplementedError:
@@ -104,6 +107,13 @@ def _sqlite_timestamps() -> Any:
     return convert
 
 
+def _compared(dialect: Dialect, column: Any, expression: str) -> str:
+    """A column as the upsert compares it: PostgreSQL's json type has no equality, jsonb has."""
+    if isinstance(column.type, JSON) and dialect.name == "postgresql":
+        return f"{expression}::jsonb"
+    return expression
+
+
 def plan_upsert(
     dialect: Dialect, table: Table, columns: Sequence[str], *, update: bool = True
 ) -> UpsertPlan:
@@ -126,7 +136,10 @@ def plan_upsert(
         differs = " IS NOT " if dialect.name == "sqlite" else " IS DISTINCT FROM "
         assignments = ", ".join(f"{quote(name)} = excluded.{quote(name)}" for name in updatable)
         condition = " OR ".join(
-            f"{target}.{quote(name)}{differs}excluded.{quote(name)}" for name in compared
+            _compared(dialect, table.c[name], f"{target}.{quote(name)}")
+            + differs
+            + _compared(dialect, table.c[name], f"excluded.{quote(name)}")
+            for name in compared
         )
         conflict += f"DO UPDATE SET {assignments} WHERE {condition}"
     else:
