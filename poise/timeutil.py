@@ -93,15 +93,30 @@ def start_of_day(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
+# The years a period may name: the figures look back (windows, the previous period, a
+# history of weeks) and the calendar ends at 9999, so a bound near either end would
+# overflow deep in the computation instead of being refused where it is given.
+PERIOD_YEARS = (1900, 8999)
+
+
 def parse_period_bound(text: str) -> datetime:
     """A period bound from the command line: a date (midnight UTC) or a full timestamp."""
     value = text.strip()
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
         try:
-            return start_of_day(date.fromisoformat(value))
+            moment = start_of_day(date.fromisoformat(value))
         except ValueError as exc:
             raise TimestampError(f"{text!r} is not a valid date ({exc})") from None
-    return parse_timestamp(value)
+    else:
+        moment = parse_timestamp(value)
+    _in_period_years(text, moment.year)
+    return moment
+
+
+def _in_period_years(text: str, year: int) -> None:
+    first, last = PERIOD_YEARS
+    if not first <= year <= last:
+        raise TimestampError(f"{text!r} is outside the years {first} to {last} a period may name")
 
 
 def quarter_bounds(text: str) -> tuple[datetime, datetime]:
@@ -109,6 +124,7 @@ def quarter_bounds(text: str) -> tuple[datetime, datetime]:
     match = re.fullmatch(r"(\d{4})-?[Qq]([1-4])", text.strip())
     if not match:
         raise TimestampError(f"{text!r} is not a quarter like 2026Q3")
+    _in_period_years(text, int(match.group(1)))
     year, quarter = int(match.group(1)), int(match.group(2))
     start = datetime(year, 3 * (quarter - 1) + 1, 1, tzinfo=UTC)
     end = (

@@ -431,3 +431,32 @@ def test_change_rows_cover_every_compared_figure() -> None:
     )
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert re.search(r"incidents\s+│\s+0 │\s+3 │\s+\+3 │", text)
+
+
+# --- periods the figures cannot compute ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["metrics", "--from", "0001-01-01", "--to", "2026-08-01"], "outside the years 1900"),
+        (["metrics", "--from", "9999-12-01", "--to", "9999-12-31"], "outside the years 1900"),
+        (["metrics", "--quarter", "9999Q4"], "'9999Q4' is outside the years 1900 to 8999"),
+        (["metrics", "--quarter", "0000Q1"], "'0000Q1' is outside the years 1900 to 8999"),
+        (["explain", "lead_time", "--from", "0001-01-01", "--to", "2026-01-01"], "outside"),
+        (["report", "--quarter", "0001Q1", "--out", "z.md"], "outside the years 1900"),
+        (["gate", "--service", "checkout", "--at", "0001-01-01T00:00:00Z"], "outside"),
+        (["gate", "--service", "checkout", "--at", "2999-01-01"], "is in the future"),
+    ],
+)
+def test_a_period_out_of_range_is_refused_where_it_is_given(
+    loaded: str, capsys: pytest.CaptureFixture[str], argv: list[str], says: str
+) -> None:
+    """A bound near the calendar's ends used to overflow deep in the figures (an internal
+    error); a date after now made the gate answer from no data."""
+    with pytest.raises(SystemExit) as stopped:
+        main([*argv, "--db", loaded])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert says in err.strip().splitlines()[-1]
+    assert "internal error" not in err and "Traceback" not in err and "_quarter" not in err

@@ -27,9 +27,12 @@ ACTOR_VARIABLES = ("GITHUB_ACTOR", "GITLAB_USER_LOGIN")
 
 def _moment(text: str) -> datetime:
     try:
-        return parse_period_bound(text)
+        moment = parse_period_bound(text)
     except TimestampError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    if moment > utcnow():  # a replay of the past: a future answer would rest on no data
+        raise argparse.ArgumentTypeError(f"{text!r} is in the future: --at replays a past moment")
+    return moment
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
