@@ -460,3 +460,32 @@ def test_a_period_out_of_range_is_refused_where_it_is_given(
     err = capsys.readouterr().err
     assert says in err.strip().splitlines()[-1]
     assert "internal error" not in err and "Traceback" not in err and "_quarter" not in err
+
+
+def test_a_piped_team_table_keeps_whole_names_and_values(loaded: str) -> None:
+    """Through a pipe rich used 80 columns: team names and figures were cut ("payme…")."""
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "poise.cli",
+            "metrics",
+            "--by-team",
+            "--db",
+            loaded,
+            "--quarter",
+            "2026Q3",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={k: v for k, v in os.environ.items() if k != "COLUMNS"},
+    ).stdout
+    assert "…" not in shown
+    assert "Teams, 2026-07-01 00:00Z to 2026-10-01 00:00Z" in shown
+
+
+def test_explain_refuses_a_negative_limit(loaded: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["explain", "lead_time", "--limit", "-1", "--db", loaded])
+    assert "give 0 (all) or more" in capsys.readouterr().err

@@ -25,6 +25,16 @@ NAME = "explain"
 HELP = "print the rows behind a figure and why each counts"
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} rows: give 0 (all) or more")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("figure", metavar="FIGURE", help=f"one of: {', '.join(FIGURES)}")
     add_period_scope_options(parser)
@@ -32,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--format", choices=("table", "json"), default="table", help="output format"
     )
     parser.add_argument(
-        "--limit", type=int, default=0, metavar="N", help="print at most N rows (0: all)"
+        "--limit", type=_count, default=0, metavar="N", help="print at most N rows (0: all)"
     )
 
 

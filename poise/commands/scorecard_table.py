@@ -184,8 +184,9 @@ def print_scorecard(console: Console, doc: dict[str, Any]) -> None:
 
 
 def print_team_summary(console: Console, period: Period, docs: dict[str, dict[str, Any]]) -> None:
+    bounds = period.as_json()
     table = Table(
-        title=f"Teams, {period.as_json()['from']} to {period.as_json()['to']}", title_justify="left"
+        title=f"Teams, {_when(bounds['from'])} to {_when(bounds['to'])}", title_justify="left"
     )
     for column in (
         "team",
@@ -198,7 +199,10 @@ def print_team_summary(console: Console, period: Period, docs: dict[str, dict[st
         "SLOs at risk",
         "toil",
     ):
-        table.add_column(column, justify="left" if column == "team" else "right")
+        # the team is the row's key: never cut to "payme…" on a narrow terminal or a pipe
+        table.add_column(
+            column, justify="left" if column == "team" else "right", no_wrap=column == "team"
+        )
     for team, doc in docs.items():
         dora = doc["dora"]
         risky = sum(1 for slo in doc["slos"] if slo["status"] in ("at_risk", "exhausted"))
