@@ -195,7 +195,12 @@ def weekly_trends(basis: Basis, settings: Settings, *, by_team: bool) -> pd.Data
     from the quarter's one load."""
     weeks = trends.buckets(basis.frames.period, "W")
     rows = [
-        {"week": week.start, "team": "", **trends.bucket_figures(basis, week, settings)}
+        {
+            "week": week.start,
+            "week_end": week.end,  # the first and last weeks are clipped to the quarter
+            "team": "",
+            **trends.bucket_figures(basis, week, settings),
+        }
         for week in weeks
     ]
     if by_team:

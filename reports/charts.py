@@ -13,8 +13,12 @@ import math
 import re
 
 from matplotlib import rc_context
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
 from reports.formats import display
@@ -66,7 +70,8 @@ def render_svg(chart: Chart) -> str:
     """The chart as an `<svg>` element, as wide as the page's text."""
     with rc_context(STYLE):
         rows = len(chart.x_labels)
-        height = HEIGHT_INCHES if chart.kind is not ChartKind.HBAR else 0.3 * rows + 0.9
+        # a bar per row, as close as 8-point labels allow: two dozen SLOs fit in half a page
+        height = HEIGHT_INCHES if chart.kind is not ChartKind.HBAR else 0.24 * rows + 0.9
         figure = Figure(figsize=(WIDTH_INCHES, height), layout="constrained")
         axes = figure.subplots()
         formatter = FuncFormatter(lambda value, _pos: tick_text(value, chart.y_fmt))
@@ -85,17 +90,25 @@ def render_svg(chart: Chart) -> str:
     return _clean_svg(buffer.getvalue())
 
 
+PALE = 0.4  # opacity of a bar that holds only part of a week (as the dashboard's)
+
+
 def _draw_xy(axes: Axes, chart: Chart) -> None:
     positions = list(range(len(chart.x_labels)))
+    partial = chart.partial
     for band in chart.bands:
         axes.axvspan(
             band.start - 0.5, band.end + 0.5, color=BAND, alpha=0.2, lw=0, label=band.label
         )
     count = len(chart.series)
     bottom = [0.0] * len(positions)
+    handles: list[Artist] = []
+    shown_partial = False  # a part of a week was drawn, so the chart must say what pale means
     for index, series in enumerate(chart.series):
         values = [math.nan if v is None else v for v in series.values]
         colour = PALETTE[index % len(PALETTE)]
+        # one colour per bar: the parts of weeks pale, so a short week does not read as a dip
+        colours = [to_rgba(colour, PALE if part else 1.0) for part in partial]
         if chart.kind is ChartKind.STACKED:
             heights = [0.0 if math.isnan(v) else v for v in values]
             axes.bar(
@@ -103,33 +116,85 @@ def _draw_xy(axes: Axes, chart: Chart) -> None:
                 heights,
                 width=0.75,
                 bottom=bottom,
-                color=colour,
-                label=series.name,
+                color=colours,
                 edgecolor="white",
                 linewidth=0.3,
             )
+            shown_partial |= any(h > 0 and p for h, p in zip(heights, partial, strict=True))
             bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+            # the legend's swatch is drawn apart: taken from the first bar, it would be pale
+            handles.append(Patch(facecolor=colour, label=series.name))
         elif chart.kind is ChartKind.BAR:
             width = 0.8 / count
             offsets = [p - 0.4 + width * (index + 0.5) for p in positions]
-            axes.bar(offsets, values, width=width, color=colour, label=series.name)
+            axes.bar(offsets, values, width=width, color=colours)
+            shown_partial |= any(
+                not math.isnan(v) and p for v, p in zip(values, partial, strict=True)
+            )
+            handles.append(Patch(facecolor=colour, label=series.name))
         else:
-            axes.plot(
+            marker = MARKERS[index % len(MARKERS)]
+            (line,) = axes.plot(
                 positions,
                 values,
                 color=colour,
-                marker=MARKERS[index % len(MARKERS)],
+                marker=marker,
                 linestyle=DASHES[index % len(DASHES)],
                 linewidth=1.5,
                 markersize=3.5,
                 label=series.name,
             )
+            handles.append(line)
+            hollow = [
+                (x, v)
+                for x, v, p in zip(positions, values, partial, strict=True)
+                if p and not math.isnan(v)
+            ]
+            if hollow:  # open markers over the parts of weeks; the legend's marker stays solid
+                shown_partial = True
+                axes.plot(
+                    [x for x, _ in hollow],
+                    [v for _, v in hollow],
+                    linestyle="none",
+                    marker=marker,
+                    markersize=4.5,
+                    markerfacecolor="white",
+                    markeredgecolor=colour,
+                    markeredgewidth=1.2,
+                )
     step = max(1, math.ceil(len(positions) / 8))
     axes.set_xticks(positions[::step], chart.x_labels[::step])
     axes.grid(axis="x", visible=False)
+    # every week keeps its place even when the first or last is blank for too small a sample,
+    # so the weekly charts of a section line up
+    axes.set_xlim(-0.5, len(positions) - 0.5)
     axes.set_ylim(bottom=0)
-    if count > 1 or chart.bands:
-        axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
+    if count == 1:  # a lone series is named by the chart's title: no legend entry for it
+        handles = []
+    handles = [
+        *(Patch(facecolor=BAND, alpha=0.2, label=band.label) for band in chart.bands),
+        *handles,
+    ]
+    if shown_partial:
+        handles.append(_partial_handle(chart.kind))
+    if handles:
+        axes.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
+
+
+def _partial_handle(kind: ChartKind) -> Artist:
+    """The legend entry that says what a pale bar or an open marker is."""
+    if kind is ChartKind.LINE:
+        return Line2D(
+            [],
+            [],
+            linestyle="none",
+            marker="o",
+            markersize=4.5,
+            markerfacecolor="white",
+            markeredgecolor=BAND,
+            label="open marker:\npart of a week",
+        )
+    return Patch(facecolor=to_rgba(BAND, PALE), label="pale bar:\npart of a week")
 
 
 def _draw_hbars(axes: Axes, chart: Chart) -> None:

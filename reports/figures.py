@@ -146,6 +146,9 @@ INCIDENT_FIGURES = (
         ("incidents", "mtta_median_minutes"),
         Fmt.DECIMAL1,
         " min",
+        # not (yet) among the engine's compared figures (metrics.trends.COMPARED): the
+        # headline table says so rather than leaving its change blank without a word
+        compared="mtta_median_minutes",
     ),
     Figure(
         "Time to resolve",
@@ -262,7 +265,7 @@ SLO_COLUMNS = (
 )
 
 
-def _window_text(slo: Card) -> str:
+def window_text(slo: Card) -> str:
     """The window an SLO was judged over, with its dates ("28 days to 30 Sep", "1 Jul –
     30 Sep" for a calendar quarter), so two tables judging the same SLO over different
     windows say so in every row."""
@@ -286,7 +289,7 @@ def slo_table(slos: Iterable[Card], title: str, sheet: str, caption: str = "") -
             slo.get("name"),
             slo.get("service"),
             slo.get("target"),
-            _window_text(slo),
+            window_text(slo),
             slo.get("sli"),
             slo.get("budget_remaining"),
             get(slo, "burn_rate", "24h"),

@@ -13,7 +13,9 @@ from datetime import date, datetime
 from reports.model import Fmt, Value
 
 NO_DATA = "no data"
-NUMERIC = frozenset({Fmt.COUNT, Fmt.DECIMAL1, Fmt.DECIMAL2, Fmt.PERCENT1, Fmt.PERCENT3})
+NUMERIC = frozenset(
+    {Fmt.COUNT, Fmt.DECIMAL1, Fmt.DECIMAL2, Fmt.PERCENT1, Fmt.PERCENT2, Fmt.PERCENT3}
+)
 
 _EXCEL = {
     Fmt.TEXT: "General",
@@ -21,11 +23,13 @@ _EXCEL = {
     Fmt.DECIMAL1: "0.0",
     Fmt.DECIMAL2: "0.00",
     Fmt.PERCENT1: "0.0%",
+    Fmt.PERCENT2: "0.00%",
     Fmt.PERCENT3: "0.000%",
     Fmt.DATE: "yyyy-mm-dd",
     Fmt.DATETIME: "yyyy-mm-dd hh:mm",
     Fmt.TIER: "General",
     Fmt.STATUS: "General",
+    Fmt.LINK: "General",
 }
 
 TIER_WORDS = {
@@ -54,6 +58,8 @@ def display(value: Value, fmt: Fmt) -> str:
         return f"{float(value):,.2f}"  # type: ignore[arg-type]
     if fmt is Fmt.PERCENT1:
         return f"{float(value) * 100:.1f} %"  # type: ignore[arg-type]
+    if fmt is Fmt.PERCENT2:
+        return f"{float(value) * 100:.2f} %"  # type: ignore[arg-type]
     if fmt is Fmt.PERCENT3:
         return f"{float(value) * 100:.3f} %"  # type: ignore[arg-type]
     if fmt is Fmt.DATETIME and isinstance(value, datetime):
@@ -80,6 +86,12 @@ def keep_units(text: str) -> str:
     a line end never leaves "%" or "h" alone on the next line (HTML and PDF only: a wiki
     and a workbook get the plain text)."""
     return _NUMBER_UNIT.sub(NBSP, text)
+
+
+def is_web_link(value: Value) -> bool:
+    """Whether a link may be made clickable: http(s) only, as the dashboard's `web_links`, so
+    a `javascript:` or `data:` address in the warehouse never becomes an href."""
+    return isinstance(value, str) and value.strip().lower().startswith(("http://", "https://"))
 
 
 def excel_format(fmt: Fmt) -> str:

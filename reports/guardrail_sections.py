@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from metrics import Period, Scope, Settings, anomalies, certificates, gate_data
 from poise.config import AnomalyConfig
 from poise.timeutil import quarter_of
-from reports.model import BulletList, Column, Evidence, Fmt, Paragraph, Section, Table
+from reports.model import Cell, Column, Entry, Evidence, Fmt, Paragraph, Section, Table
 
 LISTED_FLAGS = 40
 LISTED_DECISIONS = 25
@@ -120,7 +120,7 @@ def _certificates(
             row["service"],
             row["id"],
             RISK_WORDS.get(str(row["risk"]), str(row["risk"])),
-            None if pd.isna(row["days_left"]) else float(row["days_left"]),
+            _days_left(row["days_left"]),
             None if pd.isna(row["not_after"]) else row["not_after"].to_pydatetime(),
             str(row["verify_error"] or row["error"] or ""),
         )
@@ -133,7 +133,7 @@ def _certificates(
                 Column("service", "Service"),
                 Column("id", "Endpoint"),
                 Column("risk", "Risk"),
-                Column("days_left", "Days left", Fmt.DECIMAL1),
+                Column("days_left", "Days left", Fmt.COUNT, compact=True),
                 Column("not_after", "Expires", Fmt.DATETIME),
                 Column("problem", "Problem"),
             ),
@@ -147,21 +147,33 @@ def _certificates(
     )
 
 
+def _days_left(days: float | None) -> Entry:
+    """Whole days left, or the words an expired or nearly expired certificate reads better in
+    ("expired 3 days ago" rather than -3); the exact fraction is in "Rows certificates"."""
+    if days is None or pd.isna(days):
+        return None
+    if days < 0:
+        ago = round(-days)
+        if ago < 1:
+            return Cell("expired less than a day ago", Fmt.TEXT)
+        return Cell(f"expired {ago} {'day' if ago == 1 else 'days'} ago", Fmt.TEXT)
+    if days < 1:
+        return Cell("less than a day", Fmt.TEXT)
+    return round(float(days))  # the engine's own sentences round days too ("in 12 days")
+
+
 def _anomalies(flags: pd.DataFrame, judged: pd.DataFrame, rule: AnomalyConfig) -> Section:
     worse = flags[flags["worse"].astype(bool)] if len(flags) else flags
     blocks: list[Any] = [
         Paragraph(anomalies.rule_sentence(rule), "note"),
         Paragraph(
             f"{len(flags)} of {len(judged)} judged series-weeks were flagged, "
-            f"{len(worse)} of them in the bad direction."
+            f"{len(worse)} of them in the bad direction; the table below gives each, week by "
+            "week."
             if len(judged)
             else "No whole week of the quarter could be judged (too little history).",
         ),
     ]
-    if len(worse):
-        blocks.append(
-            BulletList(tuple(anomalies.describe(row) for _, row in worse.head(8).iterrows()))
-        )
     listed = flags.head(LISTED_FLAGS)
     blocks.append(
         Table(

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from html import escape
 
 from reports.charts import render_svg
-from reports.formats import NUMERIC, css_class, display, keep_units
+from reports.formats import NUMERIC, css_class, display, is_web_link, keep_units
 from reports.model import (
     Block,
     BulletList,
@@ -95,6 +95,9 @@ a { color: #0b5cad; }
   main > section { break-before: auto; }
   figure, tr, dl dt, dl dd { break-inside: avoid; }
   h1, h2, h3, dt, caption, figcaption { break-after: avoid; }
+  /* A section's opening note introduces what follows it: kept with it, so a heading and
+     its note never end a page whose next page starts with their chart or table. */
+  h1 + p.note, h2 + p.note, h3 + p.note { break-after: avoid; }
   thead { display: table-header-group; }
 }
 @page { size: __PAGE__; margin: 2cm 2cm 2.2cm;
@@ -219,6 +222,14 @@ def _cell(value: Value, fmt: Fmt, *, compact: bool = False) -> str:
     classes = css_class(value, fmt) or ("num" if compact else "")
     if fmt in (Fmt.TIER, Fmt.STATUS) and value is not None:
         text = f"<span>{text}</span>"
+    if fmt is Fmt.LINK and value is not None:
+        # a long address broke over four lines of a narrow column: the cell says "read" and
+        # the address is the link's (data-value keeps it for a program)
+        text = (
+            f'<a href="{escape(str(value))}">read</a>'
+            if is_web_link(value)
+            else "not a web link"  # never a javascript: or data: href, as on the dashboard
+        )
     attributes = f' class="{classes}"' if classes else ""
     if value is not None and fmt is not Fmt.TEXT:
         attributes += f' data-value="{escape(_raw(value))}"'

@@ -10,7 +10,9 @@ from typing import Any
 import pandas as pd
 
 from reports.figures import SIGNIFICANT_INCIDENTS, Card, Inputs, get, incident_sentence, number
+from reports.formats import is_web_link
 from reports.model import (
+    Cell,
     Column,
     Entry,
     Fmt,
@@ -103,7 +105,7 @@ def _significant(incidents: pd.DataFrame) -> Table:
         Column("title", "Incident"),
         Column("mttr", "Resolved after (h)", Fmt.DECIMAL1),
         Column("cause", "Cause or deployment"),
-        Column("postmortem", "Postmortem"),
+        Column("postmortem", "Postmortem", Fmt.LINK),
     )
     rows: tuple[tuple[Entry, ...], ...] = ()
     if not incidents.empty:
@@ -119,7 +121,7 @@ def _significant(incidents: pd.DataFrame) -> Table:
                 row.title or row.id,
                 number(row.mttr),
                 _cause_text(row),
-                row.postmortem_url if isinstance(row.postmortem_url, str) else "none linked",
+                _postmortem(row.postmortem_url),
             )
             for row in ranked.head(SIGNIFICANT_INCIDENTS).itertuples(index=False)
         )
@@ -131,6 +133,16 @@ def _significant(incidents: pd.DataFrame) -> Table:
         "Ranked by severity, then by time to resolve (unresolved first). Every incident of the quarter is in the workbook.",
         empty_text="No incident in the quarter.",
     )
+
+
+def _postmortem(url: Any) -> Entry:
+    """The postmortem as a link; an address that is not http(s) (a `javascript:` one) is left
+    out in every format, as the dashboard leaves it out."""
+    if not isinstance(url, str) or not url.strip():
+        return Cell("none linked", Fmt.TEXT)
+    if not is_web_link(url):
+        return Cell("not a web link", Fmt.TEXT)
+    return url.strip()
 
 
 def _cause_text(row: Any) -> str:

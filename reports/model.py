@@ -31,11 +31,13 @@ class Fmt(StrEnum):
     DECIMAL1 = "decimal1"  # 21.3
     DECIMAL2 = "decimal2"  # 0.45 (burn rates)
     PERCENT1 = "percent1"  # a fraction shown as 9.1 %
+    PERCENT2 = "percent2"  # 9.12 %: two rates that read alike at one decimal but differ
     PERCENT3 = "percent3"  # a fraction shown as 99.912 % (SLIs)
     DATE = "date"  # 2026-07-01
     DATETIME = "datetime"  # 2026-07-01 14:05 UTC
     TIER = "tier"  # elite / high / medium / low / insufficient data, in words and colour
     STATUS = "status"  # ok / at_risk / exhausted, in words and colour
+    LINK = "link"  # a web address: a short "read" link in HTML and PDF, the address elsewhere
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,17 @@ class Chart:
     x_title: str = ""
     empty_text: str = "No data for this chart in the period."
     words: str = ""
+    # days each x value spans, when the x values are weeks: a period's first and last week
+    # may hold only a few days (a quarter starting on a Wednesday), and a count over them
+    # would read as a dip, so the charts draw them pale or hollow. Empty: all whole.
+    x_days: tuple[float, ...] = ()
+
+    @property
+    def partial(self) -> tuple[bool, ...]:
+        """Per x value, whether it holds only part of a week."""
+        if not self.x_days:
+            return tuple(False for _ in self.x_labels)
+        return tuple(days < 7 for days in self.x_days)
 
     @property
     def points(self) -> int:
@@ -147,11 +160,15 @@ class Chart:
         columns += [Column(f"s{index}", s.name, self.y_fmt) for index, s in enumerate(self.series)]
         if self.notes:
             columns.append(Column("note", "Note"))
+        if self.x_days:  # last, so the series' columns stay where a reader expects them
+            columns.append(Column("days", "Days", Fmt.COUNT))
         rows = []
         for index, label in enumerate(self.x_labels):
             row: list[Entry] = [label, *(s.values[index] for s in self.series)]
             if self.notes:
                 row.append(self.notes[index])
+            if self.x_days:
+                row.append(self.x_days[index])
             rows.append(tuple(row))
         return Table(self.title, tuple(columns), tuple(rows), self.sheet, self.caption)
 

@@ -8,7 +8,13 @@ from typing import Any
 
 import pandas as pd
 
-from reports.figures import LISTED_FREEZE_DEPLOYMENTS, Inputs, freeze_sentence, slo_table
+from reports.figures import (
+    LISTED_FREEZE_DEPLOYMENTS,
+    Inputs,
+    freeze_sentence,
+    slo_table,
+    window_text,
+)
 from reports.formats import display
 from reports.model import (
     Chart,
@@ -21,7 +27,6 @@ from reports.model import (
     Table,
 )
 
-LISTED_DIFFERENCES = 6
 LISTED_FREEZES = 10
 
 
@@ -33,8 +38,19 @@ def reliability_section(inputs: Inputs) -> Section:
             "quarter, against each SLO's target. The error budget is the quarter's: how much "
             "of the failures the target allows over the quarter were left unspent.",
             "note",
-        )
+        ),
+        # The table comes before the chart: its rows flow from page to page, while the chart
+        # (a bar per SLO, most of a page for two dozen SLOs) cannot split, and placed first it
+        # left the page before it half empty.
+        slo_table(
+            slos,
+            "SLO attainment over the calendar quarter",
+            "SLO attainment",
+            "Status judged over the whole calendar quarter (dates in the Window column). The "
+            "team scorecards judge the same SLOs over their own windows ending with the quarter.",
+        ),
     ]
+    blocks += _status_differences(inputs)
     if slos:
         blocks.append(
             Chart(
@@ -53,24 +69,15 @@ def reliability_section(inputs: Inputs) -> Section:
                 ),
             )
         )
-    blocks.append(
-        slo_table(
-            slos,
-            "SLO attainment over the calendar quarter",
-            "SLO attainment",
-            "Status judged over the whole calendar quarter (dates in the Window column). The "
-            "team scorecards judge the same SLOs over their own windows ending with the quarter.",
-        )
-    )
-    differ = _status_differences(inputs)
-    if differ:
-        blocks.append(Paragraph(differ, "note"))
     return Section("Reliability: SLO attainment", "reliability", blocks, [_policy_section(inputs)])
 
 
-def _status_differences(inputs: Inputs) -> str:
-    """Name the SLOs whose status over the quarter differs from their status over their own
-    window at the quarter's end, so two tables that disagree say why."""
+def _status_differences(inputs: Inputs) -> list[Any]:
+    """Name every SLO whose status over the quarter differs from its status over its own
+    window at the quarter's end, so two tables that disagree say why.
+
+    A table rather than a sentence: a sentence grew unreadable past half a dozen SLOs and
+    was cut off ("and 2 more"); table rows flow across pages and become a workbook sheet."""
     own = {slo.get("name"): slo for slo in inputs.current.get("slos", [])}
     pairs = [
         (slo, own[slo.get("name")])
@@ -78,21 +85,36 @@ def _status_differences(inputs: Inputs) -> str:
         if slo.get("name") in own and own[slo.get("name")].get("status") != slo.get("status")
     ]
     if not pairs:
-        return ""
-    named = "; ".join(
-        f"{quarter.get('name')} is {display(rolling.get('status'), Fmt.STATUS)} over its "
-        f"{rolling.get('window_days')} days but {display(quarter.get('status'), Fmt.STATUS)} "
-        "over the quarter"
-        for quarter, rolling in pairs[:LISTED_DIFFERENCES]
-    )
-    more = (
-        f"; and {len(pairs) - LISTED_DIFFERENCES} more" if len(pairs) > LISTED_DIFFERENCES else ""
-    )
-    return (
+        return []
+    lead = Paragraph(
         f"{len(pairs)} of {len(inputs.quarter_slos)} SLOs have a different status here than in "
-        f"the team scorecards, because the window differs: {named}{more}. The status over the "
-        "SLO's own window is the one the budget policy and the release gate act on."
+        "the team scorecards, because the window differs; the table below names each. The "
+        "status over the SLO's own window is the one the budget policy and the release gate "
+        "act on.",
+        "note",
     )
+    table = Table(
+        "SLOs whose status differs by window",
+        (
+            Column("name", "SLO"),
+            Column("service", "Service"),
+            Column("own_window", "Own window", compact=True),
+            Column("own_status", "Status over its own window", Fmt.STATUS),
+            Column("quarter_status", "Status over the quarter", Fmt.STATUS),
+        ),
+        tuple(
+            (
+                quarter.get("name"),
+                quarter.get("service"),
+                window_text(rolling),
+                rolling.get("status"),
+                quarter.get("status"),
+            )
+            for quarter, rolling in pairs
+        ),
+        "SLO status by window",
+    )
+    return [lead, table]
 
 
 def _policy_section(inputs: Inputs) -> Section:
@@ -172,8 +194,10 @@ def _freeze_tables(inputs: Inputs) -> list[Any]:
                 Column("team", "Team"),
                 Column("slos", "Exhausted SLOs"),
                 Column("count", "Freezes", Fmt.COUNT),
-                Column("hours", "Frozen, total (h)", Fmt.DECIMAL1),
-                Column("longest", "Longest (h)", Fmt.DECIMAL1),
+                # freezes are checked hour by hour, so their hours are whole: "847", not
+                # "847.0" (the workbook keeps the engine's exact value)
+                Column("hours", "Frozen, total (h)", Fmt.COUNT),
+                Column("longest", "Longest (h)", Fmt.COUNT),
                 Column("first", "First frozen", Fmt.DATETIME),
                 Column("last", "Last thawed", Fmt.DATETIME),
                 Column("shipped", "Deployed meanwhile", compact=True),
@@ -202,7 +226,7 @@ def _freeze_tables(inputs: Inputs) -> list[Any]:
                     Column("slos", "Exhausted SLOs"),
                     Column("start", "Frozen from", Fmt.DATETIME),
                     Column("end", "Until", Fmt.DATETIME),
-                    Column("hours", "Hours", Fmt.DECIMAL1),
+                    Column("hours", "Hours", Fmt.COUNT),  # whole hours, as above
                 ),
                 tuple(
                     (

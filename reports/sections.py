@@ -40,7 +40,7 @@ from reports.model import (
     Series,
     Table,
 )
-from reports.summary import change_text, count_phrase, paragraph
+from reports.summary import change_text, compared_fmt, count_phrase, paragraph
 
 # --- sections ---------------------------------------------------------------------------
 
@@ -71,13 +71,15 @@ def summary_section(inputs: Inputs) -> Section:
     blocks.append(Paragraph(_reliability_sentence(inputs), "lead"))
     blocks.append(Paragraph(incident_sentence(current, previous), "lead"))
     blocks.append(Paragraph(freeze_sentence(inputs), "lead"))
-    blocks.append(_headline_table(current, previous))
+    table, uncompared = _headline_table(current, previous)
+    blocks.append(table)
     blocks.append(
         Paragraph(
             "Tiers follow the benchmark table of the State of DevOps report named in the "
             "appendix; a figure resting on too small a sample reads “insufficient data” "
             "instead of a tier. Change is against the quarter before: percent for "
-            "quantities, percentage points for rates.",
+            "quantities, percentage points for rates; where two figures round alike but "
+            "differ, both are shown with one more decimal." + uncompared,
             "note",
         )
     )
@@ -110,17 +112,26 @@ def _reliability_sentence(inputs: Inputs) -> str:
     return text
 
 
-def _headline_table(current: Card, previous: Card) -> Table:
+def _headline_table(current: Card, previous: Card) -> tuple[Table, str]:
+    """The headline table, and a sentence naming the figures it gives no change for (empty
+    when every row has one)."""
     rows: list[tuple[Entry, ...]] = []
+    uncompared: list[str] = []
     for figure in (*DORA_FIGURES, *INCIDENT_FIGURES):
         item = headline(figure, current, previous)
         sample = get(current, *figure.sample_path) if figure.sample_path else None
+        moved = change_text(item)
+        if not moved and item.current is not None and item.previous is not None:
+            # both quarters have the figure but the engine gives no change for it
+            uncompared.append(figure.label)
+            moved = "–"
+        fmt = compared_fmt(item)
         rows.append(
             (
                 figure.name,
-                Cell(item.current, figure.fmt),
-                Cell(item.previous, figure.fmt),
-                change_text(item),
+                Cell(item.current, fmt),
+                Cell(item.previous, fmt),
+                moved,
                 Cell(item.tier, Fmt.TIER) if figure.tier_path else "",
                 f"{sample:,} {figure.sample_noun}" if sample is not None else "",
             )
@@ -133,7 +144,16 @@ def _headline_table(current: Card, previous: Card) -> Table:
         Column("tier", "Tier", Fmt.TIER),
         Column("sample", "Sample", compact=True),
     )
-    return Table("Headline figures", columns, tuple(rows), "Headline figures")
+    table = Table("Headline figures", columns, tuple(rows), "Headline figures")
+    if not uncompared:
+        return table, ""
+    names = " and ".join(uncompared)
+    return table, (
+        f" {names} {'has' if len(uncompared) == 1 else 'have'} no change (–): Poise's "
+        "quarter-over-quarter comparison does not cover "
+        f"{'it' if len(uncompared) == 1 else 'them'} yet, so both quarters' figures are "
+        "shown to be compared by eye."
+    )
 
 
 def _scorecard_table(card: Card, title: str, sheet: str) -> Table:
@@ -246,8 +266,9 @@ def trends_section(inputs: Inputs) -> Section:
     weekly = inputs.weekly
     blocks: list[Any] = [
         Paragraph(
-            "Weeks start on Monday (UTC); the first and last weeks of the quarter may be "
-            f"partial. A week whose figure rests on fewer than {inputs.min_sample} deployments, "
+            "Weeks start on Monday (UTC); the first and last weeks of the quarter may hold "
+            "only some of their days, and are drawn pale (bars) or as open markers (lines). "
+            f"A week whose figure rests on fewer than {inputs.min_sample} deployments, "
             "changes or failures is left blank in the charts (the workbook has every week).",
             "note",
         )
@@ -258,6 +279,7 @@ def trends_section(inputs: Inputs) -> Section:
     weeks = sorted(weekly["week"].unique())
     labels = tuple(pd.Timestamp(week).strftime("%-d %b") for week in weeks)
     scope = weekly[weekly["team"] == ""].set_index("week").reindex(weeks)
+    days = _week_days(scope)
     teams = sorted(t for t in weekly["team"].unique() if t)
     if teams:
         series = tuple(
@@ -278,6 +300,8 @@ def trends_section(inputs: Inputs) -> Section:
             Fmt.COUNT,
             "Trend deployments",
             x_title="week starting",
+            x_days=days,
+            caption=_partial_caption(scope, days),
         )
     )
     for column, sample, title, y_title, fmt in TREND_LINES:
@@ -296,9 +320,42 @@ def trends_section(inputs: Inputs) -> Section:
                 "behind this figure, so no weekly value is drawn; the quarter's figure is in "
                 "the scorecard.",
                 words=_lone_week(labels, values, fmt, sample, inputs.min_sample),
+                x_days=days,
             )
         )
     return Section("Delivery trends over the quarter", "trends", blocks)
+
+
+def _week_days(scope: pd.DataFrame) -> tuple[float, ...]:
+    """Days in each week of the quarter (7, or fewer for a week the quarter clips)."""
+    if "week_end" not in scope.columns:
+        return ()
+    spans = pd.to_datetime(scope["week_end"], utc=True) - pd.to_datetime(scope.index, utc=True)
+    return tuple(round(span.total_seconds() / 86_400, 2) for span in spans)
+
+
+def _partial_caption(scope: pd.DataFrame, days: tuple[float, ...]) -> str:
+    """Which weeks are parts of weeks, by their dates: "1–5 Jul (5 days) and 28–30 Sep
+    (3 days) hold part of a week, so their bars are pale and shorter than a whole week's"."""
+    parts = []
+    for (start, row), span in zip(scope.iterrows(), days, strict=True):
+        if span >= 7:
+            continue
+        last = pd.Timestamp(row["week_end"]) - pd.Timedelta(microseconds=1)
+        first = pd.Timestamp(start)
+        dates = (
+            f"{first:%-d}–{last:%-d %b}"
+            if first.month == last.month
+            else f"{first:%-d %b}–{last:%-d %b}"
+        )
+        parts.append(f"{dates} ({span:g} {'day' if span == 1 else 'days'})")
+    if not parts:
+        return ""
+    verb = "holds" if len(parts) == 1 else "hold"
+    return (
+        f"{' and '.join(parts)} {verb} only part of a week, so {'its bar is' if len(parts) == 1 else 'their bars are'} "
+        "drawn pale: fewer deployments there are fewer days, not a dip."
+    )
 
 
 def _lone_week(

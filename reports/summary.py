@@ -103,16 +103,37 @@ def paragraph(headlines: list[Headline]) -> str:
 
 
 def change_text(headline: Headline) -> str:
-    """The change column of the headline table: "+18 %", "−1.2 pts", "±0", or ""."""
+    """The change column of the headline table: "+18 %", "−1.2 pts", "±0 %", "±0.0 pts", or
+    "" (no change to give). A change that rounds to nothing keeps its unit, so a rate's
+    column reads in points on every row."""
     if headline.current is None or headline.previous is None or headline.delta is None:
         return ""
     if headline.change is Change.POINTS:
         points = headline.delta * 100
-        return "±0" if round(abs(points), 1) == 0 else f"{points:+.1f} pts".replace("-", "−")
+        return "±0.0 pts" if round(abs(points), 1) == 0 else _signed(f"{points:+.1f} pts")
     ratio = headline.relative
     if ratio is None:
-        return "±0" if headline.delta == 0 else "new"
-    return "±0" if round(abs(ratio) * 100) == 0 else f"{ratio * 100:+.0f} %".replace("-", "−")
+        return "±0 %" if headline.delta == 0 else "new"
+    return "±0 %" if round(abs(ratio) * 100) == 0 else _signed(f"{ratio * 100:+.0f} %")
+
+
+def _signed(text: str) -> str:
+    return text.replace("-", "−")  # a true minus sign, as wide as the plus
+
+
+HELD = frozenset({"±0 %", "±0.0 pts"})
+FINER = {Fmt.DECIMAL1: Fmt.DECIMAL2, Fmt.PERCENT1: Fmt.PERCENT2}
+
+
+def compared_fmt(headline: Headline) -> Fmt:
+    """The format to show this quarter's and the last quarter's figure in, side by side.
+
+    Usually the figure's own; one decimal finer when both round to the same text but the
+    change column says they moved ("8.6 %" against "8.6 %" beside "−0.1 pts" reads as a
+    contradiction; "8.63 %" against "8.57 %" does not)."""
+    moved = change_text(headline) not in ("", *HELD)
+    alike = display(headline.current, headline.fmt) == display(headline.previous, headline.fmt)
+    return FINER.get(headline.fmt, headline.fmt) if moved and alike else headline.fmt
 
 
 def count_phrase(count: int, singular: str, plural: str | None = None) -> str:

@@ -18,8 +18,11 @@ from pypdf import PdfReader
 
 from dashboard.headless import CHROMIUM, CHROMIUM_ARGS
 from reports import render_document
+from reports.charts import render_svg
 from reports.formats import keep_units
+from reports.guardrail_sections import _days_left
 from reports.html import render_html
+from reports.incident_sections import _postmortem
 from reports.markdown import render_markdown
 from reports.model import (
     Band,
@@ -321,3 +324,79 @@ def test_lone_week_sentence() -> None:
     )
     assert _lone_week(labels, (1.0, 2.0, None), Fmt.DECIMAL1, "changes", 5) == ""
     assert _lone_week(labels, (None, None, None), Fmt.DECIMAL1, "changes", 5) == ""
+
+
+def _weekly(kind: ChartKind, values: tuple[float | None, ...], days: tuple[float, ...]) -> Chart:
+    labels = tuple(f"w{index}" for index in range(len(values)))
+    return Chart("Per week", kind, labels, (Series("s", values),), "n", Fmt.COUNT, "W", x_days=days)
+
+
+def test_parts_of_weeks_are_drawn_pale_or_hollow_and_said() -> None:
+    """A quarter's first and last buckets hold parts of weeks (1–5 Jul, 28–30 Sep): drawn as
+    full bars they read as dips, so they are pale (bars) or open (line markers), with a
+    legend entry saying so, as on the dashboard."""
+    whole = (7.0, 7.0, 7.0)
+    clipped = (5.0, 7.0, 3.0)
+    for kind in (ChartKind.BAR, ChartKind.STACKED):
+        pale = render_svg(_weekly(kind, (60.0, 115.0, 55.0), clipped))
+        assert pale.count("fill-opacity: 0.4") >= 2  # the two partial bars (and the key)
+        assert "pale bar:" in pale and "part of a week" in pale
+        plain = render_svg(_weekly(kind, (60.0, 115.0, 55.0), whole))
+        assert "fill-opacity" not in plain and "part of a week" not in plain
+    hollow = render_svg(_weekly(ChartKind.LINE, (5.0, 6.0, 3.0), clipped))
+    assert "fill: #ffffff; stroke: #0072b2" in hollow and "open marker:" in hollow
+    solid = render_svg(_weekly(ChartKind.LINE, (5.0, 6.0, 3.0), whole))
+    assert "fill: #ffffff; stroke: #0072b2" not in solid and "part of a week" not in solid
+    # a blank partial week (too small a sample) draws nothing, so nothing needs explaining
+    blank = render_svg(_weekly(ChartKind.LINE, (None, 6.0, 4.0), (5.0, 7.0, 7.0)))
+    assert "part of a week" not in blank
+
+
+def test_a_weekly_charts_table_says_how_many_days_each_week_holds() -> None:
+    table = _weekly(ChartKind.BAR, (60.0, 115.0, 55.0), (5.0, 7.0, 3.0)).as_table()
+    assert [column.title for column in table.columns] == ["", "s", "Days"]
+    assert table.rows == (("w0", 60.0, 5.0), ("w1", 115.0, 7.0), ("w2", 55.0, 3.0))
+    markdown = render_markdown(
+        Report("R", "S", "P", datetime(2026, 10, 2, tzinfo=UTC), [Section("T", "t", [table])])
+    )
+    assert "| w0 | 60 | 5 |" in markdown
+
+
+def test_links_read_short_and_only_web_addresses_are_links() -> None:
+    url = "https://wiki.example.com/postmortems/billing-api-i0073"
+    table = Table(
+        "Most significant incidents",
+        (Column("id", "Incident"), Column("pm", "Postmortem", Fmt.LINK)),
+        (("i1", url), ("i2", "javascript:alert(1)"), ("i3", Cell("none linked", Fmt.TEXT))),
+        "Significant incidents",
+    )
+    report = Report("R", "S", "P", datetime(2026, 10, 2, tzinfo=UTC), [Section("T", "t", [table])])
+    html = render_html(report)
+    assert f'<a href="{url}">read</a>' in html  # not the address broken over four lines
+    assert f'data-value="{url}"' in html
+    assert "javascript:" not in html.replace('data-value="javascript:alert(1)"', "")
+    assert "not a web link" in html and "none linked" in html
+    assert f"| i1 | {url} |" in render_markdown(report)  # a wiki and a workbook keep the URL
+    rows = list(
+        load_workbook(io.BytesIO(render_document(report, "xlsx")))[
+            "Significant incidents"
+        ].iter_rows(values_only=True)
+    )
+    assert rows[1] == ("i1", url)
+
+
+def test_postmortems_that_are_not_web_addresses_are_left_out_everywhere() -> None:
+    assert _postmortem(" https://wiki.example/pm/1 ") == "https://wiki.example/pm/1"
+    assert _postmortem("JavaScript:alert(1)") == Cell("not a web link", Fmt.TEXT)
+    assert _postmortem("data:text/html,<b>x</b>") == Cell("not a web link", Fmt.TEXT)
+    assert _postmortem(None) == Cell("none linked", Fmt.TEXT)
+    assert _postmortem(float("nan")) == Cell("none linked", Fmt.TEXT)
+
+
+def test_certificate_days_left_read_as_whole_days_or_words() -> None:
+    assert _days_left(12.04) == 12 and _days_left(139.6) == 140
+    assert _days_left(-3.03) == Cell("expired 3 days ago", Fmt.TEXT)
+    assert _days_left(-1.2) == Cell("expired 1 day ago", Fmt.TEXT)
+    assert _days_left(-0.2) == Cell("expired less than a day ago", Fmt.TEXT)
+    assert _days_left(0.5) == Cell("less than a day", Fmt.TEXT)
+    assert _days_left(float("nan")) is None

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from reports.model import Fmt
-from reports.summary import Change, Headline, change_text, count_phrase, paragraph, sentence
+from reports.summary import (
+    Change,
+    Headline,
+    change_text,
+    compared_fmt,
+    count_phrase,
+    paragraph,
+    sentence,
+)
 
 
 def moved(current: float | None, previous: float | None) -> dict[str, float | None]:
@@ -62,7 +70,26 @@ def test_fell_and_points() -> None:
     )
     assert change_text(fail_rate(0.12, 0.08)) == "+4.0 pts"
     assert change_text(frequency(9.0, 12.0)) == "−25 %"
-    assert change_text(frequency(12.02, 12.0)) == "±0"
+    assert change_text(frequency(12.02, 12.0)) == "±0 %"
+
+
+def test_a_change_that_rounds_to_nothing_keeps_its_unit() -> None:
+    """Rates change in points on every row, "±0" included (the headline table's rework rate
+    read "±0" between rows reading "−0.1 pts")."""
+    assert change_text(fail_rate(0.0771, 0.0772)) == "±0.0 pts"
+    assert change_text(fail_rate(0.0863, 0.0857)) == "+0.1 pts"
+    assert change_text(frequency(0.0, 0.0)) == "±0 %"
+
+
+def test_figures_that_round_alike_but_moved_get_one_more_decimal() -> None:
+    # 8.6 % against 8.6 % beside "−0.1 pts" read as a contradiction
+    moved_rate = fail_rate(0.08573, 0.08627)
+    assert change_text(moved_rate) == "−0.1 pts"
+    assert compared_fmt(moved_rate) is Fmt.PERCENT2
+    assert compared_fmt(fail_rate(0.0771, 0.0772)) is Fmt.PERCENT1  # held: alike is right
+    assert compared_fmt(fail_rate(0.12, 0.08)) is Fmt.PERCENT1  # already read apart
+    assert compared_fmt(frequency(10.04, 9.96)) is Fmt.DECIMAL2  # 10.0 vs 10.0, +1 %
+    assert compared_fmt(frequency(10.0, None)) is Fmt.DECIMAL1
 
 
 def test_missing_figures_say_so_instead_of_zero() -> None:
