@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from collectors.base import Source, SyncContext
 from poise.config import PoiseConfig
 from poise.errors import ConfigError, PoiseError
+from poise.warehouse.sync_state import record_attempt
 
 log = logging.getLogger("poise.collectors")
 
@@ -159,8 +160,12 @@ def _run_source(
     )
     try:
         client = source.client()
-    except PoiseError as exc:
-        result.errors.append(_one_line(exc))
+    except PoiseError as exc:  # no token, no base URL: every scope fails the same way
+        error = _one_line(exc)
+        result.errors.append(error)
+        with engine.begin() as connection:  # so Data & sources shows it, as any failure
+            for scope in scopes:
+                record_attempt(connection, source.name, "*", scope.key, error=error)
         return result
     try:
         for scope in scopes:

@@ -313,6 +313,10 @@ def test_a_missing_token_variable_fails_that_source_with_one_line(
     (error,) = sync(warehouse, config).result("github").errors
     assert error == "sources.github.token_env: environment variable TEST_GITHUB_TOKEN is not set"
     assert replay_server.requests == []
+    # kept in the sync state like any failure, so the Data & sources page shows it
+    with warehouse.connect() as connection:
+        state = read_state(connection, "github", "*", "checkout")
+    assert state.last_error == error
 
 
 def test_a_failing_post_sync_hook_is_reported_after_the_sources(
