@@ -173,6 +173,8 @@ COMPARED = {
     "recovery_median_hours": ("dora", "recovery_time", "median_hours"),
     "rework_rate": ("dora", "rework_rate", "rate"),
     "incidents": ("incidents", "count"),
+    "mttd_median_minutes": ("incidents", "mttd_median_minutes"),
+    "mtta_median_minutes": ("incidents", "mtta_median_minutes"),
     "mttr_median_hours": ("incidents", "mttr_median_hours"),
     "toil_share": ("people", "toil", "share"),
 }

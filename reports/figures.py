@@ -146,8 +146,6 @@ INCIDENT_FIGURES = (
         ("incidents", "mtta_median_minutes"),
         Fmt.DECIMAL1,
         " min",
-        # not (yet) among the engine's compared figures (metrics.trends.COMPARED): the
-        # headline table says so rather than leaving its change blank without a word
         compared="mtta_median_minutes",
     ),
     Figure(

@@ -586,11 +586,9 @@ def test_every_headline_row_has_a_change_in_its_unit_or_says_why_not(reports: Ca
             assert change.endswith(" pts"), (name, change)
         else:
             assert change.endswith(" %") or change == "new", (name, change)
-    uncompared = [name for name, change in changes.items() if change == "–"]
-    # time to acknowledge is not among metrics.trends.COMPARED (yet)
-    assert uncompared == ["Time to acknowledge, median (min)"]
-    note = " ".join(pdf_text(reports.get("pdf")).split())
-    assert "Time to acknowledge has no change (–): Poise's quarter-over-quarter" in note
+    # every headline figure is among metrics.trends.COMPARED: none says "no change (–)"
+    assert [name for name, change in changes.items() if change == "–"] == []
+    assert "no change (–)" not in " ".join(pdf_text(reports.get("pdf")).split())
 
 
 def _page_texts(data: bytes) -> list[str]:

@@ -232,6 +232,8 @@ CHANGE_ROWS: dict[str, tuple[str, str]] = {
     "recovery_median_hours": ("recovery time (median)", "hours"),
     "rework_rate": ("rework rate", "share"),
     "incidents": ("incidents", "count"),
+    "mttd_median_minutes": ("time to detect (median)", "minutes"),
+    "mtta_median_minutes": ("time to acknowledge (median)", "minutes"),
     "mttr_median_hours": ("time to resolve (median)", "hours"),
     "toil_share": ("toil share", "share"),
 }
@@ -254,6 +256,8 @@ def _value(value: Any, unit: str) -> str:
         return _pct(value)
     if unit == "hours":
         return _hours(value)
+    if unit == "minutes":
+        return MISSING if value is None else f"{value:,.1f} min"
     if unit == "per week":
         return MISSING if value is None else f"{_num(value, 2)} / week"
     return _num(value, 2)
