@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import pandas as pd
 import streamlit as st
 
@@ -12,13 +9,6 @@ from dashboard import charts, components, queries
 from dashboard.components import figure_card, help_text, sample_note
 from dashboard.data import OPEN, labelled_incidents
 from poise.timeutil import utcnow
-
-
-def change(now: Mapping[str, Any], then: Mapping[str, Any], key: str) -> float | None:
-    """A figure's change from the previous period, None when either side has no value."""
-    current, previous = now.get(key), then.get(key)
-    return None if current is None or previous is None else current - previous
-
 
 DATETIME = "YYYY-MM-DD HH:mm"
 STATE_COLUMN = st.column_config.TextColumn(
@@ -37,16 +27,14 @@ if view is None:
 query = view.query
 card = queries.scorecard(query)
 figures, attribution = card["incidents"], card["attribution"]
-# the previous period's figures, for every card's change (the shared comparison has no
-# time to detect or acknowledge)
-before = queries.scorecard(query.previous())["incidents"]
+compared = queries.comparison(query)  # each card's change from the previous period
 incidents = labelled_incidents(queries.incidents(query))
 
 still_open = int((incidents["state"] == OPEN).sum())
 
 cards = st.columns(5)
 with cards[0]:
-    figure_card("incidents", figures["count"], change=change(figures, before, "count"))
+    figure_card("incidents", figures["count"], change=compared["incidents"]["delta"])
 for column, key, median, noun in (
     (cards[1], "mttd", "mttd_median_minutes", "detected"),
     (cards[2], "mtta", "mtta_median_minutes", "acknowledged"),
@@ -57,7 +45,7 @@ for column, key, median, noun in (
         # the incidents missing from the sample are mostly not over yet, not badly recorded
         note += f", {still_open:,} still open"
     with column:
-        figure_card(key, figures[median], change=change(figures, before, median), note=note)
+        figure_card(key, figures[median], change=compared[median]["delta"], note=note)
 with cards[4]:
     attributed = attribution["explicit"] + attribution["inferred"]
     # the total goes under the value: "385 of 525" overflows a fifth of a 1440 px screen
@@ -76,7 +64,7 @@ if incidents.empty:
 st.subheader(
     "Timeline",
     help="Each incident at its start, by service; the line runs to its resolution "
-    "(an open incident has none).",
+    "(dotted to the period's end while it is still open).",
 )
 components.chart(
     charts.incident_timeline(incidents, until=min(query.end, utcnow())),
