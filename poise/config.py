@@ -8,6 +8,7 @@ values in this file: a source names the *environment variable* that holds them.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 from collections.abc import Hashable
@@ -36,6 +37,8 @@ CONFIG_ENV = "POISE_CONFIG"
 DEFAULT_CONFIG = "poise.yaml"
 SECRET_KEYS = re.compile(r"(^|_)(token|password|secret|api_key|apikey|key)$")
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._\-]*$"
+# What a shell (and `export`, env files, Kubernetes env) accepts as a variable's name.
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class Strict(BaseModel):
@@ -148,6 +151,17 @@ class SourceConfig(Strict):
     @classmethod
     def _an_http_url(cls, value: str | None) -> str | None:
         return None if value is None else check_http_url(value)
+
+    @field_validator("token_env", "user_env")
+    @classmethod
+    def _a_variable_name(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # parse_config checks these first with a source-specific example; this holds for a
+        # SourceConfig made in code too. An empty value means "none", as it always has.
+        if not value:
+            return value
+        holds = "token" if info.field_name == "token_env" else "user name"
+        example = "GITHUB_TOKEN" if holds == "token" else "JENKINS_USER"
+        return check_env_name(value, example=example, holds=holds)
 
     @field_validator("since")
     @classmethod
@@ -288,6 +302,11 @@ class CertificateEndpoint(Strict):
         description="PEM bundle of the CAs to verify against (private CAs); default: the system's.",
     )
 
+    @field_validator("host", "server_name")
+    @classmethod
+    def _a_host(cls, value: str | None) -> str | None:
+        return None if value is None else check_host(value)
+
     @property
     def key(self) -> str:
         """The endpoint's id: `host:port`, plus `/server_name` when SNI differs from host."""
@@ -321,6 +340,17 @@ class AuthProviderConfig(Strict):
         "followed by /oauth2callback."
     )
     scope: str = Field("openid profile email", description="OAuth scopes asked for.")
+
+    @field_validator("client_secret_env", "cookie_secret_env")
+    @classmethod
+    def _a_variable_name(cls, value: str, info: ValidationInfo) -> str:
+        # Required, so empty is no answer either: the dashboard would start with no secret.
+        example = (
+            "POISE_OIDC_CLIENT_SECRET"
+            if info.field_name == "client_secret_env"
+            else "POISE_COOKIE_SECRET"
+        )
+        return check_env_name(value, example=example, holds="secret")
 
     @field_validator("redirect_uri")
     @classmethod
@@ -434,9 +464,17 @@ def _describe(error: dict[str, Any]) -> str:
 
 
 def _refuse_secrets(node: Any, path: str, origin: str) -> None:
+    """A secret's value anywhere in the file is refused, never echoed: under a key named
+    like a secret, or pasted where the *name* of its environment variable goes (`*_env`)."""
     if isinstance(node, dict):
         for key, value in node.items():
             child = f"{path}.{key}" if path else str(key)
+            if _names_a_variable(path, key) and isinstance(value, str) and value:
+                example, holds = _env_example(path, key)
+                try:
+                    check_env_name(value, example=example, holds=holds)
+                except ValueError as exc:
+                    raise ConfigError(f"{origin}: {child}: {exc}") from None
             if (
                 isinstance(key, str)
                 and SECRET_KEYS.search(key.lower())
@@ -474,8 +512,7 @@ def _cross_check(config: PoiseConfig) -> None:
     slo_names: list[str] = []
     for index, slo in enumerate(config.slos):
         if isinstance(slo, SloFile):
-            if not config.resolve_path(slo.file).is_file():
-                raise ConfigError(f"{origin}: slos[{index}].file: no such file {slo.file!r}")
+            _a_file(config, slo.file, f"slos[{index}].file", "an OpenSLO or Sloth file")
             continue
         slo_names.append(slo.name)
         if config.services and slo.service not in service_names:
@@ -504,10 +541,33 @@ def _cross_check(config: PoiseConfig) -> None:
     _one_service_per_incident_source_id(config)
     _guardrails_name_services(config, service_names)
     for index, service in enumerate(config.services):
-        if service.git and not config.resolve_path(service.git.path).exists():
+        # A clone that is not there yet is refused here too, not left to fail at sync: the
+        # file names it as the service's repository now, and every command reads the file.
+        if service.git is None:
+            continue
+        where = config.resolve_path(service.git.path)
+        if not where.exists():
             raise ConfigError(
                 f"{origin}: services[{index}].git.path: no such folder {service.git.path!r}"
             )
+        if not where.is_dir():
+            kind = "a file, not a folder" if where.is_file() else "not a folder"
+            raise ConfigError(
+                f"{origin}: services[{index}].git.path: {service.git.path!r} is {kind}: name "
+                "the root folder of a local clone"
+            )
+
+
+def _a_file(config: PoiseConfig, name: str, key: str, what: str) -> None:
+    """Refuse a path that is missing or is a folder, saying which (both are "no such file"
+    to a plain is_file() check, which sent people looking for a typo in a folder's name)."""
+    where = config.resolve_path(name)
+    if where.is_dir():
+        raise ConfigError(
+            f"{config.origin}: {key}: {name!r} is a folder, not a file: name {what} in it"
+        )
+    if not where.is_file():
+        raise ConfigError(f"{config.origin}: {key}: no such file {name!r}")
 
 
 def _one_service_per_incident_source_id(config: PoiseConfig) -> None:
@@ -546,10 +606,95 @@ def _guardrails_name_services(config: PoiseConfig, service_names: list[str]) -> 
         if endpoint.key in seen:
             raise ConfigError(f"{origin}: certificates[{index}]: {endpoint.key} is listed twice")
         seen.add(endpoint.key)
-        if endpoint.ca_file and not config.resolve_path(endpoint.ca_file).is_file():
-            raise ConfigError(
-                f"{origin}: certificates[{index}].ca_file: no such file {endpoint.ca_file!r}"
-            )
+        if endpoint.ca_file:
+            _a_file(config, endpoint.ca_file, f"certificates[{index}].ca_file", "a PEM bundle")
+
+
+def looks_like_token(value: str) -> bool:
+    """Whether a value is shaped like a credential rather than a variable's name.
+
+    A run of 20 or more letters and digits between underscores that mixes letters with
+    digits, or lower with upper case, is the body of a token, not a word of a name:
+    GitHub's `ghp_<36 characters>` and `github_pat_…`, Grafana's `glsa_…`, a Jenkins API
+    token starting with a letter are all valid names by ENV_NAME alone.
+    """
+    for part in value.split("_"):
+        if len(part) < 20 or not part.isalnum() or not part.isascii():
+            continue
+        letters_and_digits = any(c.isdigit() for c in part) and any(c.isalpha() for c in part)
+        mixed_case = any(c.islower() for c in part) and any(c.isupper() for c in part)
+        if letters_and_digits or mixed_case:
+            return True
+    return False
+
+
+def check_env_name(value: str, *, example: str, holds: str) -> str:
+    """`value` if it names an environment variable, else ValueError that never echoes it.
+
+    A key ending in `_env` names the variable holding a secret; the commonest mistake is to
+    paste the secret itself there, and every later message ("variable … is not set")
+    would print it. So the value is checked when the file is read and never repeated: a
+    name with a space is refused with the same words, as there is no telling a mistyped
+    name from a pasted secret.
+    """
+    if not ENV_NAME.fullmatch(value) or looks_like_token(value):
+        raise ValueError(
+            f"must name an environment variable (like {example}), not hold a {holds}: "
+            f"put the {holds} in the environment"
+        )
+    return value
+
+
+def _names_a_variable(path: str, key: Any) -> bool:
+    """Whether `key` at `path` names an environment variable: `sources.<kind>.*_env`
+    (token_env, user_env) and `auth.provider.*_env` (client_secret_env, cookie_secret_env).
+    Only there: elsewhere a key may end in `_env` by chance (an environment_map entry)."""
+    if not isinstance(key, str) or not key.endswith("_env"):
+        return False
+    return path == "auth.provider" or re.fullmatch(r"sources\.[^.]+", path) is not None
+
+
+def _env_example(path: str, key: str) -> tuple[str, str]:
+    """A variable name to suggest for `key` at `path`, and what such a variable holds."""
+    stem = key.removesuffix("_env")
+    holds = {"token": "token", "user": "user name"}.get(stem, "secret")
+    parts = path.split(".")
+    if len(parts) >= 2 and parts[0] == "sources":  # sources.gitlab.token_env -> GITLAB_TOKEN
+        return f"{parts[1].upper()}_{stem.upper()}", holds
+    known = {"client_secret": "POISE_OIDC_CLIENT_SECRET", "cookie_secret": "POISE_COOKIE_SECRET"}
+    return known.get(stem, f"POISE_{stem.upper()}"), holds
+
+
+def check_host(value: str) -> str:
+    """`value` if it is a host name or an IP address, else ValueError saying what is wrong.
+
+    A TLS endpoint is connected to by host and port; a URL there (`https://example.com/x`)
+    would only fail at sync, as a name that cannot be resolved. Not echoed: a URL may
+    carry credentials, and the key path already says which entry is meant.
+    """
+    if "://" in value or value.lower().startswith(("http:", "https:")):
+        raise ValueError(
+            "must be a host name or address (like example.com or 192.0.2.10), not a URL: "
+            "no scheme (https://) and no path; the port goes in port"
+        )
+    if "/" in value:
+        raise ValueError("must be a host name or address (like example.com), without a path")
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    if re.fullmatch(r"[^:\s]+:\d+", value):
+        raise ValueError(
+            "must be a host name or address alone: the port goes in port (host: example.com, "
+            "port: 8443)"
+        )
+    label = r"[^\W_](?:[\w-]*[^\W_])?"  # letters (any script), digits, '-' and '_' inside
+    if len(value) > 253 or not re.fullmatch(rf"{label}(?:\.{label})*\.?", value):
+        raise ValueError(
+            "must be a host name (letters, digits, '-' and '.', like example.com) or an IP address"
+        )
+    return value
 
 
 def check_http_url(value: str) -> str:
@@ -709,6 +854,13 @@ def secret_from_env(variable: str | None, *, what: str) -> str | None:
     """The value of an environment variable named in the config (never logged)."""
     if not variable:
         return None
+    if not ENV_NAME.fullmatch(variable) or looks_like_token(variable):
+        # The file's check refuses these; a name reaching here some other way is still
+        # never printed, as it may be the secret itself.
+        raise ConfigError(
+            f"{what}: must name an environment variable, not hold a secret: put the secret "
+            "in the environment"
+        )
     value = os.environ.get(variable)
     if value is None:
         raise ConfigError(f"{what}: environment variable {variable} is not set")

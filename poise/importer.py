@@ -35,6 +35,11 @@ MAX_INTEGER = 2**31 - 1  # the warehouse's INTEGER on both engines
 # offset can push a timestamp written inside that range outside it once it is in UTC.
 MIN_YEAR, MAX_YEAR = 1, 9999
 NUMERIC_KINDS = ("count", "number", "fraction", "integer")
+# Toil is logged per (team, day, category). A day has 24 hours, and no team Poise scores
+# has a thousand people, so more than 24 × 1,000 hours in one row is a unit or export
+# mistake (minutes, seconds, a cumulative total), not toil; and values far above it, up to
+# 1e308, overflow the toil share computed from them.
+MAX_TOIL_HOURS = 24 * 1_000
 BULK_CACHE_KIB = 128 * 1024  # SQLite page cache while a file is written
 
 
@@ -79,6 +84,24 @@ def _detected_after_start(frame: pd.DataFrame) -> tuple[pd.Series, str]:
     return detected.notna() & (detected < frame["started_at"]), "detected_at is before started_at"
 
 
+def _plausible_toil(frame: pd.DataFrame) -> tuple[pd.Series, str]:
+    too_many = frame["hours"] > MAX_TOIL_HOURS
+    shown = format(frame["hours"][too_many].iloc[0], ".15g") if too_many.any() else ""
+    return (
+        too_many,
+        f"hours: {shown} is more than {MAX_TOIL_HOURS:,} (24 hours of 1,000 people) for one "
+        "team, day and category: not hours of toil (minutes, or a running total?)",
+    )
+
+
+def _positive_pr_number(frame: pd.DataFrame) -> tuple[pd.Series, str]:
+    # GitHub pull requests and GitLab merge requests are numbered from 1.
+    # to_numeric: the column is all None (object) when the file leaves it out
+    below = (pd.to_numeric(frame["pr_number"], errors="coerce") < 1).fillna(False)
+    shown = str(frame["pr_number"][below].iloc[0]) if below.any() else ""
+    return below, f"pr_number: {shown} is not a pull request's number (they start at 1)"
+
+
 def _not_itself(frame: pd.DataFrame) -> tuple[pd.Series, str]:
     return (
         (frame["rollback_of"] == frame["id"]) | (frame["remediation_of"] == frame["id"]),
@@ -109,6 +132,7 @@ KINDS: dict[str, Kind] = {
                 Column("author", "text", required=False),
             ),
             ("id",),
+            (_positive_pr_number,),
         ),
         Kind(
             "deployments",
@@ -179,6 +203,7 @@ KINDS: dict[str, Kind] = {
                 Column("category", "text"),
             ),
             ("team", "date", "category"),
+            (_plausible_toil,),
         ),
     )
 }
@@ -249,6 +274,7 @@ def _csv_chunks(
 ) -> Iterator[tuple[int, pd.DataFrame]]:
     try:
         header, header_line = _csv_header(path)
+        _comma_separated(path, header, line=header_line)
         _check_header(path, kind, header, line=header_line)
         with path.open("rb") as raw:
             stream = io.BufferedReader(_CountingReader(raw, on_read), buffer_size=1 << 20)
@@ -280,6 +306,20 @@ def _csv_header(path: Path) -> tuple[list[str], int]:
             if record:
                 return record, reader.line_num
     raise ImportFileError(f"{path}:1: empty file: expected a header row")
+
+
+def _comma_separated(path: Path, header: list[str], *, line: int) -> None:
+    """Refuse a header split by ';' or tabs (a spreadsheet's export in many locales), which
+    would otherwise read as one unknown column named after the whole header."""
+    if len(header) != 1:
+        return  # commas split it: a ';' inside a quoted name is that name's business
+    separator = max((";", "\t"), key=header[0].count)
+    if header[0].count(separator):
+        shown = "tabs" if separator == "\t" else repr(separator)
+        raise ImportFileError(
+            f"{path}:{line}: the columns are separated by {shown}: Poise reads "
+            "comma-separated files"
+        )
 
 
 def _next_chunk(reader: Any) -> pd.DataFrame | None:
@@ -511,6 +551,9 @@ class _Validator:
             invalid = numbers.isna() & ~empty
             if (bad := _first(invalid)) is not None:
                 raise _RowError(bad, f"{column.name}: {values[bad]!r} is not a number")
+            # Before any other check: '-inf' is not "negative", and 'inf' is not "too large".
+            if (bad := _first(np.isinf(numbers.fillna(0)))) is not None:
+                raise _RowError(bad, f"{column.name}: {values[bad]!r} is not a finite number")
             finite = numbers.dropna()
             if kind == "count" and (bad := _first(numbers < 0)) is not None:
                 raise _RowError(bad, f"{column.name}: negative value {values[bad]}")
@@ -525,8 +568,6 @@ class _Validator:
                 if (bad := _first(numbers.abs() > MAX_INTEGER)) is not None:
                     raise _RowError(bad, f"{column.name}: {values[bad]} is too large")
                 return numbers.astype("Int64")
-            if (bad := _first(np.isinf(numbers.fillna(0)))) is not None:
-                raise _RowError(bad, f"{column.name}: {values[bad]!r} is not a finite number")
             return numbers
         if kind == "date":
             valid = values.str.fullmatch(r"\d{4}-\d{2}-\d{2}")
