@@ -30,6 +30,7 @@ DEPLOYMENT_COLUMNS = [
     "fixed_at",
     "recovered_at",
     "recovery_hours",
+    "recovery_left_out",
     "rework",
     "reason",
 ]
@@ -92,8 +93,17 @@ def deployment_rows(
     has_incident = rows["incidents"].str.len() > 0
     rows["failed"] = rows["fixed_by"].notna() | has_incident
     by_incidents = rows["last_resolved"].where(has_incident & ~rows["incident_open"])
-    recovered_at = rows["fixed_at"].where(rows["fixed_by"].notna(), by_incidents)
-    rows["recovered_at"] = pd.to_datetime(recovered_at, utc=True)
+    recovered_at = pd.to_datetime(
+        rows["fixed_at"].where(rows["fixed_by"].notna(), by_incidents), utc=True
+    )
+    # Explicit attribution is not bounded in time, so an incident may name a deployment
+    # that finished after the incident was already resolved (or one resolved "before" it
+    # started): the contract's recovery time would be negative. No recovery happens
+    # before the deployment, so that time is left out (neither a recovery nor still
+    # waiting) and flagged; data quality lists the incidents behind it.
+    left_out = recovered_at.notna() & (recovered_at < rows["deployed_at"])
+    rows["recovery_left_out"] = left_out.astype(bool)
+    rows["recovered_at"] = recovered_at.where(~left_out)
     rows["recovery_hours"] = (
         rows["recovered_at"] - rows["deployed_at"]
     ).dt.total_seconds() / 3600.0
@@ -116,6 +126,14 @@ def _reasons(rows: pd.DataFrame, linked: pd.DataFrame) -> list[str]:
     for item in linked.itertuples(index=False):
         if item.method == "explicit":
             text = f"{item.incident_id} names it in caused_by_deployment"
+            early = deployed[item.deployment_id] - item.started_at
+            if early > pd.Timedelta(0):
+                # counted as the contract says (explicit attribution has no time bound),
+                # but said, since it is likely a wrong id: see data quality
+                text += (
+                    f", though it started {duration(early)} before it deployed "
+                    "(data quality: incidents blaming later deployments)"
+                )
         else:
             lag = item.started_at - deployed[item.deployment_id]
             text = (
@@ -130,6 +148,11 @@ def _reasons(rows: pd.DataFrame, linked: pd.DataFrame) -> list[str]:
             word = "rolled back" if row.fixed_how == "rollback" else "remediated"
             mine.append(
                 f"{word} by {row.fixed_by} {duration(row.fixed_at - row.deployed_at)} later"
+            )
+        if row.recovery_left_out:
+            mine.append(
+                f"recovery time left out: the last of its incidents was resolved "
+                f"{duration(row.deployed_at - row.last_resolved)} before it deployed"
             )
         if mine:
             out.append(f"{row.id} failed: " + "; ".join(mine))
@@ -170,7 +193,9 @@ def dora_by(
     - "Change fail rate": failed / all production deployments.
     - "Failed deployment recovery time": hours from a failed deployment to its earliest
       rollback/remediation, else to the last resolution of its incidents. `failures` is
-      the sample behind the median; `unrecovered` counts failed ones still waiting.
+      the sample behind the median; `unrecovered` counts failed ones still waiting. A
+      recovery that would be negative (incidents resolved before the deployment they
+      blame) is in neither: left out, flagged in `recovery_left_out`.
     - "Rework rate": deployments that roll back or remediate another / all deployments.
     """
     groups = list(periods)
@@ -185,7 +210,9 @@ def dora_by(
     recovery_hours = rows["recovery_hours"].astype(float)
     recovered = recovery_hours.where(failed_mask & (recovery_hours >= 0))
     recovery = group_stats(recovered, keys, groups)
-    unrecovered = group_counts(failed_mask & recovery_hours.isna(), keys, groups)
+    # a recovery left out as negative is not one still waiting
+    waiting = failed_mask & recovery_hours.isna() & ~rows["recovery_left_out"].astype(bool)
+    unrecovered = group_counts(waiting, keys, groups)
     out: dict[Hashable, dict[str, Any]] = {}
     for group in groups:
         count, weeks = deployments[group], periods[group].weeks

@@ -87,7 +87,10 @@ def _change_failure_rate(basis: Basis) -> list[Row]:
 
 def _recovery_time(basis: Basis) -> list[Row]:
     out = []
-    for row in basis.deployments[basis.deployments["failed"]].itertuples(index=False):
+    failed = basis.deployments[basis.deployments["failed"]]
+    # when the incidents of a recovery left out were resolved (the rows keep no negative time)
+    resolved = _last_resolved(basis, failed[failed["recovery_left_out"].astype(bool)])
+    for row in failed.assign(recovered_before=resolved).itertuples(index=False):
         hours = row.recovery_hours
         if isinstance(row.fixed_by, str):
             how = "rolled back" if row.fixed_how == "rollback" else "remediated"
@@ -97,6 +100,12 @@ def _recovery_time(basis: Basis) -> list[Row]:
                 f"{row.id}: recovered when the last of {', '.join(row.incidents)} was "
                 f"resolved, {duration(hours)} after it deployed"
             )
+        elif row.recovery_left_out:
+            reason = (
+                f"{row.id}: left out: the last of {', '.join(row.incidents)} was resolved "
+                f"{duration(row.deployed_at - row.recovered_before)} before it deployed, so "
+                "its recovery time would be negative; counted in data quality"
+            )
         else:
             reason = f"{row.id}: not recovered yet: {', '.join(row.incidents)} not all resolved"
         counts = pd.notna(hours) and hours >= 0
@@ -104,8 +113,24 @@ def _recovery_time(basis: Basis) -> list[Row]:
     return out
 
 
+def _last_resolved(basis: Basis, deployments: pd.DataFrame) -> pd.Series:
+    """The latest `resolved_at` of the incidents attributed to each of `deployments`."""
+    links = basis.attributions[basis.attributions["deployment_id"].isin(deployments["id"])]
+    resolved = links.merge(
+        basis.frames.incidents[["id", "resolved_at"]].rename(columns={"id": "incident_id"}),
+        on="incident_id",
+    )
+    latest = resolved.groupby("deployment_id")["resolved_at"].max()
+    return deployments["id"].map(latest)
+
+
 def _rework_rate(basis: Basis) -> list[Row]:
     out = []
+    found = quality.rows("rework_before_its_target", **quality_frames(basis))
+    early = {
+        row.id: (row.target, row.target_at - row.deployed_at)
+        for row in found.itertuples(index=False)
+    }
     for row in basis.deployments.itertuples(index=False):
         if row.rework:
             target = (
@@ -116,6 +141,15 @@ def _rework_rate(basis: Basis) -> list[Row]:
                 if target
                 else f"{row.id}: remediates {row.remediation_of}"
             )
+            if row.id in early:
+                # rework counts it, but change fail rate does not count the target as
+                # failed by it (only a later deployment's rollback or remediation does)
+                named, gap = early[row.id]
+                when = f"{duration(gap)} after it" if gap else "at the same moment"
+                reason += (
+                    f", though {named} deployed {when}: {named} does not count as failed "
+                    "by it; counted in data quality"
+                )
         else:
             reason = f"{row.id}: names no deployment in rollback_of or remediation_of"
         out.append(
@@ -259,9 +293,27 @@ def _data_quality(basis: Basis) -> list[Row]:
                 )
             elif finding == "slos_without_data":
                 reason = f"{ident}: no SLI samples at all"
+            elif finding == "incidents_blaming_later_deployments":
+                reason = (
+                    f"{ident} started {record['started_at']:%Y-%m-%d %H:%M} UTC, "
+                    f"{duration(record['hours_before'])} before {record['deployment_id']} "
+                    f"deployed, yet names it in caused_by_deployment: explicit attribution "
+                    f"has no time bound, so {record['deployment_id']} counts as failed"
+                )
+            elif finding == "rework_before_its_target":
+                verb = "rolls back" if record["how"] == "rollback" else "remediates"
+                gap = record["target_at"] - record["deployed_at"]
+                when = f"{duration(gap)} after it" if gap else "at the same moment"
+                reason = (
+                    f"{ident} {verb} {record['target']}, which deployed {when}: "
+                    f"counted as rework, but {record['target']} does not count as failed "
+                    "by it (only a later deployment's rollback or remediation does)"
+                )
             else:
                 reason = f"{ident}: {finding.replace('_', ' ')}"
-            out.append(_row(finding, ident, record.get("service"), None, None, False, reason))
+            # these two rows are not left out: the figures count them as the contract says
+            counted = finding in ("incidents_blaming_later_deployments", "rework_before_its_target")
+            out.append(_row(finding, ident, record.get("service"), None, None, counted, reason))
     return out
 
 

@@ -209,6 +209,9 @@ class Frames:
       attribution window on both sides (inference needs them), flag `in_period`.
     - `fixers`: production deployments that name a period deployment in `rollback_of` /
       `remediation_of`, whenever they happened.
+    - `rework_targets`: the period's production deployments that name another deployment
+      in `rollback_of` / `remediation_of`, with when the named one was deployed
+      (`target_at`, whatever its environment, period or scope).
     - `incidents`: incidents in scope started in [start, end + window), plus any incident
       that explicitly names a period deployment; flag `in_period` (started in the period, in
       scope).
@@ -222,6 +225,7 @@ class Frames:
     teams: pd.DataFrame
     deployments: pd.DataFrame
     fixers: pd.DataFrame
+    rework_targets: pd.DataFrame
     incidents: pd.DataFrame
     changes: pd.DataFrame
     undeployed: pd.DataFrame
@@ -238,6 +242,7 @@ class Frames:
             teams=self.teams[self.teams["name"] == team],
             deployments=self.deployments[self.deployments["team"] == team],
             fixers=self.fixers[self.fixers["target_team"] == team],
+            rework_targets=self.rework_targets[self.rework_targets["team"] == team],
             incidents=_team_incidents(self.incidents, self.deployments, team),
             changes=self.changes[self.changes["team"] == team],
             undeployed=self.undeployed[self.undeployed["team"] == team],
@@ -274,6 +279,7 @@ def load(connection: Connection, period: Period, scope: Scope, settings: Setting
         teams=_teams(connection, scope),
         deployments=deployments,
         fixers=_fixers(connection, period, deployments, period.end + window),
+        rework_targets=_rework_targets(connection, deployments),
         incidents=_incidents(connection, period, scope, settings, deployments),
         changes=_first_deployed_changes(connection, period, scope, services, fresh),
         undeployed=_undeployed_changes(connection, period, scope, services, fresh),
@@ -379,6 +385,76 @@ def _fixers(
     return sort_rows(frame, ["deployed_at", "id"])[FIXER_COLUMNS]
 
 
+REWORK_TARGET_COLUMNS = ["id", "service", "team", "deployed_at", "target", "how", "target_at"]
+
+
+def _rework_targets(connection: Connection, deployments: pd.DataFrame) -> pd.DataFrame:
+    """The period's production deployments (of `deployments`, the loaded ones) that name
+    another deployment in `rollback_of` / `remediation_of`, with the named deployment's
+    `deployed_at` (`target_at`).
+
+    Rework rate counts these whatever the named deployment is; change fail rate counts
+    the named one as failed only when the naming deployment is later. The named one is
+    usually among the loaded rows (just before); any other (outside the loaded span,
+    another environment, another scope) is read by id, so it may lie anywhere in time.
+    """
+    rows = deployments[deployments["in_period"]]
+    parts = []
+    for how, column in (("rollback", "rollback_of"), ("remediation", "remediation_of")):
+        names = rows[column]
+        # naming itself is no rework (as in `delivery.deployment_rows`; the importer
+        # refuses it)
+        named = rows[names.notna() & (names.astype(object) != "") & (names != rows["id"])]
+        if len(named):
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "id": named["id"],
+                        "service": named["service"],
+                        "team": named["team"],
+                        "deployed_at": named["deployed_at"],
+                        "target": named[column].astype(object),
+                        "how": how,
+                    }
+                )
+            )
+    if not parts:
+        return pd.DataFrame(
+            {
+                column: pd.Series(dtype=deployments["deployed_at"].dtype)
+                if column in ("deployed_at", "target_at")
+                else pd.Series(dtype=object)
+                for column in REWORK_TARGET_COLUMNS
+            }
+        )
+    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    known = deployments.drop_duplicates("id").set_index("id")["deployed_at"]
+    target_at = frame["target"].map(known)
+    missing = frame.loc[target_at.isna(), "target"].unique().tolist()
+    if missing:
+        target_at = target_at.fillna(frame["target"].map(_deployed_at(connection, missing)))
+    frame["target_at"] = pd.to_datetime(target_at, utc=True)
+    frame = frame[frame["target_at"].notna()]  # a name the warehouse does not hold
+    return sort_rows(frame, ["deployed_at", "id"])[REWORK_TARGET_COLUMNS]
+
+
+def _deployed_at(connection: Connection, ids: list[str]) -> pd.Series:
+    """`deployed_at` of any deployments by id (any environment, status or time)."""
+    d = S.deployments
+    found = [
+        read(
+            connection,
+            select(d.c.id, raw_time(connection, d.c.deployed_at)).where(
+                d.c.id.in_(ids[start : start + 500])  # within every driver's parameter limit
+            ),
+            times=["deployed_at"],
+        )
+        for start in range(0, len(ids), 500)
+    ]
+    frame = pd.concat([part for part in found if len(part)] or found[:1], ignore_index=True)
+    return frame.set_index("id")["deployed_at"]
+
+
 INCIDENT_TIMES = ("started_at", "detected_at", "acknowledged_at", "resolved_at")
 
 
@@ -425,7 +501,11 @@ def _incidents(
     others = others[others["caused_by_deployment"].isin(targets) & ~others["id"].isin(own["id"])]
     others = others.copy()
     others["in_scope"] = _service_in_scope(others, scope)
-    frame = pd.concat([own, others], ignore_index=True) if len(others) else own
+    # concatenate only frames with rows: an empty read's times are datetime64[ns, UTC] and
+    # SQLite's parsed ones [us, UTC], which pandas concatenates into plain objects (a
+    # period with no incident of its own but an older one naming its deployment broke on it)
+    parts = [part for part in (own, others) if len(part)]
+    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else (parts or [own])[0]
     frame["in_period"] = (
         frame["in_scope"]
         & (frame["started_at"] >= period.start)

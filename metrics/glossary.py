@@ -232,6 +232,21 @@ TERMS: dict[str, Term] = {
         "share",
         "lower",
     ),
+    # Data-quality findings (rows the figures count as the contract says, but that
+    # contradict themselves in time, so a reader can find them)
+    "incidents_blaming_later_deployments": Term(
+        "Incidents blaming later deployments",
+        "Incidents whose caused_by_deployment names a production deployment that finished "
+        "after the incident started (likely a wrong id). Explicit attribution has no time "
+        "bound, so the deployment still counts as failed; a recovery time that would be "
+        "negative is left out. Counted in the blamed deployment's period and team.",
+    ),
+    "rework_before_its_target": Term(
+        "Rework before its target",
+        "Production deployments of the period that roll back or remediate a deployment "
+        "made at the same time or later. They count as rework, but the deployment they "
+        "name does not count as failed by them (only a later rollback or remediation does).",
+    ),
     # Coverage
     "changes_linked": Term(
         "Changes linked to deployments",

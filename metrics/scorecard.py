@@ -249,6 +249,10 @@ def quality_frames(basis: Basis) -> dict[str, pd.DataFrame]:
         "deployments": basis.deployments,
         "incidents": basis.period_incidents,
         "gaps": basis.reliability.gaps,
+        "blamed": quality.blamed_later(
+            basis.attributions, basis.frames.incidents, basis.deployments
+        ),
+        "rework_targets": basis.frames.rework_targets,
     }
 
 

@@ -66,6 +66,23 @@ def coverage_notes(card: Mapping[str, Any]) -> list[str]:
         found = int(quality.get(key, 0))
         if found:
             notes.append(f"{found:,} of {count_phrase(incidents, 'incident')} {text}.")
+    blamed = int(quality.get("incidents_blaming_later_deployments", 0))
+    if blamed:
+        notes.append(
+            f"For {count_phrase(blamed, 'incident')}, caused_by_deployment names a deployment "
+            "made after the incident started (most likely a wrong id): as the definitions say, an "
+            "explicit attribution still makes that deployment count as failed, but a "
+            "recovery time that would come out negative is left out."
+        )
+    early = int(quality.get("rework_before_its_target", 0))
+    if early:
+        notes.append(
+            f"{early:,} of {count_phrase(deployments, 'production deployment')} roll back or "
+            "remediate a deployment made at the same time or later: they count as rework, "
+            "but the deployment they name does not count as failed by them (only a later "
+            "rollback or remediation makes it so), so rework and change fail rate disagree "
+            "on them."
+        )
     without = int(quality.get("slos_without_data", 0))
     if without:
         notes.append(

@@ -196,7 +196,12 @@ def test_several_incidents_on_one_deployment_count_it_once(
     assert doc["dora"]["recovery_time"]["median_hours"] == pytest.approx(6.0)
     assert doc["attribution"] == {"explicit": 1, "inferred": 2, "unattributed": 0}
     row = next(r for r in explain(warehouse, "cfr", Q3) if r["id"] == "d1")
-    assert row["reason"].startswith("d1 failed: INC-3 names it in caused_by_deployment; INC-1")
+    # INC-3 started a day before d1: still attributed (explicit), but said and counted
+    assert row["reason"].startswith(
+        "d1 failed: INC-3 names it in caused_by_deployment, though it started 1 d before it "
+        "deployed (data quality: incidents blaming later deployments); INC-1"
+    )
+    assert doc["data_quality"]["incidents_blaming_later_deployments"] == 1
 
 
 def test_explicit_cause_and_unresolved(warehouse: Engine, tmp_path: Path) -> None:
