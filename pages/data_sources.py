@@ -17,6 +17,13 @@ FINDING_WORDS = {
     "incident_times_out_of_order": "Incidents with a time before their start (left out of that time)",
     "sli_gaps": "SLOs missing hourly SLI buckets in the period",
     "slos_without_data": "SLOs without any SLI sample",
+    "incidents_blaming_later_deployments": (
+        "Incidents that name a deployment made after they started (it still counts as "
+        "failed; no recovery time from it)"
+    ),
+    "rework_before_its_target": (
+        "Rollbacks and fixes deployed before the deployment they name (rework, but not its failure)"
+    ),
 }
 
 view = components.page_start(
