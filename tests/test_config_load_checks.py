@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_config_checks import load_error, write
 
 from collectors.github import GitHubSource
 from poise.cli import main
@@ -31,20 +32,6 @@ NOT_NAMES = [
     "$GITHUB_TOKEN",
 ]
 GOOD_NAMES = ["GITHUB_TOKEN", "_PRIVATE", "gitlab_token", "GHE_TOKEN_2", "POISE_CI_JENKINS_USER"]
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "poise.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def load_error(path: Path) -> str:
-    with pytest.raises(ConfigError) as caught:
-        load_config(str(path))
-    message = str(caught.value)
-    assert "\n" not in message  # one line
-    return message
 
 
 # --- 1. `*_env` keys hold names of variables, never their values ------------------------
