@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -213,30 +212,10 @@ def changed_rows(
     return out
 
 
-def sprint_spent(
-    slo: Mapping[str, Any], burndown: pd.DataFrame, sprint_start: datetime
-) -> float | None:
-    """The error budget one SLO spent during the sprint: the sprint's own bad events (from
-    the burn-down of the window ending with the sprint, `dashboard.queries.burndown`) as a
-    share of that window's budget. Never negative; over 1 when the sprint alone spent more
-    than the whole window's budget. Where the window began after the sprint did (a calendar
-    window that reset, or a window shorter than the sprint) only the part inside counts.
-
-    The drop in "budget left" from the sprint's start to its end is not this: the window
-    rolls, so bad events older than the window stop counting and the level can rise."""
-    budget = slo.get("budget_events")
-    if not budget or burndown.empty:
-        return None
-    # `ts` is the end of each hourly bucket: a bucket belongs to the sprint when it ends
-    # after the sprint began
-    inside = burndown[burndown["ts"] > pd.Timestamp(sprint_start)]
-    return float(inside["bad"].sum()) / float(budget)
-
-
 def budget_rows(
     change: Mapping[str, Any], spent: Mapping[str, float | None]
 ) -> list[dict[str, Any]]:
-    """Per SLO: what the sprint spent (`spent` maps an SLO to `sprint_spent`), and the
+    """Per SLO: what the sprint spent (`spent` maps an SLO to `metrics.burndown.spent_since`), and the
     budget left when the sprint began and when it ended."""
     rows = []
     for name, entry in sorted((change.get("slos") or {}).items()):

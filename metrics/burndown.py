@@ -10,7 +10,8 @@ the forecast of exhaustion is the evaluation's own `forecast_exhausted_at`.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -74,3 +75,22 @@ def load_burndown(engine: Engine, slo: dict[str, Any]) -> pd.DataFrame:
         )
         samples = read(connection, statement, times=["ts"])
     return burndown(slo, samples)
+
+
+def spent_since(slo: Mapping[str, Any], burned: pd.DataFrame, start: datetime) -> float | None:
+    """The error budget one SLO spent since `start` (a sprint's first instant): the bad events
+    of the hourly buckets ending after it, from `burned` (the burn-down of the window ending
+    with the sprint, as `burndown` gives it), as a share of that window's budget. Never
+    negative; over 1 when the sprint alone spent more than the whole window's budget. Where
+    the window began after `start` (a calendar window that reset, or a window shorter than
+    the sprint) only the part inside counts.
+
+    The drop in "budget left" from the sprint's start to its end is not this: the window
+    rolls, so bad events older than the window stop counting and the level can rise."""
+    budget = slo.get("budget_events")
+    if not budget or burned.empty:
+        return None
+    # `ts` is the end of each hourly bucket: a bucket belongs to the sprint when it ends
+    # after the sprint began
+    inside = burned[burned["ts"] > pd.Timestamp(start)]
+    return float(inside["bad"].sum()) / float(budget)

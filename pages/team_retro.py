@@ -11,6 +11,7 @@ from dashboard import components, filters, guardrails, queries, retro
 from dashboard.components import figure_card, help_text, md, percent
 from dashboard.data import Query, labelled_incidents
 from dashboard.filters import today
+from metrics.burndown import spent_since
 from poise.timeutil import start_of_day
 
 SPRINT_LENGTHS = (7, 14, 21, 28)
@@ -196,7 +197,7 @@ with budget:
     spent: dict[str, float | None] = {}
     for slo in card.get("slos") or []:
         burned = queries.burndown(query, slo["name"])["series"]
-        spent[slo["name"]] = retro.sprint_spent(slo, burned, query.start)
+        spent[slo["name"]] = spent_since(slo, burned, query.start)
     budgets = pd.DataFrame(
         retro.budget_rows(change, spent),
         columns=["slo", "spent", "budget_at_start", "budget_at_end"],

@@ -16,6 +16,7 @@ from test_pages import ROOT, TIMEOUT, assert_clean, metric, run, sidebar_box
 
 from dashboard import filters, retro
 from dashboard.filters import today
+from metrics.burndown import spent_since
 
 FIGURES = {figure.key: figure for figure in retro.CHANGED}
 
@@ -93,9 +94,9 @@ def test_spent_counts_the_sprints_own_bad_events_only() -> None:
     series = burndown(window_start, [50.0, 50.0, 0.0, 0.0, 10.0, 15.0])
     slo = {"budget_events": 100.0}
     # the bucket ending at the sprint's start belongs to the sprint before
-    assert retro.sprint_spent(slo, series, sprint_start) == pytest.approx(0.25)
-    assert retro.sprint_spent({"budget_events": None}, series, sprint_start) is None
-    assert retro.sprint_spent(slo, series.iloc[:0], sprint_start) is None
+    assert spent_since(slo, series, sprint_start) == pytest.approx(0.25)
+    assert spent_since({"budget_events": None}, series, sprint_start) is None
+    assert spent_since(slo, series.iloc[:0], sprint_start) is None
 
 
 def test_a_recovering_budget_is_not_negative_spending() -> None:
