@@ -760,6 +760,7 @@ def coverage_bars(coverage: pd.DataFrame, labels: dict[str, str]) -> go.Figure:
             textposition="auto",
         )
     )
-    figure.update_xaxes(range=[0, 1.001], tickformat=".0%", dtick=0.2)
+    # a little past 100 %: a tick label at the very edge is dropped (the axis read "0–80 %")
+    figure.update_xaxes(range=[0, 1.06], tickformat=".0%", tickvals=[0, 0.2, 0.4, 0.6, 0.8, 1])
     figure.update_yaxes(autorange="reversed")
     return _layout(figure, height=90 + 36 * len(rows), showlegend=False)

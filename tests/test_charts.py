@@ -265,6 +265,7 @@ def test_coverage_bars_say_how_many_of_how_many() -> None:
     )
     figure = charts.coverage_bars(coverage, {"changes_linked": "Changes linked"})
     assert list(figure.data[0].y) == ["Changes linked"] and list(figure.data[0].text) == ["9 of 10"]
+    assert list(figure.layout.xaxis.tickvals)[-1] == 1 and figure.layout.xaxis.range[1] > 1
 
 
 def test_markdown_escaping_leaves_no_markup() -> None:
