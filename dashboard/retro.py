@@ -15,6 +15,7 @@ import pandas as pd
 
 from dashboard.components import hours, minutes, percent
 from dashboard.data import OPEN
+from metrics.trends import dig
 
 # figure key -> (rows this sprint, rows the sprint before)
 Samples = dict[str, tuple[int | None, int | None]]
@@ -133,18 +134,11 @@ def cell(value: Any) -> str:
     return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ").strip()
 
 
-def _dig(document: Mapping[str, Any], path: tuple[str, ...]) -> Any:
-    value: Any = document
-    for key in path:
-        value = value.get(key) if isinstance(value, Mapping) else None
-    return value
-
-
 def samples(current: Mapping[str, Any], previous: Mapping[str, Any]) -> Samples:
     """Per compared figure that rests on rows: how many, this sprint and the one before
     (from the two sprints' scorecards)."""
     return {
-        figure.key: (_dig(current, figure.sample), _dig(previous, figure.sample))
+        figure.key: (dig(current, figure.sample), dig(previous, figure.sample))
         for figure in CHANGED
         if figure.sample is not None
     }
@@ -172,29 +166,36 @@ def verdict(
     return BETTER if improved else WORSE
 
 
-def settled(
+def verdicts(
     change: Mapping[str, Any], rows: Samples | None = None, min_sample: int = 5
-) -> set[str]:
-    """The compared figures whose change is no real change: about the same, or too few
-    rows to tell (the cards show those changes grey, as the table words them)."""
+) -> dict[str, str]:
+    """Each compared figure's verdict (`verdict`), by its key. Without `rows` (see
+    `samples`) the sample-size part of the rule is not applied."""
     return {
-        figure.key
-        for figure in CHANGED
-        if verdict(
+        figure.key: verdict(
             change.get(figure.key) or {},
             figure,
             rows.get(figure.key) if rows else None,
             min_sample,
         )
-        in (SAME, TOO_FEW)
+        for figure in CHANGED
     }
+
+
+def settled(
+    change: Mapping[str, Any], rows: Samples | None = None, min_sample: int = 5
+) -> set[str]:
+    """The compared figures whose change is no real change: about the same, or too few
+    rows to tell (the cards show those changes grey, as the table words them)."""
+    judged = verdicts(change, rows, min_sample)
+    return {key for key, word in judged.items() if word in (SAME, TOO_FEW)}
 
 
 def changed_rows(
     change: Mapping[str, Any], rows: Samples | None = None, min_sample: int = 5
 ) -> list[dict[str, str]]:
-    """What changed from the previous sprint, figure by figure, in words. Without `rows`
-    (see `samples`) the sample-size part of the rule is not applied."""
+    """What changed from the previous sprint, figure by figure, in words."""
+    judged = verdicts(change, rows, min_sample)
     out = []
     for figure in CHANGED:
         entry = change.get(figure.key) or {}
@@ -204,9 +205,7 @@ def changed_rows(
                 "figure": figure.label,
                 "this sprint": figure.shown(now) if now is not None else "—",
                 "previous sprint": figure.shown(then) if then is not None else "—",
-                "verdict": verdict(
-                    entry, figure, rows.get(figure.key) if rows else None, min_sample
-                ),
+                "verdict": judged[figure.key],
             }
         )
     return out
@@ -215,8 +214,8 @@ def changed_rows(
 def budget_rows(
     change: Mapping[str, Any], spent: Mapping[str, float | None]
 ) -> list[dict[str, Any]]:
-    """Per SLO: what the sprint spent (`spent` maps an SLO to `metrics.burndown.spent_since`), and the
-    budget left when the sprint began and when it ended."""
+    """Per SLO: what the sprint spent (`spent`: SLO -> `metrics.burndown.spent_since`), and
+    the budget left when the sprint began and when it ended."""
     rows = []
     for name, entry in sorted((change.get("slos") or {}).items()):
         start, end = entry.get("previous_budget_remaining"), entry.get("budget_remaining")

@@ -9,6 +9,7 @@ their per-week rates use their true length).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from itertools import pairwise
 from typing import Any
@@ -180,10 +181,11 @@ COMPARED = {
 }
 
 
-def _dig(document: dict[str, Any], path: tuple[str, ...]) -> Any:
+def dig(document: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    """The value at `path` in a scorecard document, None where any step is missing."""
     value: Any = document
     for key in path:
-        value = value.get(key) if isinstance(value, dict) else None
+        value = value.get(key) if isinstance(value, Mapping) else None
     return value
 
 
@@ -192,7 +194,7 @@ def change(current: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
     (None where either side has no value, or the previous one is 0)."""
     out: dict[str, Any] = {}
     for name, path in COMPARED.items():
-        now_value, then_value = _dig(current, path), _dig(previous, path)
+        now_value, then_value = dig(current, path), dig(previous, path)
         delta = None if now_value is None or then_value is None else now_value - then_value
         relative = finite(delta / then_value) if delta is not None and then_value else None
         out[name] = {

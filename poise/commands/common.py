@@ -14,8 +14,8 @@ from sqlalchemy import Engine
 from poise.catalog import apply_config
 from poise.config import PoiseConfig, load_config
 from poise.errors import PoiseError
-from poise.warehouse import resolve_url, upgrade
-from poise.warehouse.engine import connect_or_explain, open_engine, url_origin
+from poise.warehouse import open_warehouse, resolve_url
+from poise.warehouse.engine import url_origin
 
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:
@@ -42,33 +42,15 @@ class Context:
     url: str
 
 
-def open_database(url: str, *, create: bool = True, origin: str = "--db") -> Engine:
-    """Open the warehouse at `url` and bring its schema up to date.
-
-    `poise.warehouse.open_warehouse` with two more things the command line needs:
-    `create=False` refuses a SQLite file that does not exist (a command that only reads
-    must not turn a typo into a new, empty warehouse and print zeros), and `origin` names
-    the option the URL came from in every message.
-    """
-    engine = open_engine(url, create=create, origin=origin)
-    try:
-        connect_or_explain(engine)
-        upgrade(engine)
-    except BaseException:
-        engine.dispose()
-        raise
-    return engine
-
-
 def open_context(args: argparse.Namespace, *, apply: bool = True, create: bool = True) -> Context:
     """Load the config, open (and migrate) the warehouse, and write the config's catalog.
 
-    `create=False` for commands that only read the warehouse (see `open_database`).
+    `create=False` for commands that only read the warehouse (see `poise.warehouse.open_warehouse`).
     """
     config = load_config(getattr(args, "config", None))
     explicit = getattr(args, "db", None)
     url = resolve_url(explicit, config.database)
-    engine = open_database(
+    engine = open_warehouse(
         url, create=create, origin=url_origin(explicit, config.database, config.origin)
     )
     if apply:

@@ -18,10 +18,9 @@ from contextlib import ExitStack
 from rich.table import Table as RichTable
 from sqlalchemy import Connection, Engine, Table, func, select, text
 
-from poise.commands.common import open_database
 from poise.console import err, out
 from poise.errors import PoiseError
-from poise.warehouse import redact, schema
+from poise.warehouse import open_warehouse, redact, schema
 from poise.warehouse.lock import sync_lock
 from poise.warehouse.upsert import execute_plan, plan_upsert
 
@@ -134,9 +133,9 @@ def run(args: argparse.Namespace) -> int:
         raise PoiseError("--from and --to name the same warehouse")
     # The source is only read: a missing SQLite file is a typo, not an empty warehouse to
     # copy (that would print a table of zeros and exit 0). The target may be new.
-    source_engine = open_database(args.source, create=False, origin="--from")
+    source_engine = open_warehouse(args.source, create=False, origin="--from")
     try:
-        target_engine = open_database(args.target, origin="--to")
+        target_engine = open_warehouse(args.target, origin="--to")
     except BaseException:
         source_engine.dispose()
         raise

@@ -22,10 +22,10 @@ import tempfile
 from pathlib import Path
 from types import FrameType
 
-from poise.commands.common import add_config_option, add_db_option, open_database
+from poise.commands.common import add_config_option, add_db_option
 from poise.config import AuthConfig, load_config, secret_from_env
 from poise.errors import ConfigError, PoiseError
-from poise.warehouse import redact, resolve_url
+from poise.warehouse import open_warehouse, redact, resolve_url
 from poise.warehouse.engine import url_origin
 
 NAME = "ui"
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     url = resolve_url(args.db, config.database)
     # made if missing (the dashboard's first-run page says how to fill it); a wrong URL is
     # named by where it came from, as the other commands do
-    open_database(url, origin=url_origin(args.db, config.database, config.origin)).dispose()
+    open_warehouse(url, origin=url_origin(args.db, config.database, config.origin)).dispose()
     env = dict(os.environ, POISE_DATABASE_URL=url)
     if args.config:
         env["POISE_CONFIG"] = str(Path(args.config).resolve())
