@@ -45,7 +45,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import compress, repeat
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,7 @@ from sqlalchemy import Connection, bindparam, delete, func, select
 from collectors.base import Scope, Source, SyncContext
 from collectors.http import SourceError
 from poise.config import GitLocation
-from poise.timeutil import to_sqlite_text, utcnow
+from poise.timeutil import from_epoch_seconds, to_sqlite_text, utcnow
 from poise.warehouse import schema
 from poise.warehouse.sync_state import mark_written
 from poise.warehouse.upsert import UpsertCounts, UpsertPlan, execute_plan, plan_upsert
@@ -252,7 +252,7 @@ class GitSync:
             else:
                 continue
             if sha and stamp:
-                tags[name] = DeployTag(name, sha, datetime.fromtimestamp(int(stamp), tz=UTC))
+                tags[name] = DeployTag(name, sha, from_epoch_seconds(int(stamp)))
         return tags
 
     def merged(self, tags: dict[str, DeployTag], head: str) -> dict[str, DeployTag]:
