@@ -47,6 +47,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,7 @@ from collectors.runner import SyncSummary, run_sync  # noqa: E402
 from poise.catalog import apply_config  # noqa: E402
 from poise.config import PoiseConfig, parse_config  # noqa: E402
 from poise.warehouse import open_warehouse  # noqa: E402
+from poise.warehouse.upsert import VALUES_ROWS  # noqa: E402
 
 Timing = tuple[float, float]  # (wall seconds, CPU seconds)
 
@@ -179,15 +181,24 @@ def stored_rows(database: Path) -> Rows:
     return changes, deployments, links
 
 
+def insert_many(connection: sqlite3.Connection, head: str, rows: list[tuple[Any, ...]]) -> None:
+    """`head VALUES (…), (…), …`: VALUES_ROWS rows a statement, as the warehouse writes them."""
+    one = "(" + ", ".join("?" * len(rows[0])) + ")"
+    for start in range(0, len(rows), VALUES_ROWS):
+        part = rows[start : start + VALUES_ROWS]
+        values = ", ".join([one] * len(part))
+        connection.execute(head.replace("VALUES", f"VALUES {values}"), list(chain(*part)))
+
+
 def sqlite_alone(template: Path, database: Path, rows: Rows, batch: int) -> Timing:
     """The same rows put into a fresh copy of the same warehouse with nothing but the
-    sqlite3 module: ready-made tuples, one executemany per batch of `batch` changes (each
-    sorted by key, as the collector sorts them), then the deployments and links. No git,
-    no parsing, no Python per row: the floor under any ingest that stores these rows."""
+    sqlite3 module: ready-made tuples, one transaction per batch of `batch` changes (each
+    sorted by key, as the collector sorts them), then the deployments and links, in
+    statements of VALUES_ROWS rows as the collector sends them. No git, no parsing, no
+    Python per row: the floor under any ingest that stores these rows."""
     changes, deployments, links = rows
     shutil.copyfile(template, database)
     columns = ", ".join(CHANGE_COLUMNS)
-    marks = ", ".join("?" * len(CHANGE_COLUMNS))
 
     def insert() -> None:
         connection = sqlite3.connect(database, isolation_level=None)
@@ -195,17 +206,17 @@ def sqlite_alone(template: Path, database: Path, rows: Rows, batch: int) -> Timi
             connection.execute(f"PRAGMA {pragma}")
         for start in range(0, len(changes), batch):
             connection.execute("BEGIN")
-            connection.executemany(
-                f"INSERT INTO changes ({columns}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING",
+            insert_many(
+                connection,
+                f"INSERT INTO changes ({columns}) VALUES ON CONFLICT (id) DO NOTHING",
                 sorted(changes[start : start + batch]),
             )
             connection.execute("COMMIT")
         connection.execute("BEGIN")
-        connection.executemany(
-            f"INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES ({', '.join('?' * 9)})",
-            deployments,
+        insert_many(
+            connection, f"INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES", deployments
         )
-        connection.executemany("INSERT INTO deployment_changes VALUES (?, ?)", links)
+        insert_many(connection, "INSERT INTO deployment_changes VALUES", links)
         connection.execute("COMMIT")
         connection.close()
 

@@ -604,7 +604,7 @@ class ChangeWriter:
     warehouse works while the next batch is parsed (SQLite releases the GIL while it
     writes); an error or a kill in a write surfaces at the next `write` or at `close`.
     Rows are positional tuples made in C (`zip`, `compress`) and go straight to the
-    driver's `executemany`, sorted by key. New rows are counted by the insert itself: an
+    driver (`execute_plan`: hundreds of rows a statement), sorted by key. New rows are counted by the insert itself: an
     insert that skips existing keys (`ON CONFLICT DO NOTHING`) reports how many it added;
     only when it skipped some does an upsert run over the batch to count (and make) the
     updates. A first ingest is thus one plain insert per batch, with no key lookup of

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, func, select
 
+from poise.warehouse import open_warehouse
+from poise.warehouse import upsert as upsert_module
 from poise.warehouse.schema import services, sli_samples, slos, teams, toil_entries
 from poise.warehouse.sync_state import read_state, record_attempt, save_bookmark
 from poise.warehouse.upsert import (
@@ -152,6 +155,55 @@ def test_a_key_given_twice_in_a_batch_keeps_its_last_row(warehouse: Engine, size
         upsert_rows(connection, teams, rows)
     sizes = {row[0]: row[1] for row in _all(warehouse, teams)}
     assert len(sizes) == size and sizes["team-00003"] == 42 and sizes["team-00004"] == 1
+
+
+def _written_one_row_at_a_time_and_many(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, batches: list[list[dict]], variables: int | None
+) -> tuple[list, list]:
+    """The same batches into two SQLite files: one row per statement, then many."""
+    outcomes = []
+    for name, values_from in (("rows", 10**9), ("values", upsert_module.VALUES_FROM)):
+        monkeypatch.setattr(upsert_module, "VALUES_FROM", values_from)
+        engine = open_warehouse(f"sqlite:///{tmp_path / name}.db")
+        try:
+            counts = []
+            for batch in batches:
+                with engine.begin() as connection:
+                    if variables is not None:
+                        driver = connection.connection.driver_connection
+                        driver.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, variables)
+                    counts.append(upsert_rows(connection, teams, batch))
+            outcomes.append((counts, _all(engine, teams)))
+        finally:
+            engine.dispose()
+    return outcomes[0], outcomes[1]
+
+
+@pytest.mark.parametrize("variables", [None, 600], ids=["default-limit", "lower-limit"])
+def test_sqlite_many_rows_a_statement_write_what_one_row_a_statement_writes(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, variables: int | None
+) -> None:
+    """New, changed, unchanged and repeated keys, past one statement's rows and variables."""
+    size = upsert_module.VALUES_ROWS * 2 + 37
+    first = [
+        {"name": f"team-{i:05d}", "size": i % 5, "source": "t", "updated_at": T0}
+        for i in range(size)
+    ]
+    second = [
+        {**row, "size": 99 if i % 97 == 0 else row["size"], "updated_at": T0 + timedelta(1)}
+        for i, row in enumerate(first[::-1])
+    ]
+    second += [
+        {"name": "team-00003", "size": 42, "source": "t", "updated_at": T0},
+        {"name": "team-new", "size": None, "source": "t", "updated_at": T0},
+    ]
+    one_at_a_time, many = _written_one_row_at_a_time_and_many(
+        tmp_path, monkeypatch, [first, second], variables
+    )
+    assert many == one_at_a_time
+    counts, rows = many
+    assert (counts[1].new, counts[1].updated) == (1, len(range(0, size, 97)) + 1)
+    assert len(rows) == size + 1 and dict(row[:2] for row in rows)["team-00003"] == 42
 
 
 def test_bulk_batches_write_every_type(warehouse: Engine) -> None:
