@@ -316,6 +316,34 @@ def column_help(frame: pd.DataFrame, labels: Mapping[str, str] | None = None) ->
 
 
 COLUMN_FORMATS = {"share": "percent", "hours": "%.1f", "per week": "%.1f"}
+# Streamlit's "percent" shows as many decimals as a value has (11.76 % beside 6.9 %): a
+# table's shares are shown as percent numbers to one decimal instead, its CSV keeps them
+# as the fractions the contract gives.
+SHARE_SHOWN = "%.1f%%"
+
+
+def displayed(
+    frame: pd.DataFrame | Any,
+    column_config: Mapping[str, Any],
+    labels: Mapping[str, str] | None = None,
+) -> tuple[pd.DataFrame | Any, dict[str, Any]]:
+    """What a table shows and its column configs: the page's own configs over
+    `column_help`'s, and the shares the page left to it (of a DataFrame; a Styler keeps
+    Streamlit's percent) scaled to percent numbers shown with one decimal."""
+    rows = frame.data if hasattr(frame, "data") and isinstance(frame.data, pd.DataFrame) else frame
+    config = column_help(rows, labels)
+    shares = [
+        column
+        for column, entry in config.items()
+        if column not in column_config
+        and (entry.get("type_config") or {}).get("format") == COLUMN_FORMATS["share"]
+    ]
+    if shares and isinstance(frame, pd.DataFrame):
+        frame = frame.assign(**{column: frame[column] * 100 for column in shares})
+        for column in shares:
+            config[column]["type_config"]["format"] = SHARE_SHOWN
+    config.update(column_config)
+    return frame, config
 
 
 def _unit(column: str, entry: Term | None) -> str | None:
@@ -344,11 +372,10 @@ def table(
 ) -> None:
     """A table (a DataFrame, or a Styler of one) with a CSV download of exactly its rows."""
     rows = frame.data if hasattr(frame, "data") and isinstance(frame.data, pd.DataFrame) else frame
-    config = column_help(rows, labels)
-    config.update(column_config or {})
+    shown, config = displayed(frame, column_config or {}, labels)
     # an empty cell is a figure that has no value (too few events, nothing recorded): a dash,
     # not Streamlit's default "None"
-    st.dataframe(frame, hide_index=True, column_config=config, height=height, placeholder="—")
+    st.dataframe(shown, hide_index=True, column_config=config, height=height, placeholder="—")
     st.download_button(
         "Download CSV",
         lambda: _csv(rows),  # written when clicked: a large table's CSV costs seconds
