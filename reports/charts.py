@@ -19,7 +19,7 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from reports.formats import display
 from reports.model import Chart, ChartKind, Fmt
@@ -77,14 +77,17 @@ def render_svg(chart: Chart) -> str:
         formatter = FuncFormatter(lambda value, _pos: tick_text(value, chart.y_fmt))
         if chart.kind is ChartKind.HBAR:
             _draw_hbars(axes, chart)
-            axes.xaxis.set_major_formatter(formatter)
+            values_axis = axes.xaxis
             axes.set_xlabel(chart.y_title)
         else:
             _draw_xy(axes, chart)
-            axes.yaxis.set_major_formatter(formatter)
+            values_axis = axes.yaxis
             axes.set_ylabel(chart.y_title)
             if chart.x_title:
                 axes.set_xlabel(chart.x_title)
+        values_axis.set_major_formatter(formatter)
+        if chart.y_fmt is Fmt.COUNT:  # ticks at 0.5 read "0, 0, 1, 1, 2" on a small count
+            values_axis.set_major_locator(MaxNLocator(integer=True))
         buffer = io.StringIO()
         figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     return _clean_svg(buffer.getvalue())

@@ -31,6 +31,9 @@ from reports.model import (
     unwrap,
 )
 
+# From this many columns a table is set smaller and tighter, so that it stays within the
+# page's text width (a PDF cannot scroll sideways).
+WIDE_COLUMNS = 9
 PAGE_SIZES = {Paper.A4: "A4", Paper.LETTER: "letter"}
 
 CSS = """
@@ -53,6 +56,8 @@ th, td { padding: .25em .45em; border-bottom: 1px solid var(--rule); text-align:
 th { background: var(--band); font-weight: bold; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.num { white-space: nowrap; }
+table.wide { font-size: 7.5pt; }
+table.wide th, table.wide td { padding: .25em .3em; }
 td.no-data { color: var(--muted); font-style: italic; white-space: nowrap; }
 td.tier span, td.status span { display: inline-block; padding: 0 .45em; border-radius: .6em;
          font-weight: bold; font-size: 8pt; white-space: nowrap; }
@@ -259,8 +264,9 @@ def _table(table: Table) -> str:
         + "</tr>"
         for row in table.rows
     )
+    wide = ' class="wide"' if len(table.columns) >= WIDE_COLUMNS else ""
     return (
-        f'<table data-sheet="{escape(table.sheet)}">{caption}<thead><tr>{head}</tr></thead>'
+        f'<table data-sheet="{escape(table.sheet)}"{wide}>{caption}<thead><tr>{head}</tr></thead>'
         f"<tbody>{body}</tbody></table>{note}"
     )
 

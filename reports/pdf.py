@@ -32,12 +32,16 @@ def _no_fetching() -> Any:
     return NoFetching()
 
 
-def render_pdf(report: Report, paper: Paper = Paper.A4) -> bytes:
+def laid_out(report: Report, paper: Paper = Paper.A4) -> Any:
+    """The report laid out in pages (a WeasyPrint document), before it is written."""
     try:
         from weasyprint import HTML
     except (ImportError, OSError) as exc:  # OSError: Pango is missing from the system
         raise PdfUnavailable(
             f"PDF export needs WeasyPrint and Pango ({exc}); run scripts/install-system-deps.sh"
         ) from None
-    document = HTML(string=render_html(report, paper), url_fetcher=_no_fetching())
-    return bytes(document.write_pdf())
+    return HTML(string=render_html(report, paper), url_fetcher=_no_fetching()).render()
+
+
+def render_pdf(report: Report, paper: Paper = Paper.A4) -> bytes:
+    return bytes(laid_out(report, paper).write_pdf())

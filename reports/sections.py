@@ -336,8 +336,9 @@ def _week_days(scope: pd.DataFrame) -> tuple[float, ...]:
 
 def _partial_caption(scope: pd.DataFrame, days: tuple[float, ...]) -> str:
     """Which weeks are parts of weeks, by their dates: "1–5 Jul (5 days) and 28–30 Sep
-    (3 days) hold part of a week, so their bars are pale and shorter than a whole week's"."""
-    parts = []
+    (3 days) hold only part of a week, so their bars are drawn pale: …"; a part of a week
+    without a deployment has no bar to be pale, and is said to have none."""
+    drawn, empty = [], []
     for (start, row), span in zip(scope.iterrows(), days, strict=True):
         if span >= 7:
             continue
@@ -348,14 +349,22 @@ def _partial_caption(scope: pd.DataFrame, days: tuple[float, ...]) -> str:
             if first.month == last.month
             else f"{first:%-d %b}–{last:%-d %b}"
         )
-        parts.append(f"{dates} ({span:g} {'day' if span == 1 else 'days'})")
-    if not parts:
-        return ""
-    verb = "holds" if len(parts) == 1 else "hold"
-    return (
-        f"{' and '.join(parts)} {verb} only part of a week, so {'its bar is' if len(parts) == 1 else 'their bars are'} "
-        "drawn pale: fewer deployments there are fewer days, not a dip."
-    )
+        part = f"{dates} ({span:g} {'day' if span == 1 else 'days'})"
+        (drawn if number(row.get("deployments")) else empty).append(part)
+    sentences = []
+    if drawn:
+        one = len(drawn) == 1
+        sentences.append(
+            f"{' and '.join(drawn)} {'holds' if one else 'hold'} only part of a week, so "
+            f"{'its bar is' if one else 'their bars are'} drawn pale: fewer deployments there "
+            "are fewer days, not a dip."
+        )
+    if empty:
+        one = len(empty) == 1
+        sentences.append(
+            f"{' and '.join(empty)}, {'a part' if one else 'parts'} of a week, had no deployment."
+        )
+    return " ".join(sentences)
 
 
 def _lone_week(

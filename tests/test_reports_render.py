@@ -42,7 +42,7 @@ from reports.model import (
     Series,
     Table,
 )
-from reports.sections import _lone_week
+from reports.sections import _lone_week, _partial_caption
 
 WEEKS = tuple(f"07-{day:02d}" for day in range(1, 29, 7))
 
@@ -400,3 +400,38 @@ def test_certificate_days_left_read_as_whole_days_or_words() -> None:
     assert _days_left(-0.2) == Cell("expired less than a day ago", Fmt.TEXT)
     assert _days_left(0.5) == Cell("less than a day", Fmt.TEXT)
     assert _days_left(float("nan")) is None
+
+
+def _tick_labels(svg: str, axis: str) -> list[str]:
+    """The tick labels of one axis ('x' or 'y') of a rendered chart, in order."""
+    ticks = re.split(rf'<g id="{axis}tick_\d+">', svg)[1:]
+    return [re.search(r">([^<>]*)</text>", tick).group(1) for tick in ticks]  # type: ignore[union-attr]
+
+
+def test_a_small_count_is_ticked_in_whole_numbers() -> None:
+    """Two to four deployments a week: ticks at halves printed as counts read 0, 0, 1, 1, 2."""
+    svg = render_svg(_weekly(ChartKind.BAR, (2.0, 4.0, 1.0), (7.0, 7.0, 7.0)))
+    labels = _tick_labels(svg, "y")
+    assert labels == sorted(set(labels), key=labels.index) and "4" in labels
+    assert [int(label) for label in labels] == sorted(int(label) for label in labels)
+    hours = Chart(
+        "Lead", ChartKind.LINE, ("a", "b"), (Series("s", (0.2, 0.9)),), "h", Fmt.DECIMAL1, "L"
+    )
+    assert "0.2" in _tick_labels(render_svg(hours), "y")  # a measure keeps its fractions
+
+
+def test_a_part_of_a_week_without_deployments_is_said_to_have_none() -> None:
+    """A pale bar is explained; a part of a week with nothing in it has no bar to explain."""
+    starts = pd.to_datetime(["2026-07-01", "2026-07-06", "2026-09-28"], utc=True)
+    ends = pd.to_datetime(["2026-07-06", "2026-07-13", "2026-10-01"], utc=True)
+    scope = pd.DataFrame({"week_end": ends, "deployments": [2, 5, 0]}, index=starts)
+    assert _partial_caption(scope, (5.0, 7.0, 3.0)) == (
+        "1–5 Jul (5 days) holds only part of a week, so its bar is drawn pale: fewer "
+        "deployments there are fewer days, not a dip. 28–30 Sep (3 days), a part of a week, "
+        "had no deployment."
+    )
+    scope["deployments"] = [2, 5, 1]
+    assert _partial_caption(scope, (5.0, 7.0, 3.0)).startswith(
+        "1–5 Jul (5 days) and 28–30 Sep (3 days) hold only part of a week, so their bars are"
+    )
+    assert _partial_caption(scope, (7.0, 7.0, 7.0)) == ""
