@@ -8,6 +8,7 @@ from `metrics.gate_data`, `metrics.certificates` and `metrics.anomalies`.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -154,3 +155,17 @@ def anomaly_chart(series: pd.DataFrame, label: str, history_weeks: int) -> go.Fi
     figure.update_xaxes(title=None, type="date", **week_ticks(series["week_start"]))
     figure.update_yaxes(title=safe(label))
     return _layout(figure)
+
+
+def weeks_note(week_starts: pd.Series, start: datetime) -> str:
+    """Why the weekly chart starts before the period: weeks are judged whole, Monday to
+    Monday, so the week the period starts in begins earlier unless it starts on a Monday."""
+    if week_starts.empty:
+        return ""
+    first = pd.Timestamp(week_starts.min())
+    if first >= pd.Timestamp(start):
+        return ""
+    return (
+        f"Each point is a whole week, Monday to Monday (UTC), that overlaps the period: the "
+        f"first starts on {first:%-d %b}, before the period does."
+    )

@@ -212,11 +212,14 @@ else:
         "anomalies",
         labels={"week_start": "week", "lower": "usual from", "upper": "usual to"},
     )
+    if note := guardrails.weeks_note(series["week_start"], query.start):
+        st.caption(note)
     flags = guardrails.flag_rows(judged)
     if flags.empty:
         st.caption(f"No week of this period is flagged ({len(judged):,} weeks of series judged).")
     else:
-        st.markdown(f"**{len(flags)} flagged week(s)** across services, teams and SLOs:")
+        weeks = "1 flagged week" if len(flags) == 1 else f"{len(flags):,} flagged weeks"
+        st.markdown(f"**{weeks}** across services, teams and SLOs:")
         components.table(
             flags,
             "anomaly-flags",

@@ -140,6 +140,24 @@ def test_overview_marks_the_unusual_weeks(planted_url: str, use: Any) -> None:
     assert (numbers["lower"] >= 0).all()  # ... the page's does not
 
 
+def test_overview_says_why_the_weeks_start_before_a_period(planted_url: str, use: Any) -> None:
+    """Weeks are judged whole: a period starting on a Wednesday shows the week from Monday."""
+    use(planted_url)
+    at = run("overview", **{"period": "custom", "from": "2026-08-26", "to": "2026-09-21"})
+    assert_clean(at)
+    numbers = table_with(at, "week_start", "value", "lower", "upper", "anomaly")
+    assert numbers["week_start"].min() == pd.Timestamp("2026-08-24", tz="UTC")
+    notes = [caption.value for caption in at.caption]
+    assert any("the first starts on 24 Aug, before the period does" in n for n in notes), notes
+    # from a Monday, nothing to explain
+    at = run("overview", **{"period": "custom", "from": "2026-08-24", "to": "2026-09-21"})
+    assert not any("before the period does" in caption.value for caption in at.caption)
+    assert any(
+        block.value.startswith("**1 flagged week**") or "flagged weeks**" in block.value
+        for block in at.markdown
+    )
+
+
 def test_team_retro_lists_the_sprints_unusual_weeks(planted_url: str, use: Any) -> None:
     use(planted_url)
     at = run("team_retro", team="shop", sprint_end="2026-09-21", sprint_days="14")
