@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, select
 
-from metrics.frames import raw_time, read
+from metrics.frames import TIME_DTYPE, raw_time, read
 from metrics.stats import quantile
 from poise.warehouse import schema
 
@@ -48,7 +48,7 @@ def _read_by_id(
     if not frames:
         empty = pd.DataFrame({name: pd.Series(dtype=object) for name in columns})
         for name in times:
-            empty[name] = pd.Series(pd.to_datetime([], utc=True))
+            empty[name] = pd.Series(dtype=TIME_DTYPE)
         return empty
     return pd.concat(frames, ignore_index=True)
 

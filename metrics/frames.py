@@ -128,15 +128,19 @@ def fetch_frame(cursor: Any, columns: list[str]) -> pd.DataFrame:
         return pd.DataFrame(cursor.fetchall(), columns=columns, dtype=object)
 
 
+# Every time column of every frame has this one resolution: pandas infers one per read
+# (seconds for a column of nulls, nanoseconds for an empty one, microseconds for SQLite's
+# text), and frames of different resolutions concatenate into plain objects.
+TIME_DTYPE = "datetime64[us, UTC]"
+
+
 def to_utc(values: pd.Series) -> pd.Series:
     if values.empty:
-        return pd.Series(
-            pd.to_datetime([], utc=True), index=values.index, dtype="datetime64[ns, UTC]"
-        )
+        return pd.Series(pd.to_datetime([], utc=True), index=values.index, dtype=TIME_DTYPE)
     fast = _sqlite_times(values)
-    if fast is not None:
-        return fast
-    return pd.to_datetime(values, utc=True, format="ISO8601")
+    if fast is None:
+        fast = pd.to_datetime(values, utc=True, format="ISO8601")
+    return fast.astype(TIME_DTYPE)
 
 
 def _all_sqlite_shaped(text: Any) -> bool:
@@ -501,9 +505,9 @@ def _incidents(
     others = others[others["caused_by_deployment"].isin(targets) & ~others["id"].isin(own["id"])]
     others = others.copy()
     others["in_scope"] = _service_in_scope(others, scope)
-    # concatenate only frames with rows: an empty read's times are datetime64[ns, UTC] and
-    # SQLite's parsed ones [us, UTC], which pandas concatenates into plain objects (a
-    # period with no incident of its own but an older one naming its deployment broke on it)
+    # concatenate only frames with rows: an empty frame's columns may differ in dtype from
+    # a filled one's, which pandas concatenates into plain objects (a period with no
+    # incident of its own but an older one naming its deployment broke on it)
     parts = [part for part in (own, others) if len(part)]
     frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else (parts or [own])[0]
     frame["in_period"] = (

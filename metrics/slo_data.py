@@ -17,7 +17,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, select
 
 from metrics import budget, policy, reliability, sli
-from metrics.frames import read
+from metrics.frames import TIME_DTYPE, read
 from metrics.freshness import is_fresh
 from metrics.model import Period, Settings
 from metrics.windows import window_for
@@ -102,7 +102,7 @@ def load_reliability(
     cap = evaluation_cap(period, now)
     names = slos["name"].tolist()
     rollup = is_fresh(connection)
-    empty = pd.Series(dtype="datetime64[ns, UTC]")
+    empty = pd.Series(dtype=TIME_DTYPE)
     first = sli.first_samples(connection, names, rollup=rollup) if names else empty
     windows, gaps = gap_windows(slos, first, period, cap)
 

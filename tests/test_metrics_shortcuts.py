@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, literal_column, select, text
 
-from metrics.frames import collector_paused, read, sort_rows, to_utc
+from metrics.frames import TIME_DTYPE, collector_paused, read, sort_rows, to_utc
 from metrics.people import Capacity
 from poise.timeutil import to_sqlite_text
 
@@ -24,7 +24,9 @@ INSTANTS = st.datetimes(
 
 
 def _pandas_times(values: list[object]) -> pd.Series:
-    return pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601")
+    """pandas' own parse, at the frames' one resolution (pandas picks one per call)."""
+    parsed = pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601")
+    return parsed.astype(TIME_DTYPE)
 
 
 @settings(deadline=None)
@@ -56,6 +58,26 @@ def test_other_text_and_datetimes_take_pandas_own_parser() -> None:
         ours = to_utc(pd.Series(values, dtype=object))
         assert ours.dtype == theirs.dtype
         pd.testing.assert_series_equal(ours, theirs, check_names=False)
+
+
+def test_every_time_column_has_one_resolution_so_frames_concatenate() -> None:
+    """pandas infers a resolution per parse (seconds for nulls, nanoseconds for nothing,
+    microseconds for SQLite's text): frames read in chunks, one of them without a time or
+    with no rows, concatenated into plain objects that no `.dt` could read."""
+    chunks = [
+        [],
+        [None, None],
+        ["2026-07-01T00:00:00.000000Z"],
+        ["2026-07-01T00:00:00Z"],
+        [datetime(2026, 7, 1, tzinfo=UTC)],
+    ]
+    columns = [to_utc(pd.Series(values, dtype=object)) for values in chunks]
+    assert {str(column.dtype) for column in columns} == {TIME_DTYPE}
+    joined = pd.concat([pd.DataFrame({"at": column}) for column in columns], ignore_index=True)
+    assert str(joined["at"].dtype) == TIME_DTYPE
+    assert joined["at"].dt.day.dropna().tolist() == [1, 1, 1]
+    # far from 1970 too: a nanosecond resolution would end in 2262
+    assert to_utc(pd.Series(["8999-12-31T00:00:00.000000Z"], dtype=object))[0].year == 8999
 
 
 KEYS = st.sampled_from(["a", "b", "ab", "B", "é", "z9", "a0"])
