@@ -6,6 +6,7 @@ check determinism, the PostgreSQL path and the refusal to overwrite a warehouse.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -462,3 +463,16 @@ def test_rejects_a_malformed_until(capsys: pytest.CaptureFixture[str], tmp_path:
         main(["demo", "--db", f"sqlite:///{tmp_path / 'x.db'}", "--until", "June"])
     assert exit_info.value.code == 2
     assert "--until" in capsys.readouterr().err
+
+
+def test_the_terminal_scorecard_groups_thousands(
+    full_demo: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Samples of thousands read as the dashboard writes them: "1,478 deployments"."""
+    url = full_demo.url.render_as_string(hide_password=False)
+    capsys.readouterr()
+    assert main(["metrics", "--db", url, "--quarter", "2026Q1"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"\b\d{1,3}(,\d{3})+ deployments\b", out), out
+    assert re.search(r"\b\d{1,3}(,\d{3})+ changes\b", out), out
+    assert not re.search(r"\b\d{4,} (deployments|changes|failures)\b", out), out

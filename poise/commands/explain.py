@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     name = figure_name(args.figure)
     out.print(
-        f"[bold]{name}[/bold]: {len(rows)} row(s), {period.as_json()['from']} to "
+        f"[bold]{name}[/bold]: {len(rows):,} row(s), {period.as_json()['from']} to "
         f"{period.as_json()['to']}, {scope.label()}"
     )
     for row in shown:

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if "attributions" in refreshed:
         counts = refreshed["attributions"]
         err.print(
-            f"attribution: {counts['explicit']} explicit, {counts['inferred']} inferred, "  # type: ignore[index]
-            f"{counts['unattributed']} unattributed incidents"  # type: ignore[index]
+            f"attribution: {counts['explicit']:,} explicit, {counts['inferred']:,} inferred, "  # type: ignore[index]
+            f"{counts['unattributed']:,} unattributed incidents"  # type: ignore[index]
         )
     return 0

@@ -72,31 +72,33 @@ def print_scorecard(console: Console, doc: dict[str, Any]) -> None:
         "deployment frequency",
         f"{_num(df['per_week'], 2)} / week",
         "",
-        f"{df['deployments']} deployments",
+        f"{df['deployments']:,} deployments",
         _tier(df),
     )
     table.add_row(
         "change lead time (median)",
         _hours(lt["median_hours"]),
         _hours(lt["p90_hours"]),
-        f"{lt['changes']} changes",
+        f"{lt['changes']:,} changes",
         _tier(lt),
     )
     table.add_row(
         "change fail rate",
         _pct(cfr["rate"]),
         "",
-        f"{cfr['failed']} of {cfr['deployments']}",
+        f"{cfr['failed']:,} of {cfr['deployments']:,}",
         _tier(cfr),
     )
     table.add_row(
         "recovery time (median)",
         _hours(rt["median_hours"]),
         _hours(rt.get("p90_hours")),
-        f"{rt['failures']} failures",
+        f"{rt['failures']:,} failures",
         _tier(rt),
     )
-    table.add_row("rework rate", _pct(rw["rate"]), "", f"{rw['rework']} of {rw['deployments']}", "")
+    table.add_row(
+        "rework rate", _pct(rw["rate"]), "", f"{rw['rework']:,} of {rw['deployments']:,}", ""
+    )
     console.print(table)
 
     inc = doc["incidents"]
@@ -116,7 +118,7 @@ def print_scorecard(console: Console, doc: dict[str, Any]) -> None:
     for label, block in rows:
         table.add_row(
             label,
-            str(block["count"]),
+            f"{block['count']:,}",
             _num(block["mttd_median_minutes"], 0, " min"),
             _num(block["mtta_median_minutes"], 0, " min"),
             _hours(block["mttr_median_hours"]),
@@ -124,8 +126,8 @@ def print_scorecard(console: Console, doc: dict[str, Any]) -> None:
         )
     console.print(table)
     console.print(
-        f"Attribution: {attr['explicit']} explicit, {attr['inferred']} inferred, "
-        f"{attr['unattributed']} unattributed"
+        f"Attribution: {attr['explicit']:,} explicit, {attr['inferred']:,} inferred, "
+        f"{attr['unattributed']:,} unattributed"
     )
 
     if doc["slos"]:
@@ -150,7 +152,7 @@ def print_scorecard(console: Console, doc: dict[str, Any]) -> None:
         for service in policy["frozen_services"]:
             console.print(
                 f"Freeze: {service['service']} frozen {service['frozen_hours']:.0f} h in "
-                f"{len(service['intervals'])} interval(s); {service['deployments']} deployment(s) "
+                f"{len(service['intervals'])} interval(s); {service['deployments']:,} deployment(s) "
                 f"shipped during it ({service['exempt']} rollbacks/remediations)"
             )
     else:
@@ -164,7 +166,7 @@ def print_scorecard(console: Console, doc: dict[str, Any]) -> None:
     )
     console.print(f"Toil: {toil_text}")
     console.print(
-        f"On-call: {oncall['pages']} pages, {_num(oncall['per_week'], 1)} / week, "
+        f"On-call: {oncall['pages']:,} pages, {_num(oncall['per_week'], 1)} / week, "
         f"{_pct(oncall['after_hours_share'])} after hours"
     )
     quality = doc["data_quality"]
@@ -213,7 +215,7 @@ def print_team_summary(console: Console, period: Period, docs: dict[str, dict[st
             _pct(dora["change_failure_rate"]["rate"]),
             _hours(dora["recovery_time"]["median_hours"]),
             _pct(dora["rework_rate"]["rate"]),
-            str(doc["incidents"]["count"]),
+            f"{doc['incidents']['count']:,}",
             f"{risky} of {len(doc['slos'])}",
             _pct(doc["people"]["toil"]["share"]),
         )
