@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
 
 from poise.warehouse import open_warehouse
 from poise.warehouse import upsert as upsert_module
@@ -204,6 +205,18 @@ def test_sqlite_many_rows_a_statement_write_what_one_row_a_statement_writes(
     counts, rows = many
     assert (counts[1].new, counts[1].updated) == (1, len(range(0, size, 97)) + 1)
     assert len(rows) == size + 1 and dict(row[:2] for row in rows)["team-00003"] == 42
+
+
+def test_a_failing_bulk_write_raises_sqlalchemys_error(warehouse: Engine) -> None:
+    """Many rows a statement still go through SQLAlchemy: a broken reference (or a locked
+    database) is its exception, which the CLI and `poise sync` turn into one line."""
+    rows = [
+        {"name": f"svc-{i:03d}", "team": "nobody", "source": "t"}
+        for i in range(upsert_module.VALUES_FROM * 3)
+    ]
+    with pytest.raises(IntegrityError), warehouse.begin() as connection:
+        upsert_rows(connection, services, rows)
+    assert _all(warehouse, services) == []
 
 
 def test_bulk_batches_write_every_type(warehouse: Engine) -> None:

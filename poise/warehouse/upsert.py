@@ -188,16 +188,14 @@ def _values_upsert(connection: Connection, plan: UpsertPlan, params: list[tuple[
     one = "(" + ", ".join("?" * width) + ")"
     head, tail = plan.sql.split(" VALUES ", 1)
     conflict = tail[len(one) :]
-    cursor = driver.cursor()
     changed = 0
-    try:
-        for start in range(0, len(params), per):
-            part = params[start : start + per]
-            sql = f"{head} VALUES {', '.join([one] * len(part))}{conflict}"
-            cursor.execute(sql, list(chain.from_iterable(part)))
-            changed += max(cursor.rowcount, 0)
-    finally:
-        cursor.close()
+    for start in range(0, len(params), per):
+        part = params[start : start + per]
+        sql = f"{head} VALUES {', '.join([one] * len(part))}{conflict}"
+        # through SQLAlchemy, as every other statement: a locked or full database is its
+        # OperationalError, which the CLI and `poise sync` turn into one line
+        cursor = connection.exec_driver_sql(sql, tuple(chain.from_iterable(part)))
+        changed += max(cursor.rowcount, 0)
     return changed
 
 
