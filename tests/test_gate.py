@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -333,12 +334,24 @@ def _ledger_rows(url: str) -> list[tuple]:
         engine.dispose()
 
 
+def clear_of_the_hour(margin_seconds: float = 90.0) -> datetime:
+    """The real now, but never within `margin_seconds` of the next hour (it waits the hour
+    out): data built up to this hour must still be this hour's when the gate runs, or the
+    last whole hour the gate judges is one the data does not have."""
+    now = utcnow()
+    left = 3600 - (now.minute * 60 + now.second + now.microsecond / 1e6)
+    if left < margin_seconds:
+        time.sleep(left + 1)
+        now = utcnow()
+    return now
+
+
 @pytest.fixture
 def live_url(warehouse_url: str, tmp_path: Path) -> str:
     """The shop with samples up to the current hour, so the gate runs at the real now."""
     engine = open_warehouse(warehouse_url)
     try:
-        build_org(evaluation_instant(utcnow())).load(engine, tmp_path)
+        build_org(evaluation_instant(clear_of_the_hour())).load(engine, tmp_path)
     finally:
         engine.dispose()
     return warehouse_url
@@ -400,7 +413,7 @@ def test_the_command_reads_per_service_policy_from_the_config(
 ) -> None:
     engine = open_warehouse(sqlite_url)
     try:
-        build_org(evaluation_instant(utcnow())).load(engine, tmp_path)
+        build_org(evaluation_instant(clear_of_the_hour())).load(engine, tmp_path)
     finally:
         engine.dispose()
     config = tmp_path / "poise.yaml"
