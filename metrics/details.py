@@ -2,60 +2,30 @@
 
 The frames carry only what the figures need. Listing the changes behind a lead time or
 the incidents behind a recovery time also wants their descriptive columns; they are read
-here for given ids (900 per query). `lead_time_stages` splits each change's lead time at
+here for given ids (`frames.read_by_id`). `lead_time_stages` splits each change's lead time at
 its pull request's opening and merge, where those times are known.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
-from metrics.frames import TIME_DTYPE, raw_time, read
+from metrics.frames import read_by_id
 from metrics.stats import quantile
 from poise.warehouse import schema
 
-CHUNK = 900
 CHANGE_COLUMNS = ["id", "title", "author", "pr_number", "opened_at", "first_review_at", "merged_at"]
 INCIDENT_COLUMNS = ["id", "status", "postmortem_url", "url"]
 STAGES = ("coding_hours", "review_hours", "before_merge_hours", "waiting_hours")
 
 
-def _chunks(ids: Iterable[Any]) -> Iterable[list[str]]:
-    unique = sorted({str(value) for value in ids if isinstance(value, str) and value})
-    for start in range(0, len(unique), CHUNK):
-        yield unique[start : start + CHUNK]
-
-
-def _read_by_id(
-    connection: Connection,
-    table: Any,
-    ids: Iterable[Any],
-    columns: list[str],
-    times: Sequence[str] = (),
-) -> pd.DataFrame:
-    selected = [
-        raw_time(connection, table.c[name]) if name in times else table.c[name] for name in columns
-    ]
-    frames = [
-        read(connection, select(*selected).where(table.c.id.in_(chunk)), times=times)
-        for chunk in _chunks(ids)
-    ]
-    frames = [frame for frame in frames if len(frame)]
-    if not frames:
-        empty = pd.DataFrame({name: pd.Series(dtype=object) for name in columns})
-        for name in times:
-            empty[name] = pd.Series(dtype=TIME_DTYPE)
-        return empty
-    return pd.concat(frames, ignore_index=True)
-
-
 def change_details(connection: Connection, ids: Iterable[Any]) -> pd.DataFrame:
     """`id, title, author, pr_number, opened_at, first_review_at, merged_at` per change."""
-    return _read_by_id(
+    return read_by_id(
         connection,
         schema.changes,
         ids,
@@ -66,7 +36,7 @@ def change_details(connection: Connection, ids: Iterable[Any]) -> pd.DataFrame:
 
 def incident_details(connection: Connection, ids: Iterable[Any]) -> pd.DataFrame:
     """`id, status, postmortem_url, url` per incident."""
-    return _read_by_id(connection, schema.incidents, ids, INCIDENT_COLUMNS)
+    return read_by_id(connection, schema.incidents, ids, INCIDENT_COLUMNS)
 
 
 def _hours(later: pd.Series, earlier: pd.Series) -> pd.Series:

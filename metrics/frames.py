@@ -10,7 +10,7 @@ every team (`team_scorecards`) by grouping in pandas.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -444,19 +444,37 @@ def _rework_targets(connection: Connection, deployments: pd.DataFrame) -> pd.Dat
 
 def _deployed_at(connection: Connection, ids: list[str]) -> pd.Series:
     """`deployed_at` of any deployments by id (any environment, status or time)."""
-    d = S.deployments
-    found = [
-        read(
-            connection,
-            select(d.c.id, raw_time(connection, d.c.deployed_at)).where(
-                d.c.id.in_(ids[start : start + 500])  # within every driver's parameter limit
-            ),
-            times=["deployed_at"],
-        )
-        for start in range(0, len(ids), 500)
-    ]
-    frame = pd.concat([part for part in found if len(part)] or found[:1], ignore_index=True)
+    frame = read_by_id(connection, S.deployments, ids, ["id", "deployed_at"], ("deployed_at",))
     return frame.set_index("id")["deployed_at"]
+
+
+ID_CHUNK = 900  # ids per query: within every driver's parameter limit
+
+
+def read_by_id(
+    connection: Connection,
+    table: Any,
+    ids: Iterable[Any],
+    columns: list[str],
+    times: Sequence[str] = (),
+) -> pd.DataFrame:
+    """`columns` of the rows of `table` with the given ids (text ids; others are skipped),
+    read ID_CHUNK at a time; `times` are parsed to UTC."""
+    unique = sorted({str(value) for value in ids if isinstance(value, str) and value})
+    selected = [
+        raw_time(connection, table.c[name]) if name in times else table.c[name] for name in columns
+    ]
+    frames = [
+        read(connection, select(*selected).where(table.c.id.in_(chunk)), times=times)
+        for chunk in (unique[i : i + ID_CHUNK] for i in range(0, len(unique), ID_CHUNK))
+    ]
+    frames = [frame for frame in frames if len(frame)]
+    if not frames:
+        empty = pd.DataFrame({name: pd.Series(dtype=object) for name in columns})
+        for name in times:
+            empty[name] = pd.Series(dtype=TIME_DTYPE)
+        return empty
+    return pd.concat(frames, ignore_index=True)
 
 
 INCIDENT_TIMES = ("started_at", "detected_at", "acknowledged_at", "resolved_at")

@@ -854,13 +854,15 @@ def secret_from_env(variable: str | None, *, what: str) -> str | None:
     """The value of an environment variable named in the config (never logged)."""
     if not variable:
         return None
-    if not ENV_NAME.fullmatch(variable) or looks_like_token(variable):
+    try:
+        check_env_name(variable, example="GITHUB_TOKEN", holds="secret")
+    except ValueError:
         # The file's check refuses these; a name reaching here some other way is still
         # never printed, as it may be the secret itself.
         raise ConfigError(
             f"{what}: must name an environment variable, not hold a secret: put the secret "
             "in the environment"
-        )
+        ) from None
     value = os.environ.get(variable)
     if value is None:
         raise ConfigError(f"{what}: environment variable {variable} is not set")

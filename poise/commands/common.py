@@ -71,14 +71,19 @@ def _check_target(path: Path, option: str) -> None:
         raise PoiseError(f"{option}{path}: folder {path.parent} does not exist")
 
 
+def _temporary_beside(path: Path, option: str) -> tuple[int, str]:
+    """A new temporary file in `path`'s folder (where a rename into place is atomic)."""
+    _check_target(path, option)
+    try:
+        return tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise write_error(option, path, exc) from None
+
+
 def check_writable(path: Path, *, option: str = "") -> None:
     """Fail now, with the reason, when `path` cannot be written: before a slow render or a
     long build, not after it. Creates and removes a temporary file beside it."""
-    _check_target(path, option)
-    try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    except OSError as exc:
-        raise write_error(option, path, exc) from None
+    handle, temporary = _temporary_beside(path, option)
     os.close(handle)
     Path(temporary).unlink(missing_ok=True)
 
@@ -99,12 +104,8 @@ def write_file_atomically(path: Path, data: bytes | str, *, option: str = "") ->
     """Write `data` beside `path` and rename it into place, so a failed write never leaves
     half a file (nor removes the one that was there). `option` (`"--out "`) prefixes the
     message of a failure."""
-    _check_target(path, option)
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    except OSError as exc:
-        raise write_error(option, path, exc) from None
+    handle, temporary = _temporary_beside(path, option)
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)
