@@ -343,7 +343,7 @@ def lead_time_distribution(
                 x=np.log10(value),
                 y=1,
                 yref="paper",
-                text=f"{label} {value:.1f} h",
+                text=f"{label} {hours_label(value)}",
                 showarrow=False,
                 yanchor="bottom",
                 font={"color": colour},
@@ -474,15 +474,17 @@ def _spans(starts: Any, ends: Any, rows: Any, line: dict[str, Any] | None = None
     return go.Scatter(x=xs, y=ys, mode="lines", line=line or {}, hoverinfo="skip", showlegend=False)
 
 
-def hours_label(value: float | None) -> str:
-    """Hours in words: minutes under an hour, days from two days ("" when unknown)."""
+def hours_label(value: float | None, *, signed: bool = False) -> str:
+    """Hours in words: minutes under an hour, days from two days ("" when unknown); a
+    change from another period `signed` (+2.0 d, -11 min)."""
     if value is None or pd.isna(value):
         return ""
+    sign = "+" if signed else ""
     if abs(value) >= 48:
-        return f"{value / 24:,.1f} d"
+        return f"{value / 24:{sign},.1f} d"
     if abs(value) < 1:
-        return f"{value * 60:,.0f} min"
-    return f"{value:,.1f} h"
+        return f"{value * 60:{sign},.0f} min"
+    return f"{value:{sign},.1f} h"
 
 
 # --- reliability ----------------------------------------------------------------------------------

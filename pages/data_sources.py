@@ -91,13 +91,17 @@ else:
 st.subheader(
     "Freshness", help="Per table and source: how many rows, and when the latest of them happened."
 )
+# the age in the words the cards use ("57.8 d", not 1,387.2 hours); it sorts and downloads
+# as hours
 components.table(
-    data["freshness"],
+    data["freshness"].style.format(charts.hours_label, subset=["age_hours"]),
     "freshness",
     column_config={
         "first": st.column_config.DatetimeColumn("earliest (UTC)", format="YYYY-MM-DD HH:mm"),
         "latest": st.column_config.DatetimeColumn("latest (UTC)", format="YYYY-MM-DD HH:mm"),
-        "age_hours": st.column_config.NumberColumn("hours since the latest", format="%.1f"),
+        "age_hours": st.column_config.NumberColumn(
+            "since the latest", help="Time since the table's latest row, up to now."
+        ),
         "rows": st.column_config.NumberColumn("rows", format="localized"),
     },
 )

@@ -82,7 +82,7 @@ with stages:
         charts.lead_time_stages(lead["stages"]),
         lead["stages"],
         "lead-time-stages",
-        labels={"stage": "stage", "median_hours": "median (h)", "p90_hours": "p90 (h)"},
+        labels={"stage": "stage", "median_hours": "median", "p90_hours": "p90"},
     )
     known = int(lead["stages"]["changes"].max()) if len(lead["stages"]) else 0
     st.caption(
@@ -117,11 +117,9 @@ with st.expander(
             "deployed_at": st.column_config.DatetimeColumn(
                 "deployed (UTC)", format="YYYY-MM-DD HH:mm"
             ),
-            "lead_hours": st.column_config.NumberColumn(
-                "lead time (h)", format="%.1f", help=help_text("lead_time")
-            ),
+            "lead_hours": st.column_config.NumberColumn("lead time", help=help_text("lead_time")),
             "waiting_hours": st.column_config.NumberColumn(
-                "waiting (h)", format="%.1f", help=help_text("waiting_hours")
+                "waiting", help=help_text("waiting_hours")
             ),
             "counts": st.column_config.CheckboxColumn(
                 "counts", help="Lead times of zero or less are left out."
@@ -163,7 +161,7 @@ components.table(
         "failed": st.column_config.CheckboxColumn("failed", help=help_text("failed")),
         "reason": st.column_config.TextColumn("why", help=help_text("reason"), width="large"),
         "recovery_hours": st.column_config.NumberColumn(
-            "recovery (h)", format="%.1f", help=help_text("recovery_time")
+            "recovery", help=help_text("recovery_time")
         ),
         "rework": st.column_config.CheckboxColumn("rework", help=help_text("rework_rate")),
         "during_freeze": st.column_config.CheckboxColumn(

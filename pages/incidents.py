@@ -14,9 +14,7 @@ DATETIME = "YYYY-MM-DD HH:mm"
 STATE_COLUMN = st.column_config.TextColumn(
     "state", width=70, help="open: not resolved yet (no resolved_at), so no time to resolve."
 )
-RESOLVE_COLUMN = st.column_config.NumberColumn(
-    "resolve (h)", format="%.1f", width=80, help=help_text("mttr")
-)
+RESOLVE_COLUMN = st.column_config.NumberColumn("resolve", width=80, help=help_text("mttr"))
 
 view = components.page_start(
     "Incidents",
@@ -76,6 +74,7 @@ components.chart(
         "state": STATE_COLUMN,
         "mttr": RESOLVE_COLUMN,
     },
+    durations=["mttr"],
 )
 
 
@@ -105,9 +104,7 @@ for tab, by in ((tab_severity, "severity"), (tab_cause, "cause")):
                 "mtta_median_minutes": st.column_config.NumberColumn(
                     "acknowledge (min, median)", format="%.1f"
                 ),
-                "mttr_median_hours": st.column_config.NumberColumn(
-                    "resolve (h, median)", format="%.2f"
-                ),
+                "mttr_median_hours": st.column_config.NumberColumn("resolve (median)"),
             },
         )
 
@@ -195,4 +192,5 @@ components.table(
         "title": st.column_config.TextColumn("title", width="medium"),
         "attribution_reason": st.column_config.TextColumn("why", width="large"),
     },
+    durations=["mttr"],
 )

@@ -105,6 +105,7 @@ else:
     ]
     # shown to one decimal: a change that rounds to nothing reads +0.0, not -0.0
     table[changes] = table[changes].astype(float).round(1) + 0.0
+    # the durations get no number format: the table words them as the cards do
     hours = st.column_config.NumberColumn
     tier_column = st.column_config.TextColumn(
         "Tier",
@@ -125,10 +126,8 @@ else:
             ),
             "deploys_per_week_change": hours("Δ deploys / week", format="%+.1f"),
             "deploys_tier": tier_column,
-            "lead_time_hours": hours(
-                "Lead time (h)", format="%.1f", help=components.help_text("lead_time")
-            ),
-            "lead_time_hours_change": hours("Δ lead time (h)", format="%+.1f"),
+            "lead_time_hours": hours("Lead time", help=components.help_text("lead_time")),
+            "lead_time_hours_change": hours("Δ lead time"),
             "lead_time_tier": tier_column,
             "change_fail_rate_pct": hours(
                 "Change fail rate",
@@ -141,10 +140,8 @@ else:
                 help="Change from the previous period, in percentage points.",
             ),
             "change_fail_tier": tier_column,
-            "recovery_hours": hours(
-                "Recovery (h)", format="%.1f", help=components.help_text("recovery_time")
-            ),
-            "recovery_hours_change": hours("Δ recovery (h)", format="%+.1f"),
+            "recovery_hours": hours("Recovery", help=components.help_text("recovery_time")),
+            "recovery_hours_change": hours("Δ recovery"),
             "recovery_tier": tier_column,
             "slos_met": hours("SLOs met", format="%d", help=components.help_text("slos_met")),
             "slos_with_data": hours("of", format="%d", width="small"),

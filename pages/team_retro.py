@@ -144,8 +144,8 @@ with left:
         slowest[["change_id", "lead_hours", "waiting_hours", "service", "author", "title"]],
         "retro-slowest",
         column_config={
-            "lead_hours": st.column_config.NumberColumn("lead time (h)", format="%.1f"),
-            "waiting_hours": st.column_config.NumberColumn("waiting (h)", format="%.1f"),
+            "lead_hours": st.column_config.NumberColumn("lead time"),
+            "waiting_hours": st.column_config.NumberColumn("waiting"),
         },
     )
 with right:
@@ -156,7 +156,7 @@ with right:
         failed[["id", "recovery_hours", "service", "deployed_at", "reason"]],
         "retro-failed",
         column_config={
-            "recovery_hours": st.column_config.NumberColumn("recovered after (h)", format="%.1f"),
+            "recovery_hours": st.column_config.NumberColumn("recovered after"),
             "deployed_at": st.column_config.DatetimeColumn(
                 "deployed (UTC)", format="YYYY-MM-DD HH:mm"
             ),
@@ -183,12 +183,13 @@ components.table(
     ],
     "retro-incidents",
     column_config={
-        "mttr": st.column_config.NumberColumn("resolve (h)", format="%.1f"),
+        "mttr": st.column_config.NumberColumn("resolve"),
         "started_at": st.column_config.DatetimeColumn("started (UTC)", format="YYYY-MM-DD HH:mm"),
         "postmortem_url": st.column_config.LinkColumn(
             "postmortem", display_text="read", validate=r"^https?://"
         ),
     },
+    durations=["mttr"],
 )
 
 budget, load = st.columns(2)

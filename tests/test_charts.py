@@ -117,12 +117,13 @@ def test_parts_of_weeks_are_drawn_pale_or_hollow_and_say_so() -> None:
 
 def test_lead_time_distribution_marks_p50_and_p90() -> None:
     changes = pd.DataFrame({"lead_hours": [0.5, 1.0, 2.0, 4.0, 8.0, 100.0, -1.0]})
-    figure = charts.lead_time_distribution(changes, 4.0, 70.0)
+    figure = charts.lead_time_distribution(changes, 4.0, 183.8)
     assert sum(figure.data[0].y) == 6  # the non-positive lead time is not drawn
     lines = [shape for shape in figure.layout.shapes if shape.type == "line"]
-    assert sorted(shape.x0 for shape in lines) == [4.0, 70.0]
+    assert sorted(shape.x0 for shape in lines) == [4.0, 183.8]
     texts = [a.text for a in figure.layout.annotations]
-    assert "p50 4.0 h" in texts and "p90 70.0 h" in texts
+    # worded as the cards word them: days from two days on
+    assert "p50 4.0 h" in texts and "p90 7.7 d" in texts
     assert "1 h" in figure.layout.xaxis.ticktext
     assert charts.lead_time_distribution(
         changes[changes.lead_hours < 0], None, None

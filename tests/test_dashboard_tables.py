@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
+from dashboard import components
 from dashboard.components import column_help, displayed, tier_style
 
 
@@ -38,8 +39,9 @@ def test_times_rates_and_hours_read_as_people_write_them() -> None:
     # a share in percent (the glossary's unit) with its definition on hover
     assert _format(config, "change_failure_rate") == ("change failure rate", "percent")
     assert config["change_failure_rate"]["help"]
-    # hours and weekly rates to one decimal, by what their names say
-    assert _format(config, "lead_time_median_hours")[1] == "%.1f"
+    # weekly rates to one decimal; hours get no number format (`displayed` words them) and
+    # their title leaves the unit to the cells
+    assert _format(config, "lead_time_median_hours") == ("lead time median", None)
     assert _format(config, "deployments_per_week")[1] == "%.1f"
     # counts and words as they are
     assert "type_config" not in config["failed"] or not config["failed"]["type_config"]
@@ -62,3 +64,36 @@ def test_shares_show_in_percent_to_one_decimal_and_stay_fractions_for_the_csv() 
     styled, styled_config = displayed(tier_style(frame, ["team"]), {})
     assert list(styled.data["change_failure_rate"]) == [0.1176, 0.069]
     assert _format(styled_config, "change_failure_rate")[1] == "percent"
+
+
+def test_durations_read_as_the_cards_write_them_and_stay_hours() -> None:
+    frame = pd.DataFrame(
+        {
+            "team": ["a", "b", "c", "d"],
+            "lead_time_hours": [3.25, 503.3, 0.2, None],
+            "lead_time_hours_change": [-0.5, 48.0, None, 0.0],
+            "mttr": [1.5, None, 72.0, 0.5],
+            "p90_hours": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
+    shown, config = displayed(
+        frame, {"p90_hours": {"label": "p90", "type_config": {"format": "%.2f"}}}, None, ["mttr"]
+    )
+    text = shown.to_string(delimiter="|")
+    rows = [line.split("|")[1:] for line in text.splitlines()[1:]]
+    assert [row[1] for row in rows] == ["3.2 h", "21.0 d", "12 min", "—"]
+    assert [row[2] for row in rows] == ["-30 min", "+2.0 d", "—", "+0 min"]
+    assert [row[3] for row in rows] == ["1.5 h", "—", "3.0 d", "30 min"]  # named by the page
+    # a column the page gave a format keeps it; the data under the words stays hours
+    assert config["p90_hours"]["type_config"]["format"] == "%.2f"
+    assert shown.data["lead_time_hours"].iloc[1] == 503.3
+    assert _format(config, "lead_time_hours")[1] is None
+
+
+def test_a_long_table_gets_its_durations_in_hours_without_a_styler(monkeypatch) -> None:
+    monkeypatch.setattr(components, "STYLED_CELLS", 3)
+    frame = pd.DataFrame({"lead_hours": [3.25, 503.3], "delta_hours_change": [1.0, -2.0]})
+    shown, config = displayed(frame, {})
+    assert isinstance(shown, pd.DataFrame)
+    assert _format(config, "lead_hours")[1] == "%.1f h"
+    assert _format(config, "delta_hours_change")[1] == "%+.1f h"

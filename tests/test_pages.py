@@ -16,6 +16,7 @@ from typing import Any
 
 import dashboard_org
 import numpy as np
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -377,6 +378,10 @@ def test_data_sources_lists_coverage_and_findings(dashboard_demo_url: str, use: 
     )
     sources = at.dataframe[1].value
     assert set(sources["source"]) == {"import"} and set(sources["state"]) == {"ok"}
+    # the age is shown in words but stays hours underneath, for sorting and the CSV
+    fresh = at.dataframe[2].value.set_index("table")
+    age = (pd.Timestamp.now(tz="UTC") - fresh.loc["changes", "latest"]).total_seconds() / 3600
+    assert fresh.loc["changes", "age_hours"] == pytest.approx(age, abs=0.5)
 
 
 # --- an empty warehouse ---------------------------------------------------------------------------
