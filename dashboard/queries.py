@@ -2,8 +2,10 @@
 
 - the SQLAlchemy engine and the settings are process-wide resources (`st.cache_resource`):
   the warehouse URL comes from POISE_DATABASE_URL (set by `poise ui`), else the config's
-  `database`, else the default; the config from POISE_CONFIG or ./poise.yaml. Both names
-  are part of every cache key below;
+  `database`, else the default; the config from POISE_CONFIG or ./poise.yaml. Both names,
+  and for a SQLite file which file is at that path now, are part of every cache key below:
+  a warehouse rebuilt in a new file (`rm data/demo.db; make demo`) is read at once, not
+  through connections still open on the deleted file;
 - the engine's row-level basis of a period and scope is a shared resource too (read-only,
   kept for TTL seconds): one load serves every figure of that period and scope, on every
   page and for every visitor;
@@ -25,8 +27,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import streamlit as st
-from sqlalchemy import Engine
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy import Engine, make_url
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 
 from dashboard import data, guardrails, outage
 from dashboard.data import Query, Warehouse
@@ -44,18 +46,55 @@ RECORDER: list[tuple[str, tuple[Any, ...]]] | None = None
 R = TypeVar("R")
 
 
-def source() -> tuple[str | None, str | None]:
-    """Where the warehouse and the config are named (part of every cache key, so that
-    a process never mixes two warehouses' figures)."""
-    return os.environ.get("POISE_DATABASE_URL") or None, os.environ.get("POISE_CONFIG") or None
+FileIdentity = tuple[int, int] | None
+Where = tuple[str | None, str | None, FileIdentity]
+
+
+def source() -> Where:
+    """Where the warehouse and the config are named, and which SQLite file is there now
+    (part of every cache key, so that a process never mixes two warehouses' figures)."""
+    url = os.environ.get("POISE_DATABASE_URL") or None
+    config_path = os.environ.get("POISE_CONFIG") or None
+    return url, config_path, file_identity(_configured(url, config_path)[0])
+
+
+def file_identity(url: str) -> FileIdentity:
+    """The device and inode of a SQLite warehouse's file (None for a server, memory, or a
+    file not there yet): a file deleted and made again is another warehouse, which the
+    connections still open on the old one would never see."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return None
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:":
+        return None
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
 
 
 @st.cache_resource(show_spinner=False)
-def _context(url: str | None, config_path: str | None) -> tuple[Engine, Settings, AnomalyConfig]:
-    """The warehouse, the metric settings and the anomaly rule: the config is read once."""
+def _configured(url: str | None, config_path: str | None) -> tuple[str, Settings, AnomalyConfig]:
+    """The warehouse's URL, the metric settings and the anomaly rule: the config is read once."""
     config = load_config(config_path)
-    warehouse_engine = open_warehouse(resolve_url(url, config.database))
-    return warehouse_engine, Settings.from_config(config), config.anomalies
+    return resolve_url(url, config.database), Settings.from_config(config), config.anomalies
+
+
+# a few files' engines at most: one replaced file's engine is dropped with its connections
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _engine(url: str, identity: FileIdentity) -> Engine:
+    return open_warehouse(url)
+
+
+def _context(
+    url: str | None, config_path: str | None, identity: FileIdentity
+) -> tuple[Engine, Settings, AnomalyConfig]:
+    """The warehouse, the metric settings and the anomaly rule."""
+    resolved, settings, rule = _configured(url, config_path)
+    return _engine(resolved, identity), settings, rule
 
 
 def engine() -> Engine:
@@ -67,7 +106,7 @@ def settings() -> Settings:
 
 
 @st.cache_resource(ttl=TTL, max_entries=24, show_spinner="Computing the figures…")
-def _basis(where: tuple[str | None, str | None], query: Query) -> Basis:
+def _basis(where: Where, query: Query) -> Basis:
     engine, settings, _ = _context(*where)
     return data.compute_basis(engine, settings, query)
 
@@ -110,8 +149,8 @@ def _guarded(call: Callable[[], R]) -> R:
     return call()
 
 
-def warehouse() -> Warehouse:
-    where = source()
+def warehouse(where: Where | None = None) -> Warehouse:
+    where = where or source()
     engine, settings, rule = _context(*where)
     return Warehouse(
         engine, settings, basis_of=lambda query: _basis(where, query), anomaly_rule=rule
@@ -126,8 +165,8 @@ def anomaly_rule() -> AnomalyConfig:
 def _cached(function: Callable[..., R], *, ttl: int = TTL) -> Callable[..., R]:
     """`function(warehouse, *args)` as a cached query `query(*args)`."""
 
-    def run(where: tuple[str | None, str | None], *args: Any) -> R:
-        return function(warehouse(), *args)
+    def run(where: Where, *args: Any) -> R:
+        return function(warehouse(where), *args)
 
     # Streamlit keys a cache by the function's qualified name and source: give each query
     # its own, or they would share one cache.
@@ -169,14 +208,12 @@ anomaly_weeks = _cached(_anomaly_weeks)
 
 
 @st.cache_resource(ttl=TTL, max_entries=8, show_spinner="Building the report…")
-def _report(where: tuple[str | None, str | None], quarter: str, team: str | None) -> Any:
-    return data.report(warehouse(), quarter, team)
+def _report(where: Where, quarter: str, team: str | None) -> Any:
+    return data.report(warehouse(where), quarter, team)
 
 
 @st.cache_data(ttl=TTL, max_entries=32, show_spinner="Laying out the report…")
-def _report_file(
-    where: tuple[str | None, str | None], quarter: str, team: str | None, fmt: str
-) -> bytes:
+def _report_file(where: Where, quarter: str, team: str | None, fmt: str) -> bytes:
     return data.report_file(_report(where, quarter, team), fmt)
 
 

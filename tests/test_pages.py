@@ -397,6 +397,25 @@ def test_an_empty_warehouse_shows_how_to_start(tmp_path: Path, use: Any, page: s
     assert not at.metric
 
 
+def test_a_warehouse_made_again_in_a_new_file_is_read_at_once(tmp_path: Path, use: Any) -> None:
+    """`rm data/demo.db; make demo` under a running dashboard: the pages read the new file,
+    not the deleted one through connections still open on it (nor figures cached from it)."""
+    path = tmp_path / "again.db"
+    use(f"sqlite:///{path}")
+    before = run("overview")
+    assert_clean(before)
+    assert before.info[0].value.startswith(f"The warehouse `{path}` is empty")
+    for leftover in tmp_path.glob("again.db*"):  # the file, its WAL and shared memory
+        leftover.unlink()
+    engine = open_warehouse(f"sqlite:///{path}")
+    dashboard_org.build(engine, tmp_path / "files")
+    engine.dispose()
+    after = run("overview")
+    assert_clean(after)
+    assert not [info for info in after.info if "is empty" in info.value]
+    assert metric(after, "Deploys per week").value != components.MISSING
+
+
 @pytest.mark.postgres
 def test_an_empty_shared_warehouse_does_not_show_its_address(postgres_url: str, use: Any) -> None:
     open_warehouse(postgres_url).dispose()  # migrated, empty
