@@ -21,6 +21,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from metrics.wording import hours_words
+
 BLUE, SKY, GREEN, ORANGE, VERMILLION, PURPLE, YELLOW = (
     "#0072B2",
     "#56B4E9",
@@ -343,7 +345,7 @@ def lead_time_distribution(
                 x=np.log10(value),
                 y=1,
                 yref="paper",
-                text=f"{label} {hours_label(value)}",
+                text=f"{label} {hours_words(value)}",
                 showarrow=False,
                 yanchor="bottom",
                 font={"color": colour},
@@ -433,7 +435,7 @@ def lead_time_stages(stages: pd.DataFrame) -> go.Figure:
             mode="markers+text",
             name="median",
             marker={"color": BLUE, "size": 12},
-            text=[hours_label(v) for v in median],
+            text=[hours_words(v) for v in median],
             textposition="bottom center",
             hovertemplate="%{y}: median %{x:.1f} h<extra></extra>",
         )
@@ -450,7 +452,7 @@ def lead_time_stages(stages: pd.DataFrame) -> go.Figure:
                 "color": VERMILLION,
                 "line": {"width": 3},
             },
-            text=[hours_label(v) for v in p90],
+            text=[hours_words(v) for v in p90],
             textposition="bottom center",
             hovertemplate="%{y}: p90 %{x:.1f} h<extra></extra>",
         )
@@ -472,19 +474,6 @@ def _spans(starts: Any, ends: Any, rows: Any, line: dict[str, Any] | None = None
         xs += [start, end, None]
         ys += [row, row, None]
     return go.Scatter(x=xs, y=ys, mode="lines", line=line or {}, hoverinfo="skip", showlegend=False)
-
-
-def hours_label(value: float | None, *, signed: bool = False) -> str:
-    """Hours in words: minutes under an hour, days from two days ("" when unknown); a
-    change from another period `signed` (+2.0 d, -11 min)."""
-    if value is None or pd.isna(value):
-        return ""
-    sign = "+" if signed else ""
-    if abs(value) >= 48:
-        return f"{value / 24:{sign},.1f} d"
-    if abs(value) < 1:
-        return f"{value * 60:{sign},.0f} min"
-    return f"{value:{sign},.1f} h"
 
 
 # --- reliability ----------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from dashboard import charts, filters, queries
 from dashboard.filters import View
 from metrics import Period
 from metrics.glossary import Term, help_text, term
+from metrics.wording import hours_words
 
 MISSING = "—"
 INSUFFICIENT = "insufficient data"  # the contract's tier for a figure on too few rows
@@ -64,7 +65,7 @@ def _missing(value: Any) -> bool:
 
 
 def hours(value: float | None) -> str:
-    return MISSING if _missing(value) else charts.hours_label(value)
+    return MISSING if _missing(value) else hours_words(value)
 
 
 def minutes(value: float | None) -> str:
@@ -385,7 +386,7 @@ def _durations_worded(
     for column in durations:
         signed = str(column).endswith("_change")
         styler = styler.format(
-            lambda value, signed=signed: charts.hours_label(value, signed=signed),
+            lambda value, signed=signed: hours_words(value, signed=signed),
             subset=[column],
             na_rep=MISSING,
         )

@@ -31,5 +31,20 @@ def duration(value: timedelta | pd.Timedelta | float | None) -> str:
     return sign + text
 
 
+def hours_words(value: float | None, *, signed: bool = False, digits: int = 1) -> str:
+    """Hours as the pages and reports write them: minutes under an hour, hours under two
+    days, days from two days on ("28 min", "4.4 h", "21.0 d"; "" when unknown); a change
+    from another period `signed` ("+2.0 d", "-11 min"). `digits` after the point for hours
+    and days (minutes get one fewer)."""
+    if value is None or pd.isna(value):
+        return ""
+    sign = "+" if signed else ""
+    if abs(value) >= 48:
+        return f"{value / 24:{sign},.{digits}f} d"
+    if abs(value) < 1:
+        return f"{value * 60:{sign},.{max(digits - 1, 0)}f} min"
+    return f"{value:{sign},.{digits}f} h"
+
+
 def percent(value: float | None, digits: int = 1) -> str:
     return "n/a" if value is None else f"{value * 100:.{digits}f} %"

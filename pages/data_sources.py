@@ -7,6 +7,7 @@ import streamlit as st
 from dashboard import charts, components, queries
 from dashboard.components import figure_card
 from metrics.glossary import term
+from metrics.wording import hours_words
 
 FINDING_WORDS = {
     "lead_time_nonpositive": "Changes with a lead time of zero or less (left out of lead time)",
@@ -94,7 +95,7 @@ st.subheader(
 # the age in the words the cards use ("57.8 d", not 1,387.2 hours); it sorts and downloads
 # as hours
 components.table(
-    data["freshness"].style.format(charts.hours_label, subset=["age_hours"]),
+    data["freshness"].style.format(hours_words, subset=["age_hours"]),
     "freshness",
     column_config={
         "first": st.column_config.DatetimeColumn("earliest (UTC)", format="YYYY-MM-DD HH:mm"),

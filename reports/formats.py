@@ -10,11 +10,13 @@ import math
 import re
 from datetime import date, datetime
 
+from metrics.wording import hours_words
 from reports.model import Fmt, Value
 
 NO_DATA = "no data"
+DURATIONS = frozenset({Fmt.HOURS, Fmt.HOURS2, Fmt.MINUTES, Fmt.MINUTES2})
 NUMERIC = frozenset(
-    {Fmt.COUNT, Fmt.DECIMAL1, Fmt.DECIMAL2, Fmt.PERCENT1, Fmt.PERCENT2, Fmt.PERCENT3}
+    {Fmt.COUNT, Fmt.DECIMAL1, Fmt.DECIMAL2, Fmt.PERCENT1, Fmt.PERCENT2, Fmt.PERCENT3} | DURATIONS
 )
 
 _EXCEL = {
@@ -25,6 +27,10 @@ _EXCEL = {
     Fmt.PERCENT1: "0.0%",
     Fmt.PERCENT2: "0.00%",
     Fmt.PERCENT3: "0.000%",
+    Fmt.HOURS: '#,##0.0" h"',
+    Fmt.HOURS2: '#,##0.00" h"',
+    Fmt.MINUTES: '#,##0.0" min"',
+    Fmt.MINUTES2: '#,##0.00" min"',
     Fmt.DATE: "yyyy-mm-dd",
     Fmt.DATETIME: "yyyy-mm-dd hh:mm",
     Fmt.TIER: "General",
@@ -62,6 +68,9 @@ def display(value: Value, fmt: Fmt) -> str:
         return f"{float(value) * 100:.2f} %"  # type: ignore[arg-type]
     if fmt is Fmt.PERCENT3:
         return f"{float(value) * 100:.3f} %"  # type: ignore[arg-type]
+    if fmt in DURATIONS:
+        hours = float(value) / (60 if fmt in (Fmt.MINUTES, Fmt.MINUTES2) else 1)  # type: ignore[arg-type]
+        return hours_words(hours, digits=2 if fmt in (Fmt.HOURS2, Fmt.MINUTES2) else 1)
     if fmt is Fmt.DATETIME and isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M UTC")
     if fmt in (Fmt.DATE, Fmt.DATETIME) and isinstance(value, date):
@@ -77,7 +86,7 @@ NBSP = "\u00a0"
 # A number followed by its unit ("99.840 %", "4.7 h", "−1.2 pts", "2.1 per week"); the
 # engine's own sentences (anomaly descriptions) are written with plain spaces too.
 _NUMBER_UNIT = re.compile(
-    r"(?<=\d) (?=(?:%|h|min|pts|points|per week|days|weeks|deployments|UTC)(?![\w-]))"
+    r"(?<=\d) (?=(?:%|h|d|min|pts|points|per week|days|weeks|deployments|UTC)(?![\w-]))"
 )
 
 

@@ -90,9 +90,9 @@ def _breakdown(
     columns = (
         Column("name", label),
         Column("count", "Incidents", Fmt.COUNT),
-        Column("mtta", "Acknowledge, median (min)", Fmt.DECIMAL1),
-        Column("mttr", "Resolve, median (h)", Fmt.DECIMAL1),
-        Column("mttr90", "Resolve, p90 (h)", Fmt.DECIMAL1),
+        Column("mtta", "Acknowledge, median", Fmt.MINUTES),
+        Column("mttr", "Resolve, median", Fmt.HOURS),
+        Column("mttr90", "Resolve, p90", Fmt.HOURS),
     )
     return Table(title, columns, rows, sheet, empty_text="No incident in the quarter.")
 
@@ -103,7 +103,7 @@ def _significant(incidents: pd.DataFrame) -> Table:
         Column("service", "Service"),
         Column("severity", "Severity"),
         Column("title", "Incident"),
-        Column("mttr", "Resolved after (h)", Fmt.DECIMAL1),
+        Column("mttr", "Resolved after", Fmt.HOURS),
         Column("cause", "Cause or deployment"),
         Column("postmortem", "Postmortem", Fmt.LINK),
     )

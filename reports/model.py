@@ -33,6 +33,13 @@ class Fmt(StrEnum):
     PERCENT1 = "percent1"  # a fraction shown as 9.1 %
     PERCENT2 = "percent2"  # 9.12 %: two rates that read alike at one decimal but differ
     PERCENT3 = "percent3"  # a fraction shown as 99.912 % (SLIs)
+    # durations as the dashboard words them: 28 min, 4.4 h, 21.0 d (a workbook keeps the
+    # number with its unit: 503.3 h); the -2 forms have one more digit, to tell apart two
+    # quarters that read alike
+    HOURS = "hours"  # a value in hours
+    HOURS2 = "hours2"
+    MINUTES = "minutes"  # a value in minutes
+    MINUTES2 = "minutes2"
     DATE = "date"  # 2026-07-01
     DATETIME = "datetime"  # 2026-07-01 14:05 UTC
     TIER = "tier"  # elite / high / medium / low / insufficient data, in words and colour

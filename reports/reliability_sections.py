@@ -195,10 +195,8 @@ def _freeze_tables(inputs: Inputs) -> list[Any]:
                 Column("team", "Team"),
                 Column("slos", "Exhausted SLOs"),
                 Column("count", "Freezes", Fmt.COUNT),
-                # freezes are checked hour by hour, so their hours are whole: "847", not
-                # "847.0" (the workbook keeps the engine's exact value)
-                Column("hours", "Frozen, total (h)", Fmt.COUNT),
-                Column("longest", "Longest (h)", Fmt.COUNT),
+                Column("hours", "Frozen, total", Fmt.HOURS),
+                Column("longest", "Longest", Fmt.HOURS),
                 Column("first", "First frozen", Fmt.DATETIME),
                 Column("last", "Last thawed", Fmt.DATETIME),
                 # two numbers rather than "128 (18 allowed)": narrower, and numbers in the
@@ -230,7 +228,7 @@ def _freeze_tables(inputs: Inputs) -> list[Any]:
                     Column("slos", "Exhausted SLOs"),
                     Column("start", "Frozen from", Fmt.DATETIME),
                     Column("end", "Until", Fmt.DATETIME),
-                    Column("hours", "Hours", Fmt.COUNT),  # whole hours, as above
+                    Column("hours", "Length", Fmt.HOURS),
                 ),
                 tuple(
                     (

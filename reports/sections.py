@@ -206,9 +206,9 @@ def _teams_side_by_side(teams: dict[str, Card]) -> Table:
     columns = (
         Column("team", "Team"),
         Column("freq", "Deploys per week", Fmt.DECIMAL1),
-        Column("lead", "Lead time, median (h)", Fmt.DECIMAL1),
+        Column("lead", "Lead time, median", Fmt.HOURS),
         Column("cfr", "Change fail rate", Fmt.PERCENT1),
-        Column("mttr", "Recovery, median (h)", Fmt.DECIMAL1),
+        Column("mttr", "Recovery, median", Fmt.HOURS),
         Column("rework", "Rework rate", Fmt.PERCENT1),
         Column("incidents", "Incidents", Fmt.COUNT),
         Column("slos", "SLOs ok / at risk / exhausted", compact=True),

@@ -122,7 +122,12 @@ def _signed(text: str) -> str:
 
 
 HELD = frozenset({"±0 %", "±0.0 pts"})
-FINER = {Fmt.DECIMAL1: Fmt.DECIMAL2, Fmt.PERCENT1: Fmt.PERCENT2}
+FINER = {
+    Fmt.DECIMAL1: Fmt.DECIMAL2,
+    Fmt.PERCENT1: Fmt.PERCENT2,
+    Fmt.HOURS: Fmt.HOURS2,
+    Fmt.MINUTES: Fmt.MINUTES2,
+}
 
 
 def compared_fmt(headline: Headline) -> Fmt:

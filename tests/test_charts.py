@@ -10,6 +10,7 @@ import pytest
 
 from dashboard import charts, components, filters, retro
 from dashboard.data import Query, web_links
+from metrics.wording import hours_words
 from poise.errors import PoiseError
 
 NOW = datetime(2026, 11, 27, 15, 30, tzinfo=UTC)
@@ -68,7 +69,7 @@ def test_hours_axis_words_its_ticks() -> None:
     assert narrow["type"] == "log" and narrow["ticktext"] == ["1 h", "2 h", "4 h", "8 h"]
     wide = charts.hours_axis(pd.Series([0.08, 900.0]))
     assert wide["ticktext"][0] == "6 min" and "1 w" in wide["ticktext"]
-    assert charts.hours_label(0.5) == "30 min" and charts.hours_label(72) == "3.0 d"
+    assert hours_words(0.5) == "30 min" and hours_words(72) == "3.0 d"
 
 
 def test_trend_draws_one_line_per_column_with_gaps_kept() -> None:

@@ -32,6 +32,7 @@ from test_reports_render import (
 from metrics import Period, Scope, Settings
 from metrics.glossary import TERMS, help_text
 from metrics.trends import weekly_trends
+from metrics.wording import hours_words
 from poise.cli import main
 from poise.demo import build_demo
 from poise.warehouse import open_warehouse
@@ -45,17 +46,17 @@ QUARTER = "2026Q3"
 UNTIL = datetime(2026, 10, 1, tzinfo=UTC)
 HEADLINES = (  # row of the headline table, path in the scorecard, format
     ("Deployment frequency (per week)", ("dora", "deployment_frequency", "per_week"), Fmt.DECIMAL1),
-    ("Change lead time, median (h)", ("dora", "lead_time", "median_hours"), Fmt.DECIMAL1),
+    ("Change lead time, median", ("dora", "lead_time", "median_hours"), Fmt.HOURS),
     ("Change fail rate", ("dora", "change_failure_rate", "rate"), Fmt.PERCENT1),
     (
-        "Failed deployment recovery time, median (h)",
+        "Failed deployment recovery time, median",
         ("dora", "recovery_time", "median_hours"),
-        Fmt.DECIMAL1,
+        Fmt.HOURS,
     ),
     ("Rework rate", ("dora", "rework_rate", "rate"), Fmt.PERCENT1),
     ("Incidents started", ("incidents", "count"), Fmt.COUNT),
-    ("Time to acknowledge, median (min)", ("incidents", "mtta_median_minutes"), Fmt.DECIMAL1),
-    ("Time to resolve, median (h)", ("incidents", "mttr_median_hours"), Fmt.DECIMAL1),
+    ("Time to acknowledge, median", ("incidents", "mtta_median_minutes"), Fmt.MINUTES),
+    ("Time to resolve, median", ("incidents", "mttr_median_hours"), Fmt.HOURS),
 )
 
 
@@ -120,7 +121,12 @@ def metrics_json(capsys: pytest.CaptureFixture[str], url: str, *extra: str) -> A
     return json.loads(capsys.readouterr().out)
 
 
-FINER = {Fmt.DECIMAL1: Fmt.DECIMAL2, Fmt.PERCENT1: Fmt.PERCENT2}
+FINER = {
+    Fmt.DECIMAL1: Fmt.DECIMAL2,
+    Fmt.PERCENT1: Fmt.PERCENT2,
+    Fmt.HOURS: Fmt.HOURS2,
+    Fmt.MINUTES: Fmt.MINUTES2,
+}
 
 
 def shown_fmt(now: float, before: float, fmt: Fmt, change: str) -> Fmt:
@@ -520,8 +526,8 @@ def test_freezes_per_service_are_the_engines_budget_policy(
         "Team",
         "Exhausted SLOs",
         "Freezes",
-        "Frozen, total (h)",
-        "Longest (h)",
+        "Frozen, total",
+        "Longest",
         "First frozen",
         "Last thawed",
     )
@@ -640,14 +646,18 @@ def test_a_heading_and_its_note_stay_with_what_they_introduce(reports: Cache) ->
     assert {"Delivery trends over the quarter", "Reliability: SLO attainment"} <= set(checked)
 
 
-def test_whole_numbers_print_without_a_decimal(reports: Cache) -> None:
-    """Freeze hours are whole (checked hour by hour); days left are whole days or words."""
+def test_durations_read_as_the_dashboard_writes_them(reports: Cache) -> None:
+    """Freeze lengths in hours or days as the dashboard words them (the exact hours stay in
+    the cell's data and in the workbook); days left are whole days or words."""
     tables = html_tables(reports.get("html"))
+    seen = set()
     for sheet, columns in (("Freezes per service", (4, 5)), ("Longest freezes", (4,))):
         for row in tables[sheet][1:]:
             for column in columns:
                 text, value = row[column]
-                assert text == f"{round(float(value or 0)):,}", (sheet, row[0][0], text)
+                assert text == keep_units(hours_words(float(value))), (sheet, row[0][0], text)
+                seen.add(text.split("\u00a0")[-1])
+    assert "d" in seen  # the demo has freezes of days: "74.1 d", not "1,779"
     certificates = tables.get("Certificates at risk", [[]])[1:]
     for row in certificates:
         text = row[3][0].replace("\u00a0", " ")

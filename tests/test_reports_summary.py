@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from reports.formats import display, excel_format
 from reports.model import Fmt
 from reports.summary import (
     Change,
@@ -128,3 +129,20 @@ def test_count_phrase() -> None:
     assert count_phrase(1, "incident") == "1 incident"
     assert count_phrase(1200, "deployment") == "1,200 deployments"
     assert count_phrase(2, "was", "were") == "2 were"
+
+
+def lead_time(current: float | None, previous: float | None) -> Headline:
+    return Headline("Change lead time", current, previous, Fmt.HOURS, **moved(current, previous))
+
+
+def test_durations_are_worded_as_the_dashboard_words_them() -> None:
+    assert sentence(lead_time(503.3, 492.0)) == "Change lead time rose 2 % to 21.0 d"
+    assert sentence(lead_time(0.4, 0.5)) == "Change lead time fell 20 % to 24 min"
+    assert sentence(lead_time(4.4, None)).startswith("Change lead time was 4.4 h")
+    # alike at one decimal but moved: one more digit, in the same words
+    assert compared_fmt(lead_time(4.44, 4.36)) is Fmt.HOURS2
+    assert display(4.44, Fmt.HOURS2) == "4.44 h" and display(1000.0, Fmt.HOURS2) == "41.67 d"
+    # minutes are worded from minutes; the workbook keeps numbers, with the unit in the format
+    assert display(22.0, Fmt.MINUTES) == "22 min" and display(114.0, Fmt.MINUTES) == "1.9 h"
+    assert excel_format(Fmt.HOURS) == '#,##0.0" h"' and excel_format(Fmt.MINUTES).endswith('min"')
+    assert display(None, Fmt.HOURS) == "no data"
