@@ -314,7 +314,9 @@ def retro_markdown(
         "### Toil and on-call",
         "",
         f"- Toil: {toil.get('hours', 0):,.0f} h, {percent(toil.get('share'))} of capacity "
-        f"(cap {percent(toil.get('cap'), 0)})",
+        f"(cap {percent(toil.get('cap'), 0)})"
+        if toil.get("share") is not None
+        else f"- Toil: {toil.get('reason') or 'no share'}",
         f"- Pages: {oncall.get('pages', 0):,} ({oncall.get('per_week', 0):,.1f} a week), "
         f"{percent(oncall.get('after_hours_share'))} after hours",
         f"- Time to acknowledge (median): {minutes((card.get('incidents') or {}).get('mtta_median_minutes'))}",

@@ -304,8 +304,11 @@ def _services(connection: Connection, scope: Scope) -> pd.DataFrame:
 
 
 def _teams(connection: Connection, scope: Scope) -> pd.DataFrame:
-    t, s = S.teams, S.services
-    statement = select(t.c.name, t.c.size).order_by(t.c.name)
+    """Teams with their size, and whether they have ever recorded toil (a team that keeps
+    no toil log is not a team without toil)."""
+    t, s, toil = S.teams, S.services, S.toil_entries
+    records_toil = exists().where(toil.c.team == t.c.name).label("records_toil")
+    statement = select(t.c.name, t.c.size, records_toil).order_by(t.c.name)
     if scope.service is not None:
         statement = statement.where(t.c.name.in_(select(s.c.team).where(s.c.name == scope.service)))
     elif scope.team is not None:

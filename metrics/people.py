@@ -2,7 +2,9 @@
 
 Toil share = toil hours / (team size × hours per week × weeks in the period), against the
 configured cap (50 % by default, as the SRE book puts it). Teams without a size cannot be
-weighed: their toil is left out of the share and the team is listed. On-call load = pages
+weighed: their toil is left out of the share and the team is listed. Teams that have never
+recorded any toil (no toil log imported) are not said to have none: they are left out of
+both sides and listed, and a scope of only such teams has no share. On-call load = pages
 per week and the share of them that came after hours.
 """
 
@@ -22,28 +24,37 @@ from metrics.stats import group_counts, group_sizes, ratio
 class Capacity:
     """The people a group's toil is weighed against."""
 
-    teams: tuple[str, ...]  # teams with a size
+    teams: tuple[str, ...]  # teams with a size that record toil
     people: float
     unsized: tuple[str, ...]
     owner: str | None = None  # set when a service's figures are its owning team's
+    silent: tuple[str, ...] = ()  # teams with a size that have never recorded any toil
 
     @classmethod
     def of(cls, teams: pd.DataFrame, *, owner: str | None = None) -> Capacity:
-        sized = teams[teams["size"].notna()]
+        """`teams` has `name`, `size` and `records_toil` (any toil entry, ever)."""
+        sized = teams["size"].notna()
+        recording = teams["records_toil"].astype(bool)
+        counted = teams[sized & recording]
         return cls(
-            teams=tuple(sized["name"]),
-            people=float(sized["size"].sum()) if len(sized) else 0.0,
-            unsized=tuple(sorted(teams.loc[teams["size"].isna(), "name"])),
+            teams=tuple(counted["name"]),
+            people=float(counted["size"].sum()) if len(counted) else 0.0,
+            unsized=tuple(sorted(teams.loc[~sized, "name"])),
             owner=owner,
+            silent=tuple(sorted(teams.loc[sized & ~recording, "name"])),
         )
 
     @classmethod
     def each(cls, teams: pd.DataFrame) -> dict[str, Capacity]:
         """`of` every team on its own (team name to capacity), in one pass over the rows."""
         out = {}
-        for name, size in zip(teams["name"], teams["size"], strict=True):
+        for name, size, records in zip(
+            teams["name"], teams["size"], teams["records_toil"], strict=True
+        ):
             if pd.isna(size):
                 out[name] = cls(teams=(), people=0.0, unsized=(name,))
+            elif not records:
+                out[name] = cls(teams=(), people=0.0, unsized=(), silent=(name,))
             else:  # the sum of one size is that size
                 out[name] = cls(teams=(name,), people=float(size), unsized=())
         return out
@@ -71,15 +82,20 @@ def toil_by(
             "cap": settings.toil_cap,
             "over_cap": None if share is None else share > settings.toil_cap,
             "teams_without_size": list(have.unsized),
-            "reason": None
-            if share is not None
-            else "no team size configured, so no capacity to weigh toil against",
+            "teams_without_toil": list(have.silent),
+            "reason": None if share is not None else _no_share(have),
         }
         if have.owner is not None:
             block["team"] = have.owner
             block["note"] = "toil is recorded per team: these are the owning team's figures"
         out[group] = block
     return out
+
+
+def _no_share(have: Capacity) -> str:
+    if have.silent:
+        return "no toil recorded: import a toil log for the team to weigh its toil"
+    return "no team size configured, so no capacity to weigh toil against"
 
 
 def oncall_by(

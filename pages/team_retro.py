@@ -245,7 +245,9 @@ with load:
             "toil_share",
             toil["share"],
             change=change["toil_share"]["delta"],
-            note=f"{toil['hours']:,.0f} h; cap {percent(toil['cap'], 0)}",
+            note=f"{toil['hours']:,.0f} h; cap {percent(toil['cap'], 0)}"
+            if toil["share"] is not None
+            else toil["reason"],
             settled="toil_share" in settled,
         )
     with columns[1]:

@@ -10,7 +10,7 @@ from metrics_org import Org, at
 from sqlalchemy import Engine
 
 from metrics import Period, Scope, Settings
-from metrics.scorecard import scorecard
+from metrics.scorecard import scorecard, team_scorecards
 from poise.catalog import apply_config
 from poise.config import parse_config
 from poise.timeutil import utcnow
@@ -95,3 +95,29 @@ def test_toil_outside_the_period_is_left_out(warehouse: Engine, tmp_path: Path) 
     later = Period(at(days=28), at(days=28) + timedelta(days=7))
     toil = scorecard(warehouse, later, Scope(team="payments"))["people"]["toil"]
     assert toil["hours"] == 100.0
+
+
+def test_a_team_that_never_recorded_toil_is_not_said_to_have_none(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    apply_config(
+        warehouse,
+        parse_config({"teams": [{"name": "payments", "size": 4}, {"name": "ledger", "size": 3}]}),
+    )
+    org = Org().service("checkout", "payments").service("books", "ledger")
+    for day in range(1, 23):
+        org.toil("payments", f"2026-07-{day:02d}", 16.0)
+    org.load(warehouse, tmp_path)
+    silent = scorecard(warehouse, FOUR_WEEKS, Scope(team="ledger"))["people"]["toil"]
+    assert silent["share"] is None and silent["over_cap"] is None
+    assert silent["reason"].startswith("no toil recorded")
+    assert silent["teams_without_toil"] == ["ledger"]
+    # the whole organisation weighs only the teams that keep a toil log: 352 h of 640 h
+    whole = scorecard(warehouse, FOUR_WEEKS)["people"]["toil"]
+    assert whole["share"] == pytest.approx(0.55) and whole["teams_without_toil"] == ["ledger"]
+    by_team = team_scorecards(warehouse, FOUR_WEEKS)
+    assert by_team["ledger"]["people"]["toil"]["share"] is None
+    assert by_team["payments"]["people"]["toil"]["share"] == pytest.approx(0.55)
+    # a team that keeps a log and logged nothing in a period did have no toil then
+    quiet = Period(at(days=40), at(days=47))
+    assert scorecard(warehouse, quiet, Scope(team="payments"))["people"]["toil"]["share"] == 0.0

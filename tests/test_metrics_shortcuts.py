@@ -111,7 +111,13 @@ def test_sort_rows_with_nulls_or_mixed_types_sorts_as_pandas_does() -> None:
 
 
 def test_capacity_of_each_team_is_capacity_of_that_team() -> None:
-    teams = pd.DataFrame({"name": ["a", "b", "c"], "size": [6, None, 0]})
+    teams = pd.DataFrame(
+        {
+            "name": ["a", "b", "c", "d", "e"],
+            "size": [6, None, 0, 4, None],
+            "records_toil": [True, True, True, False, False],
+        }
+    )
     for frame in (teams, teams[teams["size"].notna()].astype({"size": int})):
         each = Capacity.each(frame)
         assert list(each) == list(frame["name"])

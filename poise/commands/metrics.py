@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         print(_csv({scope.team or scope.service or "": document}), end="")
     else:
-        print_scorecard(out, document)
+        print_scorecard(out, document, history_weeks=context.config.anomalies.history_weeks)
     return 0
 
 

@@ -44,7 +44,7 @@ def _when(value: Any) -> str:
     return MISSING if value is None else str(value).replace("T", " ").replace(":00Z", "Z")
 
 
-def print_scorecard(console: Console, doc: dict[str, Any]) -> None:
+def print_scorecard(console: Console, doc: dict[str, Any], *, history_weeks: int = 12) -> None:
     scope = doc["scope"]
     who = (
         (scope["service"] and f"service {scope['service']}")
@@ -175,8 +175,8 @@ def print_scorecard(console: Console, doc: dict[str, Any]) -> None:
     if doc.get("anomalies") is not None:
         flagged = doc["anomalies"]
         console.print(
-            f"Anomalies: {len(flagged)} week(s) far from their own last 12 weeks"
-            + (":" if flagged else " (none)"),
+            f"Anomalies: {len(flagged):,} {'week' if len(flagged) == 1 else 'weeks'} far from "
+            f"their own last {history_weeks} weeks" + (":" if flagged else " (none)"),
             markup=False,
         )
         for item in flagged:
