@@ -317,8 +317,10 @@ def retro_markdown(
         f"(cap {percent(toil.get('cap'), 0)})"
         if toil.get("share") is not None
         else f"- Toil: {toil.get('reason') or 'no share'}",
-        f"- Pages: {oncall.get('pages', 0):,} ({oncall.get('per_week', 0):,.1f} a week), "
-        f"{percent(oncall.get('after_hours_share'))} after hours",
+        f"- Pages: {oncall.get('pages', 0):,} ({oncall['per_week']:,.1f} a week), "
+        f"{percent(oncall.get('after_hours_share'))} after hours"
+        if oncall.get("per_week") is not None
+        else f"- Pages: {oncall.get('reason') or 'none recorded'}",
         f"- Time to acknowledge (median): {minutes((card.get('incidents') or {}).get('mtta_median_minutes'))}",
         "",
         "### Notes",

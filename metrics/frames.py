@@ -304,11 +304,17 @@ def _services(connection: Connection, scope: Scope) -> pd.DataFrame:
 
 
 def _teams(connection: Connection, scope: Scope) -> pd.DataFrame:
-    """Teams with their size, and whether they have ever recorded toil (a team that keeps
-    no toil log is not a team without toil)."""
-    t, s, toil = S.teams, S.services, S.toil_entries
+    """Teams with their size, and whether they have ever recorded toil or been paged (a
+    team that keeps no toil log, or has no pager synced, is not a team without toil or
+    pages)."""
+    t, s, toil, page = S.teams, S.services, S.toil_entries, S.oncall_pages
+    owned = S.services.alias("owned")
     records_toil = exists().where(toil.c.team == t.c.name).label("records_toil")
-    statement = select(t.c.name, t.c.size, records_toil).order_by(t.c.name)
+    records_pages = or_(
+        exists().where(page.c.team == t.c.name),
+        exists().where(page.c.service == owned.c.name, owned.c.team == t.c.name),
+    ).label("records_pages")
+    statement = select(t.c.name, t.c.size, records_toil, records_pages).order_by(t.c.name)
     if scope.service is not None:
         statement = statement.where(t.c.name.in_(select(s.c.team).where(s.c.name == scope.service)))
     elif scope.team is not None:

@@ -5,7 +5,8 @@ configured cap (50 % by default, as the SRE book puts it). Teams without a size 
 weighed: their toil is left out of the share and the team is listed. Teams that have never
 recorded any toil (no toil log imported) are not said to have none: they are left out of
 both sides and listed, and a scope of only such teams has no share. On-call load = pages
-per week and the share of them that came after hours.
+per week and the share of them that came after hours; a scope whose teams have never been
+paged at all (no paging source synced or imported) has no pages per week rather than 0.
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ class Capacity:
     unsized: tuple[str, ...]
     owner: str | None = None  # set when a service's figures are its owning team's
     silent: tuple[str, ...] = ()  # teams with a size that have never recorded any toil
+    paged: bool = False  # some team of the group has ever been paged
 
     @classmethod
     def of(cls, teams: pd.DataFrame, *, owner: str | None = None) -> Capacity:
-        """`teams` has `name`, `size` and `records_toil` (any toil entry, ever)."""
+        """`teams` has `name`, `size`, `records_toil` (any toil entry, ever) and
+        `records_pages` (any page, ever)."""
         sized = teams["size"].notna()
         recording = teams["records_toil"].astype(bool)
         counted = teams[sized & recording]
@@ -42,21 +45,23 @@ class Capacity:
             unsized=tuple(sorted(teams.loc[~sized, "name"])),
             owner=owner,
             silent=tuple(sorted(teams.loc[sized & ~recording, "name"])),
+            paged=bool(teams["records_pages"].astype(bool).any()),
         )
 
     @classmethod
     def each(cls, teams: pd.DataFrame) -> dict[str, Capacity]:
         """`of` every team on its own (team name to capacity), in one pass over the rows."""
         out = {}
-        for name, size, records in zip(
-            teams["name"], teams["size"], teams["records_toil"], strict=True
+        for name, size, records, paged in zip(
+            teams["name"], teams["size"], teams["records_toil"], teams["records_pages"], strict=True
         ):
+            paged = bool(paged)
             if pd.isna(size):
-                out[name] = cls(teams=(), people=0.0, unsized=(name,))
+                out[name] = cls(teams=(), people=0.0, unsized=(name,), paged=paged)
             elif not records:
-                out[name] = cls(teams=(), people=0.0, unsized=(), silent=(name,))
+                out[name] = cls(teams=(), people=0.0, unsized=(), silent=(name,), paged=paged)
             else:  # the sum of one size is that size
-                out[name] = cls(teams=(name,), people=float(size), unsized=())
+                out[name] = cls(teams=(name,), people=float(size), unsized=(), paged=paged)
         return out
 
 
@@ -98,19 +103,27 @@ def _no_share(have: Capacity) -> str:
     return "no team size configured, so no capacity to weigh toil against"
 
 
+NEVER_PAGED = "no page recorded for these teams: no paging source synced or imported"
+
+
 def oncall_by(
-    pages: pd.DataFrame, periods: Mapping[Hashable, Period]
+    pages: pd.DataFrame,
+    periods: Mapping[Hashable, Period],
+    capacity: Mapping[Hashable, Capacity],
 ) -> dict[Hashable, dict[str, Any]]:
     """Pages, pages per week and the after-hours share per group."""
     groups: Sequence[Hashable] = list(periods)
     sizes = group_sizes(pages["group"], groups)
     after = group_counts(pages["after_hours"].astype(bool), pages["group"], groups)
-    return {
-        group: {
+    out = {}
+    for group in groups:
+        # never paged at all is no data, not a calm rota
+        known = sizes[group] > 0 or capacity[group].paged
+        out[group] = {
             "pages": sizes[group],
-            "per_week": sizes[group] / periods[group].weeks,
+            "per_week": sizes[group] / periods[group].weeks if known else None,
             "after_hours": after[group],
             "after_hours_share": ratio(after[group], sizes[group]),
+            "reason": None if known else NEVER_PAGED,
         }
-        for group in groups
-    }
+    return out

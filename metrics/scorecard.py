@@ -178,7 +178,7 @@ def assemble_groups(
     incident_blocks = incident_figures_by(incidents, groups)
     attributed = attribution.counts_by(links, links["group"], groups)
     toil = people.toil_by(grouping.tag(basis.frames.toil), grouping.capacity, periods, settings)
-    oncall = people.oncall_by(grouping.tag(basis.frames.pages), periods)
+    oncall = people.oncall_by(grouping.tag(basis.frames.pages), periods, grouping.capacity)
     tagged = {name: grouping.tag(frame) for name, frame in quality_frames(basis).items()}
     findings = quality.summary_by(groups, **tagged)
     by_incident = budget.summarise(

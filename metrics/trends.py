@@ -83,8 +83,9 @@ def figures_by_bucket(
     )
     counted = attribution.counts_by(links, links["group"], groups)
     capacity = people.Capacity.of(frames.teams)
-    toil = people.toil_by(tag(frames.toil), dict.fromkeys(groups, capacity), span, settings)
-    oncall = people.oncall_by(tag(frames.pages), span)
+    capacities = dict.fromkeys(groups, capacity)
+    toil = people.toil_by(tag(frames.toil), capacities, span, settings)
+    oncall = people.oncall_by(tag(frames.pages), span, capacities)
     out = []
     for group, bucket in span.items():
         d, inc = dora[group], blocks[group]

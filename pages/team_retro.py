@@ -254,7 +254,9 @@ with load:
         figure_card(
             "pages_per_week",
             oncall["per_week"],
-            note=f"{oncall['pages']:,} pages, {percent(oncall['after_hours_share'])} after hours",
+            note=f"{oncall['pages']:,} pages, {percent(oncall['after_hours_share'])} after hours"
+            if oncall["per_week"] is not None
+            else oncall["reason"],
         )
 
 st.subheader(

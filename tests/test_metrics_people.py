@@ -67,6 +67,7 @@ def test_toil_share_of_capacity_and_oncall_load(warehouse: Engine, tmp_path: Pat
         "per_week": pytest.approx(1.5),
         "after_hours": 2,
         "after_hours_share": pytest.approx(1 / 3),
+        "reason": None,
     }
     # a shorter working week and a higher cap change the verdict
     relaxed = scorecard(
@@ -121,3 +122,21 @@ def test_a_team_that_never_recorded_toil_is_not_said_to_have_none(
     # a team that keeps a log and logged nothing in a period did have no toil then
     quiet = Period(at(days=40), at(days=47))
     assert scorecard(warehouse, quiet, Scope(team="payments"))["people"]["toil"]["share"] == 0.0
+
+
+def test_a_team_never_paged_has_no_pages_per_week(warehouse: Engine, tmp_path: Path) -> None:
+    _org(warehouse, tmp_path)  # payments' checkout is paged; discovery has one page of its own
+    apply_config(warehouse, parse_config({"teams": [{"name": "ledger", "size": 3}]}))
+    Org().service("books", "ledger").load(warehouse, tmp_path / "ledger")
+    never = scorecard(warehouse, FOUR_WEEKS, Scope(team="ledger"))["people"]["oncall"]
+    assert never["pages"] == 0 and never["per_week"] is None
+    assert never["reason"].startswith("no page recorded")
+    service = scorecard(warehouse, FOUR_WEEKS, Scope(service="books"))["people"]["oncall"]
+    assert service["per_week"] is None
+    # paged before, quiet in this period: a real zero
+    quiet = Period(at(days=40), at(days=47))
+    calm = scorecard(warehouse, quiet, Scope(team="payments"))["people"]["oncall"]
+    assert calm["pages"] == 0 and calm["per_week"] == 0.0 and calm["reason"] is None
+    # a team paged only through its team (no service): known as well
+    assert scorecard(warehouse, quiet, Scope(team="discovery"))["people"]["oncall"]["per_week"] == 0
+    assert team_scorecards(warehouse, FOUR_WEEKS)["ledger"]["people"]["oncall"]["per_week"] is None

@@ -116,6 +116,7 @@ def test_capacity_of_each_team_is_capacity_of_that_team() -> None:
             "name": ["a", "b", "c", "d", "e"],
             "size": [6, None, 0, 4, None],
             "records_toil": [True, True, True, False, False],
+            "records_pages": [True, False, True, False, True],
         }
     )
     for frame in (teams, teams[teams["size"].notna()].astype({"size": int})):

@@ -168,6 +168,8 @@ def print_scorecard(console: Console, doc: dict[str, Any], *, history_weeks: int
     console.print(
         f"On-call: {oncall['pages']:,} pages, {_num(oncall['per_week'], 1)} / week, "
         f"{_pct(oncall['after_hours_share'])} after hours"
+        if oncall["per_week"] is not None
+        else f"On-call: {MISSING} ({oncall['reason']})"
     )
     quality = doc["data_quality"]
     found = [f"{key.replace('_', ' ')}: {value}" for key, value in quality.items() if value]
