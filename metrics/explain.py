@@ -280,6 +280,13 @@ def _budget(basis: Basis) -> list[Row]:
     return out
 
 
+COUNTED_FINDINGS = (
+    "incidents_blaming_later_deployments",
+    "rework_before_its_target",
+    "deployments_without_incident_data",
+)
+
+
 def _data_quality(basis: Basis) -> list[Row]:
     frames = quality_frames(basis)
     out = []
@@ -309,10 +316,15 @@ def _data_quality(basis: Basis) -> list[Row]:
                     f"counted as rework, but {record['target']} does not count as failed "
                     "by it (only a later deployment's rollback or remediation does)"
                 )
+            elif finding == "deployments_without_incident_data":
+                reason = (
+                    f"{ident}: {record['service']} has no incident on record, so its change "
+                    "fail rate counts only rollbacks and fixes"
+                )
             else:
                 reason = f"{ident}: {finding.replace('_', ' ')}"
-            # these two rows are not left out: the figures count them as the contract says
-            counted = finding in ("incidents_blaming_later_deployments", "rework_before_its_target")
+            # these rows are not left out: the figures count them as the contract says
+            counted = finding in COUNTED_FINDINGS
             out.append(_row(finding, ident, record.get("service"), None, None, counted, reason))
     return out
 

@@ -294,10 +294,13 @@ def load(connection: Connection, period: Period, scope: Scope, settings: Setting
 
 
 def _services(connection: Connection, scope: Scope) -> pd.DataFrame:
-    s = S.services
+    """Services in scope, and whether any incident was ever recorded for each (a service
+    without one has a change fail rate of rollbacks and fixes alone)."""
+    s, i = S.services, S.incidents
+    records_incidents = exists().where(i.c.service == s.c.name).label("records_incidents")
     return read(
         connection,
-        select(s.c.name, s.c.team, s.c.production_environment)
+        select(s.c.name, s.c.team, s.c.production_environment, records_incidents)
         .where(in_scope(s, scope))
         .order_by(s.c.name),
     )

@@ -247,6 +247,13 @@ TERMS: dict[str, Term] = {
         "made at the same time or later. They count as rework, but the deployment they "
         "name does not count as failed by them (only a later rollback or remediation does).",
     ),
+    "deployments_without_incident_data": Term(
+        "Deployments without incident data",
+        "Production deployments of the period whose service has no incident on record at "
+        "all (no incident source synced or imported for it). They count in change fail rate "
+        "as the definitions say, but only a rollback or fix can make them failed, so the "
+        "rate may flatter the service.",
+    ),
     # Coverage
     "changes_linked": Term(
         "Changes linked to deployments",

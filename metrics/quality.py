@@ -24,6 +24,7 @@ FINDINGS = (
     "slos_without_data",
     "incidents_blaming_later_deployments",
     "rework_before_its_target",
+    "deployments_without_incident_data",
 )
 
 BLAMED_COLUMNS = [
@@ -102,10 +103,12 @@ def rows(
     gaps: pd.DataFrame,
     blamed: pd.DataFrame,
     rework_targets: pd.DataFrame,
+    services: pd.DataFrame,
 ) -> pd.DataFrame:
     """The rows behind one finding (`deployments` are the period's production ones,
     `incidents` those started in the period in scope, `blamed` is `blamed_later`,
-    `rework_targets` the period's rework deployments with when their target deployed)."""
+    `rework_targets` the period's rework deployments with when their target deployed,
+    `services` those in scope with `records_incidents`)."""
     if finding == "lead_time_nonpositive":
         return changes[changes["lead_hours"] <= 0]
     if finding == "changes_never_deployed":
@@ -130,6 +133,11 @@ def rows(
         # figures disagree on these rows, so they are listed (a tie in time is not later)
         early = rework_targets[rework_targets["target_at"] >= rework_targets["deployed_at"]]
         return early.drop_duplicates(["id", "target"])  # one row even if it names it twice
+    if finding == "deployments_without_incident_data":
+        # counted as the contract says, but "not failed" only means no rollback or fix named
+        # them: no incident source speaks for their service
+        silent = services.loc[~services["records_incidents"].astype(bool), "name"]
+        return deployments[deployments["service"].isin(silent)]
     raise KeyError(finding)
 
 

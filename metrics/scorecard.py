@@ -253,6 +253,7 @@ def quality_frames(basis: Basis) -> dict[str, pd.DataFrame]:
             basis.attributions, basis.frames.incidents, basis.deployments
         ),
         "rework_targets": basis.frames.rework_targets,
+        "services": basis.frames.services,
     }
 
 

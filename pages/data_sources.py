@@ -22,6 +22,10 @@ FINDING_WORDS = {
         "Incidents that name a deployment made after they started (it still counts as "
         "failed; no recovery time from it)"
     ),
+    "deployments_without_incident_data": (
+        "Production deployments of services with no incident on record (their change fail "
+        "rate counts rollbacks and fixes only)"
+    ),
     "rework_before_its_target": (
         "Rollbacks and fixes deployed before the deployment they name (rework, but not its failure)"
     ),

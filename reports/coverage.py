@@ -83,6 +83,13 @@ def coverage_notes(card: Mapping[str, Any]) -> list[str]:
             "rollback or remediation makes it so), so rework and change fail rate disagree "
             "on them."
         )
+    silent = int(quality.get("deployments_without_incident_data", 0))
+    if silent:
+        notes.append(
+            f"{silent:,} of {count_phrase(deployments, 'production deployment')} belong to "
+            "services with no incident on record at all: only a rollback or fix can make them "
+            "count as failed, so their change fail rate may be flattering."
+        )
     without = int(quality.get("slos_without_data", 0))
     if without:
         notes.append(

@@ -35,6 +35,8 @@ Q2 = Period.quarter("2026Q2")
 Q3 = Period.quarter("2026Q3")
 Q4 = Period.quarter("2026Q4")
 NEW = ("incidents_blaming_later_deployments", "rework_before_its_target")
+# every finding added after the first eight, in the order the scorecard gives them
+ADDED = (*NEW, "deployments_without_incident_data")
 
 
 def card(engine: Engine, period: Period = Q3, scope: Scope | None = None) -> dict[str, Any]:
@@ -234,7 +236,7 @@ def clean_org() -> Org:
     return org
 
 
-def test_clean_metrics_json_gains_only_two_zero_counts(
+def test_clean_metrics_json_gains_only_zero_counts(
     warehouse_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -252,10 +254,10 @@ def test_clean_metrics_json_gains_only_two_zero_counts(
 
     now = metrics_json()
     # the scorecard as it was before these findings: the same engine without them
-    monkeypatch.setattr(quality, "FINDINGS", tuple(f for f in quality.FINDINGS if f not in NEW))
+    monkeypatch.setattr(quality, "FINDINGS", tuple(f for f in quality.FINDINGS if f not in ADDED))
     before = metrics_json()
-    assert list(now["data_quality"]) == [*before["data_quality"], *NEW]
-    assert {name: now["data_quality"].pop(name) for name in NEW} == dict.fromkeys(NEW, 0)
+    assert list(now["data_quality"]) == [*before["data_quality"], *ADDED]
+    assert {name: now["data_quality"].pop(name) for name in ADDED} == dict.fromkeys(ADDED, 0)
     assert now == before
     # the clean figures themselves, worked by hand: d2 failed (INC-1, rolled back by d3
     # after 5 h) and s1 (INC-2, resolved 7 d 1 h after it)
@@ -282,3 +284,47 @@ def test_new_findings_have_glossary_entries_and_coverage_notes() -> None:
     )
     clean = coverage_notes({**card_, "data_quality": dict.fromkeys(NEW, 0)})
     assert not any("caused_by_deployment" in note or "rework" in note for note in clean)
+
+
+def test_deployments_of_a_service_without_incident_data_are_listed(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    """A service no incident source speaks for has a change fail rate of rollbacks alone:
+    counted as the contract says, and listed, so 0 % is not read as a clean record."""
+    org = Org().service("checkout", "payments").service("search", "payments")
+    org.deploy("c1", "checkout", at(days=3))
+    org.incident("i1", "checkout", at(days=3, hours=1), caused_by="c1", resolved=timedelta(hours=2))
+    org.deploy("s1", "search", at(days=4))
+    org.deploy("s2", "search", at(days=5), rollback_of="s1")
+    org.load(warehouse, tmp_path)
+
+    doc = card(warehouse)
+    assert doc["dora"]["change_failure_rate"]["failed"] == 2  # c1 (incident), s1 (rolled back)
+    assert doc["data_quality"]["deployments_without_incident_data"] == 2
+    rows = findings(warehouse, "deployments_without_incident_data")
+    assert rows["id"].tolist() == ["s1", "s2"]
+    assert (
+        card(warehouse, scope=Scope(service="checkout"))["data_quality"][
+            "deployments_without_incident_data"
+        ]
+        == 0
+    )
+    teams = team_scorecards(warehouse, Q3)
+    assert teams["payments"]["data_quality"]["deployments_without_incident_data"] == 2
+    listed = [
+        row
+        for row in explained(warehouse, "data_quality")
+        if row["kind"] == "deployments_without_incident_data"
+    ]
+    assert [row["id"] for row in listed] == ["s1", "s2"] and all(row["counts"] for row in listed)
+    assert listed[0]["reason"] == (
+        "s1: search has no incident on record, so its change fail rate counts only "
+        "rollbacks and fixes"
+    )
+    page = source_view(Warehouse(warehouse, Settings()), Query(Q3.start, Q3.end))["findings"]
+    assert page["deployments_without_incident_data"]["id"].tolist() == ["s1", "s2"]
+    notes = coverage_notes(doc)
+    assert any(
+        note.startswith("2 of 3 production deployments belong to services with no incident")
+        for note in notes
+    )
