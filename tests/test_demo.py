@@ -476,3 +476,4 @@ def test_the_terminal_scorecard_groups_thousands(
     assert re.search(r"\b\d{1,3}(,\d{3})+ deployments\b", out), out
     assert re.search(r"\b\d{1,3}(,\d{3})+ changes\b", out), out
     assert not re.search(r"\b\d{4,} (deployments|changes|failures)\b", out), out
+    assert re.search(r"Toil: .*, \d{1,3}(,\d{3})+ h\)", out), out  # thousands of hours

@@ -160,7 +160,7 @@ def print_scorecard(console: Console, doc: dict[str, Any], *, history_weeks: int
 
     toil, oncall = doc["people"]["toil"], doc["people"]["oncall"]
     toil_text = (
-        f"{_pct(toil['share'])} of capacity (cap {_pct(toil['cap'], 0)}, {toil['hours']:.0f} h)"
+        f"{_pct(toil['share'])} of capacity (cap {_pct(toil['cap'], 0)}, {toil['hours']:,.0f} h)"
         if toil["share"] is not None
         else f"{MISSING} ({toil['reason']})"
     )
