@@ -17,7 +17,7 @@ from metrics import quality
 from metrics.model import Period, Scope, Settings
 from metrics.scorecard import Basis, compute, quality_frames
 from metrics.stats import to_jsonable
-from metrics.wording import duration, percent
+from metrics.wording import counted, duration, percent
 from poise.errors import PoiseError
 
 Row = dict[str, Any]
@@ -274,7 +274,7 @@ def _budget(basis: Basis) -> list[Row]:
                 row.budget_share,
                 True,
                 f"{row.deployment_id} burned {share} of {row.slo}'s budget through "
-                f"{row.incidents} attributed incident(s)",
+                f"{counted(row.incidents, 'attributed incident')}",
             )
         )
     return out

@@ -46,5 +46,10 @@ def hours_words(value: float | None, *, signed: bool = False, digits: int = 1) -
     return f"{value:{sign},.{digits}f} h"
 
 
+def counted(count: int, singular: str, plural: str | None = None) -> str:
+    """ "1 row", "7 rows", "1,478 deployments"."""
+    return f"{count:,} {singular if count == 1 else (plural or singular + 's')}"
+
+
 def percent(value: float | None, digits: int = 1) -> str:
     return "n/a" if value is None else f"{value * 100:.{digits}f} %"

@@ -477,3 +477,4 @@ def test_the_terminal_scorecard_groups_thousands(
     assert re.search(r"\b\d{1,3}(,\d{3})+ changes\b", out), out
     assert not re.search(r"\b\d{4,} (deployments|changes|failures)\b", out), out
     assert re.search(r"Toil: .*, \d{1,3}(,\d{3})+ h\)", out), out  # thousands of hours
+    assert "Freeze: " in out and "(s)" not in out, out  # "3 intervals", not "3 interval(s)"

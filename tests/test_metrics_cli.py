@@ -216,7 +216,7 @@ def test_explain_prints_why(loaded: str, capsys: pytest.CaptureFixture[str]) -> 
     assert row["reason"] == "c5: first production deployment s1, 2 d after it was committed"
     code, out, _ = run(capsys, "explain", "rework", "--quarter", "2026Q3", "--db", loaded)
     assert code == 0
-    assert "rework_rate: 7 row(s)" in out
+    assert "rework_rate: 7 rows" in out
     assert "d4: remediates d3" in out
 
 

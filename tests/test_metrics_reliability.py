@@ -103,7 +103,7 @@ def test_budget_burned_by_incident_and_by_its_deployment(warehouse: Engine, tmp_
         in reasons
     )
     assert (
-        "co-9 burned 4.5 % of checkout-availability's budget through 1 attributed incident(s)"
+        "co-9 burned 4.5 % of checkout-availability's budget through 1 attributed incident"
         in reasons
     )
 

@@ -12,6 +12,7 @@ import argparse
 import json
 
 from metrics.explain import FIGURES, explain, figure_name
+from metrics.wording import counted
 from poise.commands.common import open_context
 from poise.commands.metrics import (
     add_period_scope_options,
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     name = figure_name(args.figure)
     out.print(
-        f"[bold]{name}[/bold]: {len(rows):,} row(s), {period.as_json()['from']} to "
+        f"[bold]{name}[/bold]: {counted(len(rows), 'row')}, {period.as_json()['from']} to "
         f"{period.as_json()['to']}, {scope.label()}"
     )
     for row in shown:

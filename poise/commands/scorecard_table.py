@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from metrics.model import Period
+from metrics.wording import counted
 from poise.timeutil import TimestampError, isoformat_z, parse_timestamp
 
 MISSING = "—"
@@ -151,9 +152,10 @@ def print_scorecard(console: Console, doc: dict[str, Any], *, history_weeks: int
     if policy.get("frozen_services"):
         for service in policy["frozen_services"]:
             console.print(
-                f"Freeze: {service['service']} frozen {service['frozen_hours']:.0f} h in "
-                f"{len(service['intervals'])} interval(s); {service['deployments']:,} deployment(s) "
-                f"shipped during it ({service['exempt']} rollbacks/remediations)"
+                f"Freeze: {service['service']} frozen {service['frozen_hours']:,.0f} h in "
+                f"{counted(len(service['intervals']), 'interval')}; "
+                f"{counted(service['deployments'], 'deployment')} shipped during it "
+                f"({service['exempt']:,} rollbacks/remediations)"
             )
     else:
         console.print("Budget policy: no service was in release freeze")
