@@ -216,20 +216,26 @@ def dora_cards(
     ),
     *,
     settled: Collection[str] = (),
+    quality: Mapping[str, Any] | None = None,
 ) -> None:
     """The DORA figures of a scorecard side by side, each with its tier, sample and change
     from the previous period (`settled`: the compared keys whose change is not a real one,
-    shown grey instead of green or orange)."""
+    shown grey instead of green or orange). With the scorecard's `quality`, the change fail
+    rate says how many deployments no incident data speaks for."""
+    silent = int((quality or {}).get("deployments_without_incident_data") or 0)
     for column, key in zip(st.columns(len(figures)), figures, strict=True):
         field, compared, note = DORA_CARDS[key]
         block = dora[key]
+        text = note(block)
+        if key == "change_failure_rate" and silent:
+            text += f" · {silent:,} with no incident data"
         with column:
             figure_card(
                 key,
                 block[field],
                 change=change[compared]["delta"],
                 tier=block.get("tier"),
-                note=note(block),
+                note=text,
                 # a change on too few rows is noise: grey, as its tier says
                 settled=compared in settled or block.get("tier") == INSUFFICIENT,
             )

@@ -14,10 +14,11 @@ view = components.page_start(
 if view is None:
     st.stop()
 query = view.query
-dora = queries.scorecard(query)["dora"]
+card = queries.scorecard(query)
+dora = card["dora"]
 change = queries.comparison(query)
 
-components.dora_cards(dora, change, tuple(components.DORA_CARDS))
+components.dora_cards(dora, change, tuple(components.DORA_CARDS), quality=card["data_quality"])
 
 st.subheader(
     "Week by week",

@@ -26,7 +26,7 @@ st.subheader(
     help="The figures of the whole selected scope, as `poise metrics` prints them; the "
     "arrows compare with the period just before.",
 )
-components.dora_cards(dora, change)
+components.dora_cards(dora, change, quality=card["data_quality"])
 
 slos = queries.slo_summary(query)
 policy = card.get("budget_policy") or {}

@@ -124,7 +124,7 @@ st.subheader(
     + retro.noise_rule(min_sample),
 )
 settled = retro.settled(change, rows, min_sample)  # within noise: grey, as the table says
-components.dora_cards(dora, change, settled=settled)
+components.dora_cards(dora, change, settled=settled, quality=card["data_quality"])
 components.table(
     pd.DataFrame(retro.changed_rows(change, rows, min_sample)),
     "retro-changes",

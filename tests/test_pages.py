@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import dashboard_org
 import numpy as np
 import pandas as pd
 import pytest
+from metrics_org import Org
 from streamlit.testing.v1 import AppTest
 
 from dashboard import components
@@ -471,3 +472,25 @@ def test_hostile_team_in_the_link_is_text(hostile_url: str, use: Any) -> None:
     warning = at.warning[0].value
     assert "&lt;img src\\=x onerror\\=alert\\(2\\)&gt;" in warning
     assert "<img" not in warning
+
+
+def test_change_fail_rate_card_says_when_no_incident_data_speaks_for_it(
+    tmp_path: Path, use: Any
+) -> None:
+    """A git-only organisation: 0 % change fail rate, and the card says that no incident
+    source speaks for these deployments."""
+    url = f"sqlite:///{tmp_path / 'git-only.db'}"
+    engine = open_warehouse(url)
+    org = Org().service("checkout", "payments")
+    end = today()
+    for day in range(1, 8):
+        org.deploy(f"d{day}", "checkout", datetime.combine(end, time(), UTC) - timedelta(days=day))
+    org.load(engine, tmp_path / "files")
+    engine.dispose()
+    use(url)
+    for page in ("overview", "delivery"):
+        at = run(page)
+        assert_clean(at)
+        assert metric(at, "Change fail rate").value == "0.0 %"
+        captions = [caption.value.replace("\\", "") for caption in at.caption]
+        assert "0 failed of 7 · 7 with no incident data" in captions, captions
