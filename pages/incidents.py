@@ -56,7 +56,15 @@ with cards[4]:
     )
 
 if incidents.empty:
-    components.not_enough("No incident started in this period for this scope.")
+    if not queries.catalog()["counts"]["incidents"]:
+        # no incident source at all is not a quiet period: say how to get them
+        components.not_enough(
+            "No incident is on record in the warehouse: sync PagerDuty or Opsgenie, or import "
+            "incidents (`poise import --kind incidents`), before these figures mean anything. "
+            "Until then the change fail rate counts only rollbacks and fixes."
+        )
+    else:
+        components.not_enough("No incident started in this period for this scope.")
     st.stop()
 
 st.subheader(

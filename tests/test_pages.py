@@ -494,3 +494,11 @@ def test_change_fail_rate_card_says_when_no_incident_data_speaks_for_it(
         assert metric(at, "Change fail rate").value == "0.0 %"
         captions = [caption.value.replace("\\", "") for caption in at.caption]
         assert "0 failed of 7 · 7 with no incident data" in captions, captions
+    # the Incidents page says there is no incident source, not that the period was quiet
+    incidents = run("incidents")
+    assert_clean(incidents)
+    assert (
+        incidents.info[0]
+        .value.replace("\\", "")
+        .startswith("No incident is on record in the warehouse: sync PagerDuty or Opsgenie")
+    )
