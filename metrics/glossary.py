@@ -294,7 +294,7 @@ def term(key: str) -> Term:
 
 
 def help_text(key: str) -> str:
-    """A tooltip: the label's definition, with its unit."""
+    """A tooltip: the label's definition, with its unit unless the definition says it."""
     entry = term(key)
-    unit = f" ({entry.unit})" if entry.unit and entry.unit != "share" else ""
-    return f"{entry.definition}{unit}"
+    said = not entry.unit or entry.unit == "share" or entry.unit in entry.definition.lower()
+    return entry.definition if said else f"{entry.definition} ({entry.unit})"

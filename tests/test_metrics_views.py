@@ -212,6 +212,9 @@ def test_glossary_defines_every_figure_the_pages_show() -> None:
     ):
         assert term(key).definition
     assert "(hours)" in help_text("lead_time")
+    # a unit the definition already gives is not said twice ("…, per week. (per week)")
+    assert help_text("pages_per_week") == term("pages_per_week").definition
+    assert not help_text("mttd").endswith("(minutes)")
     assert all(entry.better in ("", "higher", "lower") for entry in TERMS.values())
     with pytest.raises(KeyError, match="no glossary entry for 'nope'"):
         term("nope")
