@@ -93,7 +93,10 @@ def tier_note(headline: Headline) -> str:
 def sentence(headline: Headline, *, first: bool = True) -> str:
     label = headline.label if first else headline.label[0].lower() + headline.label[1:]
     moved = movement(headline)
-    return f"{label}{'' if moved.startswith(':') else ' '}{moved}{tier_note(headline)}"
+    tier = tier_note(headline)
+    if tier and moved.endswith(")"):  # one aside, not two in a row: "(…; tier high)"
+        moved, tier = moved[:-1] + "; " + tier.strip()[1:], ""
+    return f"{label}{'' if moved.startswith(':') else ' '}{moved}{tier}"
 
 
 def paragraph(headlines: list[Headline]) -> str:

@@ -96,7 +96,7 @@ def test_figures_that_round_alike_but_moved_get_one_more_decimal() -> None:
 def test_missing_figures_say_so_instead_of_zero() -> None:
     assert sentence(frequency(None, 12.0)) == "Deployment frequency: not enough data this quarter"
     assert sentence(frequency(3.0, None, tier="medium")) == (
-        "Deployment frequency was 3.0 per week (no figure for the quarter before) (tier medium)"
+        "Deployment frequency was 3.0 per week (no figure for the quarter before; tier medium)"
     )
     assert change_text(frequency(None, 1.0)) == "" and change_text(frequency(1.0, None)) == ""
     assert (
