@@ -229,7 +229,17 @@ def incident_sentence(current: Card, previous: Card) -> str:
     )
     if count:
         text += "; " + sentence(headline(INCIDENT_FIGURES[2], current, previous), first=False)
-    return text + "."
+    text += "."
+    silent = get(current, "data_quality", "deployments_without_incident_data") or 0
+    deployments = get(current, "dora", "deployment_frequency", "deployments") or 0
+    if silent:
+        # the leader reading only the summary must not take a 0 % change fail rate as clean
+        share = "All" if silent == deployments else f"{silent:,} of {deployments:,}"
+        text += (
+            f" {share} production deployments belong to services with no incident on record "
+            "at all, so their change fail rate counts only rollbacks and fixes."
+        )
+    return text
 
 
 def freeze_sentence(inputs: Inputs) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from reports.figures import incident_sentence
 from reports.formats import display, excel_format
 from reports.model import Fmt
 from reports.summary import (
@@ -146,3 +147,21 @@ def test_durations_are_worded_as_the_dashboard_words_them() -> None:
     assert display(22.0, Fmt.MINUTES) == "22 min" and display(114.0, Fmt.MINUTES) == "1.9 h"
     assert excel_format(Fmt.HOURS) == '#,##0.0" h"' and excel_format(Fmt.MINUTES).endswith('min"')
     assert display(None, Fmt.HOURS) == "no data"
+
+
+def test_the_incident_sentence_says_when_no_incident_data_speaks_for_deployments() -> None:
+    def card(incidents: int, silent: int, deployments: int) -> dict[str, object]:
+        return {
+            "incidents": {"count": incidents},
+            "dora": {"deployment_frequency": {"deployments": deployments}},
+            "data_quality": {"deployments_without_incident_data": silent},
+        }
+
+    git_only = incident_sentence(card(0, 6, 6), card(0, 0, 0))
+    assert git_only == (
+        "No incidents started in the quarter (no incidents in the quarter before). All "
+        "production deployments belong to services with no incident on record at all, so "
+        "their change fail rate counts only rollbacks and fixes."
+    )
+    assert "2 of 9 production deployments belong" in incident_sentence(card(0, 2, 9), {})
+    assert "on record" not in incident_sentence(card(0, 0, 9), {})
