@@ -68,6 +68,13 @@ def hours(value: float | None) -> str:
     return MISSING if _missing(value) else hours_words(value)
 
 
+def days_left_words(days: float) -> str:
+    """Time left before an expiry, in days: "12.5 d", "20 h", or "expired 60.2 d ago"."""
+    if days < 0:
+        return f"expired {hours_words(-days * 24)} ago"
+    return hours_words(days * 24)
+
+
 def minutes(value: float | None) -> str:
     if _missing(value):
         return MISSING

@@ -195,14 +195,16 @@ else:
         md(f"{len(risks)} of {certs['checked']} certificates are availability risks."),
         icon=":material/gpp_maybe:",
     )
+    shown = risks[
+        ["service", "id", "risk", "days_left", "not_after", "problem", "issuer", "checked_at"]
+    ]
     components.table(
-        risks[
-            ["service", "id", "risk", "days_left", "not_after", "problem", "issuer", "checked_at"]
-        ],
+        # "expired 60.2 d ago" rather than -60.2 days left; sorted and downloaded as days
+        shown.style.format(components.days_left_words, subset=["days_left"], na_rep="—"),
         "certificate-risks",
         column_config={
             "id": st.column_config.TextColumn("endpoint"),
-            "days_left": st.column_config.NumberColumn("days left", format="%.1f"),
+            "days_left": st.column_config.NumberColumn("time left"),
             "not_after": st.column_config.DatetimeColumn(
                 "expires (UTC)", format="YYYY-MM-DD HH:mm"
             ),

@@ -97,3 +97,10 @@ def test_a_long_table_gets_its_durations_in_hours_without_a_styler(monkeypatch) 
     assert isinstance(shown, pd.DataFrame)
     assert _format(config, "lead_hours")[1] == "%.1f h"
     assert _format(config, "delta_hours_change")[1] == "%+.1f h"
+
+
+def test_days_left_read_as_time_left_or_how_long_ago_it_expired() -> None:
+    assert components.days_left_words(12.5) == "12.5 d"
+    assert components.days_left_words(0.5) == "12.0 h"
+    assert components.days_left_words(-60.2) == "expired 60.2 d ago"
+    assert components.days_left_words(-0.01) == "expired 14 min ago"
