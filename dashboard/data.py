@@ -164,6 +164,7 @@ TEAM_FIGURES = {
     "toil_share": ("people", "toil", "share"),
     "pages_per_week": ("people", "oncall", "per_week"),
     "deployments_during_freeze": ("budget_policy", "deployments_during_freeze"),
+    "deployments_without_incident_data": ("data_quality", "deployments_without_incident_data"),
 }
 COMPARED = {
     "deploys_per_week": "deployments_per_week",

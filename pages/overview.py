@@ -166,6 +166,19 @@ else:
             "incidents": hours("Incidents", format="%d", help=components.help_text("incidents")),
         },
     )
+    silent = shown[shown["deployments_without_incident_data"].fillna(0) > 0]
+    if len(silent):
+        named = ", ".join(
+            f"{row.team} ({int(row.deployments_without_incident_data):,} of "
+            f"{int(row.deployments):,})"
+            for row in silent.itertuples(index=False)
+        )
+        st.caption(
+            components.md(
+                "Change fail rate rests on rollbacks and fixes alone where no incident is on "
+                f"record for a service: deployments of such services by {named}."
+            )
+        )
 
 st.subheader(
     "Velocity against stability",

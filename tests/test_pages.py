@@ -494,6 +494,12 @@ def test_change_fail_rate_card_says_when_no_incident_data_speaks_for_it(
         assert metric(at, "Change fail rate").value == "0.0 %"
         captions = [caption.value.replace("\\", "") for caption in at.caption]
         assert "0 failed of 7 · 7 with no incident data" in captions, captions
+        if page == "overview":  # and under the team table, which team it concerns
+            assert any(
+                caption.startswith("Change fail rate rests on rollbacks and fixes alone")
+                and caption.endswith("by payments (7 of 7).")
+                for caption in captions
+            ), captions
     # the Incidents page says there is no incident source, not that the period was quiet
     incidents = run("incidents")
     assert_clean(incidents)
