@@ -78,7 +78,8 @@ def sync_status(engine: Engine) -> pd.DataFrame:
 
 def freshness(engine: Engine) -> pd.DataFrame:
     """Per table and source: rows, the earliest and latest event, and how long ago the
-    latest event happened (hours, at the time of reading)."""
+    latest event happened (hours, at the time of reading). A table with no row at all is
+    listed too (0 rows, no source), so a missing kind of data shows as missing."""
     now = pd.Timestamp(utcnow())
     frames = []
     with engine.connect() as connection:
@@ -108,9 +109,16 @@ def freshness(engine: Engine) -> pd.DataFrame:
             frame[column] = to_utc(frame[column].astype(str)) if len(frame) else frame[column]
         frame.insert(0, "table", "toil_entries")
         frames.append(frame)
+    present = {frame["table"].iloc[0] for frame in frames if len(frame)}
+    missing = [name for name, _ in EVENT_TIMES if name not in present]
+    missing += [] if "toil_entries" in present else ["toil_entries"]
     frames = [frame for frame in frames if len(frame)]
-    if not frames:
-        return pd.DataFrame(columns=["table", "source", "rows", "first", "latest", "age_hours"])
+    if missing:
+        frames.append(
+            pd.DataFrame(
+                {"table": missing, "source": None, "rows": 0, "first": pd.NaT, "latest": pd.NaT}
+            )
+        )
     out = pd.concat(frames, ignore_index=True)
     out["latest"] = pd.to_datetime(out["latest"], utc=True)
     out["first"] = pd.to_datetime(out["first"], utc=True)

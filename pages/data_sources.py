@@ -99,7 +99,7 @@ st.subheader(
 # the age in the words the cards use ("57.8 d", not 1,387.2 hours); it sorts and downloads
 # as hours
 components.table(
-    data["freshness"].style.format(hours_words, subset=["age_hours"]),
+    data["freshness"].style.format(hours_words, subset=["age_hours"], na_rep="—"),
     "freshness",
     column_config={
         "first": st.column_config.DatetimeColumn("earliest (UTC)", format="YYYY-MM-DD HH:mm"),

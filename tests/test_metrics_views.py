@@ -186,6 +186,9 @@ def test_sync_status_and_freshness(org: Engine) -> None:
     assert fresh.loc["deployments", "latest"] == UNTIL - timedelta(days=1) + timedelta(hours=10)
     assert fresh.loc["sli_samples", "latest"] == UNTIL - timedelta(hours=1)
     assert fresh.loc["toil_entries", "rows"] == 19
+    # a kind of data with no row at all is listed as missing, not left out
+    assert fresh.loc["ci_runs", "rows"] == 0 and pd.isna(fresh.loc["ci_runs", "latest"])
+    assert fresh.loc["ci_runs", "source"] is None
     per_slo = sources.slo_freshness(org, Scope(team="beta")).set_index("slo")
     assert list(per_slo.index) == ["db-availability"]
     assert per_slo.loc["db-availability", "latest_sample"] == UNTIL - timedelta(hours=1)
