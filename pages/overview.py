@@ -33,11 +33,15 @@ policy = card.get("budget_policy") or {}
 resilience = st.columns(5)
 components.resilience_cards(slos, policy, resilience, query.end)
 with resilience[4]:
+    # no incident anywhere in the warehouse is no incident source, not a calm period
+    recorded = bool(queries.catalog()["counts"]["incidents"])
     figure_card(
         "incidents",
-        card["incidents"]["count"],
-        change=change["incidents"]["delta"],
-        note=f"time to resolve {components.hours(card['incidents']['mttr_median_hours'])} (median)",
+        card["incidents"]["count"] if recorded else None,
+        change=change["incidents"]["delta"] if recorded else None,
+        note=f"time to resolve {components.hours(card['incidents']['mttr_median_hours'])} (median)"
+        if recorded
+        else "no incident on record: sync PagerDuty or Opsgenie, or import incidents",
     )
 
 st.subheader(

@@ -495,6 +495,9 @@ def test_change_fail_rate_card_says_when_no_incident_data_speaks_for_it(
         captions = [caption.value.replace("\\", "") for caption in at.caption]
         assert "0 failed of 7 · 7 with no incident data" in captions, captions
         if page == "overview":  # and under the team table, which team it concerns
+            # no incident anywhere: no figure, and where to get them, rather than "0"
+            assert metric(at, "Incidents").value == components.MISSING
+            assert any(caption.startswith("no incident on record: sync") for caption in captions)
             assert any(
                 caption.startswith("Change fail rate rests on rollbacks and fixes alone")
                 and caption.endswith("by payments (7 of 7).")
