@@ -68,6 +68,16 @@ def hours(value: float | None) -> str:
     return MISSING if _missing(value) else hours_words(value)
 
 
+# where incidents come from, for a warehouse that holds none
+INCIDENT_SOURCES = "sync PagerDuty or Opsgenie, or import incidents (poise import --kind incidents)"
+
+
+def incidents_on_record() -> bool:
+    """Whether the warehouse holds any incident at all: none means no incident source, not a
+    quiet period."""
+    return bool(queries.catalog()["counts"]["incidents"])
+
+
 def days_left_words(days: float) -> str:
     """Time left before an expiry, in days: "12.5 d", "20 h", or "expired 60.2 d ago"."""
     if days < 0:

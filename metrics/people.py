@@ -23,7 +23,8 @@ from metrics.stats import group_counts, group_sizes, ratio
 
 @dataclass(frozen=True)
 class Capacity:
-    """The people a group's toil is weighed against."""
+    """The people a group's toil is weighed against, and whether the group has any record
+    to judge toil and on-call by at all."""
 
     teams: tuple[str, ...]  # teams with a size that record toil
     people: float

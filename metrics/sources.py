@@ -109,10 +109,10 @@ def freshness(engine: Engine) -> pd.DataFrame:
             frame[column] = to_utc(frame[column].astype(str)) if len(frame) else frame[column]
         frame.insert(0, "table", "toil_entries")
         frames.append(frame)
-    present = {frame["table"].iloc[0] for frame in frames if len(frame)}
-    missing = [name for name, _ in EVENT_TIMES if name not in present]
-    missing += [] if "toil_entries" in present else ["toil_entries"]
     frames = [frame for frame in frames if len(frame)]
+    present = {frame["table"].iloc[0] for frame in frames}
+    names = [name for name, _ in EVENT_TIMES] + ["toil_entries"]
+    missing = [name for name in names if name not in present]
     if missing:
         frames.append(
             pd.DataFrame(

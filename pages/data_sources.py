@@ -7,7 +7,6 @@ import streamlit as st
 from dashboard import charts, components, queries
 from dashboard.components import figure_card
 from metrics.glossary import term
-from metrics.wording import hours_words
 
 FINDING_WORDS = {
     "lead_time_nonpositive": "Changes with a lead time of zero or less (left out of lead time)",
@@ -96,10 +95,9 @@ else:
 st.subheader(
     "Freshness", help="Per table and source: how many rows, and when the latest of them happened."
 )
-# the age in the words the cards use ("57.8 d", not 1,387.2 hours); it sorts and downloads
-# as hours
+# age_hours reads in the words the cards use ("57.8 d"), and sorts and downloads as hours
 components.table(
-    data["freshness"].style.format(hours_words, subset=["age_hours"], na_rep="—"),
+    data["freshness"],
     "freshness",
     column_config={
         "first": st.column_config.DatetimeColumn("earliest (UTC)", format="YYYY-MM-DD HH:mm"),

@@ -56,12 +56,11 @@ with cards[4]:
     )
 
 if incidents.empty:
-    if not queries.catalog()["counts"]["incidents"]:
-        # no incident source at all is not a quiet period: say how to get them
+    if not components.incidents_on_record():
         components.not_enough(
-            "No incident is on record in the warehouse: sync PagerDuty or Opsgenie, or import "
-            "incidents (`poise import --kind incidents`), before these figures mean anything. "
-            "Until then the change fail rate counts only rollbacks and fixes."
+            f"No incident is on record in the warehouse: {components.INCIDENT_SOURCES}, before "
+            "these figures mean anything. Until then the change fail rate counts only rollbacks "
+            "and fixes."
         )
     else:
         components.not_enough("No incident started in this period for this scope.")

@@ -33,15 +33,14 @@ policy = card.get("budget_policy") or {}
 resilience = st.columns(5)
 components.resilience_cards(slos, policy, resilience, query.end)
 with resilience[4]:
-    # no incident anywhere in the warehouse is no incident source, not a calm period
-    recorded = bool(queries.catalog()["counts"]["incidents"])
+    recorded = components.incidents_on_record()
     figure_card(
         "incidents",
         card["incidents"]["count"] if recorded else None,
         change=change["incidents"]["delta"] if recorded else None,
         note=f"time to resolve {components.hours(card['incidents']['mttr_median_hours'])} (median)"
         if recorded
-        else "no incident on record: sync PagerDuty or Opsgenie, or import incidents",
+        else f"no incident on record: {components.INCIDENT_SOURCES}",
     )
 
 st.subheader(

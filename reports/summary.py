@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from metrics.wording import counted
 from reports.formats import display
 from reports.model import Fmt
 
@@ -146,5 +147,6 @@ def compared_fmt(headline: Headline) -> Fmt:
 
 def count_phrase(count: int, singular: str, plural: str | None = None) -> str:
     """ "1 incident", "3 incidents", "no incidents"."""
-    noun = singular if count == 1 else (plural or singular + "s")
-    return f"{'no' if count == 0 else f'{count:,}'} {noun}"
+    if count == 0:
+        return f"no {plural or singular + 's'}"
+    return counted(count, singular, plural)
