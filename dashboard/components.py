@@ -72,12 +72,6 @@ def hours(value: float | None) -> str:
 INCIDENT_SOURCES = "sync PagerDuty or Opsgenie, or import incidents (poise import --kind incidents)"
 
 
-def incidents_on_record() -> bool:
-    """Whether the warehouse holds any incident at all: none means no incident source, not a
-    quiet period."""
-    return bool(queries.catalog()["counts"]["incidents"])
-
-
 def days_left_words(days: float) -> str:
     """Time left before an expiry, in days: "12.5 d", "20 h", or "expired 60.2 d ago"."""
     if days < 0:

@@ -274,8 +274,9 @@ def retro_markdown(
             [[r.id, hours(r.recovery_hours), r.service, r.reason] for r in failed.itertuples()],
         )
     lines += ["", "### Incidents", ""]
+    unrecorded = (card.get("incidents") or {}).get("reason")
     if incidents.empty:
-        lines.append("No incident.")
+        lines.append(f"No figure: {unrecorded}." if unrecorded else "No incident.")
     else:
         lines += _table(
             ["Incident", "Severity", "Resolved after", "Title", "Cause", "Postmortem"],

@@ -221,6 +221,8 @@ class Frames:
       scope).
     - `changes`: changes whose first production deployment is in the period.
     - `undeployed`: changes committed in the period that no production deployment shipped.
+    - `unowned_incidents`: whether any incident without a known service was ever recorded
+      (it counts for the whole organisation only).
     """
 
     period: Period
@@ -236,6 +238,15 @@ class Frames:
     slos: pd.DataFrame
     toil: pd.DataFrame
     pages: pd.DataFrame
+    unowned_incidents: bool = False
+
+    @property
+    def records_incidents(self) -> bool:
+        """Whether any incident of the scope was ever recorded: without one, an incident
+        count of 0 says nothing (no incident source synced or imported for it)."""
+        if bool(self.services["records_incidents"].astype(bool).any()):
+            return True
+        return self.scope.is_org and self.unowned_incidents
 
     def for_team(self, team: str) -> Frames:
         """The same frames narrowed to one team (from an all-teams load)."""
@@ -290,6 +301,7 @@ def load(connection: Connection, period: Period, scope: Scope, settings: Setting
         slos=_slos(connection, scope),
         toil=_toil(connection, period, scope),
         pages=_pages(connection, period, scope),
+        unowned_incidents=scope.is_org and _unowned_incidents(connection),
     )
 
 
@@ -304,6 +316,12 @@ def _services(connection: Connection, scope: Scope) -> pd.DataFrame:
         .where(in_scope(s, scope))
         .order_by(s.c.name),
     )
+
+
+def _unowned_incidents(connection: Connection) -> bool:
+    i, s = S.incidents, S.services
+    owned = exists().where(s.c.name == i.c.service).correlate(i)
+    return connection.execute(select(i.c.id).where(~owned).limit(1)).first() is not None
 
 
 def _teams(connection: Connection, scope: Scope) -> pd.DataFrame:

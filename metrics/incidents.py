@@ -9,7 +9,7 @@ that time's sample, and every median comes with its p90 and sample size.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -24,6 +24,9 @@ TIMES = (
     ("mttr", "resolved_at", "hours", 3600.0),
 )
 KEYS = [key for key, *_ in TIMES]
+NO_INCIDENTS_RECORDED = (
+    "no incident on record for these services: no incident source synced or imported"
+)
 
 
 def durations(incidents: pd.DataFrame) -> pd.DataFrame:
@@ -68,11 +71,15 @@ def _blocks(frame: pd.DataFrame, keys: list[str]) -> dict[Any, dict[str, Any]]:
 
 
 def incident_figures_by(
-    incidents: pd.DataFrame, groups: Sequence[Hashable]
+    incidents: pd.DataFrame,
+    groups: Sequence[Hashable],
+    recorded: Mapping[Hashable, bool] | None = None,
 ) -> dict[Hashable, dict[str, Any]]:
     """The `incidents` block for every group (`incidents` has a `group` column): the
     contract's count and medians, then p90s, sample sizes, and the same per severity and
-    per cause (missing ones as `unspecified`)."""
+    per cause (missing ones as `unspecified`). A group whose services never recorded an
+    incident (`recorded` False) has no count: 0 would read as a calm period, `reason` says
+    why."""
     frame = durations(incidents)
     frame["group"] = incidents["group"].to_numpy()
     frame["severity"] = _label(incidents["severity"]).to_numpy()
@@ -85,12 +92,16 @@ def incident_figures_by(
         key = (group,)
         block = overall.get(key) or overall.get(group) or _empty_block()
         block = dict(block)
+        known = block["count"] > 0 or recorded is None or recorded.get(group, True)
+        if not known:
+            block["count"] = None
+        block["reason"] = None if known else NO_INCIDENTS_RECORDED
         block["by_severity"] = {k[1]: v for k, v in severity.items() if k[0] == group}
         block["by_cause"] = {k[1]: v for k, v in cause.items() if k[0] == group}
         out[group] = block
     return out
 
 
-def incident_figures(incidents: pd.DataFrame) -> dict[str, Any]:
+def incident_figures(incidents: pd.DataFrame, recorded: bool = True) -> dict[str, Any]:
     """The `incidents` block of one scope (see `incident_figures_by`)."""
-    return incident_figures_by(incidents.assign(group=0), [0])[0]
+    return incident_figures_by(incidents.assign(group=0), [0], {0: recorded})[0]

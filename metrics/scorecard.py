@@ -125,6 +125,8 @@ class Grouping:
     scopes: dict[Hashable, Scope]
     capacity: dict[Hashable, people.Capacity]
     column: str | None  # the frames' column holding the group (None: one group, 0)
+    # whether each group ever recorded an incident (without one its count is no data)
+    incidents_recorded: dict[Hashable, bool]
 
     def keys(self, frame: pd.DataFrame) -> pd.Series:
         if self.column is None:
@@ -147,6 +149,7 @@ class Grouping:
             scopes={0: frames.scope},
             capacity={0: people.Capacity.of(frames.teams, owner=owner)},
             column=None,
+            incidents_recorded={0: frames.records_incidents},
         )
 
     @classmethod
@@ -159,7 +162,13 @@ class Grouping:
             scopes={team: Scope(team=team) for team in teams},
             capacity=people.Capacity.each(frames.teams),
             column="team",
+            incidents_recorded=_any_by_team(frames.services, "records_incidents", teams),
         )
+
+
+def _any_by_team(services: pd.DataFrame, flag: str, teams: list[str]) -> dict[Hashable, bool]:
+    flagged = set(services.loc[services[flag].astype(bool), "team"])
+    return {team: team in flagged for team in teams}
 
 
 def assemble_groups(
@@ -175,7 +184,7 @@ def assemble_groups(
     dora = delivery.dora_by(
         grouping.tag(basis.deployments), grouping.tag(basis.frames.changes), periods, settings
     )
-    incident_blocks = incident_figures_by(incidents, groups)
+    incident_blocks = incident_figures_by(incidents, groups, grouping.incidents_recorded)
     attributed = attribution.counts_by(links, links["group"], groups)
     toil = people.toil_by(grouping.tag(basis.frames.toil), grouping.capacity, periods, settings)
     oncall = people.oncall_by(grouping.tag(basis.frames.pages), periods, grouping.capacity)

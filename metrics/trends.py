@@ -77,7 +77,7 @@ def figures_by_bucket(
         tag(basis.period_incidents),
     )
     dora = delivery.dora_by(rows, changes, span, settings)
-    blocks = incident_figures_by(incidents, groups)
+    blocks = incident_figures_by(incidents, groups, dict.fromkeys(groups, frames.records_incidents))
     links = basis.attributions.merge(
         incidents[["id", "group"]].rename(columns={"id": "incident_id"}), on="incident_id"
     )

@@ -51,16 +51,16 @@ with cards[4]:
         "attribution",
         f"{attributed:,}",
         label="Attributed",
-        note=f"of {figures['count']:,}: {attribution['explicit']:,} explicit, "
+        note=f"of {figures['count'] or 0:,}: {attribution['explicit']:,} explicit, "
         f"{attribution['inferred']:,} inferred",
     )
 
 if incidents.empty:
-    if not components.incidents_on_record():
+    if figures["count"] is None:  # the scope's services never recorded one
         components.not_enough(
-            f"No incident is on record in the warehouse: {components.INCIDENT_SOURCES}, before "
-            "these figures mean anything. Until then the change fail rate counts only rollbacks "
-            "and fixes."
+            f"No incident is on record for this scope's services: {components.INCIDENT_SOURCES}"
+            ", before these figures mean anything. Until then the change fail rate counts only "
+            "rollbacks and fixes."
         )
     else:
         components.not_enough("No incident started in this period for this scope.")

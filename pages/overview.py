@@ -33,11 +33,11 @@ policy = card.get("budget_policy") or {}
 resilience = st.columns(5)
 components.resilience_cards(slos, policy, resilience, query.end)
 with resilience[4]:
-    recorded = components.incidents_on_record()
+    recorded = card["incidents"]["count"] is not None
     figure_card(
         "incidents",
-        card["incidents"]["count"] if recorded else None,
-        change=change["incidents"]["delta"] if recorded else None,
+        card["incidents"]["count"],
+        change=change["incidents"]["delta"],
         note=f"time to resolve {components.hours(card['incidents']['mttr_median_hours'])} (median)"
         if recorded
         else f"no incident on record: {components.INCIDENT_SOURCES}",

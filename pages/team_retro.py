@@ -165,6 +165,10 @@ with right:
     )
 
 st.subheader("Incidents", help=help_text("incidents"))
+if card["incidents"]["count"] is None:  # an empty table would read as a quiet sprint
+    st.caption(
+        f"No incident on record for the services of {md(team)}: {components.INCIDENT_SOURCES}."
+    )
 # worded as on the Incidents page: "unspecified" for a missing cause, open or resolved
 incidents = labelled_incidents(queries.incidents(query))
 components.table(

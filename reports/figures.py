@@ -221,8 +221,21 @@ def is_empty(card: Card) -> bool:
 
 
 def incident_sentence(current: Card, previous: Card) -> str:
-    count = get(current, "incidents", "count") or 0
+    count = get(current, "incidents", "count")
     before = get(previous, "incidents", "count")
+    silent = get(current, "data_quality", "deployments_without_incident_data") or 0
+    deployments = get(current, "dora", "deployment_frequency", "deployments") or 0
+    if count is None:
+        text = (
+            "No incident is on record for these services at all (no incident source synced "
+            "or imported): there is no incident figure for the quarter"
+        )
+        if silent:
+            text += (
+                f", and the change fail rate of its {count_phrase(silent, 'production deployment')}"
+                " counts only rollbacks and fixes"
+            )
+        return text + "."
     text = f"{count_phrase(count, 'incident').capitalize()} started in the quarter"
     text += (
         f" ({count_phrase(before, 'incident')} in the quarter before)" if before is not None else ""
@@ -230,8 +243,6 @@ def incident_sentence(current: Card, previous: Card) -> str:
     if count:
         text += "; " + sentence(headline(INCIDENT_FIGURES[2], current, previous), first=False)
     text += "."
-    silent = get(current, "data_quality", "deployments_without_incident_data") or 0
-    deployments = get(current, "dora", "deployment_frequency", "deployments") or 0
     if silent:
         # the leader reading only the summary must not take a 0 % change fail rate as clean
         share = "All" if silent == deployments else f"{silent:,} of {deployments:,}"

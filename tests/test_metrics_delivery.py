@@ -16,7 +16,8 @@ from sqlalchemy import Engine
 
 from metrics import Period, Scope, Settings
 from metrics.explain import explain
-from metrics.scorecard import scorecard
+from metrics.scorecard import scorecard, team_scorecards
+from poise.warehouse import schema
 
 Q3 = Period.quarter("2026Q3")  # 92 days: 13.142857 weeks
 
@@ -42,13 +43,53 @@ def test_empty_period_gives_nulls_not_zeros(warehouse: Engine, tmp_path: Path) -
     assert dora["recovery_time"]["median_hours"] is None
     assert dora["recovery_time"]["failures"] == 0
     assert dora["rework_rate"]["rate"] is None
-    assert doc["incidents"]["count"] == 0
+    # no incident ever recorded: no incident source, so no count (not a calm quarter)
+    assert doc["incidents"]["count"] is None
+    assert "no incident on record" in doc["incidents"]["reason"]
     assert doc["incidents"]["mttr_median_hours"] is None
     assert doc["incidents"]["mtta_median_minutes"] is None
     assert doc["slos"] == []
     assert doc["attribution"] == {"explicit": 0, "inferred": 0, "unattributed": 0}
     assert doc["period"] == {"from": "2026-07-01T00:00:00Z", "to": "2026-10-01T00:00:00Z"}
     assert doc["scope"] == {"team": None, "service": None}
+
+
+def test_incident_count_is_null_only_where_no_incident_was_ever_recorded(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    """A quiet quarter of a service with incidents on record counts 0; a team whose services
+    never recorded one has no count, with the reason; the organisation counts an incident
+    that names no service as on record."""
+    org = Org().service("checkout", "payments").service("search", "discovery")
+    org.incident("INC-1", "checkout", at(days=-40))  # before the quarter
+    org.load(warehouse, tmp_path)
+    assert card(warehouse, scope=Scope(team="payments"))["incidents"]["count"] == 0
+    assert card(warehouse, scope=Scope(team="payments"))["incidents"]["reason"] is None
+    quiet = card(warehouse, scope=Scope(team="discovery"))["incidents"]
+    assert quiet["count"] is None and "no incident on record" in quiet["reason"]
+    assert card(warehouse)["incidents"]["count"] == 0
+    teams = team_scorecards(warehouse, Q3, Settings())
+    assert teams["payments"]["incidents"]["count"] == 0
+    assert teams["discovery"]["incidents"]["count"] is None
+
+
+def test_an_incident_naming_no_service_puts_the_organisation_on_record(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    Org().service("search", "discovery").load(warehouse, tmp_path)
+    with warehouse.begin() as connection:  # as a sync stores a pager's unmapped service
+        connection.execute(
+            schema.incidents.insert().values(
+                id="pd:INC-9",
+                service=None,
+                severity="SEV2",
+                started_at=at(days=-40),
+                source="pagerduty",
+                updated_at=at(days=-40),
+            )
+        )
+    assert card(warehouse)["incidents"]["count"] == 0  # the organisation has a source
+    assert card(warehouse, scope=Scope(team="discovery"))["incidents"]["count"] is None
 
 
 def test_single_deployment(warehouse: Engine, tmp_path: Path) -> None:
@@ -275,7 +316,7 @@ def test_team_versus_service_scope(warehouse: Engine, tmp_path: Path) -> None:
     assert team["scope"] == {"team": "payments", "service": None}
     assert team["dora"]["deployment_frequency"]["deployments"] == 8
     assert team["dora"]["change_failure_rate"]["failed"] == 1
-    assert team["incidents"]["count"] == 0
+    assert team["incidents"]["count"] is None  # its services never had one: no data
     service = card(warehouse, scope=Scope(service="ledger"))
     assert service["dora"]["deployment_frequency"]["deployments"] == 2
     assert service["dora"]["change_failure_rate"]["rate"] == 0.5

@@ -509,5 +509,17 @@ def test_change_fail_rate_card_says_when_no_incident_data_speaks_for_it(
     assert (
         incidents.info[0]
         .value.replace("\\", "")
-        .startswith("No incident is on record in the warehouse: sync PagerDuty or Opsgenie")
+        .startswith("No incident is on record for this scope's services: sync PagerDuty")
     )
+    # the retro does not call 0 incidents against 0 "about the same": there is no figure
+    retro = run("team_retro", team="payments")
+    assert_clean(retro)
+    assert any(
+        caption.value.replace("\\", "").startswith(
+            "No incident on record for the services of payments:"
+        )
+        for caption in retro.caption
+    )
+    notes = retro.code[0].value
+    assert "| Incidents | — | — | no comparison |" in notes, notes
+    assert "No figure: no incident on record for these services" in notes

@@ -150,15 +150,23 @@ def test_durations_are_worded_as_the_dashboard_words_them() -> None:
 
 
 def test_the_incident_sentence_says_when_no_incident_data_speaks_for_deployments() -> None:
-    def card(incidents: int, silent: int, deployments: int) -> dict[str, object]:
+    def card(incidents: int | None, silent: int, deployments: int) -> dict[str, object]:
         return {
             "incidents": {"count": incidents},
             "dora": {"deployment_frequency": {"deployments": deployments}},
             "data_quality": {"deployments_without_incident_data": silent},
         }
 
-    git_only = incident_sentence(card(0, 6, 6), card(0, 0, 0))
+    # a git-only scope: no incident figure at all, said once
+    git_only = incident_sentence(card(None, 6, 6), card(None, 0, 0))
     assert git_only == (
+        "No incident is on record for these services at all (no incident source synced or "
+        "imported): there is no incident figure for the quarter, and the change fail rate of "
+        "its 6 production deployments counts only rollbacks and fixes."
+    )
+    # incidents elsewhere in the organisation, none for these deployments' services
+    partly = incident_sentence(card(0, 6, 6), card(0, 0, 0))
+    assert partly == (
         "No incidents started in the quarter (no incidents in the quarter before). All "
         "production deployments belong to services with no incident on record at all, so "
         "their change fail rate counts only rollbacks and fixes."

@@ -22,6 +22,35 @@ def _num(value: Any, digits: int = 1, suffix: str = "") -> str:
     return f"{value:,.{digits}f}{suffix}"
 
 
+def _print_incidents(console: Console, inc: dict[str, Any], attr: dict[str, Any]) -> None:
+    table = Table(title="Incidents", title_justify="left")
+    for column in (
+        "",
+        "count",
+        "detect (median)",
+        "acknowledge (median)",
+        "resolve (median)",
+        "resolve (p90)",
+    ):
+        table.add_column(column, justify="left" if not column else "right")
+    rows = [("all", inc)] + [(f"severity {k}", v) for k, v in inc.get("by_severity", {}).items()]
+    rows += [(f"cause {k}", v) for k, v in inc.get("by_cause", {}).items()]
+    for label, block in rows:
+        table.add_row(
+            label,
+            f"{block['count']:,}",
+            _num(block["mttd_median_minutes"], 0, " min"),
+            _num(block["mtta_median_minutes"], 0, " min"),
+            _hours(block["mttr_median_hours"]),
+            _hours(block.get("mttr_p90_hours")),
+        )
+    console.print(table)
+    console.print(
+        f"Attribution: {attr['explicit']:,} explicit, {attr['inferred']:,} inferred, "
+        f"{attr['unattributed']:,} unattributed"
+    )
+
+
 def _pct(value: Any, digits: int = 1) -> str:
     return MISSING if value is None else f"{value * 100:.{digits}f} %"
 
@@ -103,33 +132,10 @@ def print_scorecard(console: Console, doc: dict[str, Any], *, history_weeks: int
     console.print(table)
 
     inc = doc["incidents"]
-    attr = doc["attribution"]
-    table = Table(title="Incidents", title_justify="left")
-    for column in (
-        "",
-        "count",
-        "detect (median)",
-        "acknowledge (median)",
-        "resolve (median)",
-        "resolve (p90)",
-    ):
-        table.add_column(column, justify="left" if not column else "right")
-    rows = [("all", inc)] + [(f"severity {k}", v) for k, v in inc.get("by_severity", {}).items()]
-    rows += [(f"cause {k}", v) for k, v in inc.get("by_cause", {}).items()]
-    for label, block in rows:
-        table.add_row(
-            label,
-            f"{block['count']:,}",
-            _num(block["mttd_median_minutes"], 0, " min"),
-            _num(block["mtta_median_minutes"], 0, " min"),
-            _hours(block["mttr_median_hours"]),
-            _hours(block.get("mttr_p90_hours")),
-        )
-    console.print(table)
-    console.print(
-        f"Attribution: {attr['explicit']:,} explicit, {attr['inferred']:,} inferred, "
-        f"{attr['unattributed']:,} unattributed"
-    )
+    if inc["count"] is None:  # never recorded: no table of zeros
+        console.print(f"Incidents: {MISSING} ({inc['reason']})")
+    else:
+        _print_incidents(console, inc, doc["attribution"])
 
     if doc["slos"]:
         console.print("[bold]SLOs and error budgets[/bold]")
@@ -219,7 +225,7 @@ def print_team_summary(console: Console, period: Period, docs: dict[str, dict[st
             _pct(dora["change_failure_rate"]["rate"]),
             _hours(dora["recovery_time"]["median_hours"]),
             _pct(dora["rework_rate"]["rate"]),
-            f"{doc['incidents']['count']:,}",
+            _num(doc["incidents"]["count"], 0),
             f"{risky} of {len(doc['slos'])}",
             _pct(doc["people"]["toil"]["share"]),
         )
