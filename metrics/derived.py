@@ -63,13 +63,19 @@ def refresh_change_leads(connection: Connection) -> int:
         schema.services,
         schema.change_leads,
     )
+    partition: ColumnElement[Any] = dc.c.change_id
+    if connection.dialect.name == "sqlite":
+        # an expression, so SQLite reads the links deployment by deployment and sorts them,
+        # instead of walking the change_id index and fetching each link's row at random:
+        # 2.1 s instead of 6.4 s for 736,000 links (docs/performance.md)
+        partition = dc.c.change_id.concat("")
     ranked = (
         select(
             dc.c.change_id,
             d.c.id.label("deployment_id"),
             d.c.deployed_at,
             func.row_number()
-            .over(partition_by=dc.c.change_id, order_by=(d.c.deployed_at, d.c.id))
+            .over(partition_by=partition, order_by=(d.c.deployed_at, d.c.id))
             .label("n"),
         )
         .join(d, d.c.id == dc.c.deployment_id)

@@ -99,6 +99,7 @@ def test_a_rebuild_writes_what_a_build_from_scratch_would(
         org.change(f"c{n}", "checkout", at(days=n))
     org.change("s1", "search", at(days=1))
     org.deploy("d1", "checkout", at(days=3), ["c1", "c2", "c3"])
+    org.deploy("a1", "checkout", at(days=3), ["c3"])  # a tie: the lower id comes first
     org.deploy("d2", "checkout", at(days=5), ["c4"])
     org.deploy("d3", "checkout", at(days=8), ["c5", "c4"])
     org.deploy("e1", "search", at(days=2), ["s1"])
@@ -108,7 +109,7 @@ def test_a_rebuild_writes_what_a_build_from_scratch_would(
     assert first == {
         "c1": "d1",
         "c2": "d1",
-        "c3": "d1",
+        "c3": "a1",
         "c4": "d2",
         "c5": "d3",
         "c6": None,
@@ -143,7 +144,7 @@ def test_a_rebuild_writes_what_a_build_from_scratch_would(
     assert rebuilt == _leads(warehouse)
     assert {row[0]: row[3] for row in rebuilt} == {
         "c1": "d1",
-        "c3": "d1",
+        "c3": "a1",
         "c4": "d3",
         "c5": "d3",
         "c6": "d3",
