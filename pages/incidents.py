@@ -49,9 +49,11 @@ with cards[4]:
     # the total goes under the value: "385 of 525" overflows a fifth of a 1440 px screen
     figure_card(
         "attribution",
-        f"{attributed:,}",
+        None if figures["count"] is None else f"{attributed:,}",
         label="Attributed",
-        note=f"of {figures['count'] or 0:,}: {attribution['explicit']:,} explicit, "
+        note="no incident on record"
+        if figures["count"] is None
+        else f"of {figures['count']:,}: {attribution['explicit']:,} explicit, "
         f"{attribution['inferred']:,} inferred",
     )
 

@@ -506,6 +506,8 @@ def test_change_fail_rate_card_says_when_no_incident_data_speaks_for_it(
     # the Incidents page says there is no incident source, not that the period was quiet
     incidents = run("incidents")
     assert_clean(incidents)
+    assert metric(incidents, "Incidents").value == components.MISSING
+    assert metric(incidents, "Attributed").value == components.MISSING
     assert (
         incidents.info[0]
         .value.replace("\\", "")
