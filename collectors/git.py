@@ -18,7 +18,7 @@ old head force-pushed away?), ONE `git log` over the range to read, and with `pa
 `git log --no-merges -- <paths>` listing the commits that touch them (run concurrently).
 Never a process per commit or per deployment. The rev-parse also prints the folder's place
 in its work tree: a git.path below the root is refused (git would read the whole enclosing
-repository). After a full read with two or more `paths`, one `git log -1` per path finds
+repository); and whether the clone is shallow: a warning, and a full read once deepened. After a full read with two or more `paths`, one `git log -1` per path finds
 those that touch no commit, which are reported as warnings.
 
 Incremental: the bookmark keeps the branch head and the deploy tags already stored.
@@ -186,15 +186,21 @@ class GitSync:
             raise self.fail(f"git {args[0]} in {self.repo} failed: {reason}")
         return done
 
-    def resolve_head(self) -> str:
+    def resolve_head(self) -> tuple[str, list[str] | None]:
+        """The branch's head, and where a shallow clone's history is cut (the boundary
+        commits' shas, sorted; None for a full clone)."""
         if not self.repo.is_dir():
             raise self.fail(f"no folder {self.repo}: check {self.where}.path")
-        # --show-prefix in the same process: the folder's path below the work tree's root
-        # ("sub/"), empty at the root (and in a bare clone, where --show-toplevel would
-        # fail). It is printed even when the branch is not found.
+        # In the same process, each on its line, even when the branch is not found:
+        # --show-prefix, the folder's path below the work tree's root ("sub/"), empty at the
+        # root (and in a bare clone, where --show-toplevel would fail);
+        # --is-shallow-repository, "true" or "false"; and the git folder, which holds a
+        # shallow clone's cut in its `shallow` file.
         done = self.git(
             "rev-parse",
             "--show-prefix",
+            "--is-shallow-repository",
+            "--absolute-git-dir",
             "--verify",
             "--quiet",
             f"{self.location.branch}^{{commit}}",
@@ -211,7 +217,23 @@ class GitSync:
                 f"branch {self.location.branch!r} not found in {self.repo}: check "
                 f"{self.where}.branch"
             )
-        return lines[-1].strip()
+        cut = None
+        if lines[1] == "true":
+            self.warn_shallow()
+            with contextlib.suppress(OSError):  # a cut we cannot read: an empty one
+                cut = sorted((Path(lines[2]) / "shallow").read_text().split())
+            cut = cut or []
+        return lines[-1].strip(), cut
+
+    def warn_shallow(self) -> None:
+        """A shallow clone (a CI checkout, `git clone --depth`) has lost the commits before
+        its cut: its oldest deployment seems to ship everything down to the cut, and the
+        changes before it are missing. Said on every sync until the clone is deepened."""
+        self.ctx.warn(
+            f"git: {self.service}: {self.repo} is a shallow clone: the commits before its cut "
+            "are missing, so changes and lead times are incomplete; run "
+            f"`git -C {self.repo} fetch --unshallow` (or point {self.where}.path at a full clone)"
+        )
 
     def inside_repository(self, prefix: str) -> str:
         """Why a git.path below a work tree's root is refused, with the config that works.
@@ -273,11 +295,13 @@ class GitSync:
 
     def run(self) -> None:
         state = self.ctx.bookmark(STREAM, self.service) or {}
-        head = self.resolve_head()
+        head, cut = self.resolve_head()
         listed = self.list_tags()
         stored: dict[str, list[Any]] = dict(state.get("tags") or {})
         old_head = state.get("head")
-        full = self.ctx.full or old_head is None
+        # a clone deepened or unshallowed since (`fetch --unshallow`) holds older commits
+        # under the same head: only a full read finds them
+        full = self.ctx.full or old_head is None or state.get("shallow") != cut
         moved = any(
             name not in listed or listed[name].as_bookmark() != value
             for name, value in stored.items()
@@ -300,7 +324,9 @@ class GitSync:
             raise
         writer.close()
         tags = {**stored, **{name: tag.as_bookmark() for name, tag in new_tags.items()}}
-        bookmark = {"head": head, "tags": tags}
+        bookmark: dict[str, Any] = {"head": head, "tags": tags}
+        if cut is not None:
+            bookmark["shallow"] = cut
         self.finish(full, history, deployment_rows, link_rows, set(tags), bookmark)
         if full and history.touched is not None:
             self.warn_unmatched_paths(history.touched, head)
@@ -380,6 +406,8 @@ class GitSync:
                     "tags": base.get("tags") or {},
                     "pending": {"head": head, "revisions": revisions, "done": history.records},
                 }
+                if "shallow" in base:  # what was read before this sync, as head and tags
+                    bookmark["shallow"] = base["shallow"]
                 writer.write(rows, in_batch, bookmark)
             rows, in_batch = [], 0
 

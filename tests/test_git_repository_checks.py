@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from collector_checks import Killed
 from sqlalchemy import Engine
 from test_git_collector import Repo, changes, make_config, sync
 
@@ -188,3 +189,45 @@ def test_poise_sync_prints_the_path_warning_and_the_path_error(
         f"the repository {tmp_path / 'mono'}: point services[0].git.path at the repository "
         "and list services/api in services[0].git.paths"
     ) in lines
+
+
+def test_a_shallow_clone_is_said_and_read_whole_once_deepened(
+    sqlite_warehouse: Engine, tmp_path: Path
+) -> None:
+    """A CI checkout (`clone --depth`) holds only the newest commits: the sync says so on
+    every run, and once the clone is unshallowed (same head, same tags) it reads the older
+    commits; a sync killed during that read resumes it."""
+    origin = Repo(tmp_path / "origin")
+    shas = [origin.commit(f"c{n}", f"2024-03-0{n}T10:00:00+00:00") for n in range(1, 6)]
+    origin.tag("v1", "2024-03-05T12:00:00+00:00")
+    clone = tmp_path / "ci"
+    subprocess.run(
+        ["git", "clone", "-q", "--depth", "2", f"file://{origin.path}", str(clone)], check=True
+    )
+    config = make_config(tmp_path, [{"name": "api", "git": {"path": "ci", "deploy_tags": "v*"}}])
+    first = sync(sqlite_warehouse, config)
+    assert not first.failed
+    (warning,) = path_warnings(first)
+    assert warning == (
+        f"git: api: {clone} is a shallow clone: the commits before its cut are missing, so "
+        f"changes and lead times are incomplete; run `git -C {clone} fetch --unshallow` (or "
+        "point services[0].git.path at a full clone)"
+    )
+    assert set(changes(sqlite_warehouse, "api")) == set(shas[-2:])
+    again = sync(sqlite_warehouse, config)
+    assert (again.result("git").records, len(path_warnings(again))) == (0, 1)
+
+    subprocess.run(["git", "-C", str(clone), "fetch", "-q", "--unshallow"], check=True)
+
+    def kill(stream: str, scope: str, bookmark: Any) -> None:
+        raise Killed
+
+    with pytest.raises(Killed):
+        sync(sqlite_warehouse, config, checkpoint_every=2, on_checkpoint=kill)
+    deepened = sync(sqlite_warehouse, config, checkpoint_every=2)
+    assert not deepened.failed and path_warnings(deepened) == []
+    assert set(changes(sqlite_warehouse, "api")) == set(shas)
+    with sqlite_warehouse.connect() as connection:
+        assert "shallow" not in read_state(connection, "git", "history", "api").bookmark
+    settled = sync(sqlite_warehouse, config).result("git")
+    assert (settled.records, settled.new, settled.updated) == (0, 0, 0)
