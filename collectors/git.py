@@ -194,13 +194,14 @@ class GitSync:
         # In the same process, each on its line, even when the branch is not found:
         # --show-prefix, the folder's path below the work tree's root ("sub/"), empty at the
         # root (and in a bare clone, where --show-toplevel would fail);
-        # --is-shallow-repository, "true" or "false"; and the git folder, which holds a
-        # shallow clone's cut in its `shallow` file.
+        # --is-shallow-repository, "true" or "false"; and where a shallow clone keeps its
+        # cut (relative to the folder; a linked work tree shares its repository's).
         done = self.git(
             "rev-parse",
             "--show-prefix",
             "--is-shallow-repository",
-            "--absolute-git-dir",
+            "--git-path",
+            "shallow",
             "--verify",
             "--quiet",
             f"{self.location.branch}^{{commit}}",
@@ -221,7 +222,7 @@ class GitSync:
         if lines[1] == "true":
             self.warn_shallow()
             with contextlib.suppress(OSError):  # a cut we cannot read: an empty one
-                cut = sorted((Path(lines[2]) / "shallow").read_text().split())
+                cut = sorted((self.repo / lines[2]).read_text().split())
             cut = cut or []
         return lines[-1].strip(), cut
 

@@ -231,3 +231,26 @@ def test_a_shallow_clone_is_said_and_read_whole_once_deepened(
         assert "shallow" not in read_state(connection, "git", "history", "api").bookmark
     settled = sync(sqlite_warehouse, config).result("git")
     assert (settled.records, settled.new, settled.updated) == (0, 0, 0)
+
+
+def test_a_work_tree_of_a_shallow_clone_finds_the_cut_it_shares(
+    sqlite_warehouse: Engine, tmp_path: Path
+) -> None:
+    """A linked work tree keeps no `shallow` file of its own: the cut is its repository's,
+    so deepening that repository is seen from the work tree too."""
+    origin = Repo(tmp_path / "origin")
+    shas = [origin.commit(f"c{n}", f"2024-03-0{n}T10:00:00+00:00") for n in range(1, 6)]
+    clone = tmp_path / "ci"
+    subprocess.run(
+        ["git", "clone", "-q", "--depth", "2", f"file://{origin.path}", str(clone)], check=True
+    )
+    subprocess.run(["git", "-C", str(clone), "worktree", "add", "-q", "../wt", "HEAD"], check=True)
+    config = make_config(tmp_path, [{"name": "api", "git": {"path": "wt"}}])
+    assert len(path_warnings(sync(sqlite_warehouse, config))) == 1
+    with sqlite_warehouse.connect() as connection:
+        cut = read_state(connection, "git", "history", "api").bookmark["shallow"]
+    assert cut == [shas[-2]]
+    subprocess.run(["git", "-C", str(clone), "fetch", "-q", "--deepen", "1"], check=True)
+    deeper = sync(sqlite_warehouse, config)
+    assert len(path_warnings(deeper)) == 1 and deeper.result("git").new == 1
+    assert set(changes(sqlite_warehouse, "api")) == set(shas[-3:])
