@@ -42,7 +42,19 @@ from metrics.freshness import ATTRIBUTION_WINDOW, SCOPE, SOURCE, STREAM
 from metrics.model import Settings
 from poise.timeutil import utcnow
 from poise.warehouse import schema
+from poise.warehouse.engine import refresh_planner_statistics
 from poise.warehouse.sync_state import record_attempt, save_bookmark
+
+# what the refresh reads: their planner statistics are brought up to date first
+READ_TABLES = (
+    schema.services,
+    schema.changes,
+    schema.deployments,
+    schema.deployment_changes,
+    schema.incidents,
+    schema.slos,
+    schema.sli_samples,
+)
 
 
 def day_floor(connection: Connection, column: ColumnElement[datetime]) -> ColumnElement[Any]:
@@ -139,10 +151,16 @@ def refresh_derived(
     """Bring every derived table up to date (after importing `kind`, or after a sync when
     None: the kind is only reported). Returns what was refreshed."""
     started = utcnow()
+    with engine.begin() as connection:
+        refresh_planner_statistics(connection, READ_TABLES)
     done: dict[str, Any] = {"attributions": refresh_attributions(engine, settings)}
     with engine.begin() as connection:
         done["change_leads"] = refresh_change_leads(connection)
         done["sli_daily"] = refresh_sli_daily(connection)
+        # the figures read these next
+        refresh_planner_statistics(
+            connection, (schema.change_leads, schema.sli_daily, schema.attributions)
+        )
         record_attempt(connection, SOURCE, STREAM, SCOPE, error=None, new=0, updated=0)
         # what `attributions` was worked out with: a new window makes it stale too
         save_bookmark(

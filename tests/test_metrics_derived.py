@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from metrics_org import Org, at
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from test_metrics_cli import golden_quarter
 from test_metrics_reliability import burning_org
 
@@ -13,7 +13,7 @@ from metrics import Period, Settings
 from metrics.derived import refresh_derived
 from metrics.freshness import is_fresh
 from metrics.scorecard import scorecard, team_scorecards
-from poise.warehouse import schema
+from poise.warehouse import open_warehouse, schema
 
 Q3 = Period.quarter("2026Q3")
 
@@ -150,3 +150,31 @@ def test_a_rebuild_writes_what_a_build_from_scratch_would(
         "c6": "d3",
         "s1": None,
     }
+
+
+def test_the_refresh_gives_postgresql_the_sizes_of_what_was_just_written(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """An import has just written the rows: without fresh statistics PostgreSQL plans the
+    refresh and the first scorecards as if the tables were empty."""
+    engine = open_warehouse(postgres_url)
+    try:
+        org = Org().service("checkout", "payments")
+        for n in range(1, 41):
+            org.change(f"c{n}", "checkout", at(days=n % 20))
+        org.deploy("d1", "checkout", at(days=21), [f"c{n}" for n in range(1, 41)])
+        org.load(engine, tmp_path)
+        refresh_derived(engine, Settings())
+        with engine.connect() as connection:
+            sizes = dict(
+                connection.execute(
+                    text(
+                        "SELECT relname, reltuples FROM pg_class WHERE relnamespace = "
+                        "current_schema()::regnamespace AND relkind = 'r'"
+                    )
+                ).all()
+            )
+        assert sizes["changes"] == 40 and sizes["deployment_changes"] == 40
+        assert sizes["deployments"] == 1 and sizes["change_leads"] == 40
+    finally:
+        engine.dispose()

@@ -116,3 +116,27 @@ def test_sqlite_enforces_foreign_keys(sqlite_warehouse: Engine) -> None:
         connection.execute(
             services.insert().values(name="checkout", team="nobody", source="t", updated_at=now)
         )
+
+
+def test_postgresql_keeps_no_prepared_plan(postgres_url: str) -> None:
+    """A statement run again and again in one transaction is planned each time: psycopg's
+    server-side prepared statements let PostgreSQL keep the plan it made while a table was
+    empty (a sequential scan) after the transaction had filled it (an import's DELETE of a
+    chunk's old links took seconds a chunk)."""
+    engine = open_engine(postgres_url)
+    try:
+        with engine.begin() as connection:
+            for _ in range(8):
+                connection.execute(
+                    text("SELECT count(*) FROM pg_class WHERE relname = :n"), {"n": "x"}
+                )
+            kept = connection.execute(text("SELECT count(*) FROM pg_prepared_statements")).scalar()
+        assert kept == 0
+        # a caller's own connect arguments are kept beside it
+        custom = open_engine(postgres_url, connect_args={"application_name": "poise-test"})
+        with custom.connect() as connection:
+            name = connection.execute(text("SHOW application_name")).scalar()
+        custom.dispose()
+        assert name == "poise-test"
+    finally:
+        engine.dispose()

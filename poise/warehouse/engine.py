@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -150,10 +150,30 @@ def open_engine(
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     kwargs.setdefault("pool_pre_ping", True)
+    if parsed.get_driver_name() == "psycopg":
+        # No server-side prepared statements: psycopg prepares a statement from its fifth
+        # run, and PostgreSQL may then keep one generic plan for it. An import's DELETE of
+        # a chunk's old links, first run on an empty table, kept its sequential scan while
+        # the transaction grew the table to 700,000 rows: 5 s a chunk instead of a few ms
+        # (docs/performance.md). Planned on every run, each gets its index.
+        kwargs["connect_args"] = {"prepare_threshold": None, **kwargs.get("connect_args", {})}
     try:
         return create_engine(parsed, **kwargs)
     except ModuleNotFoundError as exc:
         raise PoiseError(f"no driver for {redact(url)}: {exc.name} is not installed") from None
+
+
+def refresh_planner_statistics(connection: Connection, tables: Iterable[Table]) -> None:
+    """PostgreSQL: ANALYZE `tables` now. Right after an import or a sync wrote hundreds of
+    thousands of rows, autovacuum has not sampled them yet, and a planner that believes
+    `deployments` holds 38 rows joins it to every service in a nested loop: finding each
+    change's first deployment took 14-17 s instead of 6 s (docs/performance.md). Sampling
+    costs under a second at 600,000 changes. A table the user does not own is skipped by
+    PostgreSQL with a warning, not an error. SQLite: nothing (its plans need no samples)."""
+    if connection.dialect.name != "postgresql":
+        return
+    quote = connection.dialect.identifier_preparer.quote
+    connection.execute(text("ANALYZE " + ", ".join(quote(table.name) for table in tables)))
 
 
 def unavailable(engine: Engine) -> DatabaseUnavailable | None:
