@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, Table, func, select, text
 from poise.console import err, out
 from poise.errors import PoiseError
 from poise.warehouse import open_warehouse, redact, schema
+from poise.warehouse.engine import refresh_planner_statistics
 from poise.warehouse.lock import sync_lock
 from poise.warehouse.upsert import execute_plan, plan_upsert
 
@@ -113,6 +114,7 @@ def migrate(
         for table in tables():
             copy_table(source, target, table, batch)
         _advance_sequences(target)
+        refresh_planner_statistics(target, tables())  # the first reads plan with real sizes
         source_counts = row_counts(source)
         target_counts = row_counts(target)
         # A merge may leave the target with more rows than the source, never fewer.
