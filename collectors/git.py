@@ -214,10 +214,7 @@ class GitSync:
             probe = self.git("rev-parse", "--git-dir", check=False)
             if probe.returncode != 0:
                 raise self.fail(f"{self.repo} is not a git repository: check {self.where}.path")
-            raise self.fail(
-                f"branch {self.location.branch!r} not found in {self.repo}: check "
-                f"{self.where}.branch"
-            )
+            raise self.fail(self.branch_missing())
         cut = None
         if lines[1] == "true":
             self.warn_shallow()
@@ -225,6 +222,32 @@ class GitSync:
                 cut = sorted((self.repo / lines[2]).read_text().split())
             cut = cut or []
         return lines[-1].strip(), cut
+
+    def branch_missing(self) -> str:
+        """Why the branch was not found, with what would work: a repository with no commit
+        yet, or the branch there only as a remote-tracking one (a clone checked out on
+        another branch, a CI checkout)."""
+        branch = self.location.branch
+        listing = self.git(
+            "for-each-ref", "--format=%(refname)", "refs/heads", "refs/remotes", check=False
+        )
+        refs = listing.stdout.split()
+        if not refs:
+            return (
+                f"{self.repo} has no commit yet: commit or fetch its history, or check "
+                f"{self.where}.path"
+            )
+        remote = sorted(
+            ref.removeprefix("refs/remotes/")
+            for ref in refs
+            if ref.startswith("refs/remotes/") and ref.endswith(f"/{branch}")
+        )
+        if remote:
+            return (
+                f"branch {branch!r} not found in {self.repo}, only {remote[0]!r}: set "
+                f"{self.where}.branch to {remote[0]!r}, or check out {branch!r} there"
+            )
+        return f"branch {branch!r} not found in {self.repo}: check {self.where}.branch"
 
     def warn_shallow(self) -> None:
         """A shallow clone (a CI checkout, `git clone --depth`) has lost the commits before

@@ -254,3 +254,35 @@ def test_a_work_tree_of_a_shallow_clone_finds_the_cut_it_shares(
     deeper = sync(sqlite_warehouse, config)
     assert len(path_warnings(deeper)) == 1 and deeper.result("git").new == 1
     assert set(changes(sqlite_warehouse, "api")) == set(shas[-3:])
+
+
+def test_an_empty_repository_and_a_remote_only_branch_say_what_would_work(
+    sqlite_warehouse: Engine, tmp_path: Path
+) -> None:
+    Repo(tmp_path / "empty")
+    origin = Repo(tmp_path / "origin")
+    first = origin.commit("c1", "2024-03-01T10:00:00+00:00")
+    clone = Repo(tmp_path / "ci")
+    clone.commit("elsewhere", "2024-03-02T10:00:00+00:00")  # its own branch is main
+    clone.git("remote", "add", "upstream", str(origin.path))
+    origin.git("branch", "-m", "main", "trunk")
+    clone.git("fetch", "-q", "upstream")
+    config = make_config(
+        tmp_path,
+        [
+            {"name": "fresh", "git": {"path": "empty"}},
+            {"name": "api", "git": {"path": "ci", "branch": "trunk"}},
+        ],
+    )
+    assert sync(sqlite_warehouse, config).result("git").errors == [
+        f"git: fresh: {tmp_path / 'empty'} has no commit yet: commit or fetch its history, "
+        "or check services[0].git.path",
+        f"git: api: branch 'trunk' not found in {tmp_path / 'ci'}, only 'upstream/trunk': set "
+        "services[1].git.branch to 'upstream/trunk', or check out 'trunk' there",
+    ]
+    # and what it proposes works
+    config = make_config(
+        tmp_path, [{"name": "api", "git": {"path": "ci", "branch": "upstream/trunk"}}]
+    )
+    assert not sync(sqlite_warehouse, config).failed
+    assert set(changes(sqlite_warehouse, "api")) == {first}
