@@ -213,7 +213,7 @@ class GitSync:
         if done.returncode != 0:
             probe = self.git("rev-parse", "--git-dir", check=False)
             if probe.returncode != 0:
-                raise self.fail(f"{self.repo} is not a git repository: check {self.where}.path")
+                raise self.fail(self.unreadable(probe.stderr))
             raise self.fail(self.branch_missing())
         cut = None
         if lines[1] == "true":
@@ -222,6 +222,19 @@ class GitSync:
                 cut = sorted((self.repo / lines[2]).read_text().split())
             cut = cut or []
         return lines[-1].strip(), cut
+
+    def unreadable(self, stderr: str) -> str:
+        """Why git will not read the folder: not a repository, or one git refuses to open
+        for this user (owned by another: a mounted volume, a container's checkout)."""
+        if "dubious ownership" in stderr:
+            return (
+                f"git refuses to read {self.repo}: it belongs to another user; if you trust "
+                f"it, run `git config --global --add safe.directory {self.repo}` as the user "
+                "that runs poise"
+            )
+        if "not a git repository" in stderr or not stderr.strip():
+            return f"{self.repo} is not a git repository: check {self.where}.path"
+        return f"git cannot read {self.repo}: {stderr.strip().splitlines()[0]}"
 
     def branch_missing(self) -> str:
         """Why the branch was not found, with what would work: a repository with no commit

@@ -3,6 +3,7 @@ git.paths entry that touches no commit; real repositories built in a temp folder
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -286,3 +287,25 @@ def test_an_empty_repository_and_a_remote_only_branch_say_what_would_work(
     )
     assert not sync(sqlite_warehouse, config).failed
     assert set(changes(sqlite_warehouse, "api")) == {first}
+
+
+def test_a_repository_git_refuses_for_its_owner_says_so(
+    sqlite_warehouse: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clone owned by another user (a mounted volume, a container's checkout): git's
+    safe.directory refusal, not 'not a git repository'."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("needs root to hand the clone to another user")
+    # whatever safe.directory this machine's own git config trusts
+    (tmp_path / "gitconfig").write_text("", encoding="utf-8")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    repo = Repo(tmp_path / "theirs")
+    repo.commit("c1", "2024-03-01T10:00:00+00:00")
+    subprocess.run(["chown", "-R", "65534", str(repo.path)], check=True)
+    config = make_config(tmp_path, [{"name": "api", "git": {"path": "theirs"}}])
+    assert sync(sqlite_warehouse, config).result("git").errors == [
+        f"git: api: git refuses to read {repo.path}: it belongs to another user; if you trust "
+        f"it, run `git config --global --add safe.directory {repo.path}` as the user that runs "
+        "poise"
+    ]
