@@ -32,7 +32,12 @@ still_open = int((incidents["state"] == OPEN).sum())
 
 cards = st.columns(5)
 with cards[0]:
-    figure_card("incidents", figures["count"], change=compared["incidents"]["delta"])
+    figure_card(
+        "incidents",
+        figures["count"],
+        change=compared["incidents"]["delta"],
+        note="no incident on record" if figures["count"] is None else None,
+    )
 for column, key, median, noun in (
     (cards[1], "mttd", "mttd_median_minutes", "detected"),
     (cards[2], "mtta", "mtta_median_minutes", "acknowledged"),
