@@ -30,7 +30,9 @@ MISSING = "—"
 INSUFFICIENT = "insufficient data"  # the contract's tier for a figure on too few rows
 # a wide table's tier cells: the tier the contract names, in the few letters a narrow column
 # holds (the column's help says it in full)
-COMPACT_TIERS = {INSUFFICIENT: "n < 5"}
+# in a change-fail-rate tier cell whose rate only rollbacks and fixes could raise
+NO_INCIDENT_DATA = "no incident data"
+COMPACT_TIERS = {INSUFFICIENT: "n < 5", NO_INCIDENT_DATA: "no data"}
 TIER_BADGES = {
     "elite": ("blue", ":material/keyboard_double_arrow_up:"),
     "high": ("green", ":material/keyboard_arrow_up:"),
@@ -589,7 +591,7 @@ def tier_style(frame: pd.DataFrame, columns: list[str], *, compact: bool = False
     "at risk"; `compact`: "insufficient data" as "n < 5") for st.dataframe."""
 
     def colour(value: Any) -> str:
-        key = str(value)
+        key = INSUFFICIENT if value == NO_INCIDENT_DATA else str(value)  # both: no tier
         return _fill(charts.TIER_COLOURS.get(key) or charts.STATUS_COLOURS.get(key))
 
     def word(value: Any) -> str:

@@ -503,6 +503,9 @@ def test_change_fail_rate_card_says_when_no_incident_data_speaks_for_it(
                 and caption.endswith("by payments (7 of 7).")
                 for caption in captions
             ), captions
+            # and the team's row gives no tier its rate could not have earned otherwise
+            row = at.dataframe[0].value.set_index("team").loc["payments"]
+            assert row["change_fail_tier"] == components.NO_INCIDENT_DATA
     # the Incidents page says there is no incident source, not that the period was quiet
     incidents = run("incidents")
     assert_clean(incidents)
