@@ -240,17 +240,20 @@ def dora_cards(
         field, compared, note = DORA_CARDS[key]
         block = dora[key]
         text = note(block)
+        tier = block.get("tier")
         if key == "change_failure_rate" and silent:
             text += f" · {silent:,} with no incident data"
+            if silent >= (block.get("deployments") or 0):  # no tier it could have missed
+                tier = NO_INCIDENT_DATA
         with column:
             figure_card(
                 key,
                 block[field],
                 change=change[compared]["delta"],
-                tier=block.get("tier"),
+                tier=tier,
                 note=text,
                 # a change on too few rows is noise: grey, as its tier says
-                settled=compared in settled or block.get("tier") == INSUFFICIENT,
+                settled=compared in settled or tier in (INSUFFICIENT, NO_INCIDENT_DATA),
             )
 
 

@@ -181,6 +181,23 @@ DETAIL_FIGURES = (
 )
 
 
+# the tier of a change fail rate that only rollbacks and fixes could raise (every
+# deployment belongs to services with no incident on record): no benchmark tier fits it
+NO_INCIDENT_DATA = "no incident data"
+
+
+def tier_of(card: Card | None, figure: Figure) -> str | None:
+    """The figure's tier in `card`; a change fail rate no incident data speaks for has none."""
+    if card is None or not figure.tier_path:
+        return None
+    if figure.tier_path[:2] == ("dora", "change_failure_rate"):
+        silent = get(card, "data_quality", "deployments_without_incident_data") or 0
+        deployments = get(card, "dora", "change_failure_rate", "deployments") or 0
+        if deployments and silent >= deployments:
+            return NO_INCIDENT_DATA
+    return get(card, *figure.tier_path)
+
+
 def headline(figure: Figure, current: Card, previous: Card | None) -> Headline:
     moved = (
         change(dict(current), dict(previous)).get(figure.compared, {})
@@ -194,8 +211,8 @@ def headline(figure: Figure, current: Card, previous: Card | None) -> Headline:
         fmt=figure.fmt,
         unit=figure.unit,
         change=figure.change,
-        tier=get(current, *figure.tier_path) if figure.tier_path else None,
-        previous_tier=get(previous, *figure.tier_path) if figure.tier_path and previous else None,
+        tier=tier_of(current, figure),
+        previous_tier=tier_of(previous, figure),
         graded=figure.tier_path is not None,
         delta=moved.get("delta"),
         relative=moved.get("relative"),

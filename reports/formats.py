@@ -44,6 +44,7 @@ TIER_WORDS = {
     "medium": "medium",
     "low": "low",
     "insufficient data": "insufficient data",
+    "no incident data": "no incident data",
 }
 STATUS_WORDS = {"ok": "ok", "at_risk": "at risk", "exhausted": "exhausted"}
 

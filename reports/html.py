@@ -65,7 +65,8 @@ td.tier span, td.status span { display: inline-block; padding: 0 .45em; border-r
 .tier-high span { background: #56B4E9; color: #000; }
 .tier-medium span { background: #E69F00; color: #000; }
 .tier-low span { background: #D55E00; color: #fff; }
-.tier-insufficient-data span { background: #e8e8e8; color: #333; font-style: italic; }
+.tier-insufficient-data span, .tier-no-incident-data span { background: #e8e8e8; color: #333;
+         font-style: italic; }
 .status-ok span { background: #0072B2; color: #fff; }
 .status-at-risk span { background: #E69F00; color: #000; }
 .status-exhausted span { background: #D55E00; color: #fff; }

@@ -24,6 +24,7 @@ from reports.figures import (
     number,
     slo_counts,
     slo_table,
+    tier_of,
 )
 from reports.formats import display
 from reports.model import (
@@ -164,7 +165,7 @@ def _scorecard_table(card: Card, title: str, sheet: str) -> Table:
             (
                 figure.name,
                 Cell(get(card, *figure.path), figure.fmt),
-                Cell(get(card, *figure.tier_path), Fmt.TIER) if figure.tier_path else "",
+                Cell(tier_of(card, figure), Fmt.TIER) if figure.tier_path else "",
                 f"{sample:,} {figure.sample_noun}" if sample is not None else "",
             )
         )

@@ -85,6 +85,8 @@ def tier_note(headline: Headline) -> str:
         return " (not graded by the benchmark table)"
     if tier == "insufficient data":
         return " (too small a sample for a tier)"
+    if tier == "no incident data":
+        return " (no tier: no incident is on record for these services)"
     previous = headline.previous_tier
     if previous and previous != tier and previous in TIER_ORDER and tier in TIER_ORDER:
         return f" (tier {tier}, was {previous})"

@@ -494,6 +494,10 @@ def test_change_fail_rate_card_says_when_no_incident_data_speaks_for_it(
         assert metric(at, "Change fail rate").value == "0.0 %"
         captions = [caption.value.replace("\\", "") for caption in at.caption]
         assert "0 failed of 7 · 7 with no incident data" in captions, captions
+        # no tier badge it could not have missed ("elite" before)
+        badges = [m.value for m in at.markdown if "-badge[" in m.value]
+        assert any(b.endswith(f"{components.NO_INCIDENT_DATA}]") for b in badges), badges
+        assert not any(b.endswith("elite]") for b in badges), badges
         if page == "overview":  # and under the team table, which team it concerns
             # no incident anywhere: no figure, and where to get them, rather than "0"
             assert metric(at, "Incidents").value == components.MISSING

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reports.figures import incident_sentence
+from reports.figures import DORA_FIGURES, headline, incident_sentence, tier_of
 from reports.formats import display, excel_format
 from reports.model import Fmt
 from reports.summary import (
@@ -173,3 +173,24 @@ def test_the_incident_sentence_says_when_no_incident_data_speaks_for_deployments
     )
     assert "2 of 9 production deployments belong" in incident_sentence(card(0, 2, 9), {})
     assert "on record" not in incident_sentence(card(0, 0, 9), {})
+
+
+def test_a_change_fail_rate_no_incident_data_speaks_for_gets_no_tier() -> None:
+    cfr = next(f for f in DORA_FIGURES if f.tier_path == ("dora", "change_failure_rate", "tier"))
+
+    def card(silent: int, deployments: int) -> dict[str, object]:
+        return {
+            "dora": {
+                "change_failure_rate": {"rate": 0.0, "deployments": deployments, "tier": "elite"}
+            },
+            "data_quality": {"deployments_without_incident_data": silent},
+        }
+
+    assert tier_of(card(7, 7), cfr) == "no incident data"
+    assert tier_of(card(2, 7), cfr) == "elite"  # partly covered: the tier stands, a note says
+    assert tier_of(card(0, 0), cfr) == "elite"
+    item = headline(cfr, card(7, 7), None)
+    assert sentence(item) == (
+        "Change fail rate was 0.0 % (no figure for the quarter before; no tier: no incident is "
+        "on record for these services)"
+    )
