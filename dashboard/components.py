@@ -24,14 +24,12 @@ from dashboard import charts, filters, queries
 from dashboard.filters import View
 from metrics import Period
 from metrics.glossary import Term, help_text, term
-from metrics.wording import hours_words
+from metrics.wording import NO_INCIDENT_DATA, hours_words, shown_change_fail_tier
 
 MISSING = "—"
 INSUFFICIENT = "insufficient data"  # the contract's tier for a figure on too few rows
 # a wide table's tier cells: the tier the contract names, in the few letters a narrow column
 # holds (the column's help says it in full)
-# in a change-fail-rate tier cell whose rate only rollbacks and fixes could raise
-NO_INCIDENT_DATA = "no incident data"
 COMPACT_TIERS = {INSUFFICIENT: "n < 5", NO_INCIDENT_DATA: "no data"}
 TIER_BADGES = {
     "elite": ("blue", ":material/keyboard_double_arrow_up:"),
@@ -241,10 +239,10 @@ def dora_cards(
         block = dora[key]
         text = note(block)
         tier = block.get("tier")
-        if key == "change_failure_rate" and silent:
-            text += f" · {silent:,} with no incident data"
-            if silent >= (block.get("deployments") or 0):  # no tier it could have missed
-                tier = NO_INCIDENT_DATA
+        if key == "change_failure_rate":
+            tier = shown_change_fail_tier(block, quality)
+            if silent:
+                text += f" · {silent:,} with no incident data"
         with column:
             figure_card(
                 key,

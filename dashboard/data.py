@@ -25,6 +25,7 @@ from metrics import Period, Scope, Settings, details, quality, reliability, sour
 from metrics.burndown import forecast_line, load_burndown
 from metrics.incidents import UNSPECIFIED, durations
 from metrics.scorecard import Basis, assemble, assemble_teams, compute, quality_frames
+from metrics.wording import shown_change_fail_tier
 from poise.config import AnomalyConfig
 from poise.timeutil import ensure_utc, previous_period
 from poise.warehouse import schema
@@ -156,7 +157,6 @@ TEAM_FIGURES = {
     "changes": ("dora", "lead_time", "changes"),
     "lead_time_tier": ("dora", "lead_time", "tier"),
     "change_fail_rate": ("dora", "change_failure_rate", "rate"),
-    "change_fail_tier": ("dora", "change_failure_rate", "tier"),
     "recovery_hours": ("dora", "recovery_time", "median_hours"),
     "failures": ("dora", "recovery_time", "failures"),
     "recovery_tier": ("dora", "recovery_time", "tier"),
@@ -179,6 +179,10 @@ def team_row(team: str, card: dict[str, Any], previous: dict[str, Any]) -> dict[
     row: dict[str, Any] = {"team": team}
     for column, path in TEAM_FIGURES.items():
         row[column] = _dig(card, *path)
+    # as the cards show it: no tier where no incident could have raised the rate
+    row["change_fail_tier"] = shown_change_fail_tier(
+        _dig(card, "dora", "change_failure_rate") or {}, card.get("data_quality")
+    )
     slos = reliability.summarise(card.get("slos") or [])
     row.update(
         slos=slos["slos"],

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 import pandas as pd
 
@@ -53,3 +55,22 @@ def counted(count: int, singular: str, plural: str | None = None) -> str:
 
 def percent(value: float | None, digits: int = 1) -> str:
     return "n/a" if value is None else f"{value * 100:.{digits}f} %"
+
+
+# The change fail rate's tier where only rollbacks and fixes could have raised it.
+NO_INCIDENT_DATA = "no incident data"
+
+
+def shown_change_fail_tier(
+    block: Mapping[str, Any], quality: Mapping[str, Any] | None
+) -> str | None:
+    """The change fail rate's tier as the pages, the report and the terminal show it: the
+    scorecard's `tier`, except where every deployment belongs to services with no incident
+    on record (`data_quality.deployments_without_incident_data`): a rate no incident could
+    raise has no tier to earn, so NO_INCIDENT_DATA. The JSON keeps the contract's tier."""
+    silent = int((quality or {}).get("deployments_without_incident_data") or 0)
+    deployments = int(block.get("deployments") or 0)
+    if deployments and silent >= deployments:
+        return NO_INCIDENT_DATA
+    tier = block.get("tier")
+    return None if tier is None else str(tier)

@@ -83,14 +83,6 @@ else:
             "recovery_hours_change",
         ]
     ]
-    # a tier for a rate that no incident could have raised would flatter: where every
-    # deployment belongs to services with no incident on record, the tier cell says so
-    blind = (shown["deployments"].fillna(0) > 0) & (
-        shown["deployments_without_incident_data"].fillna(0) >= shown["deployments"].fillna(0)
-    )
-    table = table.assign(
-        change_fail_tier=table["change_fail_tier"].where(~blind, components.NO_INCIDENT_DATA)
-    )
     # a rate's change is in percentage points, not a percentage of the rate (and says so
     # in the CSV's column name too)
     # rates in percent with one decimal (Streamlit's "percent" format varies its decimals:

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from metrics.trends import change
+from metrics.wording import shown_change_fail_tier
 from reports.model import (
     Column,
     Definition,
@@ -181,20 +182,15 @@ DETAIL_FIGURES = (
 )
 
 
-# the tier of a change fail rate that only rollbacks and fixes could raise (every
-# deployment belongs to services with no incident on record): no benchmark tier fits it
-NO_INCIDENT_DATA = "no incident data"
-
-
 def tier_of(card: Card | None, figure: Figure) -> str | None:
-    """The figure's tier in `card`; a change fail rate no incident data speaks for has none."""
+    """The figure's tier in `card`, a change fail rate's as the pages show it
+    (`shown_change_fail_tier`)."""
     if card is None or not figure.tier_path:
         return None
     if figure.tier_path[:2] == ("dora", "change_failure_rate"):
-        silent = get(card, "data_quality", "deployments_without_incident_data") or 0
-        deployments = get(card, "dora", "change_failure_rate", "deployments") or 0
-        if deployments and silent >= deployments:
-            return NO_INCIDENT_DATA
+        return shown_change_fail_tier(
+            get(card, "dora", "change_failure_rate") or {}, get(card, "data_quality")
+        )
     return get(card, *figure.tier_path)
 
 

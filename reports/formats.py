@@ -10,7 +10,7 @@ import math
 import re
 from datetime import date, datetime
 
-from metrics.wording import hours_words
+from metrics.wording import NO_INCIDENT_DATA, hours_words
 from reports.model import Fmt, Value
 
 NO_DATA = "no data"
@@ -44,7 +44,7 @@ TIER_WORDS = {
     "medium": "medium",
     "low": "low",
     "insufficient data": "insufficient data",
-    "no incident data": "no incident data",
+    NO_INCIDENT_DATA: NO_INCIDENT_DATA,
 }
 STATUS_WORDS = {"ok": "ok", "at_risk": "at risk", "exhausted": "exhausted"}
 

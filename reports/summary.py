@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from metrics.wording import counted
+from metrics.wording import NO_INCIDENT_DATA, counted
 from reports.formats import display
 from reports.model import Fmt
 
@@ -85,7 +85,7 @@ def tier_note(headline: Headline) -> str:
         return " (not graded by the benchmark table)"
     if tier == "insufficient data":
         return " (too small a sample for a tier)"
-    if tier == "no incident data":
+    if tier == NO_INCIDENT_DATA:
         return " (no tier: no incident is on record for these services)"
     previous = headline.previous_tier
     if previous and previous != tier and previous in TIER_ORDER and tier in TIER_ORDER:

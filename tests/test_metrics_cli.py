@@ -237,3 +237,31 @@ def test_user_mistakes_are_one_line_errors(loaded: str, capsys: pytest.CaptureFi
     with pytest.raises(SystemExit) as exit_info:
         main(["metrics", "--quarter", "2026Q5", "--db", loaded])
     assert exit_info.value.code == 2
+
+
+def test_a_scope_without_incident_data_prints_no_tier_and_no_incident_table(
+    sqlite_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A git-only organisation: the terminal gives the change fail rate no tier and prints
+    why there is no incident figure; the JSON keeps the contract's tier."""
+    monkeypatch.chdir(tmp_path)
+    org = Org().service("checkout", "payments")
+    for day in range(1, 8):
+        org.change(f"c{day}", "checkout", at(days=day))
+        org.deploy(f"d{day}", "checkout", at(days=day, hours=2), [f"c{day}"])
+    for kind, path in org.write(tmp_path / "files").items():
+        assert main(["import", "--kind", kind, str(path), "--db", sqlite_url]) == 0
+    capsys.readouterr()
+    period = ["--quarter", "2026Q3", "--db", sqlite_url]
+    code, out, _ = run(capsys, "metrics", *period)
+    assert code == 0
+    cfr = next(line for line in out.splitlines() if "change fail rate" in line)
+    assert "0 of 7" in cfr and "no incident data" in cfr and "elite" not in cfr
+    assert "Incidents: — (no incident on record for these services" in out
+    code, out, _ = run(capsys, "metrics", *period, "--format", "json")
+    document = json.loads(out)
+    assert document["dora"]["change_failure_rate"]["tier"] == "elite"  # the contract's
+    assert document["incidents"]["count"] is None

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from metrics.model import Period
-from metrics.wording import counted
+from metrics.wording import counted, shown_change_fail_tier
 from poise.timeutil import TimestampError, isoformat_z, parse_timestamp
 
 MISSING = "—"
@@ -117,7 +117,7 @@ def print_scorecard(console: Console, doc: dict[str, Any], *, history_weeks: int
         _pct(cfr["rate"]),
         "",
         f"{cfr['failed']:,} of {cfr['deployments']:,}",
-        _tier(cfr),
+        shown_change_fail_tier(cfr, doc.get("data_quality")) or MISSING,
     )
     table.add_row(
         "recovery time (median)",
