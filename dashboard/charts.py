@@ -21,7 +21,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from metrics.wording import hours_words
+from metrics.wording import NO_INCIDENT_DATA, hours_words
 
 BLUE, SKY, GREEN, ORANGE, VERMILLION, PURPLE, YELLOW = (
     "#0072B2",
@@ -104,6 +104,15 @@ def velocity_stability(teams: pd.DataFrame) -> go.Figure:
     if rows.empty:
         return empty("No team deployed to production in this period.")
     figure = go.Figure()
+    # a team no incident data speaks for sits low by default, not by merit: its label says so
+    blind = rows.get("change_fail_tier", pd.Series(index=rows.index, dtype=object)).eq(
+        NO_INCIDENT_DATA
+    )
+    labels = [
+        f"{safe(team)} ({NO_INCIDENT_DATA})" if unseen else safe(team)
+        for team, unseen in zip(rows["team"], blind, strict=True)
+    ]
+    rows = rows.assign(label=labels)
     for state in STATUS_COLOURS:
         mine = rows[rows["budget_state"] == state]
         if mine.empty:
@@ -114,7 +123,7 @@ def velocity_stability(teams: pd.DataFrame) -> go.Figure:
                 y=mine["change_fail_rate"].fillna(0.0),
                 mode="markers+text",
                 name=f"weakest SLO budget: {STATUS_WORDS[state]}",
-                text=[safe(team) for team in mine["team"]],
+                text=mine["label"].tolist(),
                 textposition="top center",
                 marker={
                     "size": 16,

@@ -53,6 +53,13 @@ def test_velocity_stability_marks_each_team_by_its_weakest_budget() -> None:
     )
 
 
+def test_a_team_no_incident_data_speaks_for_is_labelled_so_on_the_chart() -> None:
+    frame = teams().assign(change_fail_tier=["high", "no incident data", None, None])
+    by_name = {trace.name: trace for trace in charts.velocity_stability(frame).data}
+    assert list(by_name["weakest SLO budget: ok"].text) == ["slow (no incident data)"]
+    assert list(by_name["weakest SLO budget: exhausted"].text) == ["fast"]
+
+
 def test_velocity_stability_of_one_team_keeps_its_legend_and_tier_lines() -> None:
     figure = charts.velocity_stability(teams().iloc[:1])
     assert figure.layout.showlegend is True  # Plotly hides a lone trace's legend otherwise
