@@ -7,7 +7,7 @@ a table in the page the notes are pasted into.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +16,7 @@ import pandas as pd
 from dashboard.components import hours, minutes, percent
 from dashboard.data import OPEN
 from metrics.trends import dig
+from metrics.wording import NO_INCIDENT_DATA, shown_change_fail_tier
 
 # figure key -> (rows this sprint, rows the sprint before)
 Samples = dict[str, tuple[int | None, int | None]]
@@ -113,7 +114,11 @@ def noise_rule(min_sample: int | None = 5) -> str:
             f"*{TOO_FEW}*, and so are deployments per week when both sprints had fewer "
             f"than {min_sample} deployments."
         )
-    return rule + f" Otherwise it is *{BETTER}* or *{WORSE}*."
+    return rule + (
+        f" A change fail rate whose deployments all belong to services with no incident on "
+        f"record is *{NO_INCIDENT_DATA}*: only rollbacks and fixes could move it. Otherwise "
+        f"it is *{BETTER}* or *{WORSE}*."
+    )
 
 
 # what "left" and "spent" mean, for the page's help and the notes
@@ -166,13 +171,28 @@ def verdict(
     return BETTER if improved else WORSE
 
 
+def unseen(card: Mapping[str, Any]) -> frozenset[str]:
+    """The compared figures no data could move: the change fail rate of a sprint whose
+    deployments all belong to services with no incident on record."""
+    block = (card.get("dora") or {}).get("change_failure_rate") or {}
+    if shown_change_fail_tier(block, card.get("data_quality")) == NO_INCIDENT_DATA:
+        return frozenset({"change_failure_rate"})
+    return frozenset()
+
+
 def verdicts(
-    change: Mapping[str, Any], rows: Samples | None = None, min_sample: int = 5
+    change: Mapping[str, Any],
+    rows: Samples | None = None,
+    min_sample: int = 5,
+    blind: Collection[str] = (),
 ) -> dict[str, str]:
-    """Each compared figure's verdict (`verdict`), by its key. Without `rows` (see
-    `samples`) the sample-size part of the rule is not applied."""
+    """Each compared figure's verdict (`verdict`), by its key; NO_INCIDENT_DATA for those
+    in `blind` (see `unseen`). Without `rows` (see `samples`) the sample-size part of the
+    rule is not applied."""
     return {
-        figure.key: verdict(
+        figure.key: NO_INCIDENT_DATA
+        if figure.key in blind
+        else verdict(
             change.get(figure.key) or {},
             figure,
             rows.get(figure.key) if rows else None,
@@ -183,19 +203,26 @@ def verdicts(
 
 
 def settled(
-    change: Mapping[str, Any], rows: Samples | None = None, min_sample: int = 5
+    change: Mapping[str, Any],
+    rows: Samples | None = None,
+    min_sample: int = 5,
+    blind: Collection[str] = (),
 ) -> set[str]:
-    """The compared figures whose change is no real change: about the same, or too few
-    rows to tell (the cards show those changes grey, as the table words them)."""
-    judged = verdicts(change, rows, min_sample)
-    return {key for key, word in judged.items() if word in (SAME, TOO_FEW)}
+    """The compared figures whose change is no real change: about the same, too few rows
+    to tell, or no data to move it (the cards show those changes grey, as the table words
+    them)."""
+    judged = verdicts(change, rows, min_sample, blind)
+    return {key for key, word in judged.items() if word in (SAME, TOO_FEW, NO_INCIDENT_DATA)}
 
 
 def changed_rows(
-    change: Mapping[str, Any], rows: Samples | None = None, min_sample: int = 5
+    change: Mapping[str, Any],
+    rows: Samples | None = None,
+    min_sample: int = 5,
+    blind: Collection[str] = (),
 ) -> list[dict[str, str]]:
     """What changed from the previous sprint, figure by figure, in words."""
-    judged = verdicts(change, rows, min_sample)
+    judged = verdicts(change, rows, min_sample, blind)
     out = []
     for figure in CHANGED:
         entry = change.get(figure.key) or {}
@@ -253,7 +280,7 @@ def retro_markdown(
     lines = [f"## Retro: {cell(team)}, {cell(sprint_label)}", "", "### What changed", ""]
     lines += _table(
         ["Figure", "This sprint", "Previous sprint", "Verdict"],
-        [list(row.values()) for row in changed_rows(change, rows, min_sample)],
+        [list(row.values()) for row in changed_rows(change, rows, min_sample, unseen(card))],
     )
     # the notes travel without the page's help: the rule goes with the verdicts
     lines += ["", noise_rule(min_sample if rows is not None else None)]

@@ -123,10 +123,11 @@ st.subheader(
     help="This sprint's figures and their change from the sprint before. "
     + retro.noise_rule(min_sample),
 )
-settled = retro.settled(change, rows, min_sample)  # within noise: grey, as the table says
+blind = retro.unseen(card)  # figures no data could move: no verdict
+settled = retro.settled(change, rows, min_sample, blind)  # within noise: grey, as the table says
 components.dora_cards(dora, change, settled=settled, quality=card["data_quality"])
 components.table(
-    pd.DataFrame(retro.changed_rows(change, rows, min_sample)),
+    pd.DataFrame(retro.changed_rows(change, rows, min_sample, blind)),
     "retro-changes",
     column_config={
         "verdict": st.column_config.TextColumn("verdict", help=retro.noise_rule(min_sample))

@@ -531,4 +531,5 @@ def test_change_fail_rate_card_says_when_no_incident_data_speaks_for_it(
     )
     notes = retro.code[0].value
     assert "| Incidents | — | — | no comparison |" in notes, notes
+    assert "| Change fail rate | 0.0 % | — | no incident data |" in notes, notes
     assert "No figure: no incident on record for these services" in notes
