@@ -18,8 +18,9 @@ old head force-pushed away?), ONE `git log` over the range to read, and with `pa
 `git log --no-merges -- <paths>` listing the commits that touch them (run concurrently).
 Never a process per commit or per deployment. The rev-parse also prints the folder's place
 in its work tree: a git.path below the root is refused (git would read the whole enclosing
-repository); and whether the clone is shallow: a warning, and a full read once deepened. After a full read with two or more `paths`, one `git log -1` per path finds
-those that touch no commit, which are reported as warnings.
+repository); and whether the clone is shallow: a warning, and a full read once deepened.
+After a full read with two or more `paths`, one `git log -1` per path finds those that
+touch no commit, which are reported as warnings.
 
 Incremental: the bookmark keeps the branch head and the deploy tags already stored.
 Head unchanged and no new tag: nothing runs beyond the two listings. New commits only:

@@ -105,14 +105,11 @@ def velocity_stability(teams: pd.DataFrame) -> go.Figure:
         return empty("No team deployed to production in this period.")
     figure = go.Figure()
     # a team no incident data speaks for sits low by default, not by merit: its label says so
-    blind = rows.get("change_fail_tier", pd.Series(index=rows.index, dtype=object)).eq(
-        NO_INCIDENT_DATA
-    )
-    labels = [
-        f"{safe(team)} ({NO_INCIDENT_DATA})" if unseen else safe(team)
-        for team, unseen in zip(rows["team"], blind, strict=True)
-    ]
-    rows = rows.assign(label=labels)
+    label = rows["team"].map(safe)
+    if "change_fail_tier" in rows:
+        blind = rows["change_fail_tier"] == NO_INCIDENT_DATA
+        label = label.where(~blind, label + f" ({NO_INCIDENT_DATA})")
+    rows = rows.assign(label=label)
     for state in STATUS_COLOURS:
         mine = rows[rows["budget_state"] == state]
         if mine.empty:

@@ -102,6 +102,6 @@ def incident_figures_by(
     return out
 
 
-def incident_figures(incidents: pd.DataFrame, recorded: bool = True) -> dict[str, Any]:
+def incident_figures(incidents: pd.DataFrame) -> dict[str, Any]:
     """The `incidents` block of one scope (see `incident_figures_by`)."""
-    return incident_figures_by(incidents.assign(group=0), [0], {0: recorded})[0]
+    return incident_figures_by(incidents.assign(group=0), [0])[0]

@@ -162,13 +162,14 @@ class Grouping:
             scopes={team: Scope(team=team) for team in teams},
             capacity=people.Capacity.each(frames.teams),
             column="team",
-            incidents_recorded=_any_by_team(frames.services, "records_incidents", teams),
+            incidents_recorded=_recording_incidents(frames.services, teams),
         )
 
 
-def _any_by_team(services: pd.DataFrame, flag: str, teams: list[str]) -> dict[Hashable, bool]:
-    flagged = set(services.loc[services[flag].astype(bool), "team"])
-    return {team: team in flagged for team in teams}
+def _recording_incidents(services: pd.DataFrame, teams: list[str]) -> dict[Hashable, bool]:
+    """Per team: whether any of its services ever recorded an incident."""
+    recording = set(services.loc[services["records_incidents"].astype(bool), "team"])
+    return {team: team in recording for team in teams}
 
 
 def assemble_groups(

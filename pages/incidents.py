@@ -30,13 +30,15 @@ incidents = labelled_incidents(queries.incidents(query))
 
 still_open = int((incidents["state"] == OPEN).sum())
 
+unrecorded = figures["count"] is None  # the scope's services never recorded one
+
 cards = st.columns(5)
 with cards[0]:
     figure_card(
         "incidents",
         figures["count"],
         change=compared["incidents"]["delta"],
-        note="no incident on record" if figures["count"] is None else None,
+        note="no incident on record" if unrecorded else None,
     )
 for column, key, median, noun in (
     (cards[1], "mttd", "mttd_median_minutes", "detected"),
@@ -54,16 +56,16 @@ with cards[4]:
     # the total goes under the value: "385 of 525" overflows a fifth of a 1440 px screen
     figure_card(
         "attribution",
-        None if figures["count"] is None else f"{attributed:,}",
+        None if unrecorded else f"{attributed:,}",
         label="Attributed",
         note="no incident on record"
-        if figures["count"] is None
+        if unrecorded
         else f"of {figures['count']:,}: {attribution['explicit']:,} explicit, "
         f"{attribution['inferred']:,} inferred",
     )
 
 if incidents.empty:
-    if figures["count"] is None:  # the scope's services never recorded one
+    if unrecorded:
         components.not_enough(
             f"No incident is on record for this scope's services: {components.INCIDENT_SOURCES}"
             ", before these figures mean anything. Until then the change fail rate counts only "
