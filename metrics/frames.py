@@ -36,6 +36,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from metrics.freshness import is_fresh
 from metrics.model import Period, Scope, Settings
 from poise.warehouse import schema
+from poise.warehouse.sync_state import INCIDENT_STREAMS, PAGE_STREAMS
 
 try:  # pandas' optional engine (Streamlit requires it): fast parsing of SQLite's times
     import pyarrow as pa
@@ -242,8 +243,9 @@ class Frames:
 
     @property
     def records_incidents(self) -> bool:
-        """Whether any incident of the scope was ever recorded: without one, an incident
-        count of 0 says nothing (no incident source synced or imported for it)."""
+        """Whether the scope has its incidents on record (any incident ever, or an incident
+        source that synced one of its services): without that, an incident count of 0 says
+        nothing (no incident source synced or imported for it)."""
         if bool(self.services["records_incidents"].astype(bool).any()):
             return True
         return self.scope.is_org and self.unowned_incidents
@@ -305,11 +307,24 @@ def load(connection: Connection, period: Period, scope: Scope, settings: Setting
     )
 
 
+def _synced(streams: Sequence[tuple[str, str]], service: ColumnElement[Any]) -> ColumnElement[bool]:
+    """Whether one of these (source, stream) pairs ever synced `service` successfully."""
+    st = S.sync_state
+    return exists().where(
+        st.c.scope == service,
+        st.c.last_success_at.is_not(None),
+        or_(*(and_(st.c.source == source, st.c.stream == stream) for source, stream in streams)),
+    )
+
+
 def _services(connection: Connection, scope: Scope) -> pd.DataFrame:
-    """Services in scope, and whether any incident was ever recorded for each (a service
-    without one has a change fail rate of rollbacks and fixes alone)."""
+    """Services in scope, and whether each has its incidents on record: any incident ever,
+    or an incident source that synced it (a calm service behind a pager counts 0; one no
+    source covers has a change fail rate of rollbacks and fixes alone)."""
     s, i = S.services, S.incidents
-    records_incidents = exists().where(i.c.service == s.c.name).label("records_incidents")
+    records_incidents = or_(
+        exists().where(i.c.service == s.c.name), _synced(INCIDENT_STREAMS, s.c.name)
+    ).label("records_incidents")
     return read(
         connection,
         select(s.c.name, s.c.team, s.c.production_environment, records_incidents)
@@ -325,15 +340,16 @@ def _unowned_incidents(connection: Connection) -> bool:
 
 
 def _teams(connection: Connection, scope: Scope) -> pd.DataFrame:
-    """Teams with their size, and whether they have ever recorded toil or been paged (a
-    team that keeps no toil log, or has no pager synced, is not a team without toil or
-    pages)."""
+    """Teams with their size, and whether they have ever recorded toil or have their pages
+    on record (any page, or a paging source that synced one of their services): a team
+    that keeps no toil log, or has no pager synced, is not a team without toil or pages."""
     t, s, toil, page = S.teams, S.services, S.toil_entries, S.oncall_pages
     owned = S.services.alias("owned")
     records_toil = exists().where(toil.c.team == t.c.name).label("records_toil")
     records_pages = or_(
         exists().where(page.c.team == t.c.name),
         exists().where(page.c.service == owned.c.name, owned.c.team == t.c.name),
+        exists().where(owned.c.team == t.c.name, _synced(PAGE_STREAMS, owned.c.name)),
     ).label("records_pages")
     statement = select(t.c.name, t.c.size, records_toil, records_pages).order_by(t.c.name)
     if scope.service is not None:

@@ -41,6 +41,28 @@ def snapshot(url: str) -> dict[str, Any]:
         engine.dispose()
 
 
+def write_config(
+    folder: Path,
+    pagerduty: ReplayServer,
+    opsgenie: ReplayServer,
+    *,
+    teams: list[dict[str, Any]],
+    services: list[dict[str, Any]],
+) -> Path:
+    config = folder / "poise.yaml"
+    sources = {
+        "pagerduty": {
+            "base_url": pagerduty.base_url,
+            "token_env": "E2E_PAGERDUTY_TOKEN",
+            "since": "2026-01-01",
+        },
+        "opsgenie": {"base_url": opsgenie.base_url, "token_env": "E2E_OPSGENIE_KEY"},
+    }
+    document = {"teams": teams, "services": services, "sources": sources}
+    config.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return config
+
+
 def test_sync_fills_incidents_and_pages_and_metrics_show_them(
     warehouse_url: str,
     replay_server: ReplayServer,
@@ -80,43 +102,22 @@ def test_sync_fills_incidents_and_pages_and_metrics_show_them(
         )
         opsgenie.alert("al-e2e-1", 70, query="teams:discovery", created=at("2026-03-10T14:58:00"))
 
-        config = tmp_path / "poise.yaml"
-        config.write_text(
-            yaml.safe_dump(
+        config = write_config(
+            tmp_path,
+            replay_server,
+            opsgenie_server,
+            teams=[
+                {"name": "payments", "timezone": "Europe/Berlin"},
+                {"name": "discovery", "timezone": "America/New_York"},
+            ],
+            services=[
+                {"name": "checkout", "team": "payments", "pagerduty": {"service_id": "PCHECK1"}},
                 {
-                    "teams": [
-                        {"name": "payments", "timezone": "Europe/Berlin"},
-                        {"name": "discovery", "timezone": "America/New_York"},
-                    ],
-                    "services": [
-                        {
-                            "name": "checkout",
-                            "team": "payments",
-                            "pagerduty": {"service_id": "PCHECK1"},
-                        },
-                        {
-                            "name": "search",
-                            "team": "discovery",
-                            "opsgenie": {
-                                "service_id": "og-search",
-                                "alert_query": "teams:discovery",
-                            },
-                        },
-                    ],
-                    "sources": {
-                        "pagerduty": {
-                            "base_url": replay_server.base_url,
-                            "token_env": "E2E_PAGERDUTY_TOKEN",
-                            "since": "2026-01-01",
-                        },
-                        "opsgenie": {
-                            "base_url": opsgenie_server.base_url,
-                            "token_env": "E2E_OPSGENIE_KEY",
-                        },
-                    },
-                }
-            ),
-            encoding="utf-8",
+                    "name": "search",
+                    "team": "discovery",
+                    "opsgenie": {"service_id": "og-search", "alert_query": "teams:discovery"},
+                },
+            ],
         )
         deployments = tmp_path / "deployments.csv"
         deployments.write_text(
@@ -151,3 +152,83 @@ def test_sync_fills_incidents_and_pages_and_metrics_show_them(
     assert figures["attribution"] == {"explicit": 0, "inferred": 1, "unattributed": 2}
     dora = figures["dora"]["change_failure_rate"]
     assert (dora["failed"], dora["deployments"]) == (1, 1)
+
+
+def test_a_pager_that_found_nothing_puts_its_service_on_record(
+    warehouse_url: str,
+    replay_server: ReplayServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A calm service behind a synced pager has 0 incidents and 0 pages (a real zero, with its
+    tier); a service no incident source covers has no figure. Before its first sync the calm
+    service is no data too: the zero comes from the sync, not from the config."""
+    monkeypatch.setenv("E2E_PAGERDUTY_TOKEN", PD_TOKEN)
+    monkeypatch.setenv("E2E_OPSGENIE_KEY", OG_KEY)
+    FakePagerDuty(replay_server)  # answers, with no incident
+    with ReplayServer() as opsgenie_server:
+        FakeOpsgenie(opsgenie_server)
+        config = write_config(
+            tmp_path,
+            replay_server,
+            opsgenie_server,
+            teams=[{"name": "payments"}, {"name": "discovery"}, {"name": "platform"}],
+            services=[
+                {"name": "checkout", "team": "payments", "pagerduty": {"service_id": "P1"}},
+                {
+                    "name": "search",
+                    "team": "discovery",
+                    "opsgenie": {"service_id": "og-1", "alert_query": "teams:discovery"},
+                },
+                {"name": "builds", "team": "platform"},
+            ],
+        )
+        deployments = tmp_path / "deployments.csv"
+        deployments.write_text(
+            "id,service,environment,deployed_at,status,sha,change_ids\n"
+            "d-1,checkout,production,2026-03-03T10:00:00Z,success,,\n"
+            "d-2,search,production,2026-03-04T10:00:00Z,success,,\n"
+            "d-3,builds,production,2026-03-05T10:00:00Z,success,,\n",
+            encoding="utf-8",
+        )
+        common = ["--config", str(config), "--db", warehouse_url]
+        assert main(["import", "--kind", "deployments", str(deployments), *common]) == 0
+        window = ["--from", "2026-03-01", "--to", "2026-04-01", "--format", "json"]
+
+        def figures(team: str) -> dict[str, Any]:
+            capsys.readouterr()
+            assert main(["metrics", *window, "--team", team, *common]) == 0
+            return json.loads(capsys.readouterr().out)
+
+        assert figures("payments")["incidents"]["count"] is None  # not synced yet
+        assert main(["sync", *common]) == 0
+        with create_engine(warehouse_url).connect() as connection:
+            assert connection.scalar(select(func.count()).select_from(schema.incidents)) == 0
+        for team in ("payments", "discovery"):
+            calm = figures(team)
+            assert calm["incidents"]["count"] == 0, team
+            assert calm["incidents"]["reason"] is None
+            oncall = calm["people"]["oncall"]
+            assert oncall["per_week"] == 0.0 and oncall["reason"] is None, team
+            assert calm["dora"]["change_failure_rate"]["rate"] == 0.0
+        silent = figures("platform")
+        assert silent["incidents"]["count"] is None
+        assert "no incident on record" in silent["incidents"]["reason"]
+        assert silent["people"]["oncall"]["per_week"] is None
+
+
+def test_the_streams_that_put_a_service_on_record_are_the_collectors_own() -> None:
+    from collectors import github, opsgenie, pagerduty
+    from poise.warehouse.sync_state import INCIDENT_STREAMS, PAGE_STREAMS
+
+    pd_source, og_source = pagerduty.PagerDutySource, opsgenie.OpsgenieSource
+    assert set(INCIDENT_STREAMS) == {
+        (pd_source.name, pagerduty.INCIDENTS.name),
+        (og_source.name, opsgenie.INCIDENTS.name),
+        (github.GitHubSource.name, github.ISSUES.name),
+    }
+    assert set(PAGE_STREAMS) == {
+        (pd_source.name, pagerduty.INCIDENTS.name),
+        (og_source.name, opsgenie.ALERTS.name),
+    }

@@ -19,6 +19,11 @@ MAX_ERROR_LENGTH = 2000
 # cannot say it: a later run that wrote nothing resets their counts, and link rows are
 # not counted at all (metrics.freshness reads both).
 WRITES = ("warehouse", "writes", "all")
+# Streams (source, stream) whose scope is a service's name and whose successful sync puts
+# that service's incidents, or its pages, on record even when it found none: a calm service
+# behind a pager has 0 incidents, a service no incident source covers has no figure.
+INCIDENT_STREAMS = (("pagerduty", "incidents"), ("opsgenie", "incidents"), ("github", "issues"))
+PAGE_STREAMS = (("pagerduty", "incidents"), ("opsgenie", "alerts"))
 
 
 @dataclass(frozen=True)
