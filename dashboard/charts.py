@@ -82,15 +82,16 @@ def _rows_over_time(figure: go.Figure, rows: list[str]) -> None:
     figure.update_xaxes(title=None, type="date")
 
 
-def empty(message: str) -> go.Figure:
-    """A figure that says there is nothing to draw."""
+def empty(message: str, *, height: int = 160) -> go.Figure:
+    """A figure that says there is nothing to draw (as tall as the chart it stands for,
+    where it sits in a grid of them)."""
     figure = go.Figure()
     figure.add_annotation(
         text=safe(message), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper"
     )
     figure.update_xaxes(visible=False)
     figure.update_yaxes(visible=False)
-    return _layout(figure, height=160)
+    return _layout(figure, height=height)
 
 
 # --- overview -----------------------------------------------------------------------------------
@@ -194,6 +195,7 @@ def velocity_stability(teams: pd.DataFrame) -> go.Figure:
     return figure
 
 
+TREND_HEIGHT = 260
 RATE_TICKS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
 
@@ -208,12 +210,17 @@ def trend(
     percent: bool = False,
     bars: bool = False,
     log: bool = False,
+    caveat: str | None = None,
 ) -> go.Figure:
     """Weekly values of one figure (several columns as several lines, e.g. median and
     p90), with each week's sample size in the hover. `log`: hours on a log scale, so that
-    a median of hours stays readable under a p90 of weeks."""
+    a median of hours stays readable under a p90 of weeks. `caveat`: why these values say
+    little (a change fail rate no incident could raise): drawn grey, said above the plot."""
     if weekly.empty:
         return empty("No weeks in this period.")
+    drawn = weekly[list(columns)].apply(pd.to_numeric, errors="coerce")
+    if drawn.isna().all().all():  # axes over nothing read as a broken chart
+        return empty(f"No week of this period has a {title.lower()} figure.", height=TREND_HEIGHT)
     figure = go.Figure()
     weeks = pd.to_datetime(weekly["bucket_start"], utc=True)
     # the period's first and last buckets may be parts of weeks (a Friday-to-Sunday start):
@@ -224,7 +231,7 @@ def trend(
     spans = [f"{d:g} of 7 days" if p else "whole week" for d, p in zip(days, partial, strict=True)]
     for index, (column, label) in enumerate(columns.items()):
         values = pd.to_numeric(weekly[column], errors="coerce")
-        style = {"color": PALETTE[index % len(PALETTE)]}
+        style = {"color": GREY if caveat else PALETTE[index % len(PALETTE)]}
         hover = "week of %{x|%d %b}: %{y:.3g}<br>%{customdata}<extra>" + safe(label) + "</extra>"
         if bars:
             figure.add_trace(
@@ -272,16 +279,9 @@ def trend(
                     )
                 )
     if partial.any():
-        figure.add_annotation(
-            text=f"{'pale bars' if bars else 'open markers'}: part of a week",
-            xref="paper",
-            yref="paper",
-            x=1,
-            y=1.12,
-            showarrow=False,
-            xanchor="right",
-            font={"size": 11, "color": GREY},
-        )
+        _corner_note(figure, f"{'pale bars' if bars else 'open markers'}: part of a week", "right")
+    if caveat:
+        _corner_note(figure, safe(caveat), "left")
     figure.update_xaxes(title=None, type="date", **week_ticks(weeks))
     if log:
         shown = pd.concat([pd.to_numeric(weekly[c], errors="coerce") for c in columns])
@@ -291,7 +291,21 @@ def trend(
         figure.update_yaxes(
             title=safe(title), tickformat=".0%" if percent else None, rangemode="tozero"
         )
-    return _layout(figure, height=260, showlegend=len(columns) > 1)
+    return _layout(figure, height=TREND_HEIGHT, showlegend=len(columns) > 1)
+
+
+def _corner_note(figure: go.Figure, text: str, side: str) -> None:
+    """A small grey note above the plot, in its top left or right corner."""
+    figure.add_annotation(
+        text=text,
+        xref="paper",
+        yref="paper",
+        x=0 if side == "left" else 1,
+        y=1.12,
+        showarrow=False,
+        xanchor=side,
+        font={"size": 11, "color": GREY},
+    )
 
 
 DAY_MS = 86_400_000  # Plotly's date axis counts milliseconds

@@ -6,6 +6,7 @@ import streamlit as st
 
 from dashboard import charts, components, queries
 from dashboard.components import help_text
+from metrics.wording import NO_INCIDENT_DATA, shown_change_fail_tier
 
 view = components.page_start(
     "Delivery",
@@ -44,6 +45,11 @@ trend_specs = (
     ),
     ("Rework rate", {"rework_rate": "rework rate"}, "percent", "rework"),
 )
+# a rate no incident could raise is drawn grey and says so, as its card has no tier
+blind = (
+    shown_change_fail_tier(dora["change_failure_rate"], card["data_quality"]) == NO_INCIDENT_DATA
+)
+caveats = {"Change fail rate": "no incident data: only rollbacks and fixes count"} if blind else {}
 left, right = st.columns(2)
 for index, (title, columns, style, sample) in enumerate(trend_specs):
     with left if index % 2 == 0 else right:
@@ -58,6 +64,7 @@ for index, (title, columns, style, sample) in enumerate(trend_specs):
                 percent=style == "percent",
                 bars=style == "bars",
                 log=style == "log",
+                caveat=caveats.get(title),
             ),
             numbers,
             f"trend-{next(iter(columns))}",

@@ -98,6 +98,28 @@ def test_trend_draws_one_line_per_column_with_gaps_kept() -> None:
     bars = charts.trend(weekly, {"lead_time_median_hours": "x"}, title="t", bars=True)
     assert bars.data[0].type == "bar" and bars.layout.showlegend is False
     assert charts.trend(weekly.iloc[0:0], {"x": "x"}, title="t").layout.annotations
+    # weeks without a single figure: a sentence as tall as its neighbours, not empty axes
+    blank = weekly.assign(lead_time_median_hours=None, lead_time_p90_hours=None)
+    nothing = charts.trend(
+        blank,
+        {"lead_time_median_hours": "median", "lead_time_p90_hours": "p90"},
+        title="Recovery time",
+    )
+    assert not nothing.data and nothing.layout.height == figure.layout.height
+    assert nothing.layout.annotations[0].text == (
+        "No week of this period has a recovery time figure."
+    )
+
+
+def test_a_caveat_greys_the_trend_and_says_why() -> None:
+    weekly = pd.DataFrame(
+        {"bucket_start": [_t("2026-11-02"), _t("2026-11-09")], "rate": [0.0, 0.0]}
+    )
+    figure = charts.trend(weekly, {"rate": "rate"}, title="t", percent=True, caveat="why <b>")
+    assert figure.data[0].line.color == charts.GREY
+    assert [note.text for note in figure.layout.annotations] == ["why &lt;b&gt;"]
+    plain = charts.trend(weekly, {"rate": "rate"}, title="t", percent=True)
+    assert plain.data[0].line.color != charts.GREY and not plain.layout.annotations
 
 
 def test_parts_of_weeks_are_drawn_pale_or_hollow_and_say_so() -> None:

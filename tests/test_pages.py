@@ -21,7 +21,7 @@ import pytest
 from metrics_org import Org
 from streamlit.testing.v1 import AppTest
 
-from dashboard import components
+from dashboard import charts, components
 from dashboard.filters import today
 from metrics import Period, Scope, Settings
 from metrics.scorecard import scorecard
@@ -510,6 +510,12 @@ def test_change_fail_rate_card_says_when_no_incident_data_speaks_for_it(
             # and the team's row gives no tier its rate could not have earned otherwise
             row = at.dataframe[0].value.set_index("team").loc["payments"]
             assert row["change_fail_tier"] == components.NO_INCIDENT_DATA
+        else:  # the week-by-week rate is grey and says why, not a row of 0 % weeks
+            specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+            weekly = next(s for s in specs if "Change fail rate" in str(s["layout"]["yaxis"]))
+            notes = [note["text"] for note in weekly["layout"].get("annotations", [])]
+            assert "no incident data: only rollbacks and fixes count" in notes, notes
+            assert weekly["data"][0]["line"]["color"] == charts.GREY
     # the Incidents page says there is no incident source, not that the period was quiet
     incidents = run("incidents")
     assert_clean(incidents)
