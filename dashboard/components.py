@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -351,6 +351,7 @@ def displayed(
     column_config: Mapping[str, Any],
     labels: Mapping[str, str] | None = None,
     durations: Collection[str] = (),
+    written: Collection[str] = (),
 ) -> tuple[pd.DataFrame | Any, dict[str, Any]]:
     """What a table shows and its column configs: the page's own configs over
     `column_help`'s, and the shares the page left to it (of a DataFrame; a Styler keeps
@@ -368,7 +369,7 @@ def displayed(
         for column in shares:
             config[column]["type_config"]["format"] = SHARE_SHOWN
     config.update(column_config)
-    return _durations_worded(frame, rows, config, durations), config
+    return _durations_worded(frame, rows, config, durations, written), config
 
 
 # Tables of up to this many cells word their durations through a Styler. Streamlit sends a
@@ -378,7 +379,11 @@ STYLED_CELLS = 20_000
 
 
 def _durations_worded(
-    frame: pd.DataFrame | Any, rows: pd.DataFrame, config: dict[str, Any], named: Collection[str]
+    frame: pd.DataFrame | Any,
+    rows: pd.DataFrame,
+    config: dict[str, Any],
+    named: Collection[str],
+    written: Collection[str] = (),
 ) -> Any:
     """Hours columns (`…_hours`, their `…_hours_change` from another period, and those
     `named`) that the page gave no number format, shown as the cards show durations —
@@ -388,6 +393,7 @@ def _durations_worded(
         column
         for column in rows.columns
         if (str(column).endswith(("_hours", "_hours_change")) or column in named)
+        and column not in written
         and pd.api.types.is_float_dtype(rows[column])
         and not (config.get(column) or {}).get("type_config", {}).get("format")
     ]
@@ -437,11 +443,13 @@ def table(
     height: int | str = "auto",
     key: str | None = None,
     durations: Collection[str] = (),
+    written: Collection[str] = (),
 ) -> None:
     """A table (a DataFrame, or a Styler of one) with a CSV download of exactly its rows;
-    hours columns (`…_hours`, and those named in `durations`) are worded as durations."""
+    hours columns (`…_hours`, and those named in `durations`) are worded as durations,
+    except those the Styler already writes (`written`)."""
     rows = frame.data if hasattr(frame, "data") and isinstance(frame.data, pd.DataFrame) else frame
-    shown, config = displayed(frame, column_config or {}, labels, durations)
+    shown, config = displayed(frame, column_config or {}, labels, durations, written)
     # an empty cell is a figure that has no value (too few events, nothing recorded): a dash,
     # not Streamlit's default "None"
     st.dataframe(shown, hide_index=True, column_config=config, height=height, placeholder="—")
@@ -587,21 +595,68 @@ def _fill(colour: str | None) -> str:
     return f"background-color: {colour}; color: {ink}"
 
 
-def tier_style(frame: pd.DataFrame, columns: list[str], *, compact: bool = False) -> Any:
+def _tier_fill(value: Any) -> str:
+    key = INSUFFICIENT if value == NO_INCIDENT_DATA else str(value)  # both: no tier
+    return _fill(charts.TIER_COLOURS.get(key) or charts.STATUS_COLOURS.get(key))
+
+
+def _tier_word(value: Any, *, compact: bool = False) -> str:
+    text = str(value).replace("_", " ")
+    return COMPACT_TIERS.get(text, text) if compact else text
+
+
+def tier_style(frame: pd.DataFrame, columns: list[str]) -> Any:
     """A Styler colouring tier and status cells (the words stay, `at_risk` shown as
-    "at risk"; `compact`: "insufficient data" as "n < 5") for st.dataframe."""
-
-    def colour(value: Any) -> str:
-        key = INSUFFICIENT if value == NO_INCIDENT_DATA else str(value)  # both: no tier
-        return _fill(charts.TIER_COLOURS.get(key) or charts.STATUS_COLOURS.get(key))
-
-    def word(value: Any) -> str:
-        text = str(value).replace("_", " ")
-        return COMPACT_TIERS.get(text, text) if compact else text
-
+    "at risk") for st.dataframe."""
     present = [column for column in columns if column in frame.columns]
-    words = dict.fromkeys(present, word)
-    return frame.style.map(colour, subset=present).format(words, na_rep=MISSING)
+    words = dict.fromkeys(present, _tier_word)
+    return frame.style.map(_tier_fill, subset=present).format(words, na_rep=MISSING)
+
+
+def tiered_style(
+    frame: pd.DataFrame,
+    tiers: Mapping[str, str],
+    texts: Mapping[str, Callable[[Any], str]],
+    states: Collection[str] = (),
+) -> Any:
+    """A Styler showing each figure of `tiers` (figure column to its tier column) as
+    "figure · tier" on the tier's colour, the figure written by `texts`; the cells stay
+    numbers, so the table sorts by the figure. `states` columns (a budget's state) are
+    coloured by their word. The tier columns stay in the frame (hide them, the CSV keeps
+    them). Tiers are compact ("n < 5", "no data")."""
+
+    def fills(_: pd.DataFrame) -> pd.DataFrame:
+        css = pd.DataFrame("", index=frame.index, columns=frame.columns)
+        for figure, tier in tiers.items():
+            css[figure] = frame[tier].map(_tier_fill)
+        for state in states:
+            css[state] = frame[state].map(_tier_fill)
+        return css
+
+    styler = frame.style.apply(fills, axis=None)
+    for figure, tier in tiers.items():
+        write = texts[figure]
+        shown = [
+            f"{write(value) or MISSING} · {_tier_word(rank, compact=True)}"
+            if pd.notna(rank)
+            else write(value)
+            for value, rank in zip(frame[figure], frame[tier], strict=True)
+        ]
+        styler = cell_texts(styler, figure, shown)
+    if states:  # (a formatter dict resets every column it does not name)
+        styler = styler.format(_tier_word, subset=list(states), na_rep=MISSING)
+    return styler
+
+
+def cell_texts(styler: Any, column: str, texts: Sequence[str]) -> Any:
+    """The Styler with `column`'s cells written as `texts` (one a row, in order) while
+    their values stay what the table sorts by. One format a cell, as a formatter sees only
+    its value: for tables of a handful of rows."""
+    for index, text in zip(styler.data.index, texts, strict=True):
+        styler = styler.format(
+            lambda _value, text=text: text, subset=pd.IndexSlice[[index], [column]]
+        )
+    return styler
 
 
 def state_style(frame: pd.DataFrame, column: str, colours: Mapping[str, str]) -> Any:

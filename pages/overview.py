@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import access, charts, components, guardrails, queries
 from dashboard.components import figure_card
+
+TIER_HELP = (
+    " The cell gives its tier after the figure; 'n < 5': fewer than 5 events, too few for one. "
+)
 
 view = components.page_start(
     "Overview",
@@ -57,34 +62,31 @@ if query.service is not None:
 if shown.empty:
     components.not_enough("No team in this scope yet.")
 else:
-    table = shown[
-        [
-            # what a leader reads first fits the page: each figure with its tier, then
-            # the SLOs and budget; the changes from the previous period come after
-            "team",
-            "deploys_per_week",
-            "deploys_tier",
-            "lead_time_hours",
-            "lead_time_tier",
-            "change_fail_rate",
-            "change_fail_tier",
-            "recovery_hours",
-            "recovery_tier",
-            "slos_met",
-            "slos_with_data",
-            "lowest_budget_remaining",
-            "budget_state",
-            "frozen_at_end",
-            "deployments_during_freeze",
-            "incidents",
-            "deploys_per_week_change",
-            "lead_time_hours_change",
-            "change_fail_rate_change",
-            "recovery_hours_change",
-        ]
+    compare = st.toggle(
+        "Δ from the previous period",
+        key="teams-compare",
+        help="Add each figure's change from the previous period of the same length.",
+    )
+    # what a leader reads first fits the page: each figure with its tier in one cell, then
+    # the SLOs, budget, freeze and incidents; the changes from the previous period on demand
+    figures = ["deploys_per_week", "lead_time_hours", "change_fail_rate", "recovery_hours"]
+    tiers = ["deploys_tier", "lead_time_tier", "change_fail_tier", "recovery_tier"]
+    changes = [
+        "deploys_per_week_change",
+        "lead_time_hours_change",
+        "change_fail_rate_change",
+        "recovery_hours_change",
     ]
-    # a rate's change is in percentage points, not a percentage of the rate (and says so
-    # in the CSV's column name too)
+    resilience = [
+        "slos_met",
+        "slos_with_data",
+        "lowest_budget_remaining",
+        "budget_state",
+        "deployments_during_freeze",
+        "incidents",
+    ]
+    kept = [*tiers, "frozen_at_end"]  # hidden below (in the cells, the caption), in the CSV
+    table = shown[["team", *figures, *resilience, *(changes if compare else []), *kept]]
     # rates in percent with one decimal (Streamlit's "percent" format varies its decimals:
     # 25% beside 5.26%), named so in the CSV too; a rate's change is in percentage points
     table = table.rename(
@@ -94,83 +96,105 @@ else:
             "change_fail_rate_change": "change_fail_rate_change_pts",
         }
     )
-    for rate in (
-        "change_fail_rate_pct",
-        "lowest_budget_remaining_pct",
-        "change_fail_rate_change_pts",
-    ):
+    rates = ["change_fail_rate_pct", "lowest_budget_remaining_pct"]
+    rates += ["change_fail_rate_change_pts"] if compare else []
+    for rate in rates:
         table[rate] = table[rate].astype(float) * 100
-    changes = [
-        "deploys_per_week_change",
-        "lead_time_hours_change",
-        "change_fail_rate_change_pts",
-        "recovery_hours_change",
-    ]
-    # shown to one decimal: a change that rounds to nothing reads +0.0, not -0.0
-    table[changes] = table[changes].astype(float).round(1) + 0.0
-    # the durations get no number format: the table words them as the cards do
-    hours = st.column_config.NumberColumn
-    tier_column = st.column_config.TextColumn(
-        "Tier",
-        width="small",
-        help=components.help_text("tier")
-        + " Shown as 'n < 5' here; a change fail rate's 'no data': no incident is on record "
-        "for the team's services, so only rollbacks and fixes could count.",
+    if compare:  # shown to one decimal: a change that rounds to nothing reads +0.0, not -0.0
+        deltas = [
+            c.replace("change_fail_rate_change", "change_fail_rate_change_pts") for c in changes
+        ]
+        table[deltas] = table[deltas].astype(float).round(1) + 0.0
+
+    def one_decimal(value: float) -> str:
+        return components.MISSING if pd.isna(value) else f"{value:.1f}"
+
+    def percent(value: float) -> str:
+        return components.MISSING if pd.isna(value) else f"{value:.1f}%"
+
+    number = st.column_config.NumberColumn
+    # tiers in their figure's cell and "3 of 5" SLOs in one: the CSV keeps them as columns
+    hidden = dict.fromkeys([*kept, "slos_with_data"])
+    styled = components.tiered_style(
+        table,
+        {
+            "deploys_per_week": "deploys_tier",
+            "lead_time_hours": "lead_time_tier",
+            "change_fail_rate_pct": "change_fail_tier",
+            "recovery_hours": "recovery_tier",
+        },
+        {
+            "deploys_per_week": one_decimal,
+            "lead_time_hours": components.hours,
+            "change_fail_rate_pct": percent,
+            "recovery_hours": components.hours,
+        },
+        states=["budget_state"],
     )
+    of = [
+        f"{met:.0f} of {total:.0f}" if pd.notna(met) else components.MISSING
+        for met, total in zip(table["slos_met"], table["slos_with_data"], strict=True)
+    ]
     components.table(
-        components.tier_style(
-            table,
-            ["deploys_tier", "lead_time_tier", "change_fail_tier", "recovery_tier", "budget_state"],
-            compact=True,
-        ),
+        components.cell_texts(styled, "slos_met", of),
         "teams",
+        written=["lead_time_hours", "recovery_hours"],
         column_config={
+            **hidden,
             "team": st.column_config.TextColumn("Team", pinned=True),
-            "deploys_per_week": hours(
-                "Deploys / week", format="%.1f", help=components.help_text("deployment_frequency")
+            "deploys_per_week": number(
+                "Deploys / week",
+                help=components.help_text("deployment_frequency") + TIER_HELP,
             ),
-            "deploys_per_week_change": hours("Δ deploys / week", format="%+.1f"),
-            "deploys_tier": tier_column,
-            "lead_time_hours": hours("Lead time", help=components.help_text("lead_time")),
-            "lead_time_hours_change": hours("Δ lead time"),
-            "lead_time_tier": tier_column,
-            "change_fail_rate_pct": hours(
+            "deploys_per_week_change": number("Δ deploys / week", format="%+.1f"),
+            "lead_time_hours": number(
+                "Lead time", help=components.help_text("lead_time") + TIER_HELP
+            ),
+            "lead_time_hours_change": number("Δ lead time"),
+            "change_fail_rate_pct": number(
                 "Change fail rate",
-                format="%.1f%%",
-                help=components.help_text("change_failure_rate"),
+                help=components.help_text("change_failure_rate")
+                + TIER_HELP
+                + " 'no data': no incident is on record for the team's services, so only "
+                "rollbacks and fixes could count.",
             ),
-            "change_fail_rate_change_pts": hours(
+            "change_fail_rate_change_pts": number(
                 "Δ change fail (pts)",
                 format="%+.1f",
                 help="Change from the previous period, in percentage points.",
             ),
-            "change_fail_tier": tier_column,
-            "recovery_hours": hours("Recovery", help=components.help_text("recovery_time")),
-            "recovery_hours_change": hours("Δ recovery"),
-            "recovery_tier": tier_column,
-            "slos_met": hours("SLOs met", format="%d", help=components.help_text("slos_met")),
-            "slos_with_data": hours("of", format="%d", width="small"),
-            "lowest_budget_remaining_pct": hours(
+            "recovery_hours": number(
+                "Recovery", help=components.help_text("recovery_time") + TIER_HELP
+            ),
+            "recovery_hours_change": number("Δ recovery"),
+            "slos_met": number(
+                "SLOs met",
+                help=components.help_text("slos_met") + " Of the team's SLOs with data.",
+            ),
+            "lowest_budget_remaining_pct": number(
                 "Lowest budget",
                 format="%.1f%%",
                 help=components.help_text("lowest_budget_remaining"),
             ),
             "budget_state": st.column_config.TextColumn(
-                "Budget state", help=components.help_text("status")
+                "Budget", help=components.help_text("status")
             ),
-            "frozen_at_end": st.column_config.TextColumn(
-                "Frozen at end",
-                help="Services in release freeze at the period's end. "
-                + components.help_text("freeze"),
-            ),
-            "deployments_during_freeze": hours(
-                "Deploys in freeze",
+            "deployments_during_freeze": number(
+                "In freeze",
                 format="%d",
                 help=components.help_text("deployments_during_freeze"),
             ),
-            "incidents": hours("Incidents", format="%d", help=components.help_text("incidents")),
+            "incidents": number("Incidents", format="%d", help=components.help_text("incidents")),
         },
     )
+    frozen = shown[shown["frozen_at_end"].fillna("") != ""]
+    if len(frozen):
+        named = "; ".join(f"{row.team}: {row.frozen_at_end}" for row in frozen.itertuples())
+        st.caption(
+            components.md(f"In release freeze at the period's end: {named}.")
+            + " "
+            + components.help_text("freeze")
+        )
     silent = shown[shown["deployments_without_incident_data"].fillna(0) > 0]
     if len(silent):
         named = ", ".join(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from dashboard import components
+from dashboard import charts, components
 from dashboard.components import column_help, displayed, tier_style
 
 
@@ -104,3 +104,39 @@ def test_days_left_read_as_time_left_or_how_long_ago_it_expired() -> None:
     assert components.days_left_words(0.5) == "12.0 h"
     assert components.days_left_words(-60.2) == "expired 60.2 d ago"
     assert components.days_left_words(-0.01) == "expired 14 min ago"
+
+
+def test_a_figure_and_its_tier_share_one_cell_that_still_sorts_by_the_figure() -> None:
+    frame = pd.DataFrame(
+        {
+            "team": ["a", "b", "c"],
+            "lead_time_hours": [503.34, 1.5, float("nan")],
+            "lead_time_tier": ["medium", "insufficient data", None],
+            "met": [3.0, 0.0, float("nan")],
+            "budget_state": ["at_risk", "ok", None],
+        }
+    )
+    styler = components.tiered_style(
+        frame,
+        {"lead_time_hours": "lead_time_tier"},
+        {"lead_time_hours": components.hours},
+        states=["budget_state"],
+    )
+    styler = components.cell_texts(styler, "met", ["3 of 5", "0 of 2", components.MISSING])
+    lines = [line.split("|", 1)[1] for line in styler.to_string(delimiter="|").splitlines()[1:]]
+    assert lines == [
+        "a|21.0 d · medium|medium|3 of 5|at risk",
+        "b|1.5 h · n < 5|insufficient data|0 of 2|ok",
+        "c|—|nan|—|—",
+    ]
+    assert styler.data["lead_time_hours"].tolist()[:2] == [503.34, 1.5]  # sorts as numbers
+    html = styler.to_html()
+    fills = {
+        charts.TIER_COLOURS["medium"],
+        charts.TIER_COLOURS["insufficient data"],
+        charts.STATUS_COLOURS["at_risk"],
+    }
+    assert all(colour.lower() in html.lower() for colour in fills)
+    # shown through the dashboard's table, the Styler's text is not worded over again
+    shown, _config = displayed(styler, {}, written=["lead_time_hours"])
+    assert "21.0 d · medium" in shown.to_string()

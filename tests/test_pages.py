@@ -176,7 +176,24 @@ def test_overview_headline_equals_poise_metrics(dashboard_demo_url: str, use: An
     assert row["change_fail_rate_pct"] == pytest.approx(
         100 * billing["dora"]["change_failure_rate"]["rate"]
     )
-    # changes are shown to one decimal, and one that rounds to nothing is +0.0, never -0.0
+    # each tier goes in its figure's cell, the SLOs "met of with data" in one, so the table
+    # fits the page; the CSV (the frame) keeps them as columns
+    config = at.dataframe[0].proto.columns
+    hidden = {name for name, column in json.loads(config).items() if column.get("hidden")}
+    hidden.discard("_index")  # hide_index
+    assert hidden == {
+        "deploys_tier",
+        "lead_time_tier",
+        "change_fail_tier",
+        "recovery_tier",
+        "slos_with_data",
+        "frozen_at_end",
+    }
+    assert not [c for c in teams.columns if c.endswith(("_change", "_change_pts"))]
+    # the changes from the previous period on demand, to one decimal, and one that rounds
+    # to nothing is +0.0, never -0.0
+    at.toggle(key="teams-compare").set_value(True).run()
+    teams = at.dataframe[0].value
     changes = teams[[c for c in teams.columns if c.endswith(("_change", "_change_pts"))]]
     assert len(changes.columns) == 4
     values = changes.to_numpy(dtype=float)
