@@ -257,6 +257,11 @@ def deployments(wh: Warehouse, query: Query) -> pd.DataFrame:
     rows["during_freeze"] = rows["id"].isin(during.index)
     burned = basis.deployment_budget.groupby("deployment_id")["budget_share"].sum(min_count=1)
     rows["budget_share"] = rows["id"].map(burned)
+    # the row names the deployment already: its sentence starts at "failed: …" / "did not fail"
+    rows["reason"] = [
+        str(reason).removeprefix(f"{ident} ")
+        for ident, reason in zip(rows["id"], rows["reason"], strict=True)
+    ]
     return rows.sort_values(["deployed_at", "id"], ascending=[False, True]).reset_index(drop=True)
 
 

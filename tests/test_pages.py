@@ -533,6 +533,10 @@ def test_change_fail_rate_card_says_when_no_incident_data_speaks_for_it(
             notes = [note["text"] for note in weekly["layout"].get("annotations", [])]
             assert "no incident data: only rollbacks and fixes count" in notes, notes
             assert weekly["data"][0]["line"]["color"] == charts.GREY
+            # each deployment's row says why, without repeating its id
+            table = next(f.value for f in at.dataframe if "reason" in f.value.columns)
+            assert len(table) == 7
+            assert all(r.startswith("did not fail: no incident") for r in table["reason"])
     # the Incidents page says there is no incident source, not that the period was quiet
     incidents = run("incidents")
     assert_clean(incidents)
