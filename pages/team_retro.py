@@ -153,6 +153,8 @@ with right:
     st.subheader("Failed deployments and recovery", help=help_text("failed"))
     deployments = queries.deployments(query)
     failed = deployments[deployments["failed"]]
+    # the heading says "failed"; the sentence goes on from there
+    failed = failed.assign(reason=[str(r).removeprefix("failed: ") for r in failed["reason"]])
     components.table(
         failed[["id", "recovery_hours", "service", "deployed_at", "reason"]],
         "retro-failed",

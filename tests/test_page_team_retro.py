@@ -225,3 +225,8 @@ def test_verdicts_follow_the_rule_and_budgets_spent_are_not_negative(
     failed = table_with(at, "id", "recovery_hours", "reason")
     assert list(failed.columns[:2]) == ["id", "recovery_hours"]
     assert failed.columns[-1] == "reason"
+    # why each failed, going on from the heading: not its id again, nor "failed"
+    assert len(failed) and all(
+        not reason.startswith((ident, "failed")) and ("attributed" in reason or "by" in reason)
+        for ident, reason in zip(failed["id"], failed["reason"], strict=True)
+    ), failed["reason"].tolist()
