@@ -20,7 +20,14 @@ from poise.warehouse import schema
 
 CHANGE_COLUMNS = ["id", "title", "author", "pr_number", "opened_at", "first_review_at", "merged_at"]
 INCIDENT_COLUMNS = ["id", "status", "postmortem_url", "url"]
-STAGES = ("coding_hours", "review_hours", "before_merge_hours", "waiting_hours")
+# each stage of a lead time and the times it runs between
+STAGE_SPANS = {
+    "coding_hours": ("committed_at", "opened_at"),
+    "review_hours": ("opened_at", "merged_at"),
+    "before_merge_hours": ("committed_at", "merged_at"),
+    "waiting_hours": ("merged_at", "deployed_at"),
+}
+STAGES = tuple(STAGE_SPANS)
 
 
 def change_details(connection: Connection, ids: Iterable[Any]) -> pd.DataFrame:
@@ -63,25 +70,30 @@ def lead_time_stages(changes: pd.DataFrame, details: pd.DataFrame) -> pd.DataFra
     ).reset_index(drop=True)
     for column in ("opened_at", "merged_at"):
         merged[column] = pd.to_datetime(merged[column], utc=True)
-    merged["coding_hours"] = _hours(merged["opened_at"], merged["committed_at"])
-    merged["review_hours"] = _hours(merged["merged_at"], merged["opened_at"])
-    merged["before_merge_hours"] = _hours(merged["merged_at"], merged["committed_at"])
-    merged["waiting_hours"] = _hours(merged["deployed_at"], merged["merged_at"])
+    for stage, (start, end) in STAGE_SPANS.items():
+        merged[stage] = _hours(merged[end], merged[start])
     return merged
 
 
 def stage_summary(stages: pd.DataFrame) -> pd.DataFrame:
-    """Per stage: the median and p90 hours and the number of changes it is known for."""
+    """Per stage: the median and p90 hours, the number of changes it is known for, and
+    `out_of_order`: changes with both its times known but the later one first (merged
+    before the first commit, deployed before the merge), left out of the stage rather
+    than counted as negative or zero."""
     rows = []
-    for stage in STAGES:
+    for stage, (start, end) in STAGE_SPANS.items():
         values = stages[stage] if stage in stages.columns else pd.Series(dtype=float)
         clean = values.dropna().astype(float)
+        reversed_ = (
+            int((stages[end] < stages[start]).sum()) if {start, end} <= set(stages.columns) else 0
+        )
         rows.append(
             {
                 "stage": stage,
                 "median_hours": quantile(clean, 0.5),
                 "p90_hours": quantile(clean, 0.9),
                 "changes": len(clean),
+                "out_of_order": reversed_,
             }
         )
     return pd.DataFrame(rows)

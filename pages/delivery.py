@@ -93,9 +93,21 @@ with stages:
         labels={"stage": "stage", "median_hours": "median", "p90_hours": "p90"},
     )
     known = int(lead["stages"]["changes"].max()) if len(lead["stages"]) else 0
+    # a stage whose end came before its start is left out of it, and said
+    reversed_ = [
+        f"{charts.STAGE_LABELS[row.stage].lower()} {row.out_of_order:,}"
+        for row in lead["stages"].itertuples(index=False)
+        if row.out_of_order
+    ]
     st.caption(
         f"{known:,} of {int(changes['counts'].sum()):,} measured changes have merge times; "
         "coding and review need the pull request's opening time too."
+        + (
+            " Left out of a stage because its end came before its start (merged before the "
+            f"first commit, deployed before the merge): {', '.join(reversed_)}."
+            if reversed_
+            else ""
+        )
     )
 
 with st.expander(

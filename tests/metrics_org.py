@@ -40,10 +40,13 @@ class Org:
         self.rows["services"].append({"name": name, "team": team})
         return self
 
-    def change(self, id: str, service: str, committed_at: datetime) -> Org:
-        self.rows["changes"].append(
-            {"id": id, "service": service, "sha": id, "committed_at": iso(committed_at)}
-        )
+    def change(
+        self, id: str, service: str, committed_at: datetime, merged_at: datetime | None = None
+    ) -> Org:
+        row = {"id": id, "service": service, "sha": id, "committed_at": iso(committed_at)}
+        if merged_at is not None:
+            row["merged_at"] = iso(merged_at)
+        self.rows["changes"].append(row)
         return self
 
     def deploy(

@@ -59,6 +59,13 @@ def test_lead_time_stages_split_at_the_pull_request() -> None:
     assert summary.loc["coding_hours", "changes"] == 1
     assert summary.loc["before_merge_hours", "median_hours"] == 6.0
     assert summary.loc["waiting_hours", "changes"] == 1
+    # b was merged after it deployed: said, per stage, not silently dropped
+    assert summary["out_of_order"].to_dict() == {
+        "coding_hours": 0,
+        "review_hours": 0,
+        "before_merge_hours": 0,
+        "waiting_hours": 1,
+    }
 
 
 def test_change_and_incident_details_by_id(org: Engine) -> None:

@@ -491,6 +491,31 @@ def test_hostile_team_in_the_link_is_text(hostile_url: str, use: Any) -> None:
     assert "<img" not in warning
 
 
+def test_delivery_says_which_changes_a_stage_left_out(tmp_path: Path, use: Any) -> None:
+    """A change merged before its first commit (a rewritten history, a wrong import) is left
+    out of "commit to merge", and the caption says so rather than dropping it silently."""
+    url = f"sqlite:///{tmp_path / 'stages.db'}"
+    engine = open_warehouse(url)
+    deployed = datetime.combine(today(), time(), UTC) - timedelta(days=2)
+    org = Org().service("checkout", "payments")
+    org.change("ok", "checkout", deployed - timedelta(hours=9), deployed - timedelta(hours=3))
+    org.change("odd", "checkout", deployed - timedelta(hours=9), deployed - timedelta(hours=12))
+    org.deploy("d1", "checkout", deployed, ["ok", "odd"])
+    org.load(engine, tmp_path / "files")
+    engine.dispose()
+    use(url)
+    at = run("delivery")
+    assert_clean(at)
+    captions = [caption.value.replace("\\", "") for caption in at.caption]
+    assert any(
+        c.startswith("2 of 2 measured changes have merge times")
+        and c.endswith(
+            "(merged before the first commit, deployed before the merge): commit to merge 1."
+        )
+        for c in captions
+    ), captions
+
+
 def test_change_fail_rate_card_says_when_no_incident_data_speaks_for_it(
     tmp_path: Path, use: Any
 ) -> None:
