@@ -101,9 +101,7 @@ else:
     for rate in rates:
         table[rate] = table[rate].astype(float) * 100
     if compare:  # shown to one decimal: a change that rounds to nothing reads +0.0, not -0.0
-        deltas = [
-            c.replace("change_fail_rate_change", "change_fail_rate_change_pts") for c in changes
-        ]
+        deltas = [column for column in table.columns if column.endswith(("_change", "_pts"))]
         table[deltas] = table[deltas].astype(float).round(1) + 0.0
 
     def one_decimal(value: float) -> str:
