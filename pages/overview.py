@@ -64,9 +64,14 @@ if shown.empty:
 else:
     compare = st.toggle(
         "Δ from the previous period",
+        value=st.query_params.get("compare") == "1",  # a shared link keeps it
         key="teams-compare",
         help="Add each figure's change from the previous period of the same length.",
     )
+    if compare:
+        st.query_params["compare"] = "1"
+    elif "compare" in st.query_params:
+        del st.query_params["compare"]
     # what a leader reads first fits the page: each figure with its tier in one cell, then
     # the SLOs, budget, freeze and incidents; the changes from the previous period on demand
     figures = ["deploys_per_week", "lead_time_hours", "change_fail_rate", "recovery_hours"]

@@ -193,7 +193,10 @@ def test_overview_headline_equals_poise_metrics(dashboard_demo_url: str, use: An
     # the changes from the previous period on demand, to one decimal, and one that rounds
     # to nothing is +0.0, never -0.0
     at.toggle(key="teams-compare").set_value(True).run()
+    assert at.query_params["compare"] in (["1"], "1")  # the address shares it
     teams = at.dataframe[0].value
+    shared = run("overview", compare="1").dataframe[0].value
+    assert list(shared.columns) == list(teams.columns)
     changes = teams[[c for c in teams.columns if c.endswith(("_change", "_change_pts"))]]
     assert len(changes.columns) == 4
     values = changes.to_numpy(dtype=float)
