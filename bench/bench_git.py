@@ -197,13 +197,9 @@ def sqlite_alone(template: Path, database: Path, rows: Rows, batch: int) -> Timi
     statements of VALUES_ROWS rows as the collector sends them. No git, no parsing, no
     Python per row: the floor under any ingest that stores these rows."""
     changes, deployments, links = rows
-    shutil.copyfile(template, database)
     columns = ", ".join(CHANGE_COLUMNS)
 
-    def insert() -> None:
-        connection = sqlite3.connect(database, isolation_level=None)
-        for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL"):
-            connection.execute(f"PRAGMA {pragma}")
+    def insert(connection: sqlite3.Connection) -> None:
         for start in range(0, len(changes), batch):
             connection.execute("BEGIN")
             insert_many(
@@ -218,9 +214,25 @@ def sqlite_alone(template: Path, database: Path, rows: Rows, batch: int) -> Timi
         )
         insert_many(connection, "INSERT INTO deployment_changes VALUES", links)
         connection.execute("COMMIT")
+
+    return timed_into_copy(template, database, insert)
+
+
+def timed_into_copy(
+    template: Path, database: Path, write: Callable[[sqlite3.Connection], None]
+) -> Timing:
+    """`write` timed on a fresh copy of the warehouse, through a connection set up as the
+    warehouse's own (WAL, foreign keys, synchronous NORMAL); opening and closing it count."""
+    shutil.copyfile(template, database)
+
+    def run() -> None:
+        connection = sqlite3.connect(database, isolation_level=None)
+        for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL"):
+            connection.execute(f"PRAGMA {pragma}")
+        write(connection)
         connection.close()
 
-    timing = timed(insert)
+    timing = timed(run)
     database.unlink()
     return timing
 
@@ -242,13 +254,9 @@ def sqlite_in_c(template: Path, database: Path, stored: Path) -> Timing:
     transaction in key order, then the deployments and links in one, as the collector
     commits them. No Python per row and nothing bound: what the B-trees, foreign keys and
     WAL of this schema cost for these rows, whoever sends them."""
-    shutil.copyfile(template, database)
     columns = ", ".join(CHANGE_COLUMNS)
 
-    def copy() -> None:
-        connection = sqlite3.connect(database, isolation_level=None)
-        for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL"):
-            connection.execute(f"PRAGMA {pragma}")
+    def copy(connection: sqlite3.Connection) -> None:
         connection.execute("ATTACH DATABASE ? AS stored", (str(stored),))
         batches = connection.execute("SELECT max(batch) FROM stored.staged").fetchone()[0]
         for number in range(batches + 1):
@@ -269,11 +277,8 @@ def sqlite_in_c(template: Path, database: Path, stored: Path) -> Timing:
             "FROM stored.deployment_changes ORDER BY 1, 2"
         )
         connection.execute("COMMIT")
-        connection.close()
 
-    timing = timed(copy)
-    database.unlink()
-    return timing
+    return timed_into_copy(template, database, copy)
 
 
 def pydriller_read(repo: Path, branch: str) -> int:

@@ -16,7 +16,7 @@ import pandas as pd
 from dashboard.components import hours, minutes, percent
 from dashboard.data import OPEN
 from metrics.trends import dig
-from metrics.wording import NO_INCIDENT_DATA, shown_change_fail_tier
+from metrics.wording import NO_INCIDENT_DATA, change_fail_rate_blind
 
 # figure key -> (rows this sprint, rows the sprint before)
 Samples = dict[str, tuple[int | None, int | None]]
@@ -174,10 +174,7 @@ def verdict(
 def unseen(card: Mapping[str, Any]) -> frozenset[str]:
     """The compared figures no data could move: the change fail rate of a sprint whose
     deployments all belong to services with no incident on record."""
-    block = (card.get("dora") or {}).get("change_failure_rate") or {}
-    if shown_change_fail_tier(block, card.get("data_quality")) == NO_INCIDENT_DATA:
-        return frozenset({"change_failure_rate"})
-    return frozenset()
+    return frozenset({"change_failure_rate"}) if change_fail_rate_blind(card) else frozenset()
 
 
 def verdicts(

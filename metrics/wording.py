@@ -74,3 +74,11 @@ def shown_change_fail_tier(
         return NO_INCIDENT_DATA
     tier = block.get("tier")
     return None if tier is None else str(tier)
+
+
+def change_fail_rate_blind(card: Mapping[str, Any]) -> bool:
+    """Whether a scorecard's change fail rate rests on rollbacks and fixes alone (its shown
+    tier is NO_INCIDENT_DATA): every deployment belongs to services with no incident on
+    record."""
+    block = (card.get("dora") or {}).get("change_failure_rate") or {}
+    return shown_change_fail_tier(block, card.get("data_quality")) == NO_INCIDENT_DATA

@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard import charts, components, queries
 from dashboard.components import help_text
-from metrics.wording import NO_INCIDENT_DATA, shown_change_fail_tier
+from metrics.wording import change_fail_rate_blind
 
 view = components.page_start(
     "Delivery",
@@ -46,10 +46,11 @@ trend_specs = (
     ("Rework rate", {"rework_rate": "rework rate"}, "percent", "rework"),
 )
 # a rate no incident could raise is drawn grey and says so, as its card has no tier
-blind = (
-    shown_change_fail_tier(dora["change_failure_rate"], card["data_quality"]) == NO_INCIDENT_DATA
+caveats = (
+    {"Change fail rate": "no incident data: only rollbacks and fixes count"}
+    if change_fail_rate_blind(card)
+    else {}
 )
-caveats = {"Change fail rate": "no incident data: only rollbacks and fixes count"} if blind else {}
 left, right = st.columns(2)
 for index, (title, columns, style, sample) in enumerate(trend_specs):
     with left if index % 2 == 0 else right:

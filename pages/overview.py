@@ -109,9 +109,6 @@ else:
         deltas = [column for column in table.columns if column.endswith(("_change", "_pts"))]
         table[deltas] = table[deltas].astype(float).round(1) + 0.0
 
-    def one_decimal(value: float) -> str:
-        return components.MISSING if pd.isna(value) else f"{value:.1f}"
-
     def percent(value: float) -> str:
         return components.MISSING if pd.isna(value) else f"{value:.1f}%"
 
@@ -127,7 +124,7 @@ else:
             "recovery_hours": "recovery_tier",
         },
         {
-            "deploys_per_week": one_decimal,
+            "deploys_per_week": components.per_week,
             "lead_time_hours": components.hours,
             "change_fail_rate_pct": percent,
             "recovery_hours": components.hours,

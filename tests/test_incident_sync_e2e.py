@@ -41,6 +41,13 @@ def snapshot(url: str) -> dict[str, Any]:
         engine.dispose()
 
 
+@pytest.fixture(autouse=True)
+def tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The two sources' secrets, from the environment only."""
+    monkeypatch.setenv("E2E_PAGERDUTY_TOKEN", PD_TOKEN)
+    monkeypatch.setenv("E2E_OPSGENIE_KEY", OG_KEY)
+
+
 def write_config(
     folder: Path,
     pagerduty: ReplayServer,
@@ -67,11 +74,8 @@ def test_sync_fills_incidents_and_pages_and_metrics_show_them(
     warehouse_url: str,
     replay_server: ReplayServer,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("E2E_PAGERDUTY_TOKEN", PD_TOKEN)
-    monkeypatch.setenv("E2E_OPSGENIE_KEY", OG_KEY)
     pagerduty = FakePagerDuty(replay_server)
     pagerduty.incident(  # 30 minutes after a checkout deployment: attributed by inference
         "Q1E2E000000001",
@@ -158,14 +162,11 @@ def test_a_pager_that_found_nothing_puts_its_service_on_record(
     warehouse_url: str,
     replay_server: ReplayServer,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A calm service behind a synced pager has 0 incidents and 0 pages (a real zero, with its
     tier); a service no incident source covers has no figure. Before its first sync the calm
     service is no data too: the zero comes from the sync, not from the config."""
-    monkeypatch.setenv("E2E_PAGERDUTY_TOKEN", PD_TOKEN)
-    monkeypatch.setenv("E2E_OPSGENIE_KEY", OG_KEY)
     FakePagerDuty(replay_server)  # answers, with no incident
     with ReplayServer() as opsgenie_server:
         FakeOpsgenie(opsgenie_server)
