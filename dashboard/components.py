@@ -464,6 +464,19 @@ def table(
     )
 
 
+def flagged_weeks(flags: pd.DataFrame, name: str) -> None:
+    """The unusual weeks (`guardrails.flag_rows`): the one-line description only repeats
+    the other columns, so it stays in the CSV and off the page."""
+    table(
+        flags,
+        name,
+        column_config={
+            "week": st.column_config.DatetimeColumn("week of", format="YYYY-MM-DD"),
+            "description": None,
+        },
+    )
+
+
 def chart(
     figure: go.Figure,
     numbers: pd.DataFrame,

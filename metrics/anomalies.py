@@ -539,11 +539,10 @@ def rule_sentence(rule: AnomalyConfig) -> str:
 
 def describe(row: Any) -> str:
     """One line: `checkout · change fail rate, week of 2026-11-09: 40 % (usual 0–17 %, median 5 %)`."""
-    fmt = _formatter(row["figure"], _extra_decimals(row))
     week = pd.Timestamp(row["week_start"]).strftime("%Y-%m-%d")
     return (
-        f"{subject(row)} · {row['label']}, week of {week}: {fmt(row['value'])} "
-        f"(usual {usual_range(row)}, median {fmt(row['median'])})"
+        f"{subject(row)} · {row['label']}, week of {week}: {value_text(row)} "
+        f"(usual {usual_range(row)}, median {median_text(row)})"
     )
 
 
@@ -598,6 +597,11 @@ def value_text(row: Any) -> str:
     """A judged week's value as `describe` writes it (40 %, 52.0 h, 99.830 %, 14), beside
     `usual_range(row)`."""
     return str(_formatter(row["figure"], _extra_decimals(row))(row["value"]))
+
+
+def median_text(row: Any) -> str:
+    """The median of a judged week's history as `describe` writes it."""
+    return str(_formatter(row["figure"], _extra_decimals(row))(row["median"]))
 
 
 def _formatter(figure: str, extra: int = 0) -> Any:

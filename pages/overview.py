@@ -259,11 +259,4 @@ else:
     else:
         weeks = "1 flagged week" if len(flags) == 1 else f"{len(flags):,} flagged weeks"
         st.markdown(f"**{weeks}** across services, teams and SLOs:")
-        components.table(
-            flags,
-            "anomaly-flags",
-            column_config={
-                "week": st.column_config.DatetimeColumn("week of", format="YYYY-MM-DD"),
-                "description": st.column_config.TextColumn("in words", width="large"),
-            },
-        )
+        components.flagged_weeks(flags, "anomaly-flags")

@@ -276,14 +276,7 @@ unusual = guardrails.flag_rows(queries.anomaly_weeks(query))
 if unusual.empty:
     st.caption("No whole week of the sprint departs from the team's own recent history.")
 else:
-    components.table(
-        unusual,
-        "retro-anomalies",
-        column_config={
-            "week": st.column_config.DatetimeColumn("week of", format="YYYY-MM-DD"),
-            "description": st.column_config.TextColumn("in words", width="large"),
-        },
-    )
+    components.flagged_weeks(unusual, "retro-anomalies")
 
 st.subheader(
     "Copy as Markdown",

@@ -8,6 +8,7 @@ warehouse of tests/test_anomalies.py.
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -166,6 +167,14 @@ def test_team_retro_lists_the_sprints_unusual_weeks(planted_url: str, use: Any) 
     assert set(flags["what"]) == {"checkout", "team shop", "checkout-availability"}
     lead = flags[flags["what"] == "checkout"].iloc[0]
     assert lead["value"] == "52.0 h"
+    assert f"usual {lead['usual']}, median {lead['median']})" in lead["description"]
+    # the sentence only repeats the columns: in the CSV, not on the page
+    shown = next(frame for frame in at.dataframe if "what" in frame.value.columns)
+    config = json.loads(shown.proto.columns)
+    assert {name for name, column in config.items() if column.get("hidden")} == {
+        "_index",
+        "description",
+    }
     assert lead["description"] == anomalies.describe(
         anomalies.flagged(
             anomalies.weekly_judgements(
