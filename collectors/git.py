@@ -41,6 +41,7 @@ import fnmatch
 import os
 import posixpath
 import queue
+import re
 import subprocess
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -88,6 +89,12 @@ CHANGE_COLUMNS = (
     "source",
     "source_id",
     "updated_at",
+)
+# One record of LOG_FORMAT, for output whose author or subject holds \x1f: the author is
+# what lies between the parents and the two times, the subject all after them.
+_TIME = r"\d{4,}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"
+RECORD = re.compile(
+    rf"([0-9a-f]+)\x1f([0-9a-f ]*)\x1f(.*?)\x1f({_TIME})\x1f({_TIME})\x1f(.*)", re.DOTALL
 )
 _READ_SIZE = 1 << 20
 _PARSE_SIZE = 1 << 18
@@ -472,9 +479,17 @@ class GitSync:
     def split(self, text: str) -> tuple[list[str], ...]:
         """Whole records of `git log` output -> one list per field (in C: split, slice)."""
         flat = text.replace("\0", "\x1f").split("\x1f")
-        if len(flat) != LOG_FIELDS * (text.count("\0") + 1):
-            raise self.fail(f"unexpected git log output in {self.repo}: {text[:80]!r}")
-        return tuple(flat[field::LOG_FIELDS] for field in range(LOG_FIELDS))
+        if len(flat) == LOG_FIELDS * (text.count("\0") + 1):
+            return tuple(flat[field::LOG_FIELDS] for field in range(LOG_FIELDS))
+        # Some author or subject holds the separator itself (git keeps control characters
+        # in both): read these records one by one, anchored on the fields of fixed shape.
+        records = [RECORD.fullmatch(record) for record in text.split("\0")]
+        broken = next((i for i, found in enumerate(records) if found is None), None)
+        if broken is not None:
+            record = text.split("\0")[broken]
+            raise self.fail(f"unexpected git log output in {self.repo}: {record[:80]!r}")
+        fields = [found.groups() for found in records if found is not None]
+        return tuple(list(column) for column in zip(*fields, strict=True))
 
     def start_path_pass(self, revisions: list[str]) -> Callable[[], set[str]] | None:
         """With `paths`, list the non-merge commits touching them, concurrently with the main pass."""

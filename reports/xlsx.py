@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
@@ -23,7 +24,10 @@ from openpyxl.worksheet.worksheet import Worksheet
 from reports.formats import display, excel_format
 from reports.model import BulletList, Definitions, Fmt, Paragraph, Report, Table, Value, unwrap
 
-_BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
+_BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\\x00-\x1f]")
+# What a cell cannot hold (control characters: an alert's colour codes in an incident title,
+# a byte of garbage in a commit subject) is shown as U+FFFD instead of failing the workbook.
+_UNREADABLE = "\ufffd"
 _BOLD = Font(bold=True)
 _TITLE = Font(bold=True, size=14)
 
@@ -66,12 +70,20 @@ def render_xlsx(report: Report) -> bytes:
 def _cell(
     sheet: Worksheet, value: object, font: Font | None = None, number_format: str = ""
 ) -> WriteOnlyCell:
-    cell = WriteOnlyCell(sheet, value=value)
+    cell = WriteOnlyCell(sheet, value=_text(value))
     if font is not None:
         cell.font = font
     if number_format:
         cell.number_format = number_format
     return cell
+
+
+def _text(value: object) -> object:
+    return ILLEGAL_CHARACTERS_RE.sub(_UNREADABLE, value) if isinstance(value, str) else value
+
+
+def _append(sheet: Worksheet, values: list[object]) -> None:
+    sheet.append([_text(value) for value in values])
 
 
 def _excel_value(value: Value, fmt: Fmt) -> object:
@@ -93,13 +105,13 @@ def _write_table(sheet: Worksheet, table: Table) -> None:
     sheet.freeze_panes = "A2"
     for index, column in enumerate(table.columns):
         sheet.column_dimensions[_letter(index)].width = max(12, min(48, len(column.title) + 4))
-    sheet.append([_cell(sheet, column.title, _BOLD) for column in table.columns])
+    _append(sheet, [_cell(sheet, column.title, _BOLD) for column in table.columns])
     for row in table.rows:
         cells = []
         for entry, column in zip(row, table.columns, strict=True):
             value, fmt = unwrap(entry, column)
             cells.append(_cell(sheet, _excel_value(value, fmt), number_format=excel_format(fmt)))
-        sheet.append(cells)
+        _append(sheet, cells)
 
 
 def _write_frame(sheet: Worksheet, frame: pd.DataFrame) -> None:
@@ -107,7 +119,7 @@ def _write_frame(sheet: Worksheet, frame: pd.DataFrame) -> None:
     columns = list(frame.columns)
     for index, column in enumerate(columns):
         sheet.column_dimensions[_letter(index)].width = max(12, min(40, len(str(column)) + 4))
-    sheet.append([_cell(sheet, str(column), _BOLD) for column in columns])
+    _append(sheet, [_cell(sheet, str(column), _BOLD) for column in columns])
     datetime_columns = {
         position
         for position, column in enumerate(columns)
@@ -121,7 +133,7 @@ def _write_frame(sheet: Worksheet, frame: pd.DataFrame) -> None:
                 cells.append(_datetime_cell(sheet, value))
             else:
                 cells.append(_plain_value(sheet, value))
-        sheet.append(cells)
+        _append(sheet, cells)
 
 
 def _datetime_cell(sheet: Worksheet, value: object) -> object:
@@ -157,31 +169,32 @@ def _write_report_sheet(
     sheet.column_dimensions["A"].width = 34
     sheet.column_dimensions["B"].width = 60
     sheet.column_dimensions["C"].width = 70
-    sheet.append([_cell(sheet, report.title, _TITLE)])
-    sheet.append([report.subtitle])
-    sheet.append([report.period_label])
-    sheet.append(["Generated", report.generated_at.strftime("%Y-%m-%d %H:%M UTC")])
+    _append(sheet, [_cell(sheet, report.title, _TITLE)])
+    _append(sheet, [report.subtitle])
+    _append(sheet, [report.period_label])
+    _append(sheet, ["Generated", report.generated_at.strftime("%Y-%m-%d %H:%M UTC")])
     for name, value in report.facts:
-        sheet.append([name, value])
-    sheet.append([])
+        _append(sheet, [name, value])
+    _append(sheet, [])
     for depth, section in report.walk():
-        sheet.append([_cell(sheet, section.title, _BOLD if depth > 1 else _TITLE)])
+        _append(sheet, [_cell(sheet, section.title, _BOLD if depth > 1 else _TITLE)])
         for block in section.blocks:
             if isinstance(block, Paragraph):
-                sheet.append([None, block.text])
+                _append(sheet, [None, block.text])
             elif isinstance(block, BulletList):
                 for item in block.items:
-                    sheet.append([None, "• " + item])
+                    _append(sheet, [None, "• " + item])
             elif isinstance(block, Definitions):
                 for item in block.items:
-                    sheet.append([item.term, item.text])
-    sheet.append([])
-    sheet.append([_cell(sheet, "Sheets in this workbook", _TITLE)])
-    sheet.append(
-        [_cell(sheet, heading, _BOLD) for heading in ("Sheet", "What it holds", "Note", "Rows")]
+                    _append(sheet, [item.term, item.text])
+    _append(sheet, [])
+    _append(sheet, [_cell(sheet, "Sheets in this workbook", _TITLE)])
+    _append(
+        sheet,
+        [_cell(sheet, heading, _BOLD) for heading in ("Sheet", "What it holds", "Note", "Rows")],
     )
     for name, title, caption, rows in index_rows:
-        sheet.append([name, title, caption, rows])
+        _append(sheet, [name, title, caption, rows])
 
 
 def _letter(index: int) -> str:

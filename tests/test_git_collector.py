@@ -313,6 +313,29 @@ def test_an_author_clock_in_the_future_is_stored_as_it_is(
     assert deployments(warehouse)["git:checkout:tag:v1"]["shipped"] == {skewed}
 
 
+def test_control_characters_in_a_subject_or_an_author_are_kept_as_they_are(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    """Git keeps them, and \\x1f is the separator of the fields read: still one change each."""
+    repo = Repo(tmp_path / "checkout")
+    plain = repo.commit("plain", "2024-03-01T09:00:00+00:00")
+    subject = repo.commit("weird\x1fsubject\x1b[31m", "2024-03-01T10:00:00+00:00", path="a.txt")
+    author = repo.commit(
+        "odd author", "2024-03-01T11:00:00+00:00", author="Ann\x1fX <ann@example.com>"
+    )
+    repo.tag("v1", "2024-03-01T12:00:00+00:00")
+    assert not sync(warehouse, checkout_config(tmp_path)).failed
+    stored = changes(warehouse)
+    assert stored[subject]["title"] == "weird\x1fsubject\x1b[31m"
+    assert stored[author]["author"] == "Ann\x1fX <ann@example.com>"
+    assert stored[author]["title"] == "odd author"
+    assert stored[plain]["committed_at"] == at("2024-03-01T09:00:00+00:00")
+    assert stored[subject]["parents"] == plain
+    assert deployments(warehouse)["git:checkout:tag:v1"]["shipped"] == {plain, subject, author}
+    assert not sync(warehouse, checkout_config(tmp_path)).failed  # and again: nothing new
+    assert changes(warehouse) == stored
+
+
 def test_a_service_with_a_ci_cd_source_gets_no_tag_deployments(
     warehouse: Engine, tmp_path: Path, history: dict[str, str]
 ) -> None:

@@ -228,6 +228,31 @@ def test_xlsx_has_a_sheet_per_table_and_the_rows_behind() -> None:
     assert "Rows deployments" in text
 
 
+def test_control_characters_become_a_replacement_mark_in_xlsx_and_stay_elsewhere() -> None:
+    """An alert's colour codes in an incident title: Excel cells cannot hold them."""
+    title = "Disk \x1b[31mfull\x07"
+    incidents = Table(
+        "Incidents", (Column("title", "Title"),), ((title,),), "Incidents\x1b of team"
+    )
+    rows = pd.DataFrame({"id": ["i1"], "title": [title]})
+    report = Report(
+        title="Quarterly report 2026Q3",
+        subtitle="Team \x1fops",
+        period_label="2026Q3",
+        generated_at=datetime(2026, 10, 2, 8, 0, tzinfo=UTC),
+        sections=[Section("Incidents", "incidents", [Paragraph(f"Worst: {title}"), incidents])],
+        evidence=[Evidence("Incidents", "Rows incidents", rows, "every incident")],
+    )
+    book = load_workbook(io.BytesIO(render_document(report, "xlsx")))
+    assert book.sheetnames == ["Report", "Incidents- of team", "Rows incidents"]
+    shown = "Disk \ufffd[31mfull\ufffd"
+    assert list(book["Incidents- of team"].iter_rows(values_only=True))[1] == (shown,)
+    assert list(book["Rows incidents"].iter_rows(values_only=True))[1] == ("i1", shown)
+    text = [cell for row in book["Report"].iter_rows(values_only=True) for cell in row if cell]
+    assert f"Worst: {shown}" in text and "Team \ufffdops" in text
+    assert "Disk \x1b\\[31mfull\x07" in render_markdown(report)  # text keeps them
+
+
 def test_markdown_tables_and_escaping() -> None:
     markdown = render_markdown(sample_report())
     assert markdown.startswith("# Quarterly report 2026Q3\n")
