@@ -158,6 +158,48 @@ def test_a_key_given_twice_in_a_batch_keeps_its_last_row(warehouse: Engine, size
     assert len(sizes) == size and sizes["team-00003"] == 42 and sizes["team-00004"] == 1
 
 
+@pytest.mark.parametrize("size", [10, COPY_FROM + 10], ids=["row-by-row", "bulk"])
+def test_a_nul_in_text_is_kept_by_sqlite_and_stood_in_for_on_postgresql(
+    warehouse: Engine, size: int
+) -> None:
+    """PostgreSQL's text cannot hold U+0000: the batch goes in with U+FFFD instead of
+    failing, and the transaction it was written in goes on."""
+    rows = _teams(*[(f"team-{i:05d}", 1) for i in range(size)])
+    rows[3] = {"name": "team-\x00-3", "size": 7, "source": "a\x00b"}
+    with warehouse.begin() as connection:
+        counts = upsert_rows(connection, teams, rows)
+        upsert_rows(connection, teams, _teams(("after", 2)))
+    assert counts.new == size
+    stand_in = "\x00" if warehouse.dialect.name == "sqlite" else "\ufffd"
+    with warehouse.connect() as connection:
+        stored = {row.name: row for row in connection.execute(select(teams))}
+    assert len(stored) == size + 1 and stored["after"].size == 2
+    odd = stored[f"team-{stand_in}-3"]
+    assert (odd.size, odd.source) == (7, f"a{stand_in}b")
+    with warehouse.begin() as connection:  # the same rows again: nothing new, nothing changed
+        again = upsert_rows(connection, teams, rows)
+    assert (again.new, again.unchanged) == (0, size)
+
+
+@pytest.mark.parametrize("size", [10, COPY_FROM + 10], ids=["row-by-row", "bulk"])
+def test_a_compiled_plan_writes_a_nul_as_the_upsert_does(warehouse: Engine, size: int) -> None:
+    """The importer's, the git collector's and migrate-db's path: positional rows."""
+    plan = plan_upsert(warehouse.dialect, teams, ("name", "size", "source", "updated_at"))
+    rows = [
+        {"name": f"team-{i:05d}", "size": i, "source": "ok", "updated_at": T0} for i in range(size)
+    ]
+    rows[5]["source"] = "x\x00y"
+    params = [plan.params(row) for row in rows]
+    with warehouse.begin() as connection:
+        assert execute_plan(connection, plan, params) == size
+        upsert_rows(connection, teams, _teams(("after", 2)))
+    stand_in = "\x00" if warehouse.dialect.name == "sqlite" else "\ufffd"
+    with warehouse.connect() as connection:
+        source = connection.scalar(select(teams.c.source).where(teams.c.name == "team-00005"))
+        assert source == f"x{stand_in}y"
+        assert connection.scalar(select(func.count()).select_from(teams)) == size + 1
+
+
 def _written_one_row_at_a_time_and_many(
     tmp_path, monkeypatch: pytest.MonkeyPatch, batches: list[list[dict]], variables: int | None
 ) -> tuple[list, list]:

@@ -30,6 +30,10 @@ BOOKKEEPING = frozenset({"updated_at", "raw_id", "computed_at"})
 _IN_CHUNK = 500
 VALUES_FROM = 50  # rows from which SQLite gets several rows per statement
 VALUES_ROWS = 500
+# psycopg's refusal of a NUL in text, and what is written instead (as the XLSX report does
+# with what a cell cannot hold)
+NUL_REFUSED = "cannot contain NUL"
+NUL_STAND_IN = "\ufffd"
 COPY_FROM = 1000  # rows from which PostgreSQL gets them by COPY rather than row by row
 
 
@@ -164,12 +168,43 @@ def execute_plan(connection: Connection, plan: UpsertPlan, params: list[tuple[An
     """Run a compiled upsert over positional rows; returns rows inserted or changed."""
     if not params:
         return 0
-    if connection.dialect.name == "postgresql" and len(params) >= COPY_FROM:
-        return _copy_upsert(connection, plan, params)
+    if connection.dialect.name == "postgresql":
+        return _postgres_upsert(connection, plan, params)
     if connection.dialect.name == "sqlite" and len(params) >= VALUES_FROM:
         return _values_upsert(connection, plan, params)
+    return _statement_upsert(connection, plan, params)
+
+
+def _statement_upsert(
+    connection: Connection, plan: UpsertPlan, params: list[tuple[Any, ...]]
+) -> int:
     cursor = connection.exec_driver_sql(plan.sql, params)
     return max(cursor.rowcount, 0)
+
+
+def _postgres_upsert(
+    connection: Connection, plan: UpsertPlan, params: list[tuple[Any, ...]]
+) -> int:
+    """PostgreSQL's text cannot hold U+0000, which a JSON API, an imported file or a SQLite
+    warehouse can: a batch holding one is written again with NUL_STAND_IN in its place,
+    rather than failing the whole sync, import or copy on a title. The savepoint keeps the
+    transaction usable after the refused attempt."""
+    write = _copy_upsert if len(params) >= COPY_FROM else _statement_upsert
+    try:
+        with connection.begin_nested():
+            return write(connection, plan, params)
+    except Exception as exc:  # psycopg's DataError, bare (COPY) or wrapped by SQLAlchemy
+        if NUL_REFUSED not in str(exc):
+            raise
+    return write(connection, plan, [_without_nul(row) for row in params])
+
+
+def _without_nul(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(_nul_stood_in(value) for value in row)
+
+
+def _nul_stood_in(value: Any) -> Any:
+    return value.replace("\x00", NUL_STAND_IN) if isinstance(value, str) else value
 
 
 def _values_upsert(connection: Connection, plan: UpsertPlan, params: list[tuple[Any, ...]]) -> int:
@@ -257,7 +292,10 @@ def upsert_rows(
     With `count`, the result says how many rows were new, updated and unchanged (one
     extra key lookup per batch); without it only `new` carries the rows written.
     """
-    batch = [dict(row) for row in rows]
+    if connection.dialect.name == "postgresql":  # the key lookup below sends them too
+        batch = [{name: _nul_stood_in(value) for name, value in row.items()} for row in rows]
+    else:
+        batch = [dict(row) for row in rows]
     if not batch:
         return UpsertCounts()
     if "updated_at" in table.c and "updated_at" not in batch[0]:
