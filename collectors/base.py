@@ -52,6 +52,18 @@ Rows = dict[str, list[dict[str, Any]]]
 TABLES = {table.name: table for table in schema.CANONICAL_TABLES}
 # Relations between rows, not records: written like the others but left out of the counts.
 LINK_TABLES = frozenset({"deployment_changes"})
+# Words of a source's own choosing kept in columns of bounded width. A longer one (a GitLab
+# review app's environment named after a long branch, a PagerDuty priority written as a
+# sentence) is cut to fit, ending in "…", on either engine: PostgreSQL would refuse the
+# row and fail that source at every sync, SQLite would keep it whole.
+CUT_TO_FIT: dict[str, tuple[str, ...]] = {
+    "changes": ("author",),
+    "deployments": ("environment",),
+    "incidents": ("severity", "cause"),
+    "ci_runs": ("name",),
+    "oncall_pages": ("urgency",),
+    "slos": ("display_name", "datasource"),
+}
 # Writes one page's rows in the page's transaction: (connection, raw_id) -> counts.
 Writer = Callable[[Connection, Any], UpsertCounts]
 CHECKPOINT_EVERY = 500
@@ -435,7 +447,8 @@ def upsert_canonical(
             stamp["source"] = source
         if "raw_id" in table.c and raw_id is not None:
             stamp["raw_id"] = raw_id
-        for group in _same_columns(batch, stamp):
+        widths = {name: table.c[name].type.length for name in CUT_TO_FIT.get(table.name, ())}
+        for group in _same_columns(batch, stamp, widths):
             written = upsert_rows(connection, table, group)
             if table.name not in LINK_TABLES:
                 counts += written
@@ -444,10 +457,16 @@ def upsert_canonical(
     return counts
 
 
-def _same_columns(batch: Iterable[dict[str, Any]], stamp: dict[str, Any]) -> list[list[dict]]:
+def _same_columns(
+    batch: Iterable[dict[str, Any]], stamp: dict[str, Any], widths: dict[str, int]
+) -> list[list[dict]]:
     groups: dict[frozenset[str], list[dict[str, Any]]] = {}
     for row in batch:
         full = {**stamp, **row} if stamp else row
+        for name, width in widths.items():
+            value = full.get(name)
+            if isinstance(value, str) and len(value) > width:
+                full = {**full, name: value[: width - 1] + "…"}
         groups.setdefault(frozenset(full), []).append(full)
     return list(groups.values())
 

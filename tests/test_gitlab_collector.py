@@ -217,6 +217,7 @@ class Story:
     def __init__(self, server: ReplayServer) -> None:
         self.server = server
         self.deploy_90_finished = False
+        self.more_deployments: list[dict[str, Any]] = []
 
     def serve(self) -> Story:
         s = self.server
@@ -380,6 +381,7 @@ class Story:
                     finished_at="2024-05-03T14:04:59.000Z" if finished else None,
                 ),
             ),
+            *self.more_deployments,
         ]
         since = request.query.get("updated_after", "")
         chosen = sorted(
@@ -463,6 +465,37 @@ def test_story_becomes_changes_deployments_pipelines_and_links(
         "sort": "asc",
         "per_page": "100",
     }
+
+
+def test_a_review_environment_longer_than_its_column_is_cut_to_fit_on_either_engine(
+    warehouse: Engine, story: Story, replay_server: ReplayServer, tmp_path: Path
+) -> None:
+    """GitLab allows 255 characters (a review app named after a long branch); the column
+    holds 100, which PostgreSQL enforces: the deployment is kept, its name cut."""
+    review = "review/dependabot/npm_and_yarn/" + "very-long-package-name-" * 6
+    story.more_deployments.append(
+        deployment(
+            13426793,
+            status="success",
+            sha_=SQ18,
+            env=review,
+            updated_at="2024-05-03T12:00:00.000Z",
+            job=job(
+                176919803,
+                status="success",
+                started_at="2024-05-03T11:59:00.000Z",
+                finished_at="2024-05-03T12:00:00.000Z",
+            ),
+        )
+    )
+    config = make_config(tmp_path, replay_server)
+    summary = gitlab_sync(warehouse, config)
+    assert not summary.failed, summary.result("gitlab").errors
+    stored = by_id(warehouse, "deployments")[f"{PREFIX}:deployment:13426793"]
+    assert len(review) > 100 and stored["environment"] == review[:99] + "…"
+    before = snapshot(warehouse)
+    again = gitlab_sync(warehouse, config).result("gitlab")
+    assert (again.new, again.updated, snapshot(warehouse)) == (0, 0, before)
 
 
 def test_a_running_deployment_is_picked_up_once_finished_and_linked_through_compare(
