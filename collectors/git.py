@@ -71,7 +71,7 @@ LOG_FORMAT = "%H%x1f%P%x1f%an <%ae>%x1f%ad%x1f%cd%x1f%s"
 LOG_FIELDS = 6
 UTC_DATE = "--date=format-local:%Y-%m-%dT%H:%M:%S.000000Z"
 TAG_FORMAT = (
-    "%(refname:lstrip=2)%00%(objecttype)%00%(objectname)%00%(*objectname)%00"
+    "%(refname:lstrip=2)%00%(objecttype)%00%(objectname)%00%(*objectname)%00%(*objecttype)%00"
     "%(taggerdate:unix)%00%(committerdate:unix)%00%(*committerdate:unix)"
 )
 CI_CD_BLOCKS = ("github", "gitlab", "jenkins")
@@ -308,9 +308,14 @@ class GitSync:
         pattern = self.location.deploy_tags or ""
         listing = self.git("for-each-ref", f"--format={TAG_FORMAT}", "refs/tags")
         tags: dict[str, DeployTag] = {}
+        nested: dict[str, str] = {}  # a tag of a tag: its own tagger time, by name
         for line in listing.stdout.splitlines():
-            name, kind, target, peeled, tagged, committed, peeled_committed = line.split("\0")
+            fields = line.split("\0")
+            name, kind, target, peeled, peeled_kind, tagged, committed, peeled_committed = fields
             if not fnmatch.fnmatchcase(name, pattern):
+                continue
+            if kind == "tag" and peeled_kind == "tag":
+                nested[name] = tagged
                 continue
             if kind == "tag":
                 sha, stamp = peeled, tagged or peeled_committed
@@ -320,7 +325,27 @@ class GitSync:
                 continue
             if sha and stamp:
                 tags[name] = DeployTag(name, sha, from_epoch_seconds(int(stamp)))
+        for name, sha in self.peel(sorted(nested)).items():
+            if nested[name]:
+                tags[name] = DeployTag(name, sha, from_epoch_seconds(int(nested[name])))
         return tags
+
+    def peel(self, names: list[str]) -> dict[str, str]:
+        """The commits that tags of tags (`git tag -a v2 v1`, which git warns about) come to:
+        for-each-ref peels one level only. One `git rev-parse` for them all; rare enough that
+        a tag of something other than a commit, which fails it, costs one process per name."""
+        if not names:
+            return {}
+        wanted = [f"refs/tags/{name}^{{commit}}" for name in names]
+        done = self.git("rev-parse", *wanted, check=False)
+        if done.returncode == 0:
+            return dict(zip(names, done.stdout.split(), strict=True))
+        peeled = {}
+        for name, revision in zip(names, wanted, strict=True):
+            one = self.git("rev-parse", "--verify", "--quiet", revision, check=False)
+            if one.returncode == 0:
+                peeled[name] = one.stdout.strip()
+        return peeled
 
     def merged(self, tags: dict[str, DeployTag], head: str) -> dict[str, DeployTag]:
         """Those of `tags` merged into head: one `git for-each-ref --merged` for them all."""

@@ -336,6 +336,30 @@ def test_control_characters_in_a_subject_or_an_author_are_kept_as_they_are(
     assert changes(warehouse) == stored
 
 
+def test_a_tag_of_a_tag_deploys_the_commit_it_comes_to(warehouse: Engine, tmp_path: Path) -> None:
+    """`git tag -a v2 rc2` tags the tag object (git warns): for-each-ref peels one level."""
+    repo = Repo(tmp_path / "checkout")
+    first = repo.commit("first", "2024-03-01T09:00:00+00:00")
+    repo.tag("rc1", "2024-03-01T10:00:00+00:00")
+    repo.git("tag", "-a", "v1", "-m", "release v1", "rc1", when="2024-03-02T08:00:00+00:00")
+    second = repo.commit("second", "2024-03-03T09:00:00+00:00")
+    repo.tag("rc2", "2024-03-03T10:00:00+00:00")
+    repo.git("tag", "-a", "v2", "-m", "release v2", "rc2", when="2024-03-04T08:00:00+00:00")
+    tree = repo.git("rev-parse", "HEAD^{tree}")  # a tag of a tag of a tree deploys nothing
+    repo.git("tag", "-a", "tree-tag", "-m", "tree", tree)
+    repo.git("tag", "-a", "v9", "-m", "not a commit", "tree-tag")
+    assert not sync(warehouse, checkout_config(tmp_path, deploy_tags="v*")).failed
+    deployed = deployments(warehouse)
+    assert set(deployed) == {"git:checkout:tag:v1", "git:checkout:tag:v2"}
+    v1, v2 = deployed["git:checkout:tag:v1"], deployed["git:checkout:tag:v2"]
+    assert (v1["sha"], v1["deployed_at"], v1["shipped"]) == (
+        first,
+        at("2024-03-02T08:00:00+00:00"),  # the outer tag's time
+        {first},
+    )
+    assert (v2["sha"], v2["shipped"]) == (second, {second})
+
+
 def test_a_service_with_a_ci_cd_source_gets_no_tag_deployments(
     warehouse: Engine, tmp_path: Path, history: dict[str, str]
 ) -> None:
