@@ -13,9 +13,10 @@ Rules (docs/metric-definitions.md, "From a local Git repository"):
   contains, worked out in Python from the parent graph read in the same pass.
 
 Processes per sync of one service, whatever the size of the history: `git rev-parse`,
-`git for-each-ref --merged` (tags), at most one `git merge-base --is-ancestor` (was the
-old head force-pushed away?), ONE `git log` over the range to read, and with `paths` one
-`git log --no-merges -- <paths>` listing the commits that touch them (run concurrently).
+`git for-each-ref --merged` (tags), one `git rev-parse` only when a deploy tag tags another
+tag, at most one `git merge-base --is-ancestor` (was the old head force-pushed away?), ONE
+`git log` over the range to read, and with `paths` one `git log --no-merges -- <paths>`
+listing the commits that touch them (run concurrently).
 Never a process per commit or per deployment. The rev-parse also prints the folder's place
 in its work tree: a git.path below the root is refused (git would read the whole enclosing
 repository); and whether the clone is shallow: a warning, and a full read once deepened.
