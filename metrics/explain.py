@@ -88,6 +88,8 @@ def _change_failure_rate(basis: Basis) -> list[Row]:
 def _recovery_time(basis: Basis) -> list[Row]:
     out = []
     failed = basis.deployments[basis.deployments["failed"]]
+    if failed.empty:  # an empty period's frame has none of the recovery columns
+        return out
     # when the incidents of a recovery left out were resolved (the rows keep no negative time)
     resolved = _last_resolved(basis, failed[failed["recovery_left_out"].astype(bool)])
     for row in failed.assign(recovered_before=resolved).itertuples(index=False):
@@ -121,6 +123,8 @@ def _last_resolved(basis: Basis, deployments: pd.DataFrame) -> pd.Series:
         on="incident_id",
     )
     latest = resolved.groupby("deployment_id")["resolved_at"].max()
+    if latest.empty:  # mapping through nothing would make a float column of the times
+        return pd.Series(pd.NaT, index=deployments.index, dtype=resolved["resolved_at"].dtype)
     return deployments["id"].map(latest)
 
 
@@ -331,18 +335,16 @@ def _data_quality(basis: Basis) -> list[Row]:
 
 def _toil(basis: Basis) -> list[Row]:
     toil = basis.frames.toil
-    return [
-        _row(
-            "toil",
-            row.team,
-            None,
-            row.day,
-            row.hours,
-            True,
-            f"{row.team} {row.day}: {row.hours} h of {row.category}",
-        )
-        for row in toil.itertuples(index=False)
-    ]
+    teams = basis.frames.teams
+    # toil share weighs hours against the team's capacity: a team without a size is left out
+    sized = set(teams.loc[teams["size"].notna(), "name"])
+    out = []
+    for row in toil.itertuples(index=False):
+        reason = f"{row.team} {row.day}: {row.hours} h of {row.category}"
+        if row.team not in sized:
+            reason += "; left out: the team has no size in poise.yaml, so no capacity"
+        out.append(_row("toil", row.team, None, row.day, row.hours, row.team in sized, reason))
+    return out
 
 
 def _oncall(basis: Basis) -> list[Row]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from metrics_org import Org, at
 
+from metrics.explain import FIGURES
 from poise.cli import main
 
 
@@ -218,6 +219,33 @@ def test_explain_prints_why(loaded: str, capsys: pytest.CaptureFixture[str]) -> 
     assert code == 0
     assert "rework_rate: 7 rows" in out
     assert "d4: remediates d3" in out
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        ("--quarter", "2026Q3"),  # failures recovered by remediation and by incident
+        ("--quarter", "2026Q3", "--service", "search"),  # recovered only through an incident
+        ("--from", "2026-07-01", "--to", "2026-07-08"),  # deployments, none failed
+        ("--quarter", "2025Q1"),  # nothing at all
+    ],
+    ids=["quarter", "incident-only", "none-failed", "empty"],
+)
+def test_every_figure_explains_every_scope(
+    loaded: str, capsys: pytest.CaptureFixture[str], scope: tuple[str, ...]
+) -> None:
+    """The rows of each figure, whatever a period holds; recovery time crashed on a period
+    where no failure's recovery had been left out."""
+    for figure in FIGURES:
+        code, out, err = run(capsys, "explain", figure, *scope, "--format", "json", "--db", loaded)
+        assert (code, err) == (0, ""), (figure, err)
+        assert isinstance(json.loads(out), list)
+    code, out, _ = run(
+        capsys, "explain", "recovery_time", *scope, "--format", "json", "--db", loaded
+    )
+    _, doc, _ = run(capsys, "metrics", *scope, "--format", "json", "--db", loaded)
+    counted = [row for row in json.loads(out) if row["counts"]]
+    assert len(counted) == json.loads(doc)["dora"]["recovery_time"]["failures"]
 
 
 def test_user_mistakes_are_one_line_errors(loaded: str, capsys: pytest.CaptureFixture[str]) -> None:

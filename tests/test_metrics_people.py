@@ -10,6 +10,7 @@ from metrics_org import Org, at
 from sqlalchemy import Engine
 
 from metrics import Period, Scope, Settings
+from metrics.explain import explain
 from metrics.scorecard import scorecard, team_scorecards
 from poise.catalog import apply_config
 from poise.config import parse_config
@@ -89,6 +90,11 @@ def test_team_without_a_size_has_no_share(warehouse: Engine, tmp_path: Path) -> 
     service = scorecard(warehouse, FOUR_WEEKS, Scope(service="checkout"))["people"]["toil"]
     assert service["team"] == "payments"
     assert service["share"] == pytest.approx(0.55)
+    # `poise explain toil` counts what the figure counts
+    rows = explain(warehouse, "toil", FOUR_WEEKS)
+    assert sum(row["value"] for row in rows if row["counts"]) == whole["hours"] == 352.0
+    (unsized,) = [row for row in rows if not row["counts"]]
+    assert unsized["id"] == "discovery" and "the team has no size" in unsized["reason"]
 
 
 def test_toil_outside_the_period_is_left_out(warehouse: Engine, tmp_path: Path) -> None:
