@@ -295,7 +295,9 @@ def load(connection: Connection, period: Period, scope: Scope, settings: Setting
         services=services,
         teams=_teams(connection, scope),
         deployments=deployments,
-        fixers=_fixers(connection, period, deployments, period.end + window),
+        fixers=_fixers(
+            connection, period, deployments, period.end + window if scope.is_org else period.start
+        ),
         rework_targets=_rework_targets(connection, deployments),
         incidents=_incidents(connection, period, scope, settings, deployments),
         changes=_first_deployed_changes(connection, period, scope, services, fresh),
@@ -392,8 +394,11 @@ def _fixers(
     connection: Connection, period: Period, deployments: pd.DataFrame, late: datetime
 ) -> pd.DataFrame:
     """Production deployments naming a period deployment in `rollback_of` /
-    `remediation_of`, with the target's team. Those up to `late` are in `deployments`
-    already (the load reaches that far); later ones come from one small query."""
+    `remediation_of`, with the target's team. Those of the scope up to `late` are in
+    `deployments` already (the load reaches that far); later ones come from one small
+    query. A fixer may be another service's (the contract sets no condition on it), which a
+    scoped load does not hold: for a team or a service `late` is the period's start, and
+    the query's rows already loaded are dropped."""
     targets = deployments.loc[deployments["in_period"], ["id", "team"]]
     target_team = targets.set_index("id")["team"]
     loaded = deployments[["id", "service", "deployed_at", "rollback_of", "remediation_of"]]
@@ -415,6 +420,7 @@ def _fixers(
         ),
         times=["deployed_at"],
     )
+    later = later[~later["id"].isin(loaded["id"])]
     candidates = pd.concat([loaded, later], ignore_index=True) if len(later) else loaded
     parts = []
     for how, column in (("rollback", "rollback_of"), ("remediation", "remediation_of")):

@@ -113,9 +113,10 @@ def grade(
     """The tier of `figure` (lead_time, recovery_time, change_failure_rate,
     deployment_frequency) for `value`, with the reason and the report year."""
     if sample < min_sample:
+        noun = sample_noun.removesuffix("s") if sample == 1 else sample_noun
         return _result(
             INSUFFICIENT,
-            f"{sample} {sample_noun} behind it; a tier needs at least {min_sample}",
+            f"{sample} {noun} behind it; a tier needs at least {min_sample}",
             year,
         )
     table = TABLES.get(year)

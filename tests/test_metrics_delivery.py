@@ -108,7 +108,7 @@ def test_single_deployment(warehouse: Engine, tmp_path: Path) -> None:
         "failed": 0,
         "deployments": 1,
         "tier": "insufficient data",
-        "tier_reason": "1 deployments behind it; a tier needs at least 5",
+        "tier_reason": "1 deployment behind it; a tier needs at least 5",
         "benchmark_year": 2023,
     }
     assert dora["recovery_time"]["median_hours"] is None
@@ -177,6 +177,32 @@ def test_recovery_is_the_earliest_fixer_even_after_the_period(
     assert dora["change_failure_rate"]["failed"] == 1
     assert dora["recovery_time"]["median_hours"] == pytest.approx(10.0)
     assert dora["rework_rate"]["rework"] == 0  # the fixers shipped after the period
+
+
+def test_another_services_fix_fails_a_deployment_in_every_scope(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    """A platform team's deployment that remediates checkout's: checkout's deployment failed,
+    whether the scorecard is of its service, its team, all teams or every team at once."""
+    org = Org().service("checkout", "payments").service("gateway", "platform")
+    for day in range(5):
+        org.deploy(f"c{day}", "checkout", at(days=10 + day))
+    org.deploy("g1", "gateway", at(days=11, hours=6), remediation_of="c1")  # in the period
+    org.deploy("g2", "gateway", at(days=13, hours=2), rollback_of="c3")  # 2 h later
+    org.load(warehouse, tmp_path)
+    expected = {"rate": pytest.approx(0.4), "failed": 2, "deployments": 5}
+    by_team = team_scorecards(warehouse, Q3)
+    for doc in (
+        card(warehouse, scope=Scope(service="checkout")),
+        card(warehouse, scope=Scope(team="payments")),
+        by_team["payments"],
+    ):
+        cfr = doc["dora"]["change_failure_rate"]
+        assert {key: cfr[key] for key in expected} == expected
+        assert doc["dora"]["recovery_time"]["median_hours"] == pytest.approx(4.0)  # 6 h, 2 h
+    platform = card(warehouse, scope=Scope(team="platform"))["dora"]
+    assert platform["change_failure_rate"]["failed"] == 0
+    assert platform["rework_rate"]["rework"] == 2
 
 
 def test_incident_exactly_24h_after_is_attributed_and_one_second_later_is_not(
