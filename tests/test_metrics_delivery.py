@@ -373,7 +373,7 @@ def test_tiers_need_five_and_follow_the_2023_table(warehouse: Engine, tmp_path: 
     assert dora["change_failure_rate"]["tier"] == "elite"
     rt = dora["recovery_time"]
     assert rt["tier"] == "insufficient data"
-    assert rt["tier_reason"] == "1 failures behind it; a tier needs at least 5"
+    assert rt["tier_reason"] == "1 failure behind it; a tier needs at least 5"
     in_2021 = card(warehouse, benchmark_year=2021)["dora"]
     assert in_2021["lead_time"]["tier"] == "high"  # 2021: elite needs under 1 hour
     assert in_2021["deployment_frequency"]["tier"] == "elite"
