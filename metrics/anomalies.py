@@ -39,7 +39,7 @@ from metrics import attribution, delivery, sli
 from metrics.frames import _slos, load
 from metrics.freshness import is_fresh
 from metrics.model import Period, Scope, Settings
-from metrics.stats import to_jsonable
+from metrics.stats import settled, to_jsonable
 from metrics.windows import window_for
 from poise.config import AnomalyConfig
 from poise.timeutil import ensure_utc
@@ -317,7 +317,7 @@ def _slo_series(
     with np.errstate(divide="ignore", invalid="ignore"):
         weekly_sli = np.where(events != 0, good / events, np.nan)
         budget = (1.0 - target) * window_total
-        remaining = 1.0 - (window_total - window_good) / budget
+        remaining = settled(1.0 - (window_total - window_good) / budget)
     remaining = np.where(window_total > 0, remaining, np.nan)
     picked = slos.iloc[slo_index]
     half = pd.DataFrame(

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from metrics.model import Settings
+from metrics.stats import settled
 from metrics.windows import Window, window_for
 
 DAY = pd.Timedelta(days=1)
@@ -31,7 +32,7 @@ INTERVAL_COLUMNS = ["slo", "service", "team", "start", "end"]
 def _exhausted(good: np.ndarray, total: np.ndarray, target: float | np.ndarray) -> np.ndarray:
     """Budget remaining <= 0 (exactly as `reliability.evaluate` computes it)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        remaining = 1.0 - (total - good) / ((1.0 - target) * total)
+        remaining = settled(1.0 - (total - good) / ((1.0 - target) * total))
     return (total > 0) & (remaining <= 0)
 
 

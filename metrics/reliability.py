@@ -15,7 +15,7 @@ import pandas as pd
 
 from metrics.model import Settings
 from metrics.sli import Interval
-from metrics.stats import finite
+from metrics.stats import finite, settled
 from metrics.windows import Window, window_for
 
 BURN_WINDOWS: dict[str, timedelta] = {
@@ -58,7 +58,7 @@ def burn_rate(good: float, total: float, target: float) -> float | None:
     """(bad / total) / (1 − target); None when no events were seen."""
     if total <= 0:
         return None
-    return finite(((total - good) / total) / (1.0 - target))
+    return finite(settled(((total - good) / total) / (1.0 - target)))
 
 
 def evaluate(
@@ -100,7 +100,7 @@ def evaluate(
         result.update(reason=reason, forecast_reason=reason)
         return result
     budget = (1.0 - target) * total
-    remaining = 1.0 - bad / budget
+    remaining = settled(1.0 - bad / budget)
     result.update(
         sli=finite(good / total),
         budget_events=finite(budget),

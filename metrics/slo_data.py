@@ -20,6 +20,7 @@ from metrics import budget, policy, reliability, sli
 from metrics.frames import TIME_DTYPE, read
 from metrics.freshness import is_fresh
 from metrics.model import Period, Settings
+from metrics.stats import settled
 from metrics.windows import window_for
 from poise.errors import PoiseError
 from poise.timeutil import ensure_utc, utcnow
@@ -211,7 +212,7 @@ def burn_down(
     out = []
     for index, tick in enumerate(ticks):
         good, total = float(sums.at[str(index), "good"]), float(sums.at[str(index), "total"])
-        remaining = 1 - (total - good) / ((1 - target) * total) if total > 0 else None
+        remaining = settled(1 - (total - good) / ((1 - target) * total)) if total > 0 else None
         out.append((tick, good, total, good / total if total else None, remaining, "actual"))
     evaluated = load_at(engine, rows, period, settings, moment)
     if evaluated["forecast_exhausted_at"] is not None and evaluated["budget_remaining"]:

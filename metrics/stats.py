@@ -47,6 +47,22 @@ def finite(value: float | None) -> float | None:
     return float(value)
 
 
+# SLO arithmetic carries binary rounding noise: 1 − 0.99 is 0.010000000000000009, so a
+# budget spent exactly reads 8.9e-16 left ("at risk", no freeze) and a burn of exactly
+# 14.4× reads 14.399999999999986 (no page). Budget shares and burn rates are rounded to
+# this many decimals, which keeps every real difference and drops the noise.
+SETTLED_DECIMALS = 12
+
+
+def settled(value: Any) -> Any:
+    """`value` (a float or a numpy array) rounded to SETTLED_DECIMALS."""
+    return (
+        np.round(value, SETTLED_DECIMALS)
+        if isinstance(value, np.ndarray)
+        else round(value, SETTLED_DECIMALS)
+    )
+
+
 def hours(delta: pd.Series) -> pd.Series:
     return delta.dt.total_seconds() / 3600.0
 

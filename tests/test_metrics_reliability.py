@@ -78,6 +78,26 @@ def test_budget_burn_rates_status_alert_and_forecast(warehouse: Engine, tmp_path
     }
 
 
+def test_a_budget_spent_exactly_is_exhausted_and_a_burn_of_exactly_14_4_pages(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    """By hand, not by binary floating point: 1 − 0.99 is 0.010000000000000009 in floats."""
+    org = Org().service("checkout", "payments")
+    org.slo("spent", "checkout", 0.99, 1)  # 24 buckets of 99/100: bad 24 = budget 24
+    org.sli("spent", at(days=91), 24, 99, 100)
+    org.slo("paging", "checkout", 0.99, 28)  # the last hour: 144 bad of 1000 = 14.4×
+    org.sli("paging", at(days=90), 23, 1000, 1000)
+    org.sli("paging", at(days=91, hours=23), 1, 856, 1000)
+    org.load(warehouse, tmp_path)
+    doc = card(warehouse)
+    spent = slo_of(doc, "spent")
+    assert (spent["budget_remaining"], spent["status"]) == (0.0, "exhausted")
+    assert "checkout" in doc["budget_policy"]["frozen_at_end"]
+    paging = slo_of(doc, "paging")
+    assert paging["burn_rate"]["1h"] == 14.4
+    assert paging["alert"]["state"] == "page"
+
+
 def test_budget_burned_by_incident_and_by_its_deployment(warehouse: Engine, tmp_path: Path) -> None:
     org = burning_org()
     org.deploy("co-9", "checkout", at(days=91, hours=20))
