@@ -12,7 +12,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Hashable
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -162,6 +162,14 @@ class SourceConfig(Strict):
         holds = "token" if info.field_name == "token_env" else "user name"
         example = "GITHUB_TOKEN" if holds == "token" else "JENKINS_USER"
         return check_env_name(value, example=example, holds=holds)
+
+    @field_validator("since", mode="before")
+    @classmethod
+    def _date_as_text(cls, value: Any) -> Any:
+        # poise.yaml keeps an unquoted date as its text (_UniqueKeyLoader); a document loaded
+        # elsewhere (yaml.safe_load) holds a date or datetime: judge it as the same text, so
+        # a datetime without a zone is refused as the quoted form is.
+        return value.isoformat() if isinstance(value, date) else value  # datetime too
 
     @field_validator("since")
     @classmethod
@@ -482,13 +490,43 @@ def _refuse_secrets(node: Any, path: str, origin: str) -> None:
                 and value not in (None, "")
             ):
                 raise ConfigError(
-                    f"{origin}: {child}: secrets do not belong in the config file; put it in an "
-                    f"environment variable and name that variable with {key}_env"
+                    f"{origin}: {child}: secrets do not belong in the config file; "
+                    + _where_secrets_go(path, key)
                 )
             _refuse_secrets(value, child, origin)
     elif isinstance(node, list):
         for index, value in enumerate(node):
             _refuse_secrets(value, f"{path}[{index}]", origin)
+
+
+_PUT = "put it in an environment variable and"
+
+
+def _where_secrets_go(path: str, key: str) -> str:
+    """Where the secret found at `path`.`key` goes instead, naming a key that exists: a source's credential (token, API key, password alike) is read from the
+    variable `token_env` names, and only Jenkins also takes a user (`user_env`); `*_env`
+    after the secret's own name would send people to a key that is refused as unknown."""
+    source = re.fullmatch(r"(?:sources|services\[\d+\])\.([^.]+)", path)
+    if source and source[1] == "tls":
+        return "the tls source takes no credentials (it reads what servers present)"
+    if source and source[1] in SourcesConfig.model_fields:
+        prefix = "" if path.startswith("sources.") else f"sources.{source[1]}."
+        if source[1] == "jenkins":
+            return (
+                f"{_PUT} name that variable with {prefix}token_env (the user's name goes in "
+                f"{prefix}user_env)"
+            )
+        return f"{_PUT} name that variable with {prefix}token_env"
+    loc = tuple(part for part in re.sub(r"\[\d+\]", "", path).split(".") if part)
+    named = [name for name in _allowed_keys(PoiseConfig, (*loc, key)) if name.endswith("_env")]
+    if f"{key}_env" in named:
+        return f"{_PUT} name that variable with {key}_env"
+    if named:
+        return f"{_PUT} name that variable with " + " or ".join(named)
+    return (
+        f"{_PUT} name that variable with the *_env key made for it (sources.<kind>.token_env, "
+        'auth.provider.client_secret_env; docs/configuration.md, "Secrets")'
+    )
 
 
 def _cross_check(config: PoiseConfig) -> None:
@@ -517,10 +555,7 @@ def _cross_check(config: PoiseConfig) -> None:
         slo_names.append(slo.name)
         if config.services and slo.service not in service_names:
             raise ConfigError(f"{origin}: slos[{index}].service: unknown service {slo.service!r}")
-        if slo.good and slo.bad:
-            raise ConfigError(f"{origin}: slos[{index}]: give either good or bad, not both")
-        if (slo.good or slo.bad) and not slo.total:
-            raise ConfigError(f"{origin}: slos[{index}].total: required with good or bad")
+        _queries_complete(slo, f"{origin}: slos[{index}]")
         if slo.counter and "{{.window}}" in f"{slo.good}{slo.bad}{slo.total}":
             raise ConfigError(
                 f"{origin}: slos[{index}].counter: counter queries select raw counters and "
@@ -556,6 +591,30 @@ def _cross_check(config: PoiseConfig) -> None:
                 f"{origin}: services[{index}].git.path: {service.git.path!r} is {kind}: name "
                 "the root folder of a local clone"
             )
+
+
+def _queries_complete(slo: SloConfig, where: str) -> None:
+    """An SLO's queries come as a pair (good or bad, with total) or not at all (its samples
+    are imported). Half a pair, or an empty query, would be accepted and never measured:
+    the Prometheus collector only reads an SLO with both."""
+    for part in ("good", "bad", "total"):
+        query = getattr(slo, part)
+        if query is not None and not query.strip():
+            raise ConfigError(
+                f"{where}.{part}: empty: give a PromQL query, or leave the key out (an SLO "
+                "without queries has its samples imported)"
+            )
+    if slo.good and slo.bad:
+        raise ConfigError(f"{where}: give either good or bad, not both")
+    if (slo.good or slo.bad) and not slo.total:
+        raise ConfigError(f"{where}.total: required with good or bad")
+    if slo.total and not (slo.good or slo.bad):
+        raise ConfigError(f"{where}.good: required with total (or bad, counting bad events)")
+    if not slo.total and (slo.datasource or "").strip().lower() == "prometheus":
+        raise ConfigError(
+            f"{where}.total: required with datasource prometheus: give good (or bad) and "
+            "total queries, or leave datasource out to import the SLO's samples"
+        )
 
 
 def _a_file(config: PoiseConfig, name: str, key: str, what: str) -> None:
@@ -819,6 +878,17 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
+    def construct_timestamp_as_text(self, node: yaml.ScalarNode) -> str:
+        """An unquoted date (`since: 2025-01-01`) as the text written: the quoted form's
+        checks then apply (a time needs an offset), and an impossible date (2026-13-01)
+        is refused naming its key, where PyYAML's own conversion would raise mid-load."""
+        return str(self.construct_scalar(node))
+
+
+_UniqueKeyLoader.add_constructor(
+    "tag:yaml.org,2002:timestamp", _UniqueKeyLoader.construct_timestamp_as_text
+)
+
 
 def config_path(explicit: str | None) -> tuple[Path, bool]:
     """The config file to read and whether the user asked for it by name."""
@@ -837,9 +907,10 @@ def load_config(explicit: str | None = None) -> PoiseConfig:
             raise ConfigError(f"{path}: no such config file (run `poise init` to write one)")
         return PoiseConfig()
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    text = _utf8_text(raw, path)
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
@@ -848,6 +919,19 @@ def load_config(explicit: str | None = None) -> PoiseConfig:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{path}{where}: not valid YAML: {problem}") from None
     return parse_config(data, origin=str(path), base_dir=path.resolve().parent)
+
+
+def _utf8_text(raw: bytes, path: Path) -> str:
+    """The file's text; a file in another encoding (Latin-1 from an old editor) is one line
+    saying where the first byte that is not UTF-8 sits, not a decoding traceback."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+            f"{exc.start}): save the file as UTF-8"
+        ) from None
 
 
 def secret_from_env(variable: str | None, *, what: str) -> str | None:

@@ -159,14 +159,16 @@ def test_errors_name_the_key_path(data: Any, message: str, tmp_path: Path) -> No
         (
             {"sources": {"jenkins": {"password": "hunter2"}}},
             "poise.yaml: sources.jenkins.password: secrets do not belong in the config file; put "
-            "it in an environment variable and name that variable with password_env",
+            "it in an environment variable and name that variable with token_env (the user's "
+            "name goes in user_env)",
         ),
         (
             _config(
                 services=[{"name": "checkout", "team": "payments", "github": {"api_key": "k"}}]
             ),
             "poise.yaml: services[0].github.api_key: secrets do not belong in the config file; "
-            "put it in an environment variable and name that variable with api_key_env",
+            "put it in an environment variable and name that variable with "
+            "sources.github.token_env",
         ),
         (
             {"database": "postgresql+psycopg://poise:hunter2@db.internal/poise"},

@@ -29,8 +29,26 @@ def run(args: argparse.Namespace) -> int:
         raise PoiseError(
             f"{target} is a folder: name the file to write, e.g. {target / 'poise.yaml'}"
         )
-    if target.exists() and not args.force:
-        raise PoiseError(f"{target} already exists (use --force to overwrite it)")
+    if target.is_symlink():
+        # Written through, as an editor saves a linked file (a dotfiles repository keeps the
+        # real one): replacing the link by a file would silently cut it off.
+        try:
+            real = target.resolve(strict=True)
+        except (OSError, RuntimeError):  # dangling, or a loop of links
+            raise PoiseError(f"{target} is a link to nothing: name a file to write") from None
+        if not real.is_file():
+            raise PoiseError(
+                f"{target} links to {real}, which is not a regular file: name a file to write"
+            )
+        if not args.force:
+            raise PoiseError(f"{target} already exists (use --force to overwrite it)")
+        target = real
+    elif target.exists():
+        if not target.is_file():
+            # A FIFO, a socket, a device (/dev/null): --force would replace it with a file.
+            raise PoiseError(f"{target} is not a regular file: name a file to write")
+        if not args.force:
+            raise PoiseError(f"{target} already exists (use --force to overwrite it)")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

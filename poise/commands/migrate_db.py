@@ -12,11 +12,15 @@ upserts into it (rows only the target has are kept; a row both have takes the so
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Iterator
 from contextlib import ExitStack
+from pathlib import Path
 
 from rich.table import Table as RichTable
 from sqlalchemy import Connection, Engine, Table, func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from poise.console import err, out
 from poise.errors import PoiseError
@@ -128,10 +132,38 @@ def migrate(
     return source_counts, target_counts
 
 
+def _sqlite_file(url: str) -> str | None:
+    """The real path of a SQLite warehouse's file (symlinks and `..` resolved, relative to
+    the working folder as SQLite opens it); None for anything else."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return None  # opening it says what is wrong
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database.startswith("file:"):
+        return None
+    return os.path.realpath(Path(database).expanduser())
+
+
+def _same_sqlite_file(source: str, target: str) -> bool:
+    """Whether two differently spelt URLs name one SQLite file (`/tmp/x/demo.db` and
+    `../demo.db`, a symlink, a hard link). Asked before either is opened: the copy would
+    otherwise stop at its own sync lock, blaming "another poise sync" with its own pid."""
+    first, second = _sqlite_file(source), _sqlite_file(target)
+    if first is None or second is None:
+        return False
+    if first == second:
+        return True
+    try:
+        return os.path.samefile(first, second)
+    except OSError:  # one of them does not exist yet: not the same file
+        return False
+
+
 def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise PoiseError("--batch-size: give at least 1")
-    if args.source == args.target:
+    if args.source == args.target or _same_sqlite_file(args.source, args.target):
         raise PoiseError("--from and --to name the same warehouse")
     # The source is only read: a missing SQLite file is a typo, not an empty warehouse to
     # copy (that would print a table of zeros and exit 0). The target may be new.

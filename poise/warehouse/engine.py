@@ -124,6 +124,16 @@ def _sqlite_file(database: str, *, create: bool, origin: str) -> Path:
     return path
 
 
+def _in_memory(parsed: URL) -> bool:
+    """`sqlite://`, `sqlite:///`, `sqlite:///:memory:`, and a `file:` URI asking for memory."""
+    database = parsed.database or ""
+    if database in ("", ":memory:"):
+        return True
+    if database.startswith("file:"):
+        return database.startswith("file::memory:") or parsed.query.get("mode") == "memory"
+    return False
+
+
 def open_engine(
     url: str, *, create: bool = True, origin: str = "database URL", **kwargs: Any
 ) -> Engine:
@@ -140,6 +150,15 @@ def open_engine(
     _check_kind(parsed, url, origin)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
+        if _in_memory(parsed):
+            # Each connection would get a new, empty database that vanishes with it: a sync
+            # would write nowhere, metrics would read zeros, a demo would be thrown away.
+            shown = redact(url) if parsed.password else url  # redact() would quote ':'
+            raise PoiseError(
+                f"{origin} {shown}: an in-memory SQLite database keeps nothing: a "
+                "warehouse must be a file or a server (name the file, e.g. "
+                f"{DEFAULT_URL})"
+            )
         if database and database != ":memory:" and not database.startswith("file:"):
             # SQLite does not expand `~` itself: open the file the check looked at.
             path = _sqlite_file(database, create=create, origin=origin)
@@ -200,6 +219,23 @@ def connect_or_explain(engine: Engine) -> None:
     problem = unavailable(engine)
     if problem is not None:
         raise problem
+    _schema_exists(engine)
+
+
+def _schema_exists(engine: Engine) -> None:
+    """PostgreSQL: refuse a `search_path` naming no schema that exists (the URL's
+    `options=-csearch_path=…`, or the role's setting). The server still connects, and the
+    first CREATE fails with "no schema has been selected to create in" and its SQL."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect() as connection:
+        if connection.exec_driver_sql("SELECT current_schema()").scalar() is not None:
+            return
+        search_path = connection.exec_driver_sql("SHOW search_path").scalar()
+    raise PoiseError(
+        f"database {redact(str(engine.url))}: no schema named in its search_path "
+        f"({search_path}) exists: create it (CREATE SCHEMA …) or fix the URL"
+    )
 
 
 @contextmanager
