@@ -7,6 +7,7 @@ that arrived by import or collection are left alone unless the config names them
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -40,14 +41,22 @@ def slo_row(
     }
 
 
-def apply_config(engine: Engine, config: PoiseConfig) -> UpsertCounts:
-    """Upsert the config's teams, services and SLOs (inline and from SLO files)."""
+def apply_config(
+    engine: Engine, config: PoiseConfig, *, notes: Callable[[str], None] | None = None
+) -> UpsertCounts:
+    """Upsert the config's teams, services and SLOs (inline and from SLO files).
+
+    `notes` hears what the SLO files' reading left out or assumed (an object of another
+    kind ignored, a default window); without it they go to the log."""
     # Imported here: the collectors package may import this module.
     from collectors.slo_files import declared_slos
 
     declared = declared_slos(config)  # a bad SLO file stops here, before anything is written
     for note in declared.notes:
-        log.info("%s", note)
+        if notes is not None:
+            notes(note)
+        else:
+            log.info("%s", note)
     counts = UpsertCounts()
     with engine.begin() as connection:
         if config.teams:

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, select
 from collectors.openslo import load_openslo, parse_openslo
 from collectors.slo_files import declared_slos
 from poise.catalog import apply_config
+from poise.cli import main
 from poise.config import SloConfig, parse_config
 from poise.errors import ConfigError
 from poise.warehouse import schema
@@ -249,6 +250,27 @@ def test_unknown_kinds_are_noted_and_duplicates_refused() -> None:
     assert str(caught.value) == (
         "x.yaml: SLO checkout-availability: metadata.name: defined twice (also in x.yaml)"
     )
+
+
+def test_poise_sync_says_what_the_slo_files_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A misspelt kind is a note, not an error: `poise sync` prints it (it went to a log no
+    one saw, so the SLO vanished silently); the read-only commands stay quiet."""
+    text = (FIXTURES / "ratio-inline.yaml").read_text(encoding="utf-8")
+    (tmp_path / "slos.yaml").write_text(text.replace("kind: SLO", "kind: Slo"), encoding="utf-8")
+    (tmp_path / "poise.yaml").write_text(
+        "teams: [{name: shop}]\nservices: [{name: checkout, team: shop}]\n"
+        "slos: [{file: slos.yaml}]\n",
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(tmp_path)
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    assert main(["sync", "--db", db]) == 0
+    err = capsys.readouterr().err
+    assert "poise: note: slos.yaml: Slo checkout-availability: ignored (unknown kind)" in err
+    assert main(["metrics", "--db", db]) == 0
+    assert "note" not in capsys.readouterr().err
 
 
 def test_a_document_that_is_not_openslo() -> None:

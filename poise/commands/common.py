@@ -6,6 +6,7 @@ import argparse
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,10 +43,17 @@ class Context:
     url: str
 
 
-def open_context(args: argparse.Namespace, *, apply: bool = True, create: bool = True) -> Context:
+def open_context(
+    args: argparse.Namespace,
+    *,
+    apply: bool = True,
+    create: bool = True,
+    notes: Callable[[str], None] | None = None,
+) -> Context:
     """Load the config, open (and migrate) the warehouse, and write the config's catalog.
 
     `create=False` for commands that only read the warehouse (see `poise.warehouse.open_warehouse`).
+    `notes` hears what reading the SLO files left out or assumed (`poise sync` prints them).
     """
     config = load_config(getattr(args, "config", None))
     explicit = getattr(args, "db", None)
@@ -54,7 +62,7 @@ def open_context(args: argparse.Namespace, *, apply: bool = True, create: bool =
         url, create=create, origin=url_origin(explicit, config.database, config.origin)
     )
     if apply:
-        apply_config(engine, config)
+        apply_config(engine, config, notes=notes)
     return Context(config=config, engine=engine, url=url)
 
 

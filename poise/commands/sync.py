@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _sync_once(args: argparse.Namespace, should_stop: Callable[[], bool] | None = None) -> int:
     """One locked sync: 0 when every source succeeded, 1 otherwise."""
-    context = open_context(args)
+    context = open_context(args, notes=lambda note: err.print(f"poise: note: {note}", markup=False))
     try:
         with sync_lock(context.engine, context.url):
             summary = _collect(args, context, should_stop)
