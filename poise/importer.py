@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, Table
 
+from poise.config import SloConfig
 from poise.errors import ImportFileError
 from poise.timeutil import ISO_WITH_OFFSET, TimestampError, parse_timestamp, to_sqlite_text, utcnow
 from poise.vocab import DEPLOYMENT_STATUSES
@@ -40,6 +42,33 @@ NUMERIC_KINDS = ("count", "number", "fraction", "integer")
 # mistake (minutes, seconds, a cumulative total), not toil; and values far above it, up to
 # 1e308, overflow the toil share computed from them.
 MAX_TOIL_HOURS = 24 * 1_000
+# SLI buckets are counts of events (requests, probes) in one bucket, an hour for Poise's
+# collectors: 10^15 is a million billion, far beyond any service's events in an hour. A
+# larger figure is no count of events (a unit or export mistake), and figures near 1e308
+# overflow the sums taken over a window (infinity, then NaN and a wrong status).
+MAX_SLI_EVENTS = 10**15
+# An SLO's window as poise.yaml bounds it (poise/config.py): the figures look back this far,
+# and a window of millions of days would reach before the calendar's first day.
+MAX_WINDOW_DAYS = next(
+    rule.le for rule in SloConfig.model_fields["window_days"].metadata if hasattr(rule, "le")
+)
+# Columns of free text: the only ones that may hold a NUL character. Every other text column
+# is an id, a name or a reference, compared with others: PostgreSQL cannot store a NUL (the
+# warehouse writes U+FFFD there instead), so such a value would differ between the engines.
+FREE_TEXT = frozenset({"title", "author", "cause", "postmortem_url"})
+# Python's csv module stops at 131,072 characters a field, pandas (which reads the rows) has
+# no limit: the importer's own csv readers, which find the header and the line of a bad row,
+# must read what pandas reads. 2^31 - 1 fits the C long the limit is kept in on every system.
+CSV_FIELD_LIMIT = 2**31 - 1
+# A lone surrogate (U+D800 to U+DFFF) is no Unicode character: UTF-8 cannot encode it, and
+# neither engine can store it. JSON can write one (`"\ud800"`), and the JSON Lines reader
+# decodes with 'surrogatepass' as json.loads does, so it reaches the values.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_SURROGATE_HINT = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
+# timeutil's pattern with the digits 0-9 only: \d would take '２０２６' (full-width digits).
+# No re.ASCII flag: pandas hands a pattern without flags to pyarrow, many times faster.
+_ISO_ASCII = re.compile(ISO_WITH_OFFSET.pattern.replace(r"\d", "[0-9]"))
+_SPACE = re.compile(r"\s")  # Unicode whitespace, as str.split() splits change_ids
 BULK_CACHE_KIB = 128 * 1024  # SQLite page cache while a file is written
 
 
@@ -67,6 +96,20 @@ class Kind:
 
 def _good_within_total(frame: pd.DataFrame) -> tuple[pd.Series, str]:
     return frame["good"] > frame["total"], "good is greater than total"
+
+
+def _plausible_events(frame: pd.DataFrame) -> tuple[pd.Series, str]:
+    too_many = (frame["good"] > MAX_SLI_EVENTS) | (frame["total"] > MAX_SLI_EVENTS)
+    message = ""
+    if too_many.any():
+        row = frame[too_many].iloc[0]
+        name = "good" if row["good"] > MAX_SLI_EVENTS else "total"
+        shown = repr(float(row[name])).removesuffix(".0")  # 1e+308, 1000000000000001
+        message = (
+            f"{name}: {shown} is more than {MAX_SLI_EVENTS:,} events in "
+            "one bucket: not a count of events"
+        )
+    return too_many, message
 
 
 def _resolved_after_start(frame: pd.DataFrame) -> tuple[pd.Series, str]:
@@ -191,7 +234,7 @@ KINDS: dict[str, Kind] = {
                 Column("total", "count"),
             ),
             ("slo", "timestamp"),
-            (_good_within_total,),
+            (_plausible_events, _good_within_total),
         ),
         Kind(
             "toil",
@@ -301,11 +344,37 @@ def _csv_chunks(
 def _csv_header(path: Path) -> tuple[list[str], int]:
     """The header record and its line (blank lines before it are skipped, as pandas does)."""
     with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
+        lines = _Lines(handle)
+        reader = _csv_reader(lines)
         for record in reader:
-            if record:
+            if not _blank(record, lines.last):
                 return record, reader.line_num
     raise ImportFileError(f"{path}:1: empty file: expected a header row")
+
+
+def _csv_reader(handle: Any, **options: Any) -> Any:
+    csv.field_size_limit(CSV_FIELD_LIMIT)  # process-wide, and only ever raised
+    return csv.reader(handle, **options)
+
+
+class _Lines:
+    """The lines of a file as csv.reader takes them, keeping the last one it took."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+        self.last = ""
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        self.last = next(self._handle)
+        return self.last
+
+
+def _blank(record: list[str], line: str) -> bool:
+    """A line pandas skips: empty, or nothing but spaces and tabs (`"  "`, quoted, is a record)."""
+    return not record or (len(record) == 1 and not line.strip(" \t\r\n"))
 
 
 def _comma_separated(path: Path, header: list[str], *, line: int) -> None:
@@ -332,7 +401,7 @@ def _next_chunk(reader: Any) -> pd.DataFrame | None:
 def _malformed_csv(path: Path, width: int, detail: str) -> ImportFileError:
     """Locate what pandas found malformed: its own line numbers count records, not lines."""
     with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
-        reader = csv.reader(handle, strict=True)
+        reader = _csv_reader(handle, strict=True)
         start = 1
         try:
             for record in reader:
@@ -363,16 +432,23 @@ def _check_header(path: Path, kind: Kind, header: list[str], *, line: int) -> No
     header = [name.strip() for name in header]
     repeated = [name for index, name in enumerate(header) if name in header[:index]]
     if repeated:
-        raise ImportFileError(f"{path}:{line}: column {repeated[0]!r} appears twice")
+        raise ImportFileError(f"{path}:{line}: column {_shown(repeated[0])} appears twice")
     unknown = [name for name in header if name not in kind.allowed]
     if unknown:
         raise ImportFileError(
-            f"{path}:{line}: unknown column {unknown[0]!r} for --kind {kind.name} "
+            f"{path}:{line}: unknown column {_shown(unknown[0])} for --kind {kind.name} "
             f"(columns: {', '.join(kind.allowed)})"
         )
     for column in kind.columns:
         if column.required and column.name not in header:
             raise ImportFileError(f"{path}:{line}: missing column {column.name!r}")
+
+
+def _shown(name: str, limit: int = 60) -> str:
+    """A column name for a message: a whole header line read as one name can be huge."""
+    if len(name) <= limit:
+        return repr(name)
+    return f"{name[:limit]!r}… ({len(name):,} characters)"
 
 
 class _JsonObject(list[tuple[str, Any]]):
@@ -459,9 +535,8 @@ def _jsonl_chunks(
                 continue
             try:
                 # What json.loads does with bytes, with one decoder made once (not per line).
-                record = _JSON.decode(
-                    stripped.decode(json.detect_encoding(stripped), "surrogatepass")
-                )
+                text = stripped.decode(json.detect_encoding(stripped), "surrogatepass")
+                record = _JSON.decode(text)
             except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
                 raise ImportFileError(f"{path}:{number}: not valid JSON ({exc})") from None
             if not isinstance(record, _JsonObject):
@@ -477,6 +552,8 @@ def _jsonl_chunks(
                     cells[name] = _json_cell(columns[name], value)
                 except ValueError as exc:
                     raise ImportFileError(f"{path}:{number}: {name}: {exc}") from None
+            if _SURROGATE_HINT.search(text):  # an escape such as \ud800, or one passed through
+                _no_lone_surrogate(path, number, cells)
             records.append(cells)
             lines.append(number)
             if len(records) >= CHUNK_ROWS:
@@ -491,6 +568,15 @@ def _jsonl_chunks(
         raise ImportFileError(f"{path}:1: empty file: expected one JSON object per line")
 
 
+def _no_lone_surrogate(path: Path, number: int, cells: dict[str, str]) -> None:
+    for name, value in cells.items():
+        if found := _SURROGATE.search(value):
+            raise ImportFileError(
+                f"{path}:{number}: {name}: not valid Unicode text: a lone surrogate "
+                f"{ascii(found.group())[1:-1]}"
+            )
+
+
 def _frame(records: list[dict[str, str]], kind: Kind, lines: list[int], start: int) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(records, columns=[c.name for c in kind.columns])
     frame = frame.astype(object).fillna("")  # a column absent from every line is all NaN
@@ -503,6 +589,15 @@ def _first(mask: pd.Series) -> int | None:
     if not mask.any():
         return None
     return int(mask.idxmax())
+
+
+def _first_spaced(values: pd.Series) -> int | None:
+    """The first row whose value holds whitespace as str.split() sees it (which splits a
+    deployment's change_ids): Python's Unicode \\s, searched over the joined column first."""
+    texts = values.tolist()
+    if not _SPACE.search("".join(texts)):
+        return None
+    return _first(pd.Series([bool(_SPACE.search(text)) for text in texts], index=values.index))
 
 
 class _Validator:
@@ -533,6 +628,21 @@ class _Validator:
             limit = self.lengths.get(column.name)
             if limit and (bad := _first(values.str.len() > limit)) is not None:
                 raise _RowError(bad, f"{column.name}: longer than {limit} characters")
+            if (
+                column.kind in ("text", "ids")
+                and column.name not in FREE_TEXT
+                and (bad := _first(values.str.contains("\x00", regex=False))) is not None
+            ):
+                raise _RowError(bad, f"{column.name}: holds a NUL character")
+            # A deployment names its changes space-separated: this id could never be named.
+            if (self.kind.name, column.name) == ("changes", "id") and (
+                bad := _first_spaced(values)
+            ) is not None:
+                raise _RowError(
+                    bad,
+                    f"id: {values[bad]!r} has a space in it: a deployment's change_ids are "
+                    "separated by spaces, so no deployment could name this change",
+                )
             out[column.name] = self._convert(column, values, empty)
         for check in self.kind.checks:
             result = check(out)
@@ -565,12 +675,21 @@ class _Validator:
                     raise _RowError(bad, f"{column.name}: {values[bad]!r} is not a whole number")
                 if column.name == "window_days" and (bad := _first(numbers < 1)) is not None:
                     raise _RowError(bad, f"{column.name}: must be at least 1")
+                if (
+                    column.name == "window_days"
+                    and (bad := _first(numbers > MAX_WINDOW_DAYS)) is not None
+                ):
+                    raise _RowError(
+                        bad,
+                        f"{column.name}: {values[bad]} is more than {MAX_WINDOW_DAYS} days "
+                        "(the longest window poise.yaml allows)",
+                    )
                 if (bad := _first(numbers.abs() > MAX_INTEGER)) is not None:
                     raise _RowError(bad, f"{column.name}: {values[bad]} is too large")
                 return numbers.astype("Int64")
             return numbers
         if kind == "date":
-            valid = values.str.fullmatch(r"\d{4}-\d{2}-\d{2}")
+            valid = values.str.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
             if (bad := _first(~valid & ~empty)) is not None:
                 raise _RowError(bad, f"{column.name}: {values[bad]!r} is not a date (YYYY-MM-DD)")
             parsed = pd.to_datetime(values, format="%Y-%m-%d", errors="coerce")
@@ -604,11 +723,12 @@ class _Validator:
         # The warehouse keeps microseconds. Beyond them pandas switches to nanoseconds, whose
         # range is only the years 1677 to 2262, so drop digits 7 to 9 first (as Python's
         # fromisoformat does; more than 9 is no timestamp by the contract's pattern).
-        if values.str.contains(r"\.\d{7}", regex=True).any():
-            values = values.str.replace(r"(\.\d{6})\d{1,3}(?!\d)", r"\1", regex=True)
-        shaped = values.str.match(ISO_WITH_OFFSET.pattern)
+        if values.str.contains(r"\.[0-9]{7}", regex=True).any():
+            values = values.str.replace(r"(\.[0-9]{6})[0-9]{1,3}(?![0-9])", r"\1", regex=True)
+        shaped = values.str.match(_ISO_ASCII.pattern)
         if (bad := _first(~shaped & ~empty)) is not None:
             _parse_one(column, bad, written[bad])
+            raise _RowError(bad, f"{column.name}: {written[bad]!r} is not an ISO 8601 timestamp")
         try:
             parsed = pd.to_datetime(values.where(~empty, None), utc=True, format="ISO8601")
         except (ValueError, OverflowError):
@@ -626,6 +746,10 @@ class _Validator:
 
 def _parse_one(column: Column, position: int, text: str) -> Any:
     """The value parsed by the contract's own rules, or _RowError saying what is wrong."""
+    if ISO_WITH_OFFSET.match(text.strip()) and not _ISO_ASCII.match(text.strip()):
+        raise _RowError(
+            position, f"{column.name}: {text!r} is not an ISO 8601 timestamp: digits must be 0-9"
+        )
     try:
         return parse_timestamp(text)
     except TimestampError as exc:
@@ -883,11 +1007,12 @@ def _physical_line(path: Path, file_format: str, frame_lines: dict[int, int], po
     if file_format == "jsonl":
         return frame_lines.get(position, position + 1)
     with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
-        reader = csv.reader(handle)
+        lines = _Lines(handle)
+        reader = _csv_reader(lines)
         previous_end = 0
         index = -1  # the header; blank lines are no records (pandas skips them too)
         for record in reader:
-            if record:
+            if not _blank(record, lines.last):
                 if index == position:
                     return previous_end + 1
                 index += 1
