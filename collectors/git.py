@@ -509,12 +509,12 @@ class GitSync:
             return tuple(flat[field::LOG_FIELDS] for field in range(LOG_FIELDS))
         # Some author or subject holds the separator itself (git keeps control characters
         # in both): read these records one by one, anchored on the fields of fixed shape.
-        records = [RECORD.fullmatch(record) for record in text.split("\0")]
-        broken = next((i for i, found in enumerate(records) if found is None), None)
-        if broken is not None:
-            record = text.split("\0")[broken]
-            raise self.fail(f"unexpected git log output in {self.repo}: {record[:80]!r}")
-        fields = [found.groups() for found in records if found is not None]
+        fields = []
+        for record in text.split("\0"):
+            found = RECORD.fullmatch(record)
+            if found is None:
+                raise self.fail(f"unexpected git log output in {self.repo}: {record[:80]!r}")
+            fields.append(found.groups())
         return tuple(list(column) for column in zip(*fields, strict=True))
 
     def start_path_pass(self, revisions: list[str]) -> Callable[[], set[str]] | None:

@@ -503,9 +503,10 @@ _PUT = "put it in an environment variable and"
 
 
 def _where_secrets_go(path: str, key: str) -> str:
-    """Where the secret found at `path`.`key` goes instead, naming a key that exists: a source's credential (token, API key, password alike) is read from the
-    variable `token_env` names, and only Jenkins also takes a user (`user_env`); `*_env`
-    after the secret's own name would send people to a key that is refused as unknown."""
+    """Where the secret found at `path`.`key` goes instead, naming a key that exists: a
+    source's credential (token, API key, password alike) is read from the variable
+    `token_env` names, and only Jenkins also takes a user (`user_env`); `*_env` after the
+    secret's own name would send people to a key that is refused as unknown."""
     source = re.fullmatch(r"(?:sources|services\[\d+\])\.([^.]+)", path)
     if source and source[1] == "tls":
         return "the tls source takes no credentials (it reads what servers present)"

@@ -40,15 +40,13 @@ def run(args: argparse.Namespace) -> int:
             raise PoiseError(
                 f"{target} links to {real}, which is not a regular file: name a file to write"
             )
-        if not args.force:
-            raise PoiseError(f"{target} already exists (use --force to overwrite it)")
-        target = real
-    elif target.exists():
-        if not target.is_file():
-            # A FIFO, a socket, a device (/dev/null): --force would replace it with a file.
-            raise PoiseError(f"{target} is not a regular file: name a file to write")
-        if not args.force:
-            raise PoiseError(f"{target} already exists (use --force to overwrite it)")
+    elif target.exists() and not target.is_file():
+        # A FIFO, a socket, a device (/dev/null): --force would replace it with a file.
+        raise PoiseError(f"{target} is not a regular file: name a file to write")
+    if target.exists() and not args.force:
+        raise PoiseError(f"{target} already exists (use --force to overwrite it)")
+    if target.is_symlink():
+        target = target.resolve()
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
