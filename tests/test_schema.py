@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -11,7 +14,7 @@ from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from poise.warehouse import open_warehouse, upgrade
-from poise.warehouse.engine import open_engine
+from poise.warehouse.engine import SQLITE_PAGE_SIZE, open_engine
 from poise.warehouse.migrate import current_revision, head_revision
 from poise.warehouse.schema import CANONICAL_TABLES, metadata, services, teams
 
@@ -116,6 +119,32 @@ def test_sqlite_enforces_foreign_keys(sqlite_warehouse: Engine) -> None:
         connection.execute(
             services.insert().values(name="checkout", team="nobody", source="t", updated_at=now)
         )
+
+
+def test_a_new_sqlite_warehouse_has_large_pages_and_an_old_one_keeps_its_own(
+    tmp_path: Path,
+) -> None:
+    fresh = open_warehouse(f"sqlite:///{tmp_path / 'new.db'}")
+    with fresh.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA page_size").scalar() == SQLITE_PAGE_SIZE
+    fresh.dispose()
+    old_file = tmp_path / "old.db"
+    with contextlib.closing(sqlite3.connect(old_file)) as connection:  # as made before
+        connection.execute("PRAGMA page_size=4096")
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("CREATE TABLE kept (x)")
+        connection.execute("INSERT INTO kept VALUES (1)")
+        connection.commit()
+    old = open_warehouse(f"sqlite:///{old_file}")  # migrated to head on its 4 kB pages
+    with old.begin() as connection:
+        assert connection.exec_driver_sql("PRAGMA page_size").scalar() == 4096
+        assert connection.exec_driver_sql("SELECT x FROM kept").scalar() == 1
+        connection.exec_driver_sql("DROP TABLE kept")
+        connection.execute(
+            teams.insert().values(name="t", source="test", updated_at=datetime.now(UTC))
+        )
+    assert _differences(old) == []
+    old.dispose()
 
 
 def test_postgresql_keeps_no_prepared_plan(postgres_url: str) -> None:

@@ -29,8 +29,17 @@ def resolve_url(explicit: str | None = None, configured: str | None = None) -> s
     return explicit or os.environ.get(URL_ENV) or configured or DEFAULT_URL
 
 
+# Pages of a new warehouse file, instead of SQLite's 4 kB: a bulk write (a first git
+# ingest, an import) dirties fewer pages and splits fewer B-tree nodes, and scans read the
+# same bytes in fewer steps; 64 kB made point reads slower (docs/performance.md). Set
+# before anything is written, it takes effect only on a new, empty file: an existing
+# warehouse keeps the page size it was made with.
+SQLITE_PAGE_SIZE = 16384
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
