@@ -64,6 +64,13 @@ CUT_TO_FIT: dict[str, tuple[str, ...]] = {
     "oncall_pages": ("urgency",),
     "slos": ("display_name", "datasource"),
 }
+
+
+def cut_to_width(value: str, width: int) -> str:
+    """`value` as a column of `width` characters keeps it: whole, or cut and ending in "…"."""
+    return value if len(value) <= width else value[: width - 1] + "…"
+
+
 # Writes one page's rows in the page's transaction: (connection, raw_id) -> counts.
 Writer = Callable[[Connection, Any], UpsertCounts]
 CHECKPOINT_EVERY = 500
@@ -466,7 +473,7 @@ def _same_columns(
         for name, width in widths.items():
             value = full.get(name)
             if isinstance(value, str) and len(value) > width:
-                full = {**full, name: value[: width - 1] + "…"}
+                full = {**full, name: cut_to_width(value, width)}
         groups.setdefault(frozenset(full), []).append(full)
     return list(groups.values())
 

@@ -55,7 +55,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, select
 
-from collectors.base import Scope, Source, SyncContext
+from collectors.base import Scope, Source, SyncContext, cut_to_width
 from collectors.http import SourceError
 from poise.config import GitLocation
 from poise.timeutil import from_epoch_seconds, to_sqlite_text, utcnow
@@ -91,6 +91,9 @@ CHANGE_COLUMNS = (
     "source_id",
     "updated_at",
 )
+# "%an <%ae>" longer than the column (git sets no bound) is cut to fit, as other sources'
+# words are (collectors.base.CUT_TO_FIT): PostgreSQL would refuse the batch at every sync.
+AUTHOR_WIDTH: int = schema.changes.c.author.type.length  # type: ignore[attr-defined]
 # One record of LOG_FORMAT, for output whose author or subject holds \x1f: the author is
 # what lies between the parents and the two times, the subject all after them.
 _TIME = r"\d{4,}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"
@@ -741,6 +744,8 @@ class ChangeWriter:
     ) -> Iterator[tuple[Any, ...]]:
         """The change rows among records start..end of `columns`; adds them to `history`."""
         shas, parents, authors, dates, committed, titles = (column[start:end] for column in columns)
+        if max(map(len, authors), default=0) > AUTHOR_WIDTH:  # checked in C, cut rarely
+            authors = [cut_to_width(author, AUTHOR_WIDTH) for author in authors]
         history.parents.update(zip(shas, parents, strict=True))
         if only is None:
             keep = [" " not in parent for parent in parents]  # a merge is not a change

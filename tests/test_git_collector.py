@@ -336,6 +336,27 @@ def test_control_characters_in_a_subject_or_an_author_are_kept_as_they_are(
     assert changes(warehouse) == stored
 
 
+def test_an_author_longer_than_the_column_is_cut_to_fit_on_both_engines(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    """Git sets no bound on a name; PostgreSQL refused the batch (and the sync, every time)."""
+    repo = Repo(tmp_path / "checkout")
+    name = "Ann " + "Very" * 120  # "Ann VeryVery… <ann@example.com>": 500 characters
+    long_one = repo.commit("long", "2024-03-01T10:00:00+00:00", author=f"{name} <ann@example.com>")
+    plain = repo.commit("plain", "2024-03-01T11:00:00+00:00")
+    repo.tag("v1", "2024-03-01T12:00:00+00:00")
+    assert not sync(warehouse, checkout_config(tmp_path)).failed
+    stored = changes(warehouse)
+    width = schema.changes.c.author.type.length
+    assert len(stored[long_one]["author"]) == width
+    assert stored[long_one]["author"] == f"{name} <ann@example.com>"[: width - 1] + "…"
+    assert stored[plain]["author"] == "Alice Jones <alice@example.com>"
+    assert deployments(warehouse)["git:checkout:tag:v1"]["shipped"] == {long_one, plain}
+    again = sync(warehouse, checkout_config(tmp_path), full=True)  # the cut value is stable
+    assert not again.failed and again.result("git").updated == 0
+    assert changes(warehouse) == stored
+
+
 def test_a_tag_of_a_tag_deploys_the_commit_it_comes_to(warehouse: Engine, tmp_path: Path) -> None:
     """`git tag -a v2 rc2` tags the tag object (git warns): for-each-ref peels one level."""
     repo = Repo(tmp_path / "checkout")
