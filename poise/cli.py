@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Sequence
 from types import ModuleType
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from poise import __version__
 from poise.console import err, out
@@ -145,9 +145,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         err.print(f"poise: {exc}", markup=False)
         return 1
-    except OperationalError as exc:
+    except DBAPIError as exc:
+        from poise.warehouse.engine import write_refused  # only on this path: start-up
+
+        refused = write_refused(exc)
+        if refused is None and not isinstance(exc, OperationalError):
+            return _internal_error(args, exc)
         if args.debug:
             traceback.print_exc()
+        if refused is not None:  # a read-only role, replica or file, and a command that writes
+            err.print(f"poise: the warehouse refused to write: {refused}", markup=False)
+            return 1
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         err.print(f"poise: database unavailable: {reason}", markup=False)
         return 1

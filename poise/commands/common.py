@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import stat
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from poise.catalog import apply_config
+from poise.catalog import apply_config, apply_config_for_reading
 from poise.config import PoiseConfig, load_config
 from poise.errors import PoiseError
 from poise.warehouse import open_warehouse, resolve_url
@@ -52,7 +53,9 @@ def open_context(
 ) -> Context:
     """Load the config, open (and migrate) the warehouse, and write the config's catalog.
 
-    `create=False` for commands that only read the warehouse (see `poise.warehouse.open_warehouse`).
+    `create=False` for commands that only read the warehouse (see `poise.warehouse.open_warehouse`):
+    they write the catalog only where it differs from the stored one, and read a warehouse
+    that refuses writes as it is, with a note (`poise.catalog.apply_config_for_reading`).
     `notes` hears what reading the SLO files left out or assumed (`poise sync` prints them).
     """
     config = load_config(getattr(args, "config", None))
@@ -61,9 +64,15 @@ def open_context(
     engine = open_warehouse(
         url, create=create, origin=url_origin(explicit, config.database, config.origin)
     )
-    if apply:
+    if apply and create:
         apply_config(engine, config, notes=notes)
+    elif apply:
+        apply_config_for_reading(engine, config, warn=_note)
     return Context(config=config, engine=engine, url=url)
+
+
+def _note(note: str) -> None:
+    print(f"poise: note: {note}", file=sys.stderr)
 
 
 def write_error(option: str, path: Path, exc: OSError) -> PoiseError:

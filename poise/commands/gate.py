@@ -12,11 +12,16 @@ import json
 import os
 from datetime import datetime
 
-from metrics.gate import CHANGE_TYPES
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+
+from metrics.gate import CHANGE_TYPES, Decision
 from metrics.gate_data import evaluate_gate, record_decision
 from metrics.model import Settings
 from poise.commands.common import add_config_option, add_db_option, open_context
+from poise.errors import PoiseError
 from poise.timeutil import TimestampError, isoformat_z, parse_period_bound, utcnow
+from poise.warehouse.engine import write_refused
 
 NAME = "gate"
 HELP = "answer whether a deployment may ship now: ship / warn (exit 0) or freeze (exit 3)"
@@ -75,6 +80,20 @@ def _from_env(names: tuple[str, ...]) -> str | None:
     return next((os.environ[name] for name in names if os.environ.get(name)), None)
 
 
+def _record(engine: Engine, decision: Decision, now: datetime, **who: str | None) -> int:
+    try:
+        return record_decision(engine, decision, now, **who)
+    except DBAPIError as exc:
+        refused = write_refused(exc)
+        if refused is None:
+            raise
+        raise PoiseError(
+            f"the warehouse refused to record the decision ({refused}): the answer was "
+            f"{decision.decision!r}; answer with --dry-run to leave the ledger alone, or give "
+            "the gate a database role that can write"
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     # The ledger is the only write, and an answer from a warehouse created just now would be
     # a `ship` for every service of the config (no SLOs, no data): a typo in --db in a
@@ -95,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         actor = args.actor or _from_env(ACTOR_VARIABLES)
         recorded = None
         if not (args.dry_run or args.at):
-            recorded = record_decision(context.engine, decision, now, ref=ref, actor=actor)
+            recorded = _record(context.engine, decision, now, ref=ref, actor=actor)
     finally:
         context.engine.dispose()
     if args.format == "json":

@@ -14,6 +14,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     DatabaseError,
+    DBAPIError,
     InterfaceError,
     NoSuchModuleError,
 )
@@ -220,6 +221,24 @@ def unavailable(engine: Engine) -> DatabaseUnavailable | None:
     except (DatabaseError, InterfaceError) as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         return DatabaseUnavailable(f"database unavailable at {redact(str(engine.url))}: {reason}")
+    return None
+
+
+# What a database answers when it will not write for this session at all: PostgreSQL's
+# insufficient privilege (a role granted SELECT only) and read-only transaction (a hot
+# standby, `default_transaction_read_only`); SQLite's SQLITE_READONLY (a file opened with
+# `mode=ro`, or one the user may not write), whose extended codes keep it in the low byte.
+_PG_WRITE_REFUSED = frozenset({"42501", "25006"})
+_SQLITE_READONLY = 8
+
+
+def write_refused(exc: DBAPIError) -> str | None:
+    """The database's one-line reason when `exc` is a write refused for good, else None."""
+    original = exc.orig
+    sqlstate = getattr(original, "sqlstate", None)
+    code = getattr(original, "sqlite_errorcode", None)
+    if sqlstate in _PG_WRITE_REFUSED or (code is not None and code & 0xFF == _SQLITE_READONLY):
+        return str(original).strip().splitlines()[0]
     return None
 
 
