@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 from conftest import postgres_base_url
 from sqlalchemy import create_engine, text
+from test_pages import PAGES, assert_clean, metric, run
 
 from poise.cli import main
 from poise.warehouse import open_warehouse, schema
@@ -164,3 +166,15 @@ def test_a_role_granted_select_only_reads_and_is_told_what_it_cannot_write(
             connection.execute(text(f'REVOKE ALL ON SCHEMA "{schema_name}" FROM {role}'))
             connection.execute(text(f"DROP ROLE {role}"))
         admin.dispose()
+
+
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_every_page_reads_a_warehouse_opened_read_only(
+    page: str, dashboard_demo_url: str, use: Any
+) -> None:
+    use(read_only(dashboard_demo_url))
+    at = run(page)
+    assert_clean(at)
+    assert at.title[0].value == PAGES[page]
+    if page == "overview":
+        assert metric(at, "Deploys per week").value not in ("", "—")
