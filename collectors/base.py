@@ -35,6 +35,7 @@ from collectors.http import (
     HttpClient,
     HttpResponse,
     LinkPaginator,
+    PageGuard,
     PageRequest,
     Paginator,
 )
@@ -509,7 +510,7 @@ def run_http_stream(ctx: SyncContext, stream: Stream, scope: Scope, *, start: An
         etag = pending.get("etag")
     else:
         request = stream.first_request(scope, cursor)
-    first = True
+    first, guard = True, PageGuard()
     with PageFetcher(ctx.http) as pages:
         while request is not None:
             response = pages.get(request, etag=etag if first and not pending else None)
@@ -520,6 +521,7 @@ def run_http_stream(ctx: SyncContext, stream: Stream, scope: Scope, *, start: An
                 etag = response.etag
             first = False
             records = stream.records_of(response.json(), response)
+            guard.check(request, response, records)
             fresh, values, stop = [], [], False
             for record in records:
                 field_value = record.get(stream.cursor_field) if stream.cursor_field else None

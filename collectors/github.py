@@ -49,6 +49,7 @@ from collectors.http import (
     HttpResponse,
     LinkPaginator,
     NotFoundError,
+    PageGuard,
     PageRequest,
     SourceError,
 )
@@ -476,9 +477,11 @@ class GitHubSync:
             f"/repos/{self.repo}/actions/workflows", {"per_page": 100}
         )
         names: list[str] = []
+        guard = PageGuard()
         while request is not None:
             response = self.http.get(request.url, request.params)
             workflows = records_in(response.json(), response, "workflows")
+            guard.check(request, response, workflows)
             for workflow in workflows:
                 path = str(workflow.get("path") or "")
                 if wanted in (
@@ -605,9 +608,11 @@ class WorkflowRuns:
         reached: datetime,
     ) -> datetime | None:
         """Store one window's pages; the bookmark moves to its end on the last one."""
+        guard = PageGuard()
         with PageFetcher(self.http) as pages:
             while True:
                 page = self.stream.records_of(body, response)
+                guard.check(request, response, page)
                 following = self.stream.paginator.next_request(response, request, page)
                 pages.prefetch(following)
                 rows: Rows = {}
@@ -665,11 +670,12 @@ class CompareResolver:
             f"/repos/{self.repo}/compare/{base}...{head}", {"per_page": 100}
         )
         commits: list[Commit] = []
-        total = None
+        total, guard = None, PageGuard()
         while request is not None:
             response = self.http.get(request.url, request.params)
             body = response.json()
             page = records_in(body, response, "commits")
+            guard.check(request, response, page)
             total = body.get("total_commits", total)
             commits.extend(commit_of(item) for item in page)
             request = LinkPaginator().next_request(response, request, page) if page else None

@@ -31,7 +31,7 @@ from collectors.base import (
     records_in,
     run_http_stream,
 )
-from collectors.http import HttpClient, HttpResponse, PageRequest, SourceError
+from collectors.http import HttpClient, HttpResponse, PageGuard, PageRequest, SourceError
 from collectors.shipped import Commit, commit_change, link_deployments
 from poise.timeutil import isoformat_z, parse_timestamp
 from poise.vocab import deployment_status, normalize_status
@@ -89,9 +89,11 @@ def pages(http: HttpClient, path: str, params: dict[str, Any]) -> list[dict[str,
     """Every item of a small list, page after page."""
     items: list[dict[str, Any]] = []
     request: PageRequest | None = PageRequest(path, params)
+    guard = PageGuard()
     while request is not None:
         response = http.get(request.url, request.params)
         page = records_in(response.json(), response)
+        guard.check(request, response, page)
         items.extend(page)
         request = NextPagePaginator().next_request(response, request, page)
     return items
@@ -151,7 +153,7 @@ def deployment_rows(deployment: dict[str, Any], scope: Scope) -> Rows:
                 "deployed_at": when(job.get("finished_at"))
                 or parse_timestamp(deployment["updated_at"]),
                 "started_at": when(job.get("started_at")) or when(deployment.get("created_at")),
-                "sha": deployment.get("sha"),
+                "sha": deployment.get("sha") or None,  # an empty sha is none: stored as NULL
                 "url": (deployment.get("environment") or {}).get("external_url"),
             }
         ]

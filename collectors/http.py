@@ -2,12 +2,15 @@
 
 What it promises:
 - A transient fault (5xx, 408, timeout, refused connection) is retried with exponential
-  back-off, a bounded number of times; if it persists, one line says which source, which
+  back-off, a bounded number of times (waiting at least the `Retry-After` a 503 in
+  maintenance sends, up to `max_wait`); if it persists, one line says which source, which
   URL and what to do.
 - A rate limit (429, or a 403 that says so: `Retry-After`, `x-ratelimit-remaining: 0` with
   `x-ratelimit-reset`, `ratelimit-reset`) is waited out, up to `max_wait` seconds.
 - 401 is an expired or invalid token, a 403 that is no rate limit is missing permission,
-  404 is a missing repository or project: no retry, one line naming the variable to check.
+  404 is a missing repository or project: no retry, one line naming the variable to check
+  (and, for a 403 or an unexpected status, what the API's JSON error body says: a 403 may
+  be SAML SSO or an IP allow list rather than the token's scopes).
 - Credentials live only in request headers, filled from environment variables. URLs shown
   in logs, errors or `raw_payloads` have user info and credential-like query parameters
   removed, and any known secret value is masked in every message.
@@ -23,6 +26,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -136,7 +140,36 @@ def _retry_after_seconds(value: str, now: float) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # `-0000` parses as naive; an HTTP date is always UTC
+        when = when.replace(tzinfo=UTC)
     return max(when.timestamp() - now, 0.0)
+
+
+def retry_after(headers: Mapping[str, str], now: float) -> float | None:
+    """The seconds a `Retry-After` header (seconds or an HTTP date) asks to wait, if any."""
+    value = headers.get("Retry-After")
+    return None if value is None else _retry_after_seconds(value, now)
+
+
+def api_message(body: bytes) -> str | None:
+    """What an API's JSON error body says, on one line: GitHub, GitLab and Opsgenie put it
+    in `message`, PagerDuty in `error.message` (+ `error.errors`), Prometheus in `error`."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict):
+        return None
+    said = parsed.get("message")
+    error = parsed.get("error")
+    if said is None and isinstance(error, dict):
+        extra = error.get("errors")
+        parts = [error.get("message"), *(extra if isinstance(extra, list) else [])]
+        said = ": ".join(str(part) for part in parts if part)
+    elif said is None and isinstance(error, str):
+        said = error
+    text = " ".join(str(said).split()) if said else ""
+    return text or None
 
 
 def _reset_seconds(value: str, now: float) -> float | None:
@@ -159,10 +192,9 @@ def rate_limit_wait(
     """
     if status not in (403, 429):
         return None
-    if "Retry-After" in headers:
-        wait = _retry_after_seconds(headers["Retry-After"], now)
-        if wait is not None:
-            return wait
+    wait = retry_after(headers, now)
+    if wait is not None:
+        return wait
     remaining = headers.get("x-ratelimit-remaining", headers.get("ratelimit-remaining"))
     for name in ("x-ratelimit-reset", "ratelimit-reset"):
         if name in headers and (status == 429 or remaining == "0"):
@@ -310,10 +342,10 @@ class HttpClient:
     def _delay(self, attempt: int) -> float:
         return min(self.backoff * 2 ** (attempt - 1), self.max_backoff)
 
-    def _may_retry(self, attempt: int, problem: str, shown: str) -> bool:
+    def _may_retry(self, attempt: int, problem: str, shown: str, at_least: float = 0.0) -> bool:
         if attempt > self.max_retries:
             return False
-        delay = self._delay(attempt)
+        delay = max(self._delay(attempt), at_least)
         log.warning(
             "%s: %s from %s; retry %d/%d in %.1fs",
             self.source,
@@ -342,7 +374,12 @@ class HttpClient:
             self.sleep(wait)
             return True
         if response.status in RETRIED_STATUSES:
-            return self._may_retry(attempt, f"HTTP {response.status}", response.url)
+            # A 503 in maintenance (or a proxy's 502) may say when to come back: retrying
+            # sooner would spend every retry before then.
+            later = retry_after(response.headers, self.clock()) or 0.0
+            if later > self.max_wait:
+                return False
+            return self._may_retry(attempt, f"HTTP {response.status}", response.url, later)
         return False
 
     def _failure(self, response: HttpResponse, attempt: int) -> SourceError:
@@ -356,8 +393,10 @@ class HttpClient:
         if status == 401:
             return AuthError(f"{source}: token expired or invalid (HTTP 401 at {url}): {check}")
         if status == 403:
+            said = self._said(response.body)  # SAML SSO, an IP allow list, a missing scope …
+            where = f'{url}: "{said}"' if said else url
             return AuthError(
-                f"{source}: access denied (HTTP 403 at {url}): {check} and the token's "
+                f"{source}: access denied (HTTP 403 at {where}): {check} and the token's "
                 "permissions for this resource"
             )
         if status == 404:
@@ -365,13 +404,27 @@ class HttpClient:
                 f"{source}: not found (HTTP 404 at {url}): check the repository or project name "
                 "in poise.yaml and that the token can see it"
             )
+        later = retry_after(response.headers, self.clock())
+        if status in RETRIED_STATUSES and later is not None and later > self.max_wait:
+            return ServerError(
+                f"{source}: HTTP {status} from {url}: the service asks to come back in "
+                f"{later:.0f}s, longer than Poise waits; collected pages are kept, run "
+                "`poise sync` again then"
+            )
         if status in RETRIED_STATUSES:
             return ServerError(
                 f"{source}: HTTP {status} from {url} persisted after {attempt} tries: the service "
                 "may be down; collected pages are kept, run `poise sync` again later"
             )
-        detail = " ".join(self.scrub(response.text[:120]).split())
+        detail = self._said(response.body) or self._said(response.body, raw=True)
         return SourceError(f"{source}: HTTP {status} from {url}: {detail or 'no detail'}")
+
+    def _said(self, body: bytes, *, raw: bool = False, limit: int = 200) -> str:
+        """The API's message (or, `raw`, the body's text) on one line: secrets masked first,
+        then cut to `limit` characters."""
+        text = " ".join(body.decode("utf-8", "replace").split()) if raw else api_message(body)
+        text = self.scrub(text or "")
+        return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # -- pagination -------------------------------------------------------------------------
@@ -389,6 +442,29 @@ class PageRequest:
     params: Mapping[str, Any] | None = None
     method: str = "GET"
     json_body: Any = None
+
+
+@dataclass
+class PageGuard:
+    """Stops paging that does not move on, which would otherwise loop for ever.
+
+    A next page asked for twice in a row (a `Link` to itself, an `x-next-page` naming the
+    page just read), or a page of records identical to the one before (a cache or proxy
+    that ignores the query string answers every page with the first; a Jenkins range or
+    an offset that is not applied) is one line, not a sync that never ends.
+    """
+
+    last: tuple[PageRequest, bytes] | None = None
+
+    def check(self, request: PageRequest, response: HttpResponse, records: list[Any]) -> None:
+        last, self.last = self.last, (request, response.body)
+        if last is None or (request != last[0] and (not records or response.body != last[1])):
+            return
+        raise BadPayloadError(
+            f"{response.source}: {response.url} answered with the page before it again (a "
+            "cache or proxy ignoring the query string?): paging stopped, earlier pages are "
+            "kept; check base_url"
+        )
 
 
 class Paginator(Protocol):

@@ -5,9 +5,10 @@ For every service with a `jenkins:` block (docs/collectors.md, "Jenkins"):
 - `GET <job>/api/json?tree=allBuilds[…]{M,N}` lists builds newest first, 100 at a time
   (`builds` would stop at the newest 100), down to the bookmark: the last build number
   stored, held back by any build still running, so it is read again once finished;
-- every build is a `ci_runs` row; every finished one is a deployment to the block's
-  `environment` (`deployed_at` = `timestamp + duration`, epoch milliseconds), its sha the
-  `lastBuiltRevision` of the checkout whose remote URL is the service's repository;
+- every build is a `ci_runs` row; every finished one (a `result`, no longer `building`)
+  is a deployment to the block's `environment` (`deployed_at` = `timestamp + duration`,
+  epoch milliseconds), its sha the `lastBuiltRevision` of the checkout whose remote URL
+  is the service's repository; a build without a start time is skipped with a warning;
 - with a `git:` block too, each successful production deployment is linked to the Git
   changes between the previous one's sha and its own (`git rev-list` in the clone).
 
@@ -20,8 +21,10 @@ from __future__ import annotations
 import base64
 import re
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -67,11 +70,15 @@ def job_path(job: str) -> str:
 
 
 def revision(build: dict[str, Any], hint: str | None) -> str | None:
-    """The built sha: of the checkout whose remote URL contains `hint`, else the first one."""
+    """The built sha: of the checkout whose remote URL contains `hint`, else the first one.
+
+    A checkout without a SHA1 (null) is no checkout: its sha is unknown, not "None"."""
     checkouts = [
         action
         for action in build.get("actions") or []
-        if isinstance(action, dict) and isinstance(action.get("lastBuiltRevision"), dict)
+        if isinstance(action, dict)
+        and isinstance(action.get("lastBuiltRevision"), dict)
+        and action["lastBuiltRevision"].get("SHA1")
     ]
     if hint:
         matching = [
@@ -106,12 +113,26 @@ def origin_path(repo: Path) -> str | None:
     return match.group(1) if match else None
 
 
-def build_rows(build: dict[str, Any], scope: Scope) -> Rows:
+def running(build: dict[str, Any]) -> bool:
+    """Not finished: `building`, or no `result` recorded yet (it would be one at the end)."""
+    return bool(build.get("building")) or build.get("result") is None
+
+
+def build_rows(
+    build: dict[str, Any], scope: Scope, warn: Callable[[str], None] | None = None
+) -> Rows:
     job, number = scope.location.job, build["number"]
-    started = from_epoch_millis(build["timestamp"])
-    running = bool(build.get("building"))
-    word = RunStatus.RUNNING if running else normalize_status(build.get("result"))
-    finished = None if running else started + timedelta(milliseconds=build.get("duration") or 0)
+    stamp = build.get("timestamp")
+    if not isinstance(stamp, int | float) or stamp <= 0:
+        # Every build Jenkins ran has a start time; without one (0 or missing: a damaged
+        # build record) it would become a run and a deployment in 1970.
+        if warn is not None:
+            warn(f"jenkins: {scope.key}: build {number} of {job} has no start time; skipped")
+        return {}
+    started = from_epoch_millis(stamp)
+    unfinished = running(build)
+    word = RunStatus.RUNNING if unfinished else normalize_status(build.get("result"))
+    finished = None if unfinished else started + timedelta(milliseconds=build.get("duration") or 0)
     sha = revision(build, repository_hint(scope))
     common = {
         "id": f"jenkins:{job}:build:{number}",
@@ -138,9 +159,10 @@ def build_rows(build: dict[str, Any], scope: Scope) -> Rows:
 
 
 def build_settled(build: dict[str, Any]) -> bool:
-    if not build.get("building"):
+    if not running(build):
         return True
-    return from_epoch_millis(build["timestamp"]) < utcnow() - HOLD
+    stamp = build.get("timestamp")
+    return not isinstance(stamp, int | float) or from_epoch_millis(stamp) < utcnow() - HOLD
 
 
 BUILDS = Stream(
@@ -192,8 +214,10 @@ class JenkinsSource(Source):
         clone = ctx.config.resolve_path(git.path) if git is not None else None
         if clone is not None and clone.is_dir():
             scope = replace(scope, vars={**scope.vars, "origin": origin_path(clone)})
+        # a build that cannot be stored is skipped and said so in the sync's summary
+        builds = replace(BUILDS, convert=partial(build_rows, warn=ctx.warn))
         try:
-            run_http_stream(ctx, BUILDS, scope)
+            run_http_stream(ctx, builds, scope)
         except NotFoundError:
             assert ctx.http is not None
             url = ctx.http.shown(ctx.http.absolute(BUILDS.path.format(**scope.vars)))

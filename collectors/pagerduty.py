@@ -24,7 +24,8 @@ Per service (`services[].pagerduty.service_id`), one scope:
 Incident mapping: id `pagerduty:<id>`; severity = the priority's name (`P1`…), else the
 urgency (`high`/`low`) for accounts without priorities; `started_at` = `detected_at` =
 `created_at` (PagerDuty knows of an incident from its trigger); `resolved_at` (or, from
-older payloads, `last_status_change_at` of a resolved incident); url = `html_url`.
+older payloads, `last_status_change_at` of a resolved incident, else its `updated_at`);
+url = `html_url`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from collectors.base import Rows, Scope, Source, Stream, SyncContext, merge_rows
-from collectors.http import OffsetPaginator, PageRequest, SourceError
+from collectors.http import OffsetPaginator, PageGuard, PageRequest, SourceError
 from collectors.incidents import (
     incident_scopes,
     malformed_record,
@@ -74,7 +75,9 @@ def incident_rows(record: dict[str, Any], scope: Scope) -> Rows:
     status = incident_status(record["status"])
     resolved = _timestamp(record.get("resolved_at"))
     if resolved is None and status is IncidentStatus.RESOLVED:
-        resolved = _timestamp(record.get("last_status_change_at"))
+        # Older payloads: the last status change was the resolve; without that either, the
+        # last update is the closest known bound (a resolved incident is never left without).
+        resolved = _timestamp(record.get("last_status_change_at") or record.get("updated_at"))
     acknowledgements = [
         parse_timestamp(ack["at"]) for ack in record.get("acknowledgements") or [] if ack.get("at")
     ]
@@ -204,11 +207,12 @@ class PagerDutySource(Source):
             "offset": 0,
         }
         request: PageRequest | None = PageRequest(INCIDENTS.path, params)
-        first = True
+        first, guard = True, PageGuard()
         while request is not None:
             response = ctx.http.get(request.url, request.params)
             body = response.json()
             records = INCIDENTS.records_of(body, response)
+            guard.check(request, response, records)
             total = body.get("total")
             if first and isinstance(total, int) and total > OFFSET_CAP:
                 return self._split(since, until, total)
@@ -289,9 +293,11 @@ class PagerDutySource(Source):
             {**LOG_ENTRIES.params, "limit": LOG_ENTRIES.page_size, "offset": 0},
         )
         first: datetime | None = None
+        guard = PageGuard()
         while request is not None:
             response = ctx.http.get(request.url, request.params)
             entries = LOG_ENTRIES.records_of(response.json(), response)
+            guard.check(request, response, entries)
             with malformed_record("pagerduty", "log entry", response.url):
                 for entry in entries:
                     if entry.get("type") == "acknowledge_log_entry":

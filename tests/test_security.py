@@ -72,6 +72,8 @@ ALLOWED_DYNAMIC_SQL = {
     ("metrics/sli.py", "hourly_rows"): "a run of placeholder terms; values are parameters",
     ("poise/warehouse/engine.py", "refresh_planner_statistics"): "ANALYZE of tables from "
     "schema.metadata, quoted by the dialect's identifier preparer (it takes no parameters)",
+    ("poise/warehouse/engine.py", "_sqlite_pragmas"): "PRAGMA page_size of an integer "
+    "constant (PRAGMAs take no parameters)",
 }
 
 
