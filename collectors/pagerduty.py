@@ -259,9 +259,10 @@ class PagerDutySource(Source):
             with malformed_record("pagerduty", "incident", url):
                 belongs_to = (record.get("service") or {}).get("id")
                 if belongs_to != service_id:
+                    owner = f"to service {belongs_to}" if belongs_to else "to no service"
                     ctx.warn(
-                        f"pagerduty: incident {record.get('id')} belongs to service "
-                        f"{belongs_to}, not {service_id} ({scope.key}); skipped"
+                        f"pagerduty: incident {record.get('id')} belongs {owner}, not "
+                        f"{service_id} ({scope.key}); skipped"
                     )
                     continue
                 merge_rows(rows, incident_rows(record, scope))

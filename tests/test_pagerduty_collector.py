@@ -514,3 +514,20 @@ def test_an_incident_of_another_service_in_a_page_is_skipped_with_a_warning(
         "pagerduty: incident QZZZZZZZZZZZZZ belongs to service PUNMAPD, not PWJAGSD (checkout); "
         "skipped"
     ]
+
+
+def test_an_incident_with_no_service_is_skipped_with_a_warning_that_says_so(
+    sqlite_warehouse: Engine, replay_server: ReplayServer, tmp_path: Path, token: str
+) -> None:
+    fake = account(replay_server)
+    orphan = {**fake.incidents["QZZZZZZZZZZZZZ"], "service": None}
+    mine = dict(fake.incidents["Q1AAAAAAAAAAAA"])
+    fake.fault(
+        "/incidents",
+        Reply(200, {"incidents": [mine, orphan], "limit": 100, "offset": 0, "more": False}),
+    )
+    summary, _ = sync(sqlite_warehouse, make_config(tmp_path, replay_server))
+    assert not summary.failed
+    assert summary.result("pagerduty").warnings == [
+        "pagerduty: incident QZZZZZZZZZZZZZ belongs to no service, not PWJAGSD (checkout); skipped"
+    ]
