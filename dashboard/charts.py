@@ -7,7 +7,9 @@ marker shapes differ, and every chart's numbers are shown as a table beside it. 
 leave backgrounds transparent and fonts to the theme, so they read in light and dark.
 
 Untrusted text (team, service and incident names) reaches Plotly only through `safe`,
-which escapes the few HTML tags Plotly would otherwise interpret.
+which escapes the few HTML tags Plotly would otherwise interpret. A name written on the
+plot (an axis label, a point's label) is cut to `LABEL_CHARS` (`short`): a 200-character
+name would otherwise squeeze the plot to a sliver; the hover and the table keep it whole.
 """
 
 from __future__ import annotations
@@ -56,6 +58,31 @@ def safe(value: Any) -> str:
     return html.escape(str(value), quote=False)
 
 
+LABEL_CHARS = 40  # the longest name written on a plot; longer ones end in "…"
+
+
+def cut(value: Any, limit: int = LABEL_CHARS) -> str:
+    """A name as plain text of at most `limit` characters (the end replaced by "…")."""
+    text = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def short(value: Any) -> str:
+    """A name to write on a plot: cut to `LABEL_CHARS`, then escaped as `safe` does."""
+    return safe(cut(value))
+
+
+def _short_categories(
+    figure: go.Figure, labels: list[str], written: list[str] | None = None, **where: Any
+) -> None:
+    """Write a category axis's names cut (`labels`: the escaped categories as the traces
+    hold them, so the hover keeps them whole; `written`: how to write each, by default the
+    label cut to `LABEL_CHARS`). Nothing changes when no name is cut."""
+    written = written or [short(html.unescape(label)) for label in labels]
+    if written != labels:
+        figure.update_yaxes(tickmode="array", tickvals=labels, ticktext=written, **where)
+
+
 def _layout(figure: go.Figure, *, height: int = HEIGHT, **extra: Any) -> go.Figure:
     figure.update_layout(
         height=height,
@@ -75,7 +102,7 @@ def _rows_over_time(figure: go.Figure, rows: list[str]) -> None:
     against one labelled row per name, top to bottom."""
     figure.update_yaxes(
         tickvals=list(range(len(rows))),
-        ticktext=[safe(name) for name in rows],
+        ticktext=[short(name) for name in rows],
         autorange="reversed",
         title=None,
     )
@@ -106,7 +133,7 @@ def velocity_stability(teams: pd.DataFrame) -> go.Figure:
         return empty("No team deployed to production in this period.")
     figure = go.Figure()
     # a team no incident data speaks for sits low by default, not by merit: its label says so
-    label = rows["team"].map(safe)
+    label = rows["team"].map(short)
     if "change_fail_tier" in rows:
         blind = rows["change_fail_tier"] == NO_INCIDENT_DATA
         label = label.where(~blind, label + f" ({NO_INCIDENT_DATA})")
@@ -534,7 +561,7 @@ def burndown(series: pd.DataFrame, forecast: pd.DataFrame, name: str) -> go.Figu
             )
         )
     figure.add_hline(y=0, line={"color": VERMILLION, "width": 1})
-    figure.update_yaxes(title=f"budget remaining<br>{safe(name)}", tickformat=".0%")
+    figure.update_yaxes(title=f"budget remaining<br>{short(name)}", tickformat=".0%")
     figure.update_xaxes(title=None, type="date")
     return _layout(figure)
 
@@ -616,6 +643,7 @@ def budget_bars(frame: pd.DataFrame, label: str, *, limit: int = 15) -> go.Figur
     )
     figure.update_xaxes(title="share of the error budget", tickformat=".0%")
     figure.update_yaxes(autorange="reversed")
+    _short_categories(figure, names)
     return _layout(figure, height=90 + 26 * len(rows), showlegend=False)
 
 
@@ -702,6 +730,12 @@ TIME_PANELS = (
     ("mtta_median_minutes", "acknowledge, median (min)"),
     ("mttr_median_hours", "resolve, median (h)"),
 )
+# what an empty panel says: no incident of the period has that time yet
+NO_TIME = {
+    "mttd_median_minutes": "none detected",
+    "mtta_median_minutes": "none acknowledged",
+    "mttr_median_hours": "none resolved yet",
+}
 
 
 def response_times(blocks: pd.DataFrame, by: str) -> go.Figure:
@@ -725,6 +759,19 @@ def response_times(blocks: pd.DataFrame, by: str) -> go.Figure:
             col=index,
         )
         figure.update_yaxes(autorange="reversed", showticklabels=index == 1, row=1, col=index)
+        if blocks[column].isna().all():  # an empty panel says why
+            axis = "" if index == 1 else str(index)
+            figure.add_annotation(
+                text=NO_TIME[column],
+                showarrow=False,
+                x=0.5,
+                y=0.5,
+                xref=f"x{axis} domain",
+                yref=f"y{axis} domain",
+                font={"color": GREY},
+            )
+    written = [f"{short(g)} (n={n})" for g, n in zip(blocks[by], blocks["count"], strict=True)]
+    _short_categories(figure, names, written, row=1, col=1)
     return _layout(figure, height=110 + 28 * len(blocks))
 
 
@@ -733,12 +780,10 @@ def counts_bar(frame: pd.DataFrame, label: str, value: str, *, title: str) -> go
     if frame.empty:
         return empty("Nothing to count in this period.")
     rows = frame.sort_values(value, ascending=False)
-    figure = go.Figure(
-        go.Bar(
-            y=[safe(v) for v in rows[label]], x=rows[value], orientation="h", marker={"color": BLUE}
-        )
-    )
+    names = [safe(v) for v in rows[label]]
+    figure = go.Figure(go.Bar(y=names, x=rows[value], orientation="h", marker={"color": BLUE}))
     figure.update_yaxes(autorange="reversed")
+    _short_categories(figure, names)
     # counts have no halves: ticks on whole numbers only, about five to eight of them
     figure.update_xaxes(
         title=safe(title), tick0=0, dtick=_count_step(float(rows[value].max())), tickformat=",d"

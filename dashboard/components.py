@@ -170,13 +170,16 @@ def figure_card(
     entry = term(key)
     shown = FORMATS.get(entry.unit, count)(value) if not isinstance(value, str) else value
     colour = "inverse" if entry.better == "lower" else "normal" if entry.better else "off"
-    if settled:
+    delta = signed(change, entry.unit)
+    # a change that reads as none ("+0", "+0.0 pts") is neither better nor worse: grey,
+    # not a green or red arrow
+    if settled or (delta is not None and not re.search(r"[1-9]", delta)):
         colour = "off"
     with st.container(border=True):
         st.metric(
             label or CARD_LABELS.get(key, entry.label),
             shown,
-            delta=signed(change, entry.unit),
+            delta=delta,
             delta_color=colour,
             help=help_text(key),
         )
@@ -255,6 +258,14 @@ def dora_cards(
             )
 
 
+def listed(names: Sequence[Any], most: int = 3) -> str:
+    """Names for a card's note: the first `most`, each cut to `charts.LABEL_CHARS`, then
+    how many more (a card is a fifth of the page: the tables list them all)."""
+    shown = [charts.cut(name) for name in names[:most]]
+    rest = len(names) - len(shown)
+    return ", ".join(shown) + (f" and {rest:,} more" if rest else "")
+
+
 def resilience_cards(
     summary: Mapping[str, Any], policy: Mapping[str, Any], columns: list[Any], judged_at: datetime
 ) -> None:
@@ -279,7 +290,7 @@ def resilience_cards(
             "lowest_budget_remaining",
             summary["lowest_budget_remaining"],
             status=summary["worst_status"] or "no data",
-            note=summary["lowest_budget_slo"] or "no SLO with data",
+            note=charts.cut(summary["lowest_budget_slo"]) or "no SLO with data",
         )
     with columns[2]:
         figure_card(
@@ -293,7 +304,7 @@ def resilience_cards(
             "deployments_during_freeze",
             policy.get("deployments_during_freeze", 0),
             note=f"{policy.get('exempt', 0)} of them rollbacks or fixes (allowed)"
-            + (f"; frozen at {at}: {', '.join(frozen)}" if frozen else f"; none frozen at {at}"),
+            + (f"; frozen at {at}: {listed(frozen)}" if frozen else f"; none frozen at {at}"),
         )
 
 
@@ -575,17 +586,23 @@ def page_start(title: str, about: str, **sidebar: Any) -> View | None:
 
 
 def period_hint(view: View) -> None:
-    """When the period is after the latest data, offer the weeks that hold data."""
-    latest = view.catalog.get("latest")
-    if latest is None or latest >= view.query.start:
-        return
-    end = filters.today(pd.Timestamp(latest).to_pydatetime()) + pd.Timedelta(days=1)
+    """When the period is after the latest data, or before the first, say so and offer a
+    period of the same length that holds data (the last weeks, or the first)."""
+    latest, first = view.catalog.get("latest"), view.catalog.get("first")
     length = view.query.end - view.query.start
-    suggestion = Period(end - length, end)
-    st.info(
-        f"No data in this period: the latest deployment or incident is from {latest:%Y-%m-%d}.",
-        icon=":material/event_busy:",
-    )
+    if latest is not None and latest < view.query.start:
+        end = filters.today(pd.Timestamp(latest).to_pydatetime()) + pd.Timedelta(days=1)
+        suggestion = Period(end - length, end)
+        which = f"the latest deployment or incident is from {latest:%Y-%m-%d}"
+    elif first is not None and first >= view.query.end:
+        start = filters.today(pd.Timestamp(first).to_pydatetime())
+        # up to today at most: a period running into the future would only add empty weeks
+        end = min(start + length, max(filters.today(), start + pd.Timedelta(days=1)))
+        suggestion = Period(start, end)
+        which = f"the first deployment or incident is from {first:%Y-%m-%d}"
+    else:
+        return
+    st.info(f"No data in this period: {which}.", icon=":material/event_busy:")
     if st.button(
         f"Show {suggestion.start:%Y-%m-%d} to {(suggestion.end - pd.Timedelta(days=1)):%Y-%m-%d}",
         key="jump-to-data",

@@ -101,7 +101,10 @@ def catalog(wh: Warehouse) -> dict[str, Any]:
             "deployment": connection.execute(select(func.max(d.c.deployed_at))).scalar(),
             "incident": connection.execute(select(func.max(i.c.started_at))).scalar(),
         }
-        first = connection.execute(select(func.min(d.c.deployed_at))).scalar()
+        earliest = {
+            "deployment": connection.execute(select(func.min(d.c.deployed_at))).scalar(),
+            "incident": connection.execute(select(func.min(i.c.started_at))).scalar(),
+        }
         counts = {
             name: int(connection.execute(select(func.count()).select_from(table)).scalar_one())
             for name, table in (
@@ -112,11 +115,13 @@ def catalog(wh: Warehouse) -> dict[str, Any]:
             )
         }
     moments = [value for value in latest.values() if value is not None]
+    firsts = [value for value in earliest.values() if value is not None]
     return {
         "teams": teams,
         "services": services,
+        # the span of the deployments and incidents: what the periods on offer cover
         "latest": max(moments) if moments else None,
-        "first": first,
+        "first": min(firsts) if firsts else None,
         "counts": counts,
         "empty": not teams and not len(services) and not any(counts.values()),
     }

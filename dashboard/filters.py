@@ -73,15 +73,20 @@ def today(now: datetime | None = None) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def quarter_choices(first: datetime | None, now: datetime | None = None) -> list[str]:
-    """Calendar quarters from the first data to the current one, newest first."""
+def quarter_choices(
+    first: datetime | None, now: datetime | None = None, latest: datetime | None = None
+) -> list[str]:
+    """Calendar quarters, newest first: the current one, then those from the latest data's
+    back to the first data's (at most 12 in all). A warehouse whose data ended years ago
+    offers its own quarters, not only empty recent ones."""
     end = today(now)
-    start = first or end - timedelta(days=365)
-    quarters: list[str] = []
-    cursor = quarter_bounds(quarter_of(end))[0]
+    newest = min(latest, end) if latest is not None else end
+    start = first or newest - timedelta(days=365)
+    quarters = [quarter_of(end)] if quarter_bounds(quarter_of(end))[0] < end else []
+    cursor = quarter_bounds(quarter_of(newest))[0]
     while cursor > start - timedelta(days=92) and len(quarters) < 12:
         label = quarter_of(cursor)
-        if quarter_bounds(label)[0] < end:
+        if label not in quarters and quarter_bounds(label)[0] < end:
             quarters.append(label)
         cursor = quarter_bounds(quarter_of(cursor - timedelta(days=1)))[0]
     return quarters
@@ -312,7 +317,8 @@ def _period_widgets(
     catalog: dict[str, Any], key: str, chosen: Period, label: str, now: datetime | None
 ) -> tuple[Period, str, str, dict[str, str | None]]:
     bar = st.sidebar
-    options = [*PRESET_DAYS, *quarter_choices(catalog.get("first"), now), CUSTOM]
+    quarters = quarter_choices(catalog.get("first"), now, catalog.get("latest"))
+    options = [*PRESET_DAYS, *quarters, CUSTOM]
     if key not in options:
         options.insert(len(PRESET_DAYS), key)
     names = {k: f"Last {days} days" for k, days in PRESET_DAYS.items()}

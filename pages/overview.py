@@ -131,8 +131,9 @@ else:
         },
         states=["budget_state"],
     )
+    # a team without an SLO with data has no figure, as the headline card says: not "0 of 0"
     of = [
-        f"{met:.0f} of {total:.0f}" if pd.notna(met) else components.MISSING
+        f"{met:.0f} of {total:.0f}" if pd.notna(met) and total else components.MISSING
         for met, total in zip(table["slos_met"], table["slos_with_data"], strict=True)
     ]
     components.table(
@@ -141,7 +142,8 @@ else:
         written=["lead_time_hours", "recovery_hours"],
         column_config={
             **hidden,
-            "team": st.column_config.TextColumn("Team", pinned=True),
+            # a long name is cut in its cell (the CSV keeps it whole), not the figures
+            "team": st.column_config.TextColumn("Team", pinned=True, width="medium"),
             "deploys_per_week": number(
                 "Deploys / week",
                 help=components.help_text("deployment_frequency") + TIER_HELP,

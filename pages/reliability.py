@@ -46,7 +46,9 @@ components.table(
     components.tier_style(slos[[*first, *(c for c in slos.columns if c not in first)]], ["status"]),
     "slos",
     column_config={
-        "slo": st.column_config.TextColumn("SLO", pinned=True),
+        # long names are cut in their cells (the CSV keeps them whole), not the figures
+        "slo": st.column_config.TextColumn("SLO", pinned=True, width="medium"),
+        "service": st.column_config.TextColumn("service", width="medium"),
         "target": st.column_config.NumberColumn(
             "target", format="percent", help=help_text("target")
         ),

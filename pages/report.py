@@ -6,10 +6,13 @@ AppTest, where `reports.py` would shadow the `reports` package.)
 
 from __future__ import annotations
 
+import shlex
+
 import streamlit as st
 
 from dashboard import access, components, queries
-from dashboard.filters import quarter_choices
+from dashboard.filters import quarter_choices, today
+from poise.timeutil import quarter_bounds
 from reports import FORMATS, default_filename
 
 view = components.page_start(
@@ -21,8 +24,9 @@ view = components.page_start(
 if view is None:
     st.stop()
 
-quarters = quarter_choices(view.catalog.get("first"))
-finished = [quarter for quarter in quarters if not quarter.endswith("to date")]
+quarters = quarter_choices(view.catalog.get("first"), latest=view.catalog.get("latest"))
+# the latest whole quarter by default (the current one covers only the days so far)
+finished = [quarter for quarter in quarters if quarter_bounds(quarter)[1] <= today()]
 if not quarters:
     components.not_enough("No quarter holds data yet.")
     st.stop()
@@ -32,7 +36,7 @@ with choice:
     quarter = st.selectbox(
         "Quarter",
         quarters,
-        index=quarters.index(asked) if asked in quarters else min(1, len(quarters) - 1),
+        index=quarters.index(asked if asked in quarters else (finished or quarters)[0]),
         help="Calendar quarters (UTC). The current quarter's report covers the days so far.",
     )
 WHOLE = "Whole organisation"
@@ -63,7 +67,8 @@ for column, (fmt, spec) in zip(buttons, FORMATS.items(), strict=True):
             on_click="ignore",
             width="stretch",
         )
-command = f"poise report --quarter {quarter}" + (f" --team {team}" if team else "")
+# quoted for a shell: an imported team's name may hold spaces, quotes or `$`
+command = f"poise report --quarter {quarter}" + (f" --team {shlex.quote(team)}" if team else "")
 st.caption(
     "Each file is laid out when you click (PDF takes a few seconds); the figures are "
     f"those of `{command.replace('`', '')}`."

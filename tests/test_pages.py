@@ -215,7 +215,7 @@ def test_overview_says_when_the_slos_are_judged(dashboard_demo_url: str, use: An
     card = engine_card(dashboard_demo_url, Period.quarter("2026Q3"), Scope())
     frozen = card["budget_policy"]["frozen_at_end"]
     expected = (
-        f"frozen at 2026-10-01 00:00 UTC: {', '.join(frozen)}"
+        f"frozen at 2026-10-01 00:00 UTC: {components.listed(frozen)}"
         if frozen
         else "none frozen at 2026-10-01 00:00 UTC"
     )
