@@ -41,6 +41,7 @@ from collectors.http import (
 )
 from poise.config import PoiseConfig, ServiceConfig, SourceConfig, secret_from_env
 from poise.errors import ConfigError
+from poise.text import cut
 from poise.timeutil import isoformat_z, parse_timestamp, to_sqlite_text, utcnow
 from poise.warehouse import schema
 from poise.warehouse.sync_state import mark_written, read_state, record_attempt, save_bookmark
@@ -65,11 +66,6 @@ CUT_TO_FIT: dict[str, tuple[str, ...]] = {
     "oncall_pages": ("urgency",),
     "slos": ("display_name", "datasource"),
 }
-
-
-def cut_to_width(value: str, width: int) -> str:
-    """`value` as a column of `width` characters keeps it: whole, or cut and ending in "…"."""
-    return value if len(value) <= width else value[: width - 1] + "…"
 
 
 # Writes one page's rows in the page's transaction: (connection, raw_id) -> counts.
@@ -474,7 +470,7 @@ def _same_columns(
         for name, width in widths.items():
             value = full.get(name)
             if isinstance(value, str) and len(value) > width:
-                full = {**full, name: cut_to_width(value, width)}
+                full = {**full, name: cut(value, width)}
         groups.setdefault(frozenset(full), []).append(full)
     return list(groups.values())
 

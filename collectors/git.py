@@ -55,9 +55,10 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, select
 
-from collectors.base import Scope, Source, SyncContext, cut_to_width
+from collectors.base import Scope, Source, SyncContext
 from collectors.http import SourceError
 from poise.config import GitLocation
+from poise.text import cut
 from poise.timeutil import from_epoch_seconds, to_sqlite_text, utcnow
 from poise.warehouse import schema
 from poise.warehouse.sync_state import mark_written
@@ -745,7 +746,7 @@ class ChangeWriter:
         """The change rows among records start..end of `columns`; adds them to `history`."""
         shas, parents, authors, dates, committed, titles = (column[start:end] for column in columns)
         if max(map(len, authors), default=0) > AUTHOR_WIDTH:  # checked in C, cut rarely
-            authors = [cut_to_width(author, AUTHOR_WIDTH) for author in authors]
+            authors = [cut(author, AUTHOR_WIDTH) for author in authors]
         history.parents.update(zip(shas, parents, strict=True))
         if only is None:
             keep = [" " not in parent for parent in parents]  # a merge is not a change

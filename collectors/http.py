@@ -35,6 +35,7 @@ from requests.structures import CaseInsensitiveDict
 
 from poise import __version__
 from poise.errors import PoiseError
+from poise.text import cut
 
 log = logging.getLogger("poise.collectors.http")
 
@@ -424,7 +425,7 @@ class HttpClient:
         then cut to `limit` characters."""
         text = " ".join(body.decode("utf-8", "replace").split()) if raw else api_message(body)
         text = self.scrub(text or "")
-        return text if len(text) <= limit else text[: limit - 1] + "…"
+        return cut(text, limit)
 
 
 # -- pagination -------------------------------------------------------------------------

@@ -24,6 +24,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from metrics.wording import NO_INCIDENT_DATA, hours_words
+from poise.text import LABEL_CHARS
+from poise.text import cut as cut_text
 
 BLUE, SKY, GREEN, ORANGE, VERMILLION, PURPLE, YELLOW = (
     "#0072B2",
@@ -58,13 +60,10 @@ def safe(value: Any) -> str:
     return html.escape(str(value), quote=False)
 
 
-LABEL_CHARS = 40  # the longest name written on a plot; longer ones end in "…"
-
-
 def cut(value: Any, limit: int = LABEL_CHARS) -> str:
     """A name as plain text of at most `limit` characters (the end replaced by "…")."""
-    text = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    missing = value is None or (isinstance(value, float) and np.isnan(value))
+    return "" if missing else cut_text(str(value), limit)
 
 
 def short(value: Any) -> str:

@@ -21,6 +21,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from poise.text import cut
 from reports.formats import display
 from reports.model import Chart, ChartKind, Fmt
 
@@ -126,7 +127,7 @@ def _draw_xy(axes: Axes, chart: Chart) -> None:
             shown_partial |= any(h > 0 and p for h, p in zip(heights, partial, strict=True))
             bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
             # the legend's swatch is drawn apart: taken from the first bar, it would be pale
-            handles.append(Patch(facecolor=colour, label=series.name))
+            handles.append(Patch(facecolor=colour, label=cut(series.name)))
         elif chart.kind is ChartKind.BAR:
             width = 0.8 / count
             offsets = [p - 0.4 + width * (index + 0.5) for p in positions]
@@ -134,7 +135,7 @@ def _draw_xy(axes: Axes, chart: Chart) -> None:
             shown_partial |= any(
                 not math.isnan(v) and p for v, p in zip(values, partial, strict=True)
             )
-            handles.append(Patch(facecolor=colour, label=series.name))
+            handles.append(Patch(facecolor=colour, label=cut(series.name)))
         else:
             marker = MARKERS[index % len(MARKERS)]
             (line,) = axes.plot(
@@ -145,7 +146,7 @@ def _draw_xy(axes: Axes, chart: Chart) -> None:
                 linestyle=DASHES[index % len(DASHES)],
                 linewidth=1.5,
                 markersize=3.5,
-                label=series.name,
+                label=cut(series.name),
             )
             handles.append(line)
             hollow = [
@@ -166,7 +167,7 @@ def _draw_xy(axes: Axes, chart: Chart) -> None:
                     markeredgewidth=1.2,
                 )
     step = max(1, math.ceil(len(positions) / 8))
-    axes.set_xticks(positions[::step], chart.x_labels[::step])
+    axes.set_xticks(positions[::step], [cut(label) for label in chart.x_labels[::step]])
     axes.grid(axis="x", visible=False)
     # every week keeps its place even when the first or last is blank for too small a sample,
     # so the weekly charts of a section line up
@@ -209,7 +210,8 @@ def _draw_hbars(axes: Axes, chart: Chart) -> None:
     notes = chart.notes or tuple("" for _ in values)
     positions = list(range(len(values)))[::-1]
     labels = []
-    for position, label, value, note in zip(positions, chart.x_labels, values, notes, strict=True):
+    names = [cut(name) for name in chart.x_labels]  # a long team or SLO name: no sliver
+    for position, label, value, note in zip(positions, names, values, notes, strict=True):
         extra = f" ({note})" if note else ""
         if value is None:
             labels.append(f"{label}: no data{extra}")

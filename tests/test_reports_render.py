@@ -6,6 +6,7 @@ import io
 import os
 import re
 import shutil
+import warnings
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -460,3 +461,23 @@ def test_a_part_of_a_week_without_deployments_is_said_to_have_none() -> None:
         "1–5 Jul (5 days) and 28–30 Sep (3 days) hold only part of a week, so their bars are"
     )
     assert _partial_caption(scope, (7.0, 7.0, 7.0)) == ""
+
+
+def test_a_long_name_is_cut_on_a_chart_and_the_chart_keeps_its_size() -> None:
+    """A 200-character team or SLO name (imported names have no shorter bound) took the
+    whole width: matplotlib collapsed the plot to nothing ("axes sizes collapsed to zero")."""
+    name = "checkout-availability-" + "x" * 178
+    chart = Chart(
+        "Budgets",
+        ChartKind.HBAR,
+        (name, "short"),
+        (Series(name, (0.5, 0.9)),),
+        "b",
+        Fmt.PERCENT1,
+        "B",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the collapse is only a warning
+        svg = render_svg(chart)
+    assert name not in svg
+    assert _tick_labels(svg, "y") == [f"{name[:39]}…: 50.0 %", "short: 90.0 %"]
