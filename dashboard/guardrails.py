@@ -64,6 +64,21 @@ def anomaly_weeks(wh: Warehouse, query: Query, rule: AnomalyConfig) -> pd.DataFr
     )
 
 
+def why_no_week_judged(query: Query, rule: AnomalyConfig) -> str:
+    """Why `anomaly_weeks` judged nothing: the period holds no whole week that has ended,
+    or no series of the scope has data in its weeks or the history before them (a week
+    with too little history is still listed, as not judged)."""
+    if not anomalies.judged_weeks(query.period, utcnow()):
+        return (
+            "This period holds no whole week that has ended (weeks run Monday to Monday, "
+            "UTC): choose a longer period."
+        )
+    return (
+        "No deployment, change or SLO of this scope falls in this period's weeks or in the "
+        f"{rule.history_weeks} weeks before them: there is nothing to judge."
+    )
+
+
 # --- shaping for the pages ------------------------------------------------------------------
 
 

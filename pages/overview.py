@@ -235,11 +235,7 @@ rule = queries.anomaly_rule()
 st.subheader("Unusual weeks", help=f"{guardrails.rule_sentence(rule)} (docs/guardrails.md)")
 judged = queries.anomaly_weeks(query)
 if judged.empty:
-    components.not_enough(
-        f"No whole week of this period can be judged yet: a week needs "
-        f"{rule.min_history_weeks} of the {rule.history_weeks} weeks before it with data. "
-        "Choose a period that covers at least one whole week."
-    )
+    components.not_enough(guardrails.why_no_week_judged(query, rule))
 else:
     level = guardrails.scope_level(query)
     figures = guardrails.DORA_FIGURES

@@ -26,7 +26,7 @@ from dashboard.filters import today
 from metrics import Period, Scope, Settings
 from metrics.derived import refresh_derived
 from poise.catalog import apply_config
-from poise.config import load_config
+from poise.config import AnomalyConfig, load_config
 from poise.warehouse import open_warehouse
 
 GREY = 2  # Metric.proto.color of a change that is neither better nor worse
@@ -281,3 +281,22 @@ def test_a_freeze_of_many_services_names_a_few_on_its_card(tmp_path: Path, use: 
     assert len(frozen) == 12
     note = next(c for c in captions(at) if "rollbacks or fixes" in c)
     assert note.endswith(f": {', '.join(frozen[:3])} and 9 more"), note
+
+
+def test_unusual_weeks_say_whether_the_period_is_too_short_or_holds_nothing(
+    past_url: str, use: Any
+) -> None:
+    """It said "choose a period that covers at least one whole week" also for a period of
+    whole weeks in which (and before which) nothing happened."""
+    use(past_url)
+    quiet = run("overview", **{"from": "2019-06-03", "to": "2019-07-01"})  # months after the end
+    assert_clean(quiet)
+    notes = [box.value.replace("\\", "") for box in quiet.info]
+    history = AnomalyConfig().history_weeks
+    said = f"falls in this period's weeks or in the {history} weeks before them: there is nothing"
+    assert any(said in note for note in notes), notes
+    assert not any("choose a longer period" in note for note in notes)
+    short = run("overview", **{"from": "2018-10-03", "to": "2018-10-07"})  # Wednesday to Sunday
+    assert_clean(short)
+    notes = [box.value.replace("\\", "") for box in short.info]
+    assert any("holds no whole week that has ended" in note for note in notes), notes
