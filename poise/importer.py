@@ -2,8 +2,10 @@
 
 A file is checked and written in one transaction: a bad row rejects the whole file with
 `FILE:LINE: what is wrong` and nothing of it is kept. Importing the same file twice
-changes nothing. Files are read in chunks, so memory stays bounded however large they
-are, and each chunk is validated column by column (vectorised) rather than row by row.
+changes nothing, and an optional column a file leaves out keeps what is stored (an empty
+one clears it: docs/import.md, "Absent and empty"). Files are read in chunks, so memory
+stays bounded however large they are, and each chunk is validated column by column
+(vectorised) rather than row by row.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, Table
+from sqlalchemy import Connection, Engine, Table, select
 
 from poise.config import SloConfig
 from poise.errors import ImportFileError
@@ -579,7 +581,9 @@ def _no_lone_surrogate(path: Path, number: int, cells: dict[str, str]) -> None:
 
 def _frame(records: list[dict[str, str]], kind: Kind, lines: list[int], start: int) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(records, columns=[c.name for c in kind.columns])
-    frame = frame.astype(object).fillna("")  # a column absent from every line is all NaN
+    # A key an object leaves out stays missing (NaN): not given, so the stored value is kept
+    # (see _given_cells), where `null` is "" and clears it.
+    frame = frame.astype(object)
     frame.index = pd.RangeIndex(start, start + len(frame))
     frame.attrs["lines"] = lines
     return frame
@@ -620,7 +624,8 @@ class _Validator:
             if column.name not in frame.columns:
                 out[column.name] = None
                 continue
-            values = frame[column.name].astype(str).str.strip()
+            # A cell not given (a key a JSON object leaves out) is checked as an empty one.
+            values = frame[column.name].fillna("").astype(str).str.strip()
             required_value = column.required and (self.kind.name, column.name) not in _MAY_BE_EMPTY
             empty = values == ""
             if required_value and (bad := _first(empty)) is not None:
@@ -816,6 +821,55 @@ class _RepeatedKeys:
         return None
 
 
+def _given_cells(frame: pd.DataFrame, kind: Kind) -> pd.DataFrame:
+    """Which optional cells the file gives, one column of booleans per optional column.
+
+    A CSV column in the header is given in every row, even where a cell is empty (an empty
+    cell clears the stored value); a column the header leaves out is given in none. A JSON
+    object gives the keys it has (`null` included, which clears); a key it leaves out is
+    not given for that line. A cell not given keeps what the warehouse holds: reading it as
+    empty would erase a stored `rollback_of` or `title` whenever an export drops a column.
+    """
+    optional = [column.name for column in kind.columns if not column.required]
+    return pd.DataFrame(
+        {name: frame[name].notna() if name in frame.columns else False for name in optional},
+        index=frame.index,
+    )
+
+
+def _given_groups(kind: Kind, given: pd.DataFrame) -> Iterator[tuple[list[Column], np.ndarray]]:
+    """The rows that give the same optional columns (a mask), each with the columns to write.
+
+    Each group is written with only its own columns: the upsert leaves every other column
+    of a stored row as it is, and compares only these to decide whether the row changed.
+    """
+    patterns, group_of_row = np.unique(given.to_numpy(dtype=bool), axis=0, return_inverse=True)
+    for number, pattern in enumerate(patterns):
+        named = set(given.columns[pattern])
+        columns = [
+            column
+            for column in kind.columns
+            if column.kind != "ids" and (column.required or column.name in named)
+        ]
+        yield columns, group_of_row == number
+
+
+def _changes_by_deployment(
+    ids: list[str], pairs: list[tuple[str, str, int]]
+) -> dict[str, set[str]]:
+    """The set of changes the file lists for each deployment (empty for none)."""
+    listed: dict[str, set[str]] = {deployment: set() for deployment in ids}
+    for deployment, change, _ in pairs:
+        listed[deployment].add(change)
+    return listed
+
+
+def _batches(items: list[str], size: int = 500) -> Iterator[list[str]]:
+    """`items` in lists of `size`: an `IN (…)` of a whole chunk would pass SQLite's limit."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 class _Importer:
     def __init__(self, connection: Connection, kind: Kind, path: Path, source: str) -> None:
         self.connection = connection
@@ -853,11 +907,12 @@ class _Importer:
             )
             raise _RowError(repeat, f"{key} appears earlier in the file")
         self.rows += len(typed)
+        given = _given_cells(frame, self.kind)
         handler = getattr(self, f"_load_{self.kind.name}", None)
         if handler:
-            handler(typed)
+            handler(typed, given)
         else:
-            self._upsert(typed)
+            self.written += self._write(typed, given)
 
     # --- writers -------------------------------------------------------------------------
     def _rows(self, typed: pd.DataFrame, columns: list[Column]) -> tuple[list[str], list[tuple]]:
@@ -865,9 +920,14 @@ class _Importer:
         data = [_python_values(typed[column.name]) for column in columns]
         return names, list(zip(*data, strict=True))
 
-    def _upsert(self, typed: pd.DataFrame, columns: list[Column] | None = None) -> None:
-        chosen = columns or [c for c in self.kind.columns if c.kind != "ids"]
-        names, rows = self._rows(typed, chosen)
+    def _write(self, typed: pd.DataFrame, given: pd.DataFrame) -> int:
+        """Upsert the rows, each with the columns it gives; returns rows new or changed."""
+        return sum(
+            self._upsert(typed[rows], columns) for columns, rows in _given_groups(self.kind, given)
+        )
+
+    def _upsert(self, typed: pd.DataFrame, columns: list[Column]) -> int:
+        names, rows = self._rows(typed, columns)
         extra_names: list[str] = []
         extra_values: tuple = ()
         table = self.kind.table
@@ -889,17 +949,17 @@ class _Importer:
             if now is not None:
                 values += (now,)
             params.append(values)
-        self.written += execute_plan(self.connection, plan, params)
+        return execute_plan(self.connection, plan, params)
 
-    def _load_services(self, typed: pd.DataFrame) -> None:
+    def _load_services(self, typed: pd.DataFrame, given: pd.DataFrame) -> None:
         teams = sorted(set(typed["team"].tolist()))
         plan = plan_upsert(
             self.connection.dialect, schema.teams, ["name", "source", "updated_at"], update=False
         )
         execute_plan(self.connection, plan, [(team, self.source, self.now_text) for team in teams])
-        self._upsert(typed)
+        self.written += self._write(typed, given)
 
-    def _load_deployments(self, typed: pd.DataFrame) -> None:
+    def _load_deployments(self, typed: pd.DataFrame, given: pd.DataFrame) -> None:
         self._defer_refs(typed, "rollback_of")
         self._defer_refs(typed, "remediation_of")
         ids = typed["id"].tolist()
@@ -911,28 +971,49 @@ class _Importer:
             for change in dict.fromkeys(str(change_text).split())
         ]
         self._check_now(pairs, schema.changes.c.id, "change_ids", "change")
-        self._upsert(typed)
-        deployment_ids = list(dict.fromkeys(ids))
-        for start in range(0, len(deployment_ids), 500):
-            chunk = deployment_ids[start : start + 500]
-            self.connection.execute(
-                schema.deployment_changes.delete().where(
-                    schema.deployment_changes.c.deployment_id.in_(chunk)
-                )
-            )
-        plan = plan_upsert(
-            self.connection.dialect, schema.deployment_changes, ["deployment_id", "change_id"]
-        )
+        listed = _changes_by_deployment(ids, pairs)
+        stored = self._stored_changes(ids)
+        relinked = {d for d, changes in listed.items() if changes != stored.get(d, set())}
+        self._write_deployments(typed, given, relinked)
+        # only the links that differ are rewritten, and a new deployment has none to drop
+        self._relink(relinked & stored.keys(), [pair for pair in pairs if pair[0] in relinked])
+
+    def _write_deployments(
+        self, typed: pd.DataFrame, given: pd.DataFrame, relinked: set[str]
+    ) -> None:
+        """Upsert the rows and count them. The links are part of what a deployment is: one
+        whose set of changes differs is changed even if its own row is not (counted once if
+        both differ); the same changes in another order are no change."""
+        # a set lookup per id: Series.isin of a large set is some ten times slower
+        moved = np.fromiter((d in relinked for d in typed["id"]), bool, len(typed))
+        self.written += self._write(typed[~moved], given[~moved])
+        self._write(typed[moved], given[moved])
+        self.written += int(moved.sum())
+
+    def _stored_changes(self, ids: list[str]) -> dict[str, set[str]]:
+        """The changes each of these deployments is stored with (absent: none, or new)."""
+        stored: dict[str, set[str]] = {}
+        links = schema.deployment_changes.c
+        for batch in _batches(ids):
+            for deployment, change in self.connection.execute(
+                select(links.deployment_id, links.change_id).where(links.deployment_id.in_(batch))
+            ):
+                stored.setdefault(deployment, set()).add(change)
+        return stored
+
+    def _relink(self, unlinked: set[str], pairs: list[tuple[str, str, int]]) -> None:
+        """Drop the stored links of the deployments `unlinked`, then write `pairs`."""
+        links = schema.deployment_changes
+        for batch in _batches(sorted(unlinked)):
+            self.connection.execute(links.delete().where(links.c.deployment_id.in_(batch)))
+        plan = plan_upsert(self.connection.dialect, links, ["deployment_id", "change_id"])
         execute_plan(
             self.connection, plan, [(deployment, change) for deployment, change, _ in pairs]
         )
 
-    def _load_incidents(self, typed: pd.DataFrame) -> None:
+    def _load_incidents(self, typed: pd.DataFrame, given: pd.DataFrame) -> None:
         self._defer_refs(typed, "caused_by_deployment")
-        self._upsert(typed)
-
-    def _load_slos(self, typed: pd.DataFrame) -> None:
-        self._upsert(typed)
+        self.written += self._write(typed, given)
 
     # --- references checked against the warehouse ------------------------------------------
     def _refs_table(self) -> None:
