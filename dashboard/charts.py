@@ -569,10 +569,17 @@ def deployment_timeline(
     deployments: pd.DataFrame, freezes: pd.DataFrame, *, limit: int = 25
 ) -> go.Figure:
     """Production deployments per service over time (failed ones marked), with the
-    service's release freezes as shaded bands."""
+    service's release freezes as shaded bands. Past `limit` services, those frozen longest
+    and then those deploying most are drawn, and a note under the chart says so."""
     if deployments.empty and freezes.empty:
         return empty("No production deployment and no freeze in this period.")
-    services = sorted(set(deployments["service"]).union(set(freezes["service"])))[:limit]
+    hours = (pd.to_datetime(freezes["end"]) - pd.to_datetime(freezes["start"])) / pd.Timedelta(
+        hours=1
+    )
+    frozen = hours.groupby(freezes["service"]).sum()
+    deploys = deployments.groupby("service").size()
+    weight = pd.concat([frozen.rename("frozen"), deploys.rename("deploys")], axis=1)
+    services = _most(weight, ["frozen", "deploys"], limit)
     position = {service: index for index, service in enumerate(services)}
     figure = go.Figure()
     for row in freezes[freezes["service"].isin(services)].itertuples(index=False):
@@ -621,7 +628,38 @@ def deployment_timeline(
             )
         )
     _rows_over_time(figure, services)
-    return _layout(figure, height=max(220, 60 + 32 * len(services)), showlegend=True)
+    _layout(figure, height=max(220, 60 + 32 * len(services)), showlegend=True)
+    return _shown_of(
+        figure, len(services), len(weight), "those frozen longest, then those deploying most"
+    )
+
+
+def _most(weight: pd.DataFrame, by: list[str], limit: int) -> list[str]:
+    """The names (the index) of the `limit` heaviest rows by `by` (ties by name), in
+    alphabetical order, as the rows of a chart."""
+    ranked = weight.fillna(0).reset_index(names="name")
+    ranked["name"] = ranked["name"].astype(str)
+    ranked = ranked.sort_values([*by, "name"], ascending=[*(False for _ in by), True])
+    return sorted(ranked["name"].head(limit))
+
+
+def _shown_of(figure: go.Figure, shown: int, total: int, which: str) -> go.Figure:
+    """Under a chart that draws only some of its services: how many, and which."""
+    if shown >= total:
+        return figure
+    figure.add_annotation(
+        text=f"{shown} of {total:,} services drawn: {which}; the table lists them all",
+        xref="paper",
+        yref="paper",
+        x=0,
+        y=0,
+        yshift=-28,
+        xanchor="left",
+        yanchor="top",
+        showarrow=False,
+        font={"color": GREY, "size": 12},
+    )
+    return figure.update_layout(margin={"b": 40})
 
 
 def budget_bars(frame: pd.DataFrame, label: str, *, limit: int = 15) -> go.Figure:
@@ -659,7 +697,8 @@ def incident_timeline(
     if incidents.empty:
         return empty("No incident started in this period.")
     services = incidents["service"].fillna("(no service)").astype(str)
-    order = sorted(services.unique())[:limit]
+    counts = services.value_counts().rename("incidents").to_frame()
+    order = _most(counts, ["incidents"], limit)
     position = {service: index for index, service in enumerate(order)}
     figure = go.Figure()
     severities = incidents["severity"].fillna("unspecified").astype(str)
@@ -712,7 +751,8 @@ def incident_timeline(
     _rows_over_time(figure, order)
     # the legend says what each marker is, even when one severity is all there is
     figure.update_layout(legend={"traceorder": "reversed"})
-    return _layout(figure, height=max(240, 60 + 30 * len(order)), showlegend=True)
+    _layout(figure, height=max(240, 60 + 30 * len(order)), showlegend=True)
+    return _shown_of(figure, len(order), len(counts), "those with the most incidents")
 
 
 def _resolution(resolved_at: Any, hours: Any) -> str:

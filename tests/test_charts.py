@@ -216,6 +216,54 @@ def test_deployment_timeline_shades_freezes_on_a_date_axis() -> None:
     assert list(figure.layout.yaxis.ticktext) == ["a", "b"]
 
 
+def test_a_timeline_of_many_services_draws_the_frozen_and_busiest_and_says_so() -> None:
+    """The first 25 names in the alphabet were drawn, silently: a frozen service named
+    late in it was left off the very chart about freezes."""
+    services = [f"svc-{n:02}" for n in range(30)]
+    deployments = pd.DataFrame(
+        {
+            "id": [f"d{n}" for n in range(30)] + ["d-extra-1", "d-extra-2"],
+            "service": [*services, "svc-28", "svc-28"],
+            "deployed_at": [_t("2026-11-01")] * 32,
+            "failed": [False] * 32,
+        }
+    )
+    freezes = pd.DataFrame(
+        {
+            "service": ["svc-29"],
+            "start": [_t("2026-11-02")],
+            "end": [_t("2026-11-04")],
+            "slos": ["x"],
+        }
+    )
+    figure = charts.deployment_timeline(deployments, freezes, limit=3)
+    assert list(figure.layout.yaxis.ticktext) == ["svc-00", "svc-28", "svc-29"]
+    (note,) = figure.layout.annotations
+    assert note.text == (
+        "3 of 30 services drawn: those frozen longest, then those deploying most; "
+        "the table lists them all"
+    )
+    assert not charts.deployment_timeline(deployments, freezes, limit=30).layout.annotations
+
+
+def test_an_incident_timeline_of_many_services_draws_those_with_most_incidents() -> None:
+    services = ["a", "b", "c", "zz", "zz", "zz", "y", "y"]
+    incidents = pd.DataFrame(
+        {
+            "id": [f"i{n}" for n in range(len(services))],
+            "service": services,
+            "severity": "SEV2",
+            "title": "t",
+            "started_at": _t("2026-11-01"),
+            "resolved_at": _t("2026-11-01 05:00"),
+            "mttr": 5.0,
+        }
+    )
+    figure = charts.incident_timeline(incidents, limit=3)
+    assert list(figure.layout.yaxis.ticktext) == ["a", "y", "zz"]  # then the first by name
+    assert figure.layout.annotations[0].text.startswith("3 of 5 services drawn: those with")
+
+
 def test_budget_bars_keep_the_largest() -> None:
     frame = pd.DataFrame(
         {
