@@ -1,0 +1,1 @@
+"""Files `poise init` writes (a package so that installs carry them as package data)."""
