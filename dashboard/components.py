@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -256,6 +256,16 @@ def dora_cards(
                 # a change on too few rows is noise: grey, as its tier says
                 settled=compared in settled or tier in (INSUFFICIENT, NO_INCIDENT_DATA),
             )
+
+
+# Names up to this long fit a column sized to its content; a longer one (an imported name
+# of up to 200 characters) would push the figures off the table, so its column is capped.
+NAME_FITS = 24
+
+
+def name_width(names: Iterable[Any]) -> Literal["medium"] | None:
+    """The width for a column of names: their own (None) unless one is too long to fit."""
+    return "medium" if any(len(str(name)) > NAME_FITS for name in names) else None
 
 
 def listed(names: Sequence[Any], most: int = 3) -> str:

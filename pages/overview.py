@@ -143,7 +143,9 @@ else:
         column_config={
             **hidden,
             # a long name is cut in its cell (the CSV keeps it whole), not the figures
-            "team": st.column_config.TextColumn("Team", pinned=True, width="medium"),
+            "team": st.column_config.TextColumn(
+                "Team", pinned=True, width=components.name_width(table["team"])
+            ),
             "deploys_per_week": number(
                 "Deploys / week",
                 help=components.help_text("deployment_frequency") + TIER_HELP,

@@ -47,8 +47,12 @@ components.table(
     "slos",
     column_config={
         # long names are cut in their cells (the CSV keeps them whole), not the figures
-        "slo": st.column_config.TextColumn("SLO", pinned=True, width="medium"),
-        "service": st.column_config.TextColumn("service", width="medium"),
+        "slo": st.column_config.TextColumn(
+            "SLO", pinned=True, width=components.name_width(slos["slo"])
+        ),
+        "service": st.column_config.TextColumn(
+            "service", width=components.name_width(slos["service"])
+        ),
         "target": st.column_config.NumberColumn(
             "target", format="percent", help=help_text("target")
         ),

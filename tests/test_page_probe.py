@@ -300,3 +300,14 @@ def test_unusual_weeks_say_whether_the_period_is_too_short_or_holds_nothing(
     assert_clean(short)
     notes = [box.value.replace("\\", "") for box in short.info]
     assert any("holds no whole week that has ended" in note for note in notes), notes
+
+
+def test_short_names_keep_their_columns_to_their_size(dashboard_demo_url: str, use: Any) -> None:
+    """Capping every name column (for 200-character names) pushed the Incidents column off
+    the teams table at 1440 px for names like `billing`: only long names are capped."""
+    use(dashboard_demo_url)
+    at = run("overview")
+    assert_clean(at)
+    assert "width" not in json.loads(at.dataframe[0].proto.columns)["team"]
+    assert components.name_width(["billing", "data-platform"]) is None
+    assert components.name_width(["x" * (components.NAME_FITS + 1)]) == "medium"
