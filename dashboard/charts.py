@@ -680,7 +680,9 @@ def budget_bars(frame: pd.DataFrame, label: str, *, limit: int = 15) -> go.Figur
     )
     figure.update_xaxes(title="share of the error budget", tickformat=".0%")
     figure.update_yaxes(autorange="reversed")
-    _short_categories(figure, names)
+    # each of the two names cut on its own: cutting the pair would cut off the SLO
+    pairs = zip(rows[label], rows["slo"], strict=True)
+    _short_categories(figure, names, [f"{short(a)} · {short(b)}" for a, b in pairs])
     return _layout(figure, height=90 + 26 * len(rows), showlegend=False)
 
 

@@ -277,6 +277,20 @@ def test_budget_bars_keep_the_largest() -> None:
     assert figure.data[0].y[0] == "i19 · s"
 
 
+def test_budget_bars_cut_each_name_of_a_pair_on_its_own() -> None:
+    """Cut as one label, an incident and its SLO lost the SLO's name past 40 characters
+    (`events-ingest-i0040 · events-ingest-ava…`)."""
+    frame = pd.DataFrame(
+        {"incident_id": ["events-ingest-i0040", "i" * 50], "slo": "events-ingest-availability",
+         "budget_share": [0.9, 0.5]}
+    )  # fmt: skip
+    figure = charts.budget_bars(frame, "incident_id")
+    assert list(figure.layout.yaxis.ticktext) == [
+        "events-ingest-i0040 · events-ingest-availability",
+        f"{'i' * 39}… · events-ingest-availability",
+    ]
+
+
 def test_incident_timeline_draws_durations_by_severity() -> None:
     incidents = pd.DataFrame(
         {
