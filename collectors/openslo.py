@@ -47,6 +47,7 @@ from collectors.slo_spec import (
     text_field,
     yaml_documents,
 )
+from poise.config import uses_window
 
 API_VERSION = "openslo/v1"
 READ_KINDS = ("SLO", "SLI", "DataSource", "Service")
@@ -222,7 +223,8 @@ class OpenSloReader:
         return {"window_days": days, "window": "calendar", "calendar_unit": unit}
 
     def _indicator(self, spec: dict[str, Any], where: Where) -> dict[str, Any]:
-        inline, ref = spec.get("indicator"), spec.get("indicatorRef")
+        inline = spec.get("indicator")
+        ref = text_field(spec, "indicatorRef", where, "spec.indicatorRef")
         if inline is not None and ref is not None:
             raise where.error("spec", "give indicator or indicatorRef, not both")
         if inline is not None:
@@ -231,7 +233,7 @@ class OpenSloReader:
             return self._ratio_metric(sli_spec, where, "spec.indicator.spec")
         if ref is None:
             raise where.error("spec.indicator", "required (or indicatorRef naming an SLI)")
-        sli = self.objects.get(("SLI", str(ref)))
+        sli = self.objects.get(("SLI", ref))
         if sli is None:
             raise where.error(
                 "spec.indicatorRef", f"no SLI named {ref!r} in the OpenSLO files listed under slos:"
@@ -277,7 +279,7 @@ class OpenSloReader:
                 f"{path}.total.metricSource.metricSourceRef",
                 f"{numerator} and total must come from the same data source",
             )
-        if counter and any(WINDOW_TEMPLATE in (metric.query or "") for metric in parts.values()):
+        if counter and uses_window(*(metric.query for metric in parts.values())):
             raise where.error(
                 f"{path}.counter",
                 f"counter queries select raw counters and cannot use {WINDOW_TEMPLATE}",
@@ -383,9 +385,14 @@ def _check_calendar(calendar: dict[str, Any], unit: str, where: Where, path: str
         aligned = aligned and when.month in QUARTER_STARTS
     if not aligned:
         first = "the first day of a quarter" if unit == "quarter" else "the first of a month"
+        utc = (
+            ""
+            if str(start).startswith(f"{when:%Y-%m-%d %H:%M}")
+            else f" ({when:%Y-%m-%d %H:%M} UTC)"
+        )
         raise where.error(
             f"{path}.calendar.startTime",
-            f"{start} is not midnight on {first}, where Poise's calendar {unit}s start",
+            f"{start}{utc} is not midnight on {first}, where Poise's calendar {unit}s start",
         )
 
 
@@ -399,15 +406,18 @@ def _is_utc(name: str, where: Where, path: str) -> bool:
 
 
 def _start_time(value: Any, where: Where, path: str) -> datetime:
-    if isinstance(value, datetime):  # YAML reads an unquoted `2024-01-01 00:00:00` itself
-        return value
-    text = str(value).strip().replace("T", " ")
-    for pattern in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
+    """The start as a UTC wall-clock time. YAML reads an unquoted `2024-01-01 00:00:00`
+    itself; a time with an offset (`2024-01-01T00:00:00Z`, `+02:00`), quoted or not, is
+    that instant, so midnight at +02:00 is 22:00 UTC the day before."""
+    when = value
+    if not isinstance(value, datetime):
         try:
-            return datetime.strptime(text, pattern)  # noqa: DTZ007 - a wall-clock time, zone given apart
+            when = datetime.fromisoformat(str(value).strip())
         except ValueError:
-            continue
-    raise where.error(path, f"{value!r} is not a time like 2024-01-01 00:00:00")
+            raise where.error(path, f"{value!r} is not a time like 2024-01-01 00:00:00") from None
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC).replace(tzinfo=None)
+    return when
 
 
 def _objectives(spec: dict[str, Any], where: Where) -> list[tuple[str | None, str | None, float]]:

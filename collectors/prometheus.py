@@ -47,7 +47,13 @@ from collectors.base import Scope, Source, SyncContext
 from collectors.http import BadPayloadError, HttpClient, HttpResponse, SourceError
 from collectors.slo_files import declared_slos
 from collectors.slo_spec import WINDOW_TEMPLATE
-from poise.config import ServiceConfig, SloConfig, secret_from_env
+from poise.config import (
+    WINDOW_PLACEHOLDER,
+    ServiceConfig,
+    SloConfig,
+    secret_from_env,
+    uses_window,
+)
 from poise.errors import ConfigError
 from poise.timeutil import ensure_utc, from_epoch_seconds, parse_period_bound, utcnow
 from poise.warehouse import schema
@@ -88,7 +94,7 @@ class SliQuery:
 
     @property
     def sent(self) -> str:
-        return self.promql.replace(WINDOW_TEMPLATE, WINDOW_VALUE)
+        return WINDOW_PLACEHOLDER.sub(WINDOW_VALUE, self.promql)
 
     @property
     def per_second(self) -> bool:
@@ -117,7 +123,7 @@ class SliQueries:
 
 
 def _query(slo: SloConfig, part: str, promql: str) -> SliQuery:
-    if WINDOW_TEMPLATE in promql:
+    if uses_window(promql):
         if slo.counter:
             raise ConfigError(
                 f"SLO {slo.name}: {part}: counter queries select raw counters and cannot use "

@@ -113,7 +113,12 @@ def _events(sli: dict[str, Any], where: Where, path: str) -> tuple[str, str]:
     events = mapping(sli.get("events"), where, f"{path}.events")
     queries = []
     for snake, camel in (("error_query", "errorQuery"), ("total_query", "totalQuery")):
-        key = camel if camel in events and snake not in events else snake
+        if snake in events and camel in events:
+            raise where.error(
+                f"{path}.events.{camel}",
+                f"give {snake} or {camel} (the Kubernetes spelling), not both",
+            )
+        key = camel if camel in events else snake
         queries.append(text_field(events, key, where, f"{path}.events.{key}", required=True))
     bad, total = queries
     assert bad is not None and total is not None

@@ -16,6 +16,7 @@ from metrics.gate import Decision, Freshness, decide, evaluation_instant
 from metrics.model import Period, Scope, Settings
 from poise.config import BudgetPolicy
 from poise.errors import PoiseError
+from poise.timeutil import ensure_utc
 from poise.warehouse import schema
 
 LEDGER_COLUMNS = [
@@ -49,17 +50,26 @@ def _check_service(connection: Connection, service: str) -> None:
     raise UnknownService(f"unknown service {service!r}{hint}; known: {listed}")
 
 
-def freshness(connection: Connection, names: list[str]) -> dict[str, Freshness]:
+def freshness(
+    connection: Connection,
+    names: list[str],
+    until: datetime | None = None,
+    *,
+    replay: bool = False,
+) -> dict[str, Freshness]:
     """Per SLO: its newest sample, and the last sync that could have brought more
-    (Prometheus per SLO; otherwise the latest import of SLI samples)."""
+    (Prometheus per SLO; otherwise the latest import of SLI samples).
+
+    `until`: only samples whose hour began before it count, so a replay (`--at`) judges
+    the data as it stood then, not the hours (or the backfill of a gap) stored since;
+    `replay` also leaves out the syncs after `until`, which had not happened then."""
     if not names:
         return {}
     x, state = schema.sli_samples, schema.sync_state
-    newest = dict(
-        connection.execute(
-            select(x.c.slo, func.max(x.c.ts)).where(x.c.slo.in_(names)).group_by(x.c.slo)
-        ).all()
-    )
+    newest_query = select(x.c.slo, func.max(x.c.ts)).where(x.c.slo.in_(names))
+    if until is not None:
+        newest_query = newest_query.where(x.c.ts < until)
+    newest = dict(connection.execute(newest_query.group_by(x.c.slo)).all())
     syncs = connection.execute(
         select(
             state.c.source,
@@ -80,15 +90,23 @@ def freshness(connection: Connection, names: list[str]) -> dict[str, Freshness]:
         imports, key=lambda row: row.last_success_at or row.last_error_at, default=None
     )
     out = {}
+    by = until if replay else None
     for name in names:
         row = per_slo.get(name, latest_import)
+        synced = row.last_success_at if row is not None else None
+        failed = row.last_error_at if row is not None else None
         out[name] = Freshness(
             newest=newest.get(name),
-            last_sync=row.last_success_at if row is not None else None,
-            last_error=row.last_error if row is not None else None,
-            last_error_at=row.last_error_at if row is not None else None,
+            last_sync=synced if _by(synced, by) else None,
+            last_error=row.last_error if row is not None and _by(failed, by) else None,
+            last_error_at=failed if _by(failed, by) else None,
         )
     return out
+
+
+def _by(moment: datetime | None, until: datetime | None) -> bool:
+    """Whether `moment` is known and not after `until` (no bound: any known moment)."""
+    return moment is not None and (until is None or ensure_utc(moment) <= until)
 
 
 def evaluate_gate(
@@ -98,8 +116,11 @@ def evaluate_gate(
     policy: BudgetPolicy,
     settings: Settings,
     now: datetime,
+    *,
+    replay: bool = False,
 ) -> Decision:
-    """The gate's answer for `service` at `now` (its SLOs evaluated at the last whole hour)."""
+    """The gate's answer for `service` at `now` (its SLOs evaluated at the last whole hour);
+    `replay`: `now` is a past instant (`--at`), answered from what was known then."""
     at = evaluation_instant(now)
     with engine.connect() as connection:
         _check_service(connection, service)
@@ -107,7 +128,7 @@ def evaluate_gate(
         names = slos["name"].tolist()
         sums = sli.interval_sums(connection, reliability.requests_for(slos, at, settings, {}))
         evaluated = reliability.evaluate_all(slos, sums, at, settings)
-        fresh = freshness(connection, names)
+        fresh = freshness(connection, names, ensure_utc(now), replay=replay)
         o = schema.slos
         display = (
             dict(

@@ -37,6 +37,9 @@ CONFIG_ENV = "POISE_CONFIG"
 DEFAULT_CONFIG = "poise.yaml"
 SECRET_KEYS = re.compile(r"(^|_)(token|password|secret|api_key|apikey|key)$")
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._\-]*$"
+# Sloth's window placeholder as Go's text/template reads it: `{{.window}}`, `{{ .window }}`,
+# `{{- .window -}}` all render the same.
+WINDOW_PLACEHOLDER = re.compile(r"\{\{-?\s*\.window\s*-?\}\}")
 # What a shell (and `export`, env files, Kubernetes env) accepts as a variable's name.
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -223,6 +226,20 @@ class SloConfig(Strict):
     datasource: str | None = Field(
         None, description="Where SLI samples come from; 'prometheus' when queries are given."
     )
+
+    @field_validator("target", "window_days", mode="before")
+    @classmethod
+    def _a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        # YAML's `yes`/`true` is a bool, which pydantic would take as 1: `window_days: yes`
+        # would be a one-day window.
+        if isinstance(value, bool):
+            raise ValueError(f"must be a number, not {str(value).lower()}")
+        if info.field_name == "target" and isinstance(value, int | float) and 10 <= value < 100:
+            raise ValueError(
+                f"{value:g} looks like a percentage: target is a fraction, "
+                f"0 < target < 1 (give {value / 100:.10g})"
+            )
+        return value
 
 
 class SloFile(Strict):
@@ -557,7 +574,7 @@ def _cross_check(config: PoiseConfig) -> None:
         if config.services and slo.service not in service_names:
             raise ConfigError(f"{origin}: slos[{index}].service: unknown service {slo.service!r}")
         _queries_complete(slo, f"{origin}: slos[{index}]")
-        if slo.counter and "{{.window}}" in f"{slo.good}{slo.bad}{slo.total}":
+        if slo.counter and uses_window(slo.good, slo.bad, slo.total):
             raise ConfigError(
                 f"{origin}: slos[{index}].counter: counter queries select raw counters and "
                 "cannot use {{.window}}"
@@ -565,6 +582,12 @@ def _cross_check(config: PoiseConfig) -> None:
         if slo.window == "calendar" and slo.calendar_unit is None:
             raise ConfigError(
                 f"{origin}: slos[{index}].calendar_unit: required for a calendar window"
+            )
+        if slo.window == "rolling" and slo.calendar_unit is not None:
+            # ignored, it would leave a rolling window where a month or quarter was meant
+            raise ConfigError(
+                f"{origin}: slos[{index}].calendar_unit: only with window: calendar (this "
+                f"SLO's window is rolling, {slo.window_days} days)"
             )
     _no_duplicates(slo_names, "slos", origin)
     if config.auth is not None and config.teams:
@@ -592,6 +615,11 @@ def _cross_check(config: PoiseConfig) -> None:
                 f"{origin}: services[{index}].git.path: {service.git.path!r} is {kind}: name "
                 "the root folder of a local clone"
             )
+
+
+def uses_window(*queries: str | None) -> bool:
+    """Whether any of the queries holds Sloth's `{{.window}}` (however spaced)."""
+    return any(WINDOW_PLACEHOLDER.search(query or "") for query in queries)
 
 
 def _queries_complete(slo: SloConfig, where: str) -> None:
@@ -863,12 +891,17 @@ def _first_error(errors: list[Any], data: dict[str, Any]) -> Any:
     return next((e for e in relevant if e["type"] == "extra_forbidden"), relevant[0])
 
 
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """Safe YAML where a key given twice in one mapping is an error, not a silent override."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == MERGE_TAG:
+                continue  # `<<: *base`: its keys are defaults the mapping's own keys override
             key = self.construct_object(key_node, deep=deep)
             if not isinstance(key, Hashable):
                 continue  # SafeLoader itself reports an unhashable key
@@ -915,11 +948,27 @@ def load_config(explicit: str | None = None) -> PoiseConfig:
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}{where}: not valid YAML: {problem}") from None
+        raise yaml_error(exc, str(path)) from None
     return parse_config(data, origin=str(path), base_dir=path.resolve().parent)
+
+
+def yaml_error(exc: yaml.YAMLError, origin: str) -> ConfigError:
+    """`FILE:LINE: not valid YAML: what`, one line, for a YAML file that does not load."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f":{mark.line + 1}" if mark else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return ConfigError(f"{origin}{where}: not valid YAML: {problem}")
+
+
+def check_unique_keys(text: str, origin: str) -> None:
+    """Refuse a key given twice in one mapping of any YAML document of `text` (an SLO
+    file), as poise.yaml's are: plain YAML keeps the last one silently, so a second
+    `service:` pasted into an SLO would move it to another service without a word."""
+    try:
+        for _ in yaml.load_all(text, Loader=_UniqueKeyLoader):
+            pass
+    except yaml.YAMLError as exc:
+        raise yaml_error(exc, origin) from None
 
 
 def _utf8_text(raw: bytes, path: Path) -> str:

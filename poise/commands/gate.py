@@ -109,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
             policy,
             Settings.from_config(context.config),
             now,
+            replay=args.at is not None,
         )
         ref = args.ref or _from_env(REF_VARIABLES)
         actor = args.actor or _from_env(ACTOR_VARIABLES)
