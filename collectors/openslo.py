@@ -44,6 +44,7 @@ from collectors.slo_spec import (
     mapping,
     read_text,
     slo_name,
+    small_percentage,
     text_field,
     yaml_documents,
 )
@@ -177,7 +178,7 @@ class OpenSloReader:
             **queries,
         }
         display = text_field(slo.metadata, "displayName", where, "metadata.displayName")
-        for suffix, objective_name, target in _objectives(spec, where):
+        for suffix, objective_name, target in _objectives(spec, where, result.notes):
             full_name = f"{name}-{suffix}" if suffix else name
             title = display if not objective_name else f"{display or name}: {objective_name}"
             fields = {"name": full_name, "display_name": title, "target": target, **common}
@@ -420,7 +421,9 @@ def _start_time(value: Any, where: Where, path: str) -> datetime:
     return when
 
 
-def _objectives(spec: dict[str, Any], where: Where) -> list[tuple[str | None, str | None, float]]:
+def _objectives(
+    spec: dict[str, Any], where: Where, notes: list[str]
+) -> list[tuple[str | None, str | None, float]]:
     """(name suffix, objective title, target) per objective; one objective has no suffix."""
     objectives = spec.get("objectives")
     if not isinstance(objectives, list) or not objectives:
@@ -432,6 +435,8 @@ def _objectives(spec: dict[str, Any], where: Where) -> list[tuple[str | None, st
         path = f"spec.objectives[{index}]"
         objective = mapping(item, where, path)
         target = _target(objective, where, path)
+        if note := small_percentage(objective.get("targetPercent"), f"{path}.targetPercent"):
+            notes.append(where.note(note))
         title = text_field(objective, "name", where, f"{path}.name") or text_field(
             objective, "displayName", where, f"{path}.displayName"
         )

@@ -142,6 +142,17 @@ def fraction(value: Any, where: Where, path: str, *, scale: float) -> float:
     return round(value / scale, 12)
 
 
+def small_percentage(value: Any, path: str) -> str | None:
+    """A note for a percentage under 1 (`objective: 0.999` is a target of 0.999 %, which
+    no service means): read as written, since it is valid, but said."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        return None
+    return (
+        f"{path}: {value:g} is a percentage, so the target is {value:g} % "
+        f"({value / 100:g}); for {value * 100:g} % write {value * 100:g}"
+    )
+
+
 def build_slo(where: Where, fields: dict[str, Any]) -> SloConfig:
     """A SloConfig from converted fields; a value it refuses is reported at its file."""
     try:

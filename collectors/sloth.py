@@ -26,6 +26,7 @@ from collectors.slo_spec import (
     fraction,
     mapping,
     slo_name,
+    small_percentage,
     text_field,
     yaml_documents,
 )
@@ -92,6 +93,8 @@ def _service_level(spec: dict[str, Any], where: Where, prefix: str) -> ParsedSlo
             "datasource": "prometheus",
         }
         parsed.slos.append(DeclaredSlo(build_slo(here, fields), "sloth", here))
+        if note := small_percentage(node["objective"], f"{path}.objective"):
+            parsed.notes.append(here.note(note))
     if spec.get("slo_plugins") or spec.get("sloPlugins"):
         parsed.notes.append(where.note("slo_plugins ignored (they shape Sloth's rules)"))
     return parsed

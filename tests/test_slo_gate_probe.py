@@ -19,8 +19,10 @@ import pytest
 from metrics_org import Org
 from sqlalchemy import Engine
 
+from collectors.openslo import parse_openslo
 from collectors.prometheus import Mode, SliQueries
 from collectors.slo_files import declared_slos
+from collectors.sloth import parse_sloth
 from poise.cli import main
 from poise.config import SloConfig, load_config, parse_config
 from poise.errors import ConfigError
@@ -274,3 +276,24 @@ def test_a_replayed_gate_judges_freshness_by_the_samples_there_were_then(
     late = gate_json(warehouse_url, "late", capsys)
     assert late["findings"][0]["rule"] == "no_samples"
     assert late["reason"] == "late: warn — no SLI samples for the 28-day availability budget yet"
+
+
+SLOTH_FIXTURES = Path(__file__).parent / "fixtures" / "sloth"
+OPENSLO_FIXTURES = Path(__file__).parent / "fixtures" / "openslo"
+
+
+def test_a_percentage_under_one_is_read_as_written_and_said() -> None:
+    """`objective: 0.999` (a fraction where Sloth reads a percentage) is a target of
+    0.999 %: valid, so kept, but a note says what it means and what 99.9 % would be."""
+    sloth = (SLOTH_FIXTURES / "getting-started.yaml").read_text(encoding="utf-8")
+    parsed = parse_sloth(sloth.replace("objective: 99.9", "objective: 0.999"), "s.yaml")
+    assert parsed.configs[0].target == pytest.approx(0.00999)
+    said = (
+        "s.yaml: SLO checkout-requests-availability: slos[0].objective: 0.999 is a "
+        "percentage, so the target is 0.999 % (0.00999); for 99.9 % write 99.9"
+    )
+    assert said in parsed.notes
+    assert not [n for n in parse_sloth(sloth, "s.yaml").notes if "is a percentage" in n]
+    openslo = (OPENSLO_FIXTURES / "ratio-inline.yaml").read_text(encoding="utf-8")
+    parsed = parse_openslo(openslo.replace("target: 0.995", "targetPercent: 0.995"), "o.yaml")
+    assert any("spec.objectives[0].targetPercent: 0.995 is a percentage" in n for n in parsed.notes)
