@@ -407,8 +407,8 @@ def _is_utc(name: str, where: Where, path: str) -> bool:
 
 
 def _start_time(value: Any, where: Where, path: str) -> datetime:
-    """The start as a UTC wall-clock time. YAML reads an unquoted `2024-01-01 00:00:00`
-    itself; a time with an offset (`2024-01-01T00:00:00Z`, `+02:00`), quoted or not, is
+    """The start as a UTC wall-clock time (`2024-01-01 00:00:00`, quoted or not: SLO files
+    are read as poise.yaml is, times as text). A time with an offset (`…Z`, `+02:00`) is
     that instant, so midnight at +02:00 is 22:00 UTC the day before."""
     when = value
     if not isinstance(value, datetime):

@@ -13,7 +13,7 @@ from typing import Any
 from collectors.openslo import OpenSloReader
 from collectors.slo_spec import DeclaredSlo, ParsedSlos, Where, read_text, yaml_documents
 from collectors.sloth import is_sloth, parse_sloth_documents
-from poise.config import PoiseConfig, SloConfig, SloFile, check_unique_keys
+from poise.config import PoiseConfig, SloConfig, SloFile
 from poise.errors import ConfigError
 
 
@@ -35,7 +35,6 @@ def load_slo_files(config: PoiseConfig) -> ParsedSlos:
         origin = entry.file
         text = read_text(config.resolve_path(entry.file), origin)
         documents = list(yaml_documents(text, origin))
-        check_unique_keys(text, origin)
         if not documents:
             parsed.notes.append(f"{origin}: empty file, no SLOs")
         elif all(_is_openslo(document) for _, document in documents):

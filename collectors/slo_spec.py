@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-from poise.config import NAME, SloConfig
+from poise.config import NAME, SloConfig, load_yaml_documents
 from poise.errors import ConfigError
 
 # Prometheus and the servers that answer its HTTP query API.
@@ -87,14 +86,7 @@ def read_text(path: Path, origin: str) -> str:
 
 def yaml_documents(text: str, origin: str) -> Iterator[tuple[int, Any]]:
     """(1-based document number, content) for each non-empty YAML document."""
-    try:
-        documents = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{origin}{where}: not valid YAML: {problem}") from None
-    for number, document in enumerate(documents, start=1):
+    for number, document in enumerate(load_yaml_documents(text, origin), start=1):
         if document is not None:
             yield number, document
 

@@ -960,13 +960,12 @@ def yaml_error(exc: yaml.YAMLError, origin: str) -> ConfigError:
     return ConfigError(f"{origin}{where}: not valid YAML: {problem}")
 
 
-def check_unique_keys(text: str, origin: str) -> None:
-    """Refuse a key given twice in one mapping of any YAML document of `text` (an SLO
-    file), as poise.yaml's are: plain YAML keeps the last one silently, so a second
+def load_yaml_documents(text: str, origin: str) -> list[Any]:
+    """Every YAML document of `text` (an SLO file), a key given twice in one mapping
+    refused as in poise.yaml: plain YAML keeps the last one silently, so a second
     `service:` pasted into an SLO would move it to another service without a word."""
     try:
-        for _ in yaml.load_all(text, Loader=_UniqueKeyLoader):
-            pass
+        return list(yaml.load_all(text, Loader=_UniqueKeyLoader))
     except yaml.YAMLError as exc:
         raise yaml_error(exc, origin) from None
 

@@ -147,7 +147,7 @@ def test_a_calendar_start_time_with_an_offset_is_that_instant(
         read_files(tmp_path, {"checkout.yaml": text})
     assert str(caught.value) == (
         "checkout.yaml: SLO checkout-availability: spec.timeWindow[0].calendar.startTime: "
-        "2026-01-01 00:00:00+02:00 (2025-12-31 22:00 UTC) is not midnight on the first of a "
+        "2026-01-01T00:00:00+02:00 (2025-12-31 22:00 UTC) is not midnight on the first of a "
         "month, where Poise's calendar months start"
     )
 
