@@ -60,6 +60,7 @@ def build_report(
         _check_team(engine, team)
     inputs = gather(engine, label, period, team, settings, now=now)
     generated = now or utcnow()
+    inputs.unfinished = unfinished_note(label, period, generated)
     guards, guard_evidence = guardrails_section(
         engine, period, Scope(team=team), settings, generated, rule
     )
@@ -90,6 +91,28 @@ def build_report(
     )
 
 
+def unfinished_note(label: str, period: Period, generated: datetime) -> str:
+    """What a report of a quarter not yet over must say: its figures are the engine's for the
+    whole quarter (`poise metrics --quarter` divides by all its weeks and judges SLOs at its
+    end), which read as a collapse against the complete quarter before; "" once it is over."""
+    if generated >= period.end:
+        return ""
+    on = f"{generated:%-d %B %Y}"
+    if generated < period.start:
+        return f"{label} has not begun: this report was generated on {on}, before its first day."
+    total = (period.end - period.start).days
+    elapsed = (generated - period.start).days
+    last = period.end - timedelta(days=1)
+    return (
+        f"{label} is not over: this report was generated on {on}, {elapsed} of its {total} "
+        f"days in. Its figures are those poise metrics gives for the whole quarter: counts "
+        f"hold only the days so far and rates per week divide them by all {total / 7:.1f} "
+        "weeks, so both read low against the complete quarter before; each SLO is judged "
+        f"over its window ending {last:%-d %B}, partly or wholly still to come, so it may "
+        "read “no data”. Read the report again once the quarter has ended."
+    )
+
+
 def _period_label(label: str, period: Period) -> str:
     last = period.end - timedelta(days=1)
     return f"{label}: {period.start:%-d %B} – {last:%-d %B %Y} (UTC)"
@@ -99,13 +122,25 @@ def _check_team(engine: Engine, team: str) -> None:
     with engine.connect() as connection:
         names = [row[0] for row in connection.execute(select(schema.teams.c.name))]
     if team not in names:
-        close = difflib.get_close_matches(team, names, n=1)
-        hint = (
-            f" (did you mean {close[0]!r}?)"
-            if close
-            else f" (teams: {', '.join(sorted(names)) or 'none'})"
-        )
-        raise PoiseError(f"--team {team!r}: no such team in the warehouse{hint}")
+        raise PoiseError(f"--team {team!r}: no such team in the warehouse{_team_hint(team, names)}")
+
+
+LISTED_TEAMS = 10
+
+
+def _team_hint(team: str, names: list[str]) -> str:
+    """ " (did you mean 'billing'?)", or the teams there are: a name that differs only in
+    case ("BILLING") is the likeliest meant (difflib compares case), and a warehouse of 300
+    teams is named by its first ten, each on one line, so the message stays one line."""
+    folded = {name.casefold(): name for name in sorted(names)}
+    close = difflib.get_close_matches(team.casefold(), list(folded), n=1)
+    if close:
+        return f" (did you mean {folded[close[0]]!r}?)"
+    if not names:
+        return " (teams: none)"
+    listed = ", ".join(" ".join(name.split()) for name in sorted(names)[:LISTED_TEAMS])
+    more = len(names) - LISTED_TEAMS
+    return f" (teams: {listed}{f' and {more:,} more' if more > 0 else ''})"
 
 
 def gather(

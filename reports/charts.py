@@ -23,9 +23,8 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from poise.text import cut
 from reports.formats import display
-from reports.model import Chart, ChartKind, Fmt
+from reports.model import PALETTE, Chart, ChartKind, Fmt
 
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 DASHES = ("-", "--", "-.", ":", "-", "--", "-.")
 WIDTH_INCHES = 6.7  # the text width of an A4 or Letter page with 2 cm margins
@@ -79,7 +78,9 @@ def render_svg(chart: Chart) -> str:
         if chart.kind is ChartKind.HBAR:
             _draw_hbars(axes, chart)
             values_axis = axes.xaxis
-            axes.set_xlabel(chart.y_title)
+            # under the bars, not centred: long labels leave the bars the right third of the
+            # width, and a centred title ran off the chart ("below 0: o")
+            axes.set_xlabel(chart.y_title, loc="right")
         else:
             _draw_xy(axes, chart)
             values_axis = axes.yaxis

@@ -50,6 +50,7 @@ class Inputs:
     evidence: list[Evidence] = field(default_factory=list)
     services: int = 0
     min_sample: int = 5
+    unfinished: str = ""  # said first when the quarter is not over at the export
 
 
 def get(card: Card | None, *path: str) -> Any:

@@ -11,6 +11,7 @@ gets the number the metrics engine computed, not only its rounded text.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from html import escape
 
@@ -39,7 +40,7 @@ PAGE_SIZES = {Paper.A4: "A4", Paper.LETTER: "letter"}
 CSS = """
 :root { --ink: #1b1f24; --muted: #57606a; --rule: #d0d7de; --band: #f3f5f7; }
 html { font-family: "DejaVu Sans", "Liberation Sans", Arial, Helvetica, sans-serif;
-       color: var(--ink); font-size: 10pt; line-height: 1.45; }
+       color: var(--ink); font-size: 10pt; line-height: 1.45; overflow-wrap: break-word; }
 body { margin: 0 auto; max-width: 52rem; padding: 1.5rem; }
 h1 { font-size: 17pt; margin: 0 0 .6em; padding-bottom: .2em; border-bottom: 2px solid var(--ink); }
 h2 { font-size: 13pt; margin: 1.4em 0 .5em; }
@@ -56,6 +57,9 @@ th, td { padding: .25em .45em; border-bottom: 1px solid var(--rule); text-align:
 th { background: var(--band); font-weight: bold; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.num { white-space: nowrap; }
+/* a name with no place to break (200 characters of an imported team, an SLO in snake_case)
+   widened its table off the page: such a cell, and only such a cell, may break anywhere */
+td.long, caption { overflow-wrap: anywhere; }
 table.wide { font-size: 7.5pt; }
 table.wide th, table.wide td { padding: .25em .3em; }
 td.no-data { color: var(--muted); font-style: italic; white-space: nowrap; }
@@ -119,7 +123,7 @@ nav.toc a::after { content: leader(".") " " target-counter(attr(href), page); }
 def render_html(report: Report, paper: Paper = Paper.A4) -> str:
     """The whole report as one HTML document (UTF-8 text)."""
     numbers = _numbering(report)
-    footer = f"{report.title} · {report.subtitle}".replace('"', "'").replace("\\", "/")
+    footer = _css_string(f"{report.title} · {report.subtitle}")
     css = CSS.replace("__PAGE__", PAGE_SIZES[paper]).replace("__FOOTER__", footer)
     parts = [
         "<!DOCTYPE html>",
@@ -139,6 +143,27 @@ def render_html(report: Report, paper: Paper = Paper.A4) -> str:
     return "\n".join(parts)
 
 
+def _css_string(text: str) -> str:
+    """`text` as the inside of a CSS string in a <style> element: a team named
+    `</style><script>…` ended the style element and ran as a script, and a quote, a
+    backslash or a line break ended the string and dropped the footer. Every character that
+    could do either is written as a CSS escape; runs of white space become one space."""
+    return "".join(
+        f"\\{ord(char):x} " if char in _CSS_UNSAFE or not char.isprintable() else char
+        for char in " ".join(text.split())
+    )
+
+
+_CSS_UNSAFE = frozenset("\"\\'<>&")
+# a run this long with no space, hyphen or slash (where lines break) may not fit its column
+_UNBREAKABLE = re.compile(r"[^\s\-/\u2010-\u2014]{24,}")
+
+
+def _long(text: str) -> str:
+    """' class="long"' for text holding a run too long to fit a column unbroken, else ""."""
+    return ' class="long"' if _UNBREAKABLE.search(text) else ""
+
+
 def _numbering(report: Report) -> dict[str, str]:
     numbers: dict[str, str] = {}
 
@@ -154,7 +179,8 @@ def _numbering(report: Report) -> dict[str, str]:
 
 def _title_page(report: Report) -> str:
     facts = "".join(
-        f"<tr><th>{escape(name)}</th><td>{escape(value)}</td></tr>" for name, value in report.facts
+        f"<tr><th>{escape(name)}</th><td{_long(value)}>{escape(value)}</td></tr>"
+        for name, value in report.facts
     )
     generated = report.generated_at.strftime("%Y-%m-%d %H:%M UTC")
     return (
@@ -224,8 +250,11 @@ def _raw(value: Value) -> str:
 
 
 def _cell(value: Value, fmt: Fmt, *, compact: bool = False) -> str:
-    text = _text(display(value, fmt))
+    shown = display(value, fmt)
+    text = _text(shown)
     classes = css_class(value, fmt) or ("num" if compact else "")
+    if fmt is not Fmt.LINK and _long(shown):
+        classes = f"{classes} long".strip()
     if fmt in (Fmt.TIER, Fmt.STATUS) and value is not None:
         text = f"<span>{text}</span>"
     if fmt is Fmt.LINK and value is not None:

@@ -119,7 +119,7 @@ def _significant(incidents: pd.DataFrame) -> Table:
                 row.service,
                 row.severity,
                 row.title or row.id,
-                number(row.mttr),
+                _resolved_after(row),
                 _cause_text(row),
                 _postmortem(row.postmortem_url),
             )
@@ -133,6 +133,14 @@ def _significant(incidents: pd.DataFrame) -> Table:
         "Ranked by severity, then by time to resolve (unresolved first). Every incident of the quarter is in the workbook.",
         empty_text="No incident in the quarter.",
     )
+
+
+def _resolved_after(row: Any) -> Entry:
+    """Hours to resolve; an incident still open reads "not resolved", not "no data" (its
+    start is on record, and the caption ranks it first for being open)."""
+    if pd.isna(row.resolved_at):
+        return Cell("not resolved", Fmt.TEXT)
+    return number(row.mttr)
 
 
 def _postmortem(url: Any) -> Entry:

@@ -36,7 +36,10 @@ def render_markdown(report: Report) -> str:
 
 
 def _inline(text: str) -> str:
-    """Escape what a wiki would read as markup inside running text."""
+    """Escape what a wiki would read as markup inside running text, on one line: a line
+    break in a name (an imported team "multi\\nline") ended its table row or heading and
+    started a paragraph in the middle of the table."""
+    text = " ".join(text.splitlines())
     for char in ("\\", "*", "_", "`", "[", "]", "<", ">", "|"):
         text = text.replace(char, "\\" + char)
     return text

@@ -17,6 +17,10 @@ import pandas as pd
 
 Value: TypeAlias = str | int | float | date | datetime | None
 
+# The Okabe–Ito colours the charts draw series in (`reports.charts`): a chart of more series
+# than colours would draw two in one colour, so the sections keep to this many.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000")
+
 
 class Paper(StrEnum):
     A4 = "a4"

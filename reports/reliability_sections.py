@@ -28,6 +28,8 @@ from reports.model import (
 )
 
 LISTED_FREEZES = 10
+# bars of the budget chart: as many as fit one Letter page (a chart cannot split)
+CHARTED_SLOS = 30
 
 
 def reliability_section(inputs: Inputs) -> Section:
@@ -52,24 +54,45 @@ def reliability_section(inputs: Inputs) -> Section:
     ]
     blocks += _status_differences(inputs)
     if slos:
-        blocks.append(
-            Chart(
-                "Error budget left at the end of the quarter",
-                ChartKind.HBAR,
-                tuple(str(s.get("name")) for s in slos),
-                (Series("budget left", tuple(s.get("budget_remaining") for s in slos)),),
-                "error budget left over the quarter (below 0: overspent)",
-                Fmt.PERCENT1,
-                "SLO budget chart",
-                notes=tuple(
-                    "no data"
-                    if s.get("sli") is None
-                    else f"SLI {display(s['sli'], Fmt.PERCENT3)} for {display(s.get('target'), Fmt.PERCENT3)}"
-                    for s in slos
-                ),
-            )
-        )
+        blocks.append(_budget_chart(slos))
     return Section("Reliability: SLO attainment", "reliability", blocks, [_policy_section(inputs)])
+
+
+def _budget_chart(slos: list[Any]) -> Chart:
+    """A bar per SLO, the SLOs with the least budget left first to be drawn: a chart cannot
+    split across pages, and a bar per SLO of 300 made it 73 inches tall, cut off by the page's
+    foot after the first thirty (the table above lists every SLO, the workbook too)."""
+    drawn = slos
+    caption = ""
+    if len(slos) > CHARTED_SLOS:
+        least = sorted(
+            range(len(slos)),
+            key=lambda index: (
+                slos[index].get("budget_remaining") is None,
+                slos[index].get("budget_remaining") or 0.0,
+            ),
+        )[:CHARTED_SLOS]
+        drawn = [slos[index] for index in sorted(least)]
+        caption = (
+            f"The {CHARTED_SLOS} of {len(slos)} SLOs with the least error budget left; the "
+            "table above gives every one."
+        )
+    return Chart(
+        "Error budget left at the end of the quarter",
+        ChartKind.HBAR,
+        tuple(str(s.get("name")) for s in drawn),
+        (Series("budget left", tuple(s.get("budget_remaining") for s in drawn)),),
+        "error budget left over the quarter (below 0: overspent)",
+        Fmt.PERCENT1,
+        "SLO budget chart",
+        caption,
+        notes=tuple(
+            "no data"
+            if s.get("sli") is None
+            else f"SLI {display(s['sli'], Fmt.PERCENT3)} for {display(s.get('target'), Fmt.PERCENT3)}"
+            for s in drawn
+        ),
+    )
 
 
 def _status_differences(inputs: Inputs) -> list[Any]:

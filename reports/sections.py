@@ -28,6 +28,7 @@ from reports.figures import (
 )
 from reports.formats import display
 from reports.model import (
+    PALETTE,
     BulletList,
     Cell,
     Chart,
@@ -55,7 +56,7 @@ ROLLING_CAPTION = (
 
 def summary_section(inputs: Inputs) -> Section:
     current, previous = inputs.current, inputs.previous
-    blocks: list[Any] = []
+    blocks: list[Any] = [Paragraph(inputs.unfinished, "lead")] if inputs.unfinished else []
     if is_empty(current):
         blocks.append(
             Paragraph(
@@ -183,6 +184,7 @@ def teams_section(inputs: Inputs) -> Section:
     if inputs.scope_team is None and len(inputs.teams) > 1:
         blocks.append(_teams_side_by_side(inputs.teams))
     subsections = []
+    anchors: set[str] = set()
     for team, card in sorted(inputs.teams.items()):
         team_blocks: list[Any] = [
             Paragraph(
@@ -198,7 +200,7 @@ def teams_section(inputs: Inputs) -> Section:
                 ROLLING_CAPTION,
             ),
         ]
-        subsections.append(Section(f"Team {team}", f"team-{_anchor(team)}", team_blocks))
+        subsections.append(Section(f"Team {team}", _anchor(team, anchors), team_blocks))
     title = "Team scorecards" if inputs.scope_team is None else "Team scorecard"
     return Section(title, "teams", blocks, subsections)
 
@@ -283,10 +285,7 @@ def trends_section(inputs: Inputs) -> Section:
     days = _week_days(scope)
     teams = sorted(t for t in weekly["team"].unique() if t)
     if teams:
-        series = tuple(
-            Series(team, tuple(number(v) for v in _team_column(weekly, team, "deployments", weeks)))
-            for team in teams
-        )
+        series = _team_layers(weekly, teams, weeks)
         kind = ChartKind.STACKED
     else:
         series = (Series("deployments", tuple(number(v) for v in scope["deployments"])),)
@@ -392,6 +391,23 @@ def _team_column(weekly: pd.DataFrame, team: str, column: str, weeks: list[Any])
     return weekly[weekly["team"] == team].set_index("week")[column].reindex(weeks)
 
 
+def _team_layers(weekly: pd.DataFrame, teams: list[str], weeks: list[Any]) -> tuple[Series, ...]:
+    """A layer of weekly deployments per team; past as many teams as the palette has colours
+    (13 teams drew "big" and "team-06" in the same blue), the teams that deployed most keep
+    a layer each and the others share one ("7 other teams")."""
+    columns = {team: _team_column(weekly, team, "deployments", weeks) for team in teams}
+    if len(teams) > len(PALETTE):
+        ranked = sorted(teams, key=lambda team: (-columns[team].sum(), team))
+        named = sorted(ranked[: len(PALETTE) - 1])
+        others = [team for team in teams if team not in named]
+        rest = sum((columns[team].fillna(0) for team in others), start=pd.Series(0.0, index=weeks))
+        layers = [(team, columns[team]) for team in named]
+        layers.append((f"{len(others)} other teams", rest))
+    else:
+        layers = list(columns.items())
+    return tuple(Series(name, tuple(number(v) for v in values)) for name, values in layers)
+
+
 def coverage_section(inputs: Inputs) -> Section:
     items = tuple(inputs.coverage) or ("The metrics engine reported no gap in the data.",)
     return Section(
@@ -422,5 +438,12 @@ def appendix_section(inputs: Inputs) -> Section:
     )
 
 
-def _anchor(name: str) -> str:
-    return "".join(ch if ch.isalnum() else "-" for ch in name.lower())
+def _anchor(team: str, used: set[str]) -> str:
+    """The team's section id, unlike every other: "a b" and "A-B" both read "team-a-b", and
+    with one id the contents and the PDF's page numbers led both entries to the first."""
+    base = "team-" + "".join(ch if ch.isalnum() else "-" for ch in team.lower())
+    anchor, counter = base, 2
+    while anchor in used:
+        anchor, counter = f"{base}-{counter}", counter + 1
+    used.add(anchor)
+    return anchor

@@ -33,19 +33,32 @@ _TITLE = Font(bold=True, size=14)
 
 
 class _Names:
-    """Excel sheet names: at most 31 characters, no []:*?/\\, unique regardless of case."""
+    """Excel sheet names: at most 31 characters (counted as Excel counts them, in UTF-16
+    units: an emoji is two), no []:*?/\\, no apostrophe at either end, not "History" (Excel
+    keeps that name for itself), unique regardless of case."""
 
     def __init__(self) -> None:
-        self.used: set[str] = set()
+        self.used: set[str] = {"history"}
 
     def __call__(self, wanted: str) -> str:
-        base = _BAD_SHEET_CHARS.sub("-", wanted).strip("'")[:31] or "Sheet"
+        base = _fit(_BAD_SHEET_CHARS.sub("-", wanted), _SHEET_UNITS) or "Sheet"
         name, counter = base, 2
-        while name.lower() in self.used:
+        while name.casefold() in self.used:
             suffix = f" ({counter})"
-            name, counter = base[: 31 - len(suffix)] + suffix, counter + 1
-        self.used.add(name.lower())
+            name, counter = _fit(base, _SHEET_UNITS - len(suffix)) + suffix, counter + 1
+        self.used.add(name.casefold())
         return name
+
+
+_SHEET_UNITS = 31
+
+
+def _fit(text: str, units: int) -> str:
+    """The longest start of `text` that is at most `units` UTF-16 units, without a split
+    surrogate pair and without an apostrophe at either end."""
+    while len(text.encode("utf-16-le")) > 2 * units:
+        text = text[:-1]
+    return text.strip("'")
 
 
 def render_xlsx(report: Report) -> bytes:
