@@ -4,7 +4,8 @@ For every service with a `jenkins:` block (docs/collectors.md, "Jenkins"):
 
 - `GET <job>/api/json?tree=allBuilds[…]{M,N}` lists builds newest first, 100 at a time
   (`builds` would stop at the newest 100), down to the bookmark: the last build number
-  stored, held back by any build still running, so it is read again once finished;
+  stored, held back by any build still running, so it is read again once finished; on a
+  first sync, builds started before `sources.jenkins.since` are neither stored nor paged past;
 - every build is a `ci_runs` row; every finished one (a `result`, no longer `building`)
   is a deployment to the block's `environment` (`deployed_at` = `timestamp + duration`,
   epoch milliseconds), its sha the `lastBuiltRevision` of the checkout whose remote URL
@@ -23,7 +24,7 @@ import re
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -51,11 +52,16 @@ class RangePaginator:
     """Tree ranges `{M,N}` (M inclusive, N exclusive): the next `size` builds, until a short page."""
 
     size: int = PAGE
+    # `sources.jenkins.since`: builds come newest first, so a page ending in a build started
+    # before it holds the last builds wanted (Jenkins cannot filter by time itself)
+    since: datetime | None = None
 
     def next_request(
         self, response: HttpResponse, request: PageRequest, records: list[Any]
     ) -> PageRequest | None:
         if len(records) < self.size:
+            return None
+        if self.since is not None and started_before(records[-1], self.since):
             return None
         params = dict(request.params or {})
         match = re.search(r"\{(\d+),(\d+)\}$", str(params.get("tree", "")))
@@ -113,15 +119,25 @@ def origin_path(repo: Path) -> str | None:
     return match.group(1) if match else None
 
 
+def started_before(build: dict[str, Any], since: datetime) -> bool:
+    stamp = build.get("timestamp")
+    return isinstance(stamp, int | float) and stamp > 0 and from_epoch_millis(stamp) < since
+
+
 def running(build: dict[str, Any]) -> bool:
     """Not finished: `building`, or no `result` recorded yet (it would be one at the end)."""
     return bool(build.get("building")) or build.get("result") is None
 
 
 def build_rows(
-    build: dict[str, Any], scope: Scope, warn: Callable[[str], None] | None = None
+    build: dict[str, Any],
+    scope: Scope,
+    warn: Callable[[str], None] | None = None,
+    since: datetime | None = None,
 ) -> Rows:
     job, number = scope.location.job, build["number"]
+    if since is not None and started_before(build, since):
+        return {}
     stamp = build.get("timestamp")
     if not isinstance(stamp, int | float) or stamp <= 0:
         # Every build Jenkins ran has a start time; without one (0 or missing: a damaged
@@ -215,7 +231,12 @@ class JenkinsSource(Source):
         if clone is not None and clone.is_dir():
             scope = replace(scope, vars={**scope.vars, "origin": origin_path(clone)})
         # a build that cannot be stored is skipped and said so in the sync's summary
-        builds = replace(BUILDS, convert=partial(build_rows, warn=ctx.warn))
+        since = self.settings.since_bound()
+        builds = replace(
+            BUILDS,
+            convert=partial(build_rows, warn=ctx.warn, since=since),
+            paginator=RangePaginator(since=since),
+        )
         try:
             run_http_stream(ctx, builds, scope)
         except NotFoundError:

@@ -245,6 +245,20 @@ def test_a_running_build_is_picked_up_once_finished_and_a_third_sync_adds_nothin
     assert snapshot(warehouse) == before
 
 
+def test_since_keeps_older_builds_out_and_stops_paging_at_them(
+    warehouse: Engine, jenkins: Jenkins, replay_server: ReplayServer, tmp_path: Path
+) -> None:
+    since = START + timedelta(minutes=1300)  # build 130's start: kept, 129 is older
+    config = make_config(tmp_path, replay_server, since=f"{since:%Y-%m-%dT%H:%M:%SZ}")
+    summary = both(warehouse, config)
+    assert not summary.failed, [r.errors for r in summary.results]
+    assert sorted(int(key.rsplit(":", 1)[1]) for key in by_id(warehouse, "ci_runs")) == list(
+        range(130, 152)
+    )
+    pages = [r.query["tree"][len(TREE) :] for r in replay_server.requests_to(JOB_PATH)]
+    assert pages == ["{0,100}"]  # the first page already reaches back past `since`
+
+
 def test_a_killed_sync_resumes_and_ends_with_the_rows_of_an_uninterrupted_one(
     warehouse: Engine, jenkins: Jenkins, replay_server: ReplayServer, tmp_path: Path
 ) -> None:
