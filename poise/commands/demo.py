@@ -11,7 +11,7 @@ from pathlib import Path
 
 from metrics.derived import refresh_derived
 from metrics.model import Settings
-from poise.commands.common import Context, add_db_option, open_context
+from poise.commands.common import Context, add_config_option, add_db_option, open_context
 from poise.console import err, out
 from poise.demo import DEFAULT_DAYS, DEFAULT_SEED, build_demo, clear_demo_rows, row_counts
 from poise.errors import PoiseError
@@ -67,6 +67,9 @@ def _check_export(folder: Path) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_db_option(parser)
+    # the demo's teams are its own; a config gives the warehouse (`database:`) and the
+    # attribution settings its attributions are refreshed with, as for `poise import`
+    add_config_option(parser)
     parser.add_argument(
         "--seed",
         metavar="N",
