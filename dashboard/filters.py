@@ -112,14 +112,13 @@ def resolve_period(
         last = period.end - timedelta(days=1)
         return period, f"{period.start:%Y-%m-%d} – {last:%Y-%m-%d}"
     try:
-        begin, finish = quarter_bounds(key)
+        period, cut = Period.quarter_to_date(key, now=midnight)
     except TimestampError:
         raise PoiseError(f"period {key!r}: use 7d, 14d, 28d, 90d, 180d, 365d or 2026Q3") from None
-    if begin >= midnight:
-        raise PoiseError(f"period {key}: the quarter has not started")
-    if finish > midnight:
-        return Period(begin, midnight), f"{quarter_of(begin)} to date"
-    return Period(begin, finish), quarter_of(begin)
+    except PoiseError as exc:
+        raise PoiseError(f"period {exc}") from None
+    label = quarter_of(period.start)
+    return period, f"{label} to date" if cut else label
 
 
 def period_params(period: Period) -> dict[str, str]:

@@ -37,6 +37,24 @@ class Period:
         return cls(start, end)
 
     @classmethod
+    def quarter_to_date(cls, text: str, *, now: datetime) -> tuple[Period, bool]:
+        """`2026Q4` as far as it has gone at `now`: [1 Oct, the start of today) while it is
+        not over (today left out, as it is unfinished), the whole quarter once it is; True
+        when it was cut. Its figures then cover the days there have been: a quarter's 13
+        weeks would divide 8 weeks of deployments, and its SLOs would be judged at an end
+        still to come. A quarter that has not begun holds nothing to measure: refused."""
+        start, end = quarter_bounds(text)
+        today = ensure_utc(now).replace(hour=0, minute=0, second=0, microsecond=0)
+        if end <= today:
+            return cls(start, end), False
+        if start >= today:
+            raise PoiseError(
+                f"{text}: the quarter has not begun (it starts on {start:%Y-%m-%d}, and "
+                "figures cover whole days up to the start of today, UTC)"
+            )
+        return cls(start, today), True
+
+    @classmethod
     def last_days(cls, days: int, *, now: datetime) -> Period:
         """The `days` whole UTC days before today (today itself left out, as it is unfinished)."""
         today = ensure_utc(now).replace(hour=0, minute=0, second=0, microsecond=0)

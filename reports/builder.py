@@ -23,7 +23,7 @@ from metrics.scorecard import Basis, assemble, compute
 from metrics.stats import to_jsonable
 from poise.config import AnomalyConfig
 from poise.errors import PoiseError
-from poise.timeutil import TimestampError, previous_period, quarter_of, utcnow
+from poise.timeutil import TimestampError, previous_period, quarter_bounds, quarter_of, utcnow
 from poise.warehouse import schema
 from reports.coverage import coverage_notes
 from reports.definitions import definitions
@@ -51,16 +51,16 @@ def build_report(
     rule: AnomalyConfig | None = None,
 ) -> Report:
     settings = settings or Settings()
+    generated = now or utcnow()
     try:
-        period = Period.quarter(quarter)
+        period, cut = Period.quarter_to_date(quarter, now=generated)
     except TimestampError as exc:
         raise PoiseError(str(exc)) from None
     label = quarter_of(period.start)
     if team is not None:
         _check_team(engine, team)
     inputs = gather(engine, label, period, team, settings, now=now)
-    generated = now or utcnow()
-    inputs.unfinished = unfinished_note(label, period, generated)
+    inputs.unfinished = unfinished_note(label, period) if cut else ""
     guards, guard_evidence = guardrails_section(
         engine, period, Scope(team=team), settings, generated, rule
     )
@@ -68,7 +68,7 @@ def build_report(
     return Report(
         title=f"Quarterly report {label}",
         subtitle=scope_label,
-        period_label=_period_label(label, period),
+        period_label=_period_label(f"{label} to date" if cut else label, period),
         generated_at=generated,
         sections=[
             summary_section(inputs),
@@ -91,25 +91,19 @@ def build_report(
     )
 
 
-def unfinished_note(label: str, period: Period, generated: datetime) -> str:
-    """What a report of a quarter not yet over must say: its figures are the engine's for the
-    whole quarter (`poise metrics --quarter` divides by all its weeks and judges SLOs at its
-    end), which read as a collapse against the complete quarter before; "" once it is over."""
-    if generated >= period.end:
-        return ""
-    on = f"{generated:%-d %B %Y}"
-    if generated < period.start:
-        return f"{label} has not begun: this report was generated on {on}, before its first day."
-    total = (period.end - period.start).days
-    elapsed = (generated - period.start).days
+def unfinished_note(label: str, period: Period) -> str:
+    """What a report of a quarter not yet over says first: it covers the days so far, and
+    what of it compares with the whole quarter before and what does not."""
+    quarter_start, quarter_end = quarter_bounds(label)
     last = period.end - timedelta(days=1)
     return (
-        f"{label} is not over: this report was generated on {on}, {elapsed} of its {total} "
-        f"days in. Its figures are those poise metrics gives for the whole quarter: counts "
-        f"hold only the days so far and rates per week divide them by all {total / 7:.1f} "
-        "weeks, so both read low against the complete quarter before; each SLO is judged "
-        f"over its window ending {last:%-d %B}, partly or wholly still to come, so it may "
-        "read “no data”. Read the report again once the quarter has ended."
+        f"{label} is not over: this report covers it to date, {period.start:%-d %B} – "
+        f"{last:%-d %B %Y}, {period.days:.0f} of its {(quarter_end - quarter_start).days} days "
+        "(the day it was generated, unfinished, is left out). Figures per week, medians and "
+        "shares (change fail rate, SLO attainment) compare with the whole quarter before; "
+        "counts (deployments, incidents, freezes) hold these days only. Each SLO is judged "
+        "over its window ending "
+        f"{last:%-d %B}."
     )
 
 
@@ -162,7 +156,8 @@ def gather(
         if team is not None
         else {name: assemble(basis.for_team(name), settings) for name in team_names}
     )
-    before = Period(*previous_period(period.start, period.end))
+    # the whole quarter before, even when this one is cut at today
+    before = Period(*previous_period(*quarter_bounds(label)))
     previous_basis = compute(engine, before, scope, settings, now=now)
     previous = assemble(previous_basis, settings)
     previous_teams = (

@@ -122,6 +122,33 @@ def test_quarter_json(loaded: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert slo["forecast_exhausted_at"] == "2026-10-29T00:00:00Z"
 
 
+def test_a_quarter_not_over_is_measured_to_date(
+    loaded: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On 15 August, 2026Q3 is its first 45 days: divided by all 92, its deployments per
+    week read at less than half, and its SLOs would be judged at 1 October, still to come."""
+    monkeypatch.setattr("poise.commands.metrics.utcnow", lambda: at(days=45, hours=12))
+    code, out, err = run(
+        capsys, "metrics", "--quarter", "2026Q3", "--format", "json", "--db", loaded
+    )
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["period"] == {"from": "2026-07-01T00:00:00Z", "to": "2026-08-15T00:00:00Z"}
+    frequency = doc["dora"]["deployment_frequency"]
+    assert frequency["deployments"] == 7  # every one falls in the first 41 days
+    assert frequency["per_week"] == pytest.approx(7 / (45 / 7))
+    assert err.strip() == (
+        "poise: note: 2026Q3 is not over: the figures cover it to date, 2026-07-01 to "
+        "2026-08-14 (today, unfinished, left out)"
+    )
+    code, _, err = run(capsys, "metrics", "--quarter", "2026Q4", "--db", loaded)
+    assert code == 1
+    assert err.strip() == (
+        "poise: 2026Q4: the quarter has not begun (it starts on 2026-10-01, and figures cover "
+        "whole days up to the start of today, UTC)"
+    )
+
+
 def test_team_scope_json_and_by_team(loaded: str, capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = run(
         capsys,

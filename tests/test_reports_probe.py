@@ -300,20 +300,27 @@ def test_a_team_in_another_case_is_suggested_and_many_teams_are_not_all_listed(
     assert "\n" not in str(unknown.value) and "multi line | `ops`" in str(unknown.value)
 
 
-def test_a_quarter_not_over_or_not_begun_says_so(odd: Any) -> None:
-    """The engine divides the quarter's counts by all its weeks and judges SLOs at its end,
-    so a quarter half gone read as a collapse against the quarter before, with every SLO
-    "no data", and nothing said why."""
+def test_a_quarter_not_over_is_reported_to_date_and_one_not_begun_is_refused(odd: Any) -> None:
+    """Divided by all 13 weeks and judged at an end still to come, a quarter half gone read
+    as a collapse against the quarter before, with every SLO "no data": it covers the days
+    there have been, says so first, and compares with the whole quarter before."""
     now = datetime(2026, 8, 15, 12, tzinfo=UTC)
     report = build_report(odd, QUARTER, settings=Settings(), now=now)
-    lead = report.sections[0].blocks[0]
-    assert lead.text.startswith(  # type: ignore[union-attr]
-        "2026Q3 is not over: this report was generated on 15 August 2026, 45 of its 92 days in."
-    )
-    assert "all 13.1 weeks" in lead.text and "ending 30 September" in lead.text  # type: ignore[union-attr]
-    later = build_report(odd, "2027Q1", settings=Settings(), now=now)
-    assert later.sections[0].blocks[0].text == (  # type: ignore[union-attr]
-        "2027Q1 has not begun: this report was generated on 15 August 2026, before its first day."
-    )
+    assert report.period_label == "2026Q3 to date: 1 July – 14 August 2026 (UTC)"
+    lead = report.sections[0].blocks[0].text  # type: ignore[union-attr]
+    assert lead.startswith(
+        "2026Q3 is not over: this report covers it to date, 1 July – 14 August 2026, 45 of "
+        "its 92 days"
+    ), lead
+    assert "ending 14 August" in lead
+    to_date = Period(at(0), datetime(2026, 8, 15, tzinfo=UTC))
+    expected = scorecard(odd, to_date, Scope(), Settings())["dora"]["deployment_frequency"]
+    headline = next(block for block in report.sections[0].blocks if isinstance(block, Table))
+    frequency = headline.rows[0][1]
+    assert frequency.value == pytest.approx(expected["per_week"])  # type: ignore[union-attr]
+    assert expected["deployments"] == 7 * len(ODD_TEAMS)  # weeks 0–6 of each service's 8
+    with pytest.raises(PoiseError, match="2027Q1: the quarter has not begun"):
+        build_report(odd, "2027Q1", settings=Settings(), now=now)
     done = build_report(odd, QUARTER, settings=Settings(), now=datetime(2026, 10, 2, tzinfo=UTC))
     assert "is not over" not in done.sections[0].blocks[0].text  # type: ignore[union-attr]
+    assert done.period_label == "2026Q3: 1 July – 30 September 2026 (UTC)"

@@ -67,12 +67,13 @@ def open_context(
     if apply and create:
         apply_config(engine, config, notes=notes)
     elif apply:
-        apply_config_for_reading(engine, config, warn=_note)
+        apply_config_for_reading(engine, config, warn=note)
     return Context(config=config, engine=engine, url=url)
 
 
-def _note(note: str) -> None:
-    print(f"poise: note: {note}", file=sys.stderr)
+def note(text: str) -> None:
+    """One `poise: note: …` line on stderr: said, and the command goes on."""
+    print(f"poise: note: {text}", file=sys.stderr)
 
 
 def write_error(option: str, path: Path, exc: OSError) -> PoiseError:

@@ -1,6 +1,7 @@
 """`poise metrics`: print the scorecard: DORA, incidents, SLOs, attribution (table, JSON or CSV).
 
-Period: `--quarter 2026Q3`, or `--from`/`--to` (dates are midnight UTC; `to` is excluded);
+Period: `--quarter 2026Q3` (one not over: to date), or `--from`/`--to` (dates are midnight UTC;
+`to` is excluded);
 without either, the last 28 whole days (UTC) before today. Scope: `--team` or `--service`.
 """
 
@@ -19,7 +20,7 @@ from metrics import anomalies
 from metrics.model import DEFAULT_PERIOD_DAYS, Period, Scope, Settings
 from metrics.scorecard import scorecard, team_scorecards
 from metrics.trends import period_over_period
-from poise.commands.common import add_config_option, add_db_option, open_context
+from poise.commands.common import add_config_option, add_db_option, note, open_context
 from poise.commands.scorecard_table import (
     print_scorecard,
     print_team_summary,
@@ -95,7 +96,14 @@ def period_from(args: argparse.Namespace) -> Period:
     if args.quarter and (args.start or args.end):
         raise PoiseError("give either --quarter or --from/--to, not both")
     if args.quarter:
-        return Period.quarter(args.quarter)
+        period, cut = Period.quarter_to_date(args.quarter, now=utcnow())
+        if cut:
+            last = period.end - timedelta(days=1)
+            note(
+                f"{args.quarter} is not over: the figures cover it to date, "
+                f"{period.start:%Y-%m-%d} to {last:%Y-%m-%d} (today, unfinished, left out)"
+            )
+        return period
     if args.start or args.end:
         end = args.end or Period.last_days(DEFAULT_PERIOD_DAYS, now=utcnow()).end
         start = args.start or end - timedelta(days=DEFAULT_PERIOD_DAYS)
