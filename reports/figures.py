@@ -234,7 +234,7 @@ def is_empty(card: Card) -> bool:
     return deployments == 0 and changes == 0 and incidents == 0 and not slis
 
 
-def incident_sentence(current: Card, previous: Card) -> str:
+def incident_sentence(current: Card, previous: Card, to_date: bool = False) -> str:
     count = get(current, "incidents", "count")
     before = get(previous, "incidents", "count")
     silent = get(current, "data_quality", "deployments_without_incident_data") or 0
@@ -251,9 +251,9 @@ def incident_sentence(current: Card, previous: Card) -> str:
             )
         return text + "."
     text = f"{count_phrase(count, 'incident').capitalize()} started in the quarter"
-    text += (
-        f" ({count_phrase(before, 'incident')} in the quarter before)" if before is not None else ""
-    )
+    text += " so far" if to_date else ""
+    before_text = "the whole quarter before" if to_date else "the quarter before"
+    text += f" ({count_phrase(before, 'incident')} in {before_text})" if before is not None else ""
     if count:
         text += "; " + sentence(headline(INCIDENT_FIGURES[2], current, previous), first=False)
     text += "."

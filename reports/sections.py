@@ -71,9 +71,9 @@ def summary_section(inputs: Inputs) -> Section:
         Paragraph(paragraph([headline(f, current, previous) for f in DORA_FIGURES]), "lead")
     )
     blocks.append(Paragraph(_reliability_sentence(inputs), "lead"))
-    blocks.append(Paragraph(incident_sentence(current, previous), "lead"))
+    blocks.append(Paragraph(incident_sentence(current, previous, bool(inputs.unfinished)), "lead"))
     blocks.append(Paragraph(freeze_sentence(inputs), "lead"))
-    table, uncompared = _headline_table(current, previous)
+    table, uncompared = _headline_table(current, previous, bool(inputs.unfinished))
     blocks.append(table)
     blocks.append(
         Paragraph(
@@ -100,29 +100,36 @@ def _reliability_sentence(inputs: Inputs) -> str:
     ]
     if counts["no data"]:
         parts.append(f"{counts['no data']} without data")
+    end, span = (
+        ("At the end of the days covered", "the quarter so far")
+        if inputs.unfinished
+        else ("At the end of the quarter", "the whole calendar quarter")
+    )
     text = (
-        f"At the end of the quarter, each judged over its own window (usually its last 28 "
-        f"days), of {count_phrase(len(slos), 'SLO')}: {', '.join(parts)}."
+        f"{end}, each judged over its own window (usually its last 28 days), of "
+        f"{count_phrase(len(slos), 'SLO')}: {', '.join(parts)}."
     )
     measured = [s for s in inputs.quarter_slos if s.get("sli") is not None]
     if measured:
         met = sum(1 for s in measured if s["sli"] >= s["target"])
-        text += (
-            f" Over the whole calendar quarter, {met} of {len(measured)} SLOs with data met "
-            "their target."
-        )
+        text += f" Over {span}, {met} of {len(measured)} SLOs with data met their target."
     return text
 
 
-def _headline_table(current: Card, previous: Card) -> tuple[Table, str]:
+def _headline_table(current: Card, previous: Card, to_date: bool = False) -> tuple[Table, str]:
     """The headline table, and a sentence naming the figures it gives no change for (empty
-    when every row has one)."""
+    when every row has one). A count of a quarter not over is not compared with the whole
+    quarter before: 86 incidents in 58 days read as "−41 %"."""
     rows: list[tuple[Entry, ...]] = []
     uncompared: list[str] = []
+    partial: list[str] = []
     for figure in (*DORA_FIGURES, *INCIDENT_FIGURES):
         item = headline(figure, current, previous)
         sample = get(current, *figure.sample_path) if figure.sample_path else None
         moved = change_text(item)
+        if to_date and figure.fmt is Fmt.COUNT and moved:
+            partial.append(figure.label)
+            moved = "–"
         if not moved and item.current is not None and item.previous is not None:
             # both quarters have the figure but the engine gives no change for it
             uncompared.append(figure.label)
@@ -147,15 +154,21 @@ def _headline_table(current: Card, previous: Card) -> tuple[Table, str]:
         Column("sample", "Sample", compact=True),
     )
     table = Table("Headline figures", columns, tuple(rows), "Headline figures")
-    if not uncompared:
-        return table, ""
-    names = " and ".join(uncompared)
-    return table, (
-        f" {names} {'has' if len(uncompared) == 1 else 'have'} no change (–): Poise's "
-        "quarter-over-quarter comparison does not cover "
-        f"{'it' if len(uncompared) == 1 else 'them'} yet, so both quarters' figures are "
-        "shown to be compared by eye."
-    )
+    note = ""
+    if partial:
+        note += (
+            f" {' and '.join(partial)}: no change (–), as this quarter is not over and a "
+            "count of its days so far is not comparable with the whole quarter before."
+        )
+    if uncompared:
+        names = " and ".join(uncompared)
+        note += (
+            f" {names} {'has' if len(uncompared) == 1 else 'have'} no change (–): Poise's "
+            "quarter-over-quarter comparison does not cover "
+            f"{'it' if len(uncompared) == 1 else 'them'} yet, so both quarters' figures are "
+            "shown to be compared by eye."
+        )
+    return table, note
 
 
 def _scorecard_table(card: Card, title: str, sheet: str) -> Table:

@@ -319,6 +319,9 @@ def test_a_quarter_not_over_is_reported_to_date_and_one_not_begun_is_refused(odd
     frequency = headline.rows[0][1]
     assert frequency.value == pytest.approx(expected["per_week"])  # type: ignore[union-attr]
     assert expected["deployments"] == 7 * len(ODD_TEAMS)  # weeks 0–6 of each service's 8
+    counts = {row[0]: row[3] for row in headline.rows}
+    assert counts["Incidents started"] == "–"  # 1 in 45 days against a whole quarter: no change
+    assert "not comparable with the whole quarter before" in report.sections[0].blocks[-1].text  # type: ignore[union-attr]
     with pytest.raises(PoiseError, match="2027Q1: the quarter has not begun"):
         build_report(odd, "2027Q1", settings=Settings(), now=now)
     done = build_report(odd, QUARTER, settings=Settings(), now=datetime(2026, 10, 2, tzinfo=UTC))
