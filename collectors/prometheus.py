@@ -206,8 +206,11 @@ def query_range(http: HttpClient, query: str, start: int, end: int, step: int) -
     body = response.json()
     if not isinstance(body, dict) or body.get("status") != "success":
         envelope = _error_envelope(response.body)
-        if envelope is not None:
-            raise PrometheusError(f"{SOURCE}: {envelope[0]}: {envelope[1]}")
+        if envelope is not None:  # a proxy or an old server: an error with HTTP 200
+            raise PrometheusError(
+                f"{SOURCE}: {envelope[0]}: {http.scrub(envelope[1])} (HTTP {response.status} "
+                f"from {response.url.split('?', 1)[0]})"
+            )
         raise _unexpected(response, "no status: success")
     data = body.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("result"), list):

@@ -534,6 +534,24 @@ def test_the_bearer_token_is_sent_and_never_stored_or_logged(
                 assert TOKEN not in json.dumps([str(value) for value in row])
 
 
+def test_an_error_sent_with_http_200_names_where_and_hides_the_token(
+    replay_server: ReplayServer, warehouse: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Some proxies and old servers answer a failed query with HTTP 200 and the error
+    envelope: the line says where it came from, and the token echoed in it is hidden."""
+    monkeypatch.setenv("TEST_PROMETHEUS_TOKEN", TOKEN)
+    denied = {"status": "error", "errorType": "bad_data", "error": f"token {TOKEN} denied"}
+    replay_server.add("/api/v1/query_range", Reply(200, denied), query={"query": "search_total"})
+    replay_server.add_handler("/api/v1/query_range", counter_answer)
+    config = replay_config(tmp_path, replay_server, token_env="TEST_PROMETHEUS_TOKEN")
+    apply_config(warehouse, config)
+    summary = run_sync(warehouse, config, registry={"prometheus": coarse()}, hooks=[])
+    (line,) = summary.result("prometheus").errors
+    assert "bad_data: token *** denied (HTTP 200 from http://127.0.0.1:" in line, line
+    assert line.split("(HTTP 200 from ", 1)[1].startswith(replay_server.base_url)
+    assert TOKEN not in line
+
+
 def test_a_token_variable_that_is_not_set_is_one_line(
     replay_server: ReplayServer, warehouse: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
