@@ -215,15 +215,16 @@ def dora_by(
     unrecovered = group_counts(waiting, keys, groups)
     out: dict[Hashable, dict[str, Any]] = {}
     for group in groups:
-        count, weeks = deployments[group], periods[group].weeks
+        count = deployments[group]
+        per_week = periods[group].per_week(count)
         rate = ratio(failed[group], count)
         lead_median, lead_p90, lead_n = lead[group]
         rec_median, rec_p90, rec_n = recovery[group]
         out[group] = {
             "deployment_frequency": {
                 "deployments": count,
-                "per_week": count / weeks,
-                **_graded("deployment_frequency", count / weeks, count, "deployments", settings),
+                "per_week": per_week,
+                **_graded("deployment_frequency", per_week, count, "deployments", settings),
             },
             "lead_time": {
                 "median_hours": lead_median,

@@ -12,6 +12,7 @@ from poise.timeutil import ensure_utc, isoformat_z, quarter_bounds
 
 SloWindow = Literal["rolling", "month", "quarter"]
 DEFAULT_PERIOD_DAYS = 28
+WEEK_SECONDS = 7 * 86400
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,12 @@ class Period:
     @property
     def weeks(self) -> float:
         return self.days / 7.0
+
+    def per_week(self, count: float) -> float:
+        """`count / weeks`, the contract's `count / (days / 7)`, in one rounding step: the
+        quotient of the rounded `weeks` made 17 deployments in 17 days (exactly daily)
+        read 7.000000000000001 a week, past the "more than once a day" tier bound."""
+        return count * WEEK_SECONDS / self.length.total_seconds()
 
     def contains(self, moment: datetime) -> bool:
         return self.start <= moment < self.end
