@@ -14,7 +14,7 @@ st.set_page_config(
     page_title="Poise",
     page_icon=":material/balance:",
     layout="wide",
-    initial_sidebar_state="expanded",
+    initial_sidebar_state="auto",
 )
 
 PAGES = {

@@ -189,7 +189,6 @@ def organisation_headline(start: Any, end: Any) -> None:
         help="All teams together, so you can see your team against the whole; the details "
         "on every page are your own teams'.",
     )
-    columns = st.columns(5)
     figures = (
         ("deployment_frequency", dora["deployment_frequency"]["per_week"], None),
         ("lead_time", dora["lead_time"]["median_hours"], "Lead time (median)"),
@@ -197,6 +196,7 @@ def organisation_headline(start: Any, end: Any) -> None:
         ("recovery_time", dora["recovery_time"]["median_hours"], None),
         ("incidents", card["incidents"]["count"], None),
     )
+    columns = components.card_row([components.card_label(key, label) for key, _, label in figures])
     for column, (key, value, label) in zip(columns, figures, strict=True):
         with column:
             components.figure_card(key, value, label=label)

@@ -82,6 +82,37 @@ def _short_categories(
         figure.update_yaxes(tickmode="array", tickvals=labels, ticktext=written, **where)
 
 
+# Rows named above their bar (`_names_above`): a row's height in px (its name's line and
+# its bar), and the bar's thickness in rows.
+NAMED_ROW = 36
+NAMED_BAR = 0.4
+
+
+def _names_above(
+    figure: go.Figure, labels: list[str], written: list[str], *, lift: float = 9
+) -> None:
+    """Write each row's name above its bar, from the plot's left edge, instead of as a
+    tick label left of the axis: names as long as "recommendations-i0185 · recommendations-
+    availability" would otherwise take the width from the bars (down to Plotly's 64 px
+    minimum on a laptop's half column) and be cut on a phone. `labels` are the categories
+    as the traces hold them (the hover keeps them whole), `written` how to write each;
+    `lift`: px from the row's middle to the name's foot, clear of the bar or marks."""
+    figure.update_yaxes(showticklabels=False, ticks="")
+    for label, text in zip(labels, written, strict=True):
+        figure.add_annotation(
+            text=text,
+            x=0,
+            xref="paper",
+            y=label,
+            yref="y",
+            xanchor="left",
+            yanchor="bottom",
+            yshift=lift,
+            showarrow=False,
+            font={"size": 12},
+        )
+
+
 def _layout(figure: go.Figure, *, height: int = HEIGHT, **extra: Any) -> go.Figure:
     figure.update_layout(
         height=height,
@@ -304,10 +335,15 @@ def trend(
                         hoverinfo="skip",
                     )
                 )
+    notes = [(safe(caveat), "left")] if caveat else []
     if partial.any():
-        _corner_note(figure, f"{'pale bars' if bars else 'open markers'}: part of a week", "right")
-    if caveat:
-        _corner_note(figure, safe(caveat), "left")
+        notes.append((f"{'pale bars' if bars else 'open markers'}: part of a week", "right"))
+    # each note on a line of its own above the plot, over the legend's: side by side they
+    # ran into each other ("p90open markers…") in a half-page chart on a laptop, or on a phone
+    legend = len(columns) > 1
+    for line, (text, side) in enumerate(notes, start=int(legend)):
+        _corner_note(figure, text, side, line)
+    lines = len(notes) + int(legend)
     figure.update_xaxes(title=None, type="date", **week_ticks(weeks))
     if log:
         shown = pd.concat([pd.to_numeric(weekly[c], errors="coerce") for c in columns])
@@ -317,19 +353,27 @@ def trend(
         figure.update_yaxes(
             title=safe(title), tickformat=".0%" if percent else None, rangemode="tozero"
         )
-    return _layout(figure, height=TREND_HEIGHT, showlegend=len(columns) > 1)
+    _layout(figure, height=TREND_HEIGHT, showlegend=legend)
+    # the top margin holds one line (the legend's, or a note's); each more line widens it
+    return figure.update_layout(margin={"t": 30 + NOTE_LINE * max(0, lines - 1)})
 
 
-def _corner_note(figure: go.Figure, text: str, side: str) -> None:
-    """A small grey note above the plot, in its top left or right corner."""
+NOTE_LINE = 20  # px: one line above a plot (the legend's, or a note's)
+
+
+def _corner_note(figure: go.Figure, text: str, side: str, line: int = 0) -> None:
+    """A small grey note above the plot, in its top left or right corner, on the `line`th
+    line above it (0: the first, where a legend sits)."""
     figure.add_annotation(
         text=text,
         xref="paper",
         yref="paper",
         x=0 if side == "left" else 1,
-        y=1.12,
+        y=1,
+        yshift=4 + NOTE_LINE * line,
         showarrow=False,
         xanchor=side,
+        yanchor="bottom",
         font={"size": 11, "color": GREY},
     )
 
@@ -507,9 +551,13 @@ def lead_time_stages(stages: pd.DataFrame) -> go.Figure:
     known = pd.concat([median, p90])
     # room either side for the labels under the end points
     figure.update_xaxes(title="hours (log scale)", **hours_axis(known[known > 0], margin=2.0))
-    # top to bottom, with room under the last row for its labels
-    figure.update_yaxes(range=[len(rows) - 0.3, -0.6])
-    return _layout(figure, height=110 + 55 * len(rows))
+    # each stage named above its marks, so that they have the whole width of their column
+    # (two fifths of a laptop's page): clear of the p90 mark (18 px tall)
+    _names_above(figure, labels, labels, lift=12)
+    # top to bottom, with room above the first row for its name and under the last for its
+    # times
+    figure.update_yaxes(range=[len(rows) - 0.3, -0.8])
+    return _layout(figure, height=110 + 70 * len(rows))
 
 
 def _spans(starts: Any, ends: Any, rows: Any, line: dict[str, Any] | None = None) -> go.Scatter:
@@ -674,16 +722,18 @@ def budget_bars(frame: pd.DataFrame, label: str, *, limit: int = 15) -> go.Figur
             y=names,
             x=rows["budget_share"],
             orientation="h",
+            width=NAMED_BAR,
             marker={"color": ORANGE},
             hovertemplate="%{y}: %{x:.1%} of the window's budget<extra></extra>",
         )
     )
     figure.update_xaxes(title="share of the error budget", tickformat=".0%")
     figure.update_yaxes(autorange="reversed")
-    # each of the two names cut on its own: cutting the pair would cut off the SLO
+    # each of the two names cut on its own: cutting the pair would cut off the SLO; written
+    # above the bars, which then span the chart (it is half the page beside its twin)
     pairs = zip(rows[label], rows["slo"], strict=True)
-    _short_categories(figure, names, [f"{short(a)} · {short(b)}" for a, b in pairs])
-    return _layout(figure, height=90 + 26 * len(rows), showlegend=False)
+    _names_above(figure, names, [f"{short(a)} · {short(b)}" for a, b in pairs])
+    return _layout(figure, height=90 + NAMED_ROW * len(rows), showlegend=False)
 
 
 # --- incidents ------------------------------------------------------------------------------------

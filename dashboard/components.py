@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import base64
+import math
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -153,6 +154,39 @@ CARD_LABELS = {
 }
 
 
+def card_label(key: str, label: str | None = None) -> str:
+    """A card's title: the one given, else the short one of `CARD_LABELS`, else the glossary's."""
+    return label or CARD_LABELS.get(key, term(key).label)
+
+
+# How narrow a figure card may get (border and padding included) before its row wraps onto
+# another: its title, help icon and a value such as "-93.9 %" or "16 of 24" still fit on
+# one line each. Columns would instead shrink the cards to "Deploys p…" and "1…" (five on a
+# 1024 px laptop with the sidebar open are 100 px each). Five cards still share a row on a
+# 1440 px screen (about 183 px each); a 1280 px laptop shows four a row, a 1024 px one two,
+# a phone one.
+CARD_WIDTH = 180
+# A title longer than CARD_WIDTH holds widens its row's cards: the metric title's average
+# width per character (14 px Source Sans, measured on the cards' titles), and what a card
+# adds around its title (padding, border, the help icon).
+TITLE_PX = 6.6
+CARD_CHROME = 56
+
+
+def card_width(titles: Iterable[str]) -> int:
+    """The narrowest card in which the longest of `titles` fits."""
+    widest = max((len(title) for title in titles), default=0)
+    return max(CARD_WIDTH, math.ceil(CARD_CHROME + TITLE_PX * widest))
+
+
+def card_row(titles: Sequence[str]) -> list[Any]:
+    """One cell per figure card (titled `titles`, in order) in a row that wraps onto more
+    rows where the screen is too narrow for all of them at `card_width`; `with cell:`
+    fills one, as with `st.columns`."""
+    grid = st.grid(max(1, len(titles)), min_column_width=card_width(titles))
+    return [grid.cell() for _ in titles]
+
+
 def figure_card(
     key: str,
     value: Any,
@@ -177,7 +211,7 @@ def figure_card(
         colour = "off"
     with st.container(border=True):
         st.metric(
-            label or CARD_LABELS.get(key, entry.label),
+            card_label(key, label),
             shown,
             delta=delta,
             delta_color=colour,
@@ -237,7 +271,8 @@ def dora_cards(
     shown grey instead of green or orange). With the scorecard's `quality`, the change fail
     rate says how many deployments no incident data speaks for."""
     silent = int((quality or {}).get("deployments_without_incident_data") or 0)
-    for column, key in zip(st.columns(len(figures)), figures, strict=True):
+    cells = card_row([card_label(key) for key in figures])
+    for column, key in zip(cells, figures, strict=True):
         field, compared, note = DORA_CARDS[key]
         block = dora[key]
         text = note(block)
@@ -276,6 +311,19 @@ def listed(names: Sequence[Any], most: int = 3) -> str:
     return ", ".join(shown) + (f" and {rest:,} more" if rest else "")
 
 
+EXHAUSTED_LABEL = "Budgets exhausted"
+
+
+def resilience_titles() -> list[str]:
+    """The titles of `resilience_cards`, in order: for the `card_row` they go in."""
+    return [
+        card_label("slos_met"),
+        card_label("lowest_budget_remaining"),
+        EXHAUSTED_LABEL,
+        card_label("deployments_during_freeze"),
+    ]
+
+
 def resilience_cards(
     summary: Mapping[str, Any], policy: Mapping[str, Any], columns: list[Any], judged_at: datetime
 ) -> None:
@@ -306,7 +354,7 @@ def resilience_cards(
         figure_card(
             "status",
             summary["exhausted"],
-            label="Budgets exhausted",
+            label=EXHAUSTED_LABEL,
             note=f"{summary['at_risk']} more at risk (at the last 24 h burn rate)",
         )
     with columns[3]:

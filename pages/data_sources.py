@@ -49,7 +49,7 @@ st.subheader(
     "Coverage", help="How much of the data the figures can use, for the selected scope and period."
 )
 coverage = data["coverage"]
-cards = st.columns(len(coverage))
+cards = components.card_row([components.card_label(key) for key in coverage["measure"]])
 for column, row in zip(cards, coverage.itertuples(index=False), strict=True):
     with column:
         noun = COVERED_OF.get(row.measure, "")

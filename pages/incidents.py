@@ -11,6 +11,7 @@ from dashboard.data import OPEN, labelled_incidents
 from poise.timeutil import utcnow
 
 DATETIME = "YYYY-MM-DD HH:mm"
+ATTRIBUTED = "Attributed"  # the attribution card's title
 STATE_COLUMN = st.column_config.TextColumn(
     "state", width=70, help="open: not resolved yet (no resolved_at), so no time to resolve."
 )
@@ -32,7 +33,9 @@ still_open = int((incidents["state"] == OPEN).sum())
 
 unrecorded = figures["count"] is None  # the scope's services never recorded one
 
-cards = st.columns(5)
+cards = components.card_row(
+    [*map(components.card_label, ("incidents", "mttd", "mtta", "mttr")), ATTRIBUTED]
+)
 with cards[0]:
     figure_card(
         "incidents",
@@ -57,7 +60,7 @@ with cards[4]:
     figure_card(
         "attribution",
         None if unrecorded else f"{attributed:,}",
-        label="Attributed",
+        label=ATTRIBUTED,
         note="no incident on record"
         if unrecorded
         else f"of {figures['count']:,}: {attribution['explicit']:,} explicit, "

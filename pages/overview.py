@@ -35,7 +35,9 @@ components.dora_cards(dora, change, quality=card["data_quality"])
 
 slos = queries.slo_summary(query)
 policy = card.get("budget_policy") or {}
-resilience = st.columns(5)
+resilience = components.card_row(
+    [*components.resilience_titles(), components.card_label("incidents")]
+)
 components.resilience_cards(slos, policy, resilience, query.end)
 with resilience[4]:
     recorded = card["incidents"]["count"] is not None

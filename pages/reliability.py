@@ -26,7 +26,9 @@ if slos.empty:
     )
     st.stop()
 
-components.resilience_cards(summary, policy, st.columns(4), query.end)
+components.resilience_cards(
+    summary, policy, components.card_row(components.resilience_titles()), query.end
+)
 
 st.subheader("SLOs", help="Each SLO evaluated over its window ending at the period's end.")
 # the state and what it rests on first (at risk is judged on the last 24 h burn rate); the

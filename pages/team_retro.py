@@ -246,7 +246,9 @@ with budget:
 with load:
     st.subheader("Toil and on-call")
     toil, oncall = people["toil"], people["oncall"]
-    columns = st.columns(2)
+    columns = components.card_row(
+        [components.card_label("toil_share"), components.card_label("pages_per_week")]
+    )
     with columns[0]:
         figure_card(
             "toil_share",

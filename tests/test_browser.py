@@ -140,3 +140,26 @@ def test_hostile_text_stays_text_in_chromium(hostile_warehouse: str) -> None:
             timeout=60_000,
         )
         assert not dialogs, dialogs
+
+
+# Text of a figure card that Streamlit cuts with "…": wider than the box it is shown in.
+CUT_CARD_TEXT = """() => [...document.querySelectorAll(
+        '[data-testid="stMetric"] .stMarkdownEllipsis, [data-testid="stMetric"] .stMarkdownEllipsis p')]
+    .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.innerText)"""
+SIDEBAR_OPEN = """() => document.querySelector('[data-testid="stSidebar"]')
+    .getAttribute('data-collapsed') === 'false'"""
+
+
+def test_a_laptop_and_a_phone_read_the_cards_and_the_page(dashboard_demo_url: str) -> None:
+    """On a 1024 px laptop (sidebar open) five cards in columns were 100 px each, cut to
+    "Deploys p…" over "1…"; on a 390 px phone the sidebar, kept open, covered the page."""
+    require_chromium()
+    with serving(dashboard_demo_url) as base, browser() as chromium:
+        page = chromium.new_page(viewport={"width": 1024, "height": 900})
+        visit(page, f"{base}/delivery", "Delivery")
+        assert page.evaluate(SIDEBAR_OPEN)
+        assert page.evaluate(CUT_CARD_TEXT) == []
+        phone = chromium.new_page(viewport={"width": 390, "height": 844})
+        visit(phone, f"{base}/data_sources", "Data & sources")
+        assert not phone.evaluate(SIDEBAR_OPEN)
+        assert phone.evaluate(CUT_CARD_TEXT) == []

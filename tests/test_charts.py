@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -145,6 +146,31 @@ def test_parts_of_weeks_are_drawn_pale_or_hollow_and_say_so() -> None:
     assert not charts.trend(whole, {"deployments_per_week": "d"}, title="t").layout.annotations
 
 
+def test_notes_above_a_trend_never_share_a_line_with_its_legend_or_each_other() -> None:
+    """Side by side, the legend ("median", "p90") and "open markers: part of a week" ran
+    into each other in a half-page chart on a 1024 px laptop and on a phone."""
+    weekly = pd.DataFrame(
+        {
+            "bucket_start": [_t("2026-10-30"), _t("2026-11-02")],
+            "bucket_end": [_t("2026-11-02"), _t("2026-11-09")],
+            "median": [2.0, 3.0],
+            "p90": [20.0, 30.0],
+        }
+    )
+    two = charts.trend(weekly, {"median": "median", "p90": "p90"}, title="t", log=True)
+    assert two.layout.showlegend and two.layout.legend.y > 1  # the legend: the first line
+    (note,) = two.layout.annotations
+    assert note.yanchor == "bottom" and note.yshift >= charts.NOTE_LINE  # the second
+    assert two.layout.margin.t >= note.yshift + charts.NOTE_LINE  # inside the chart
+    one = charts.trend(weekly, {"median": "m"}, title="t", caveat="why")
+    assert not one.layout.showlegend
+    lines = sorted(note.yshift // charts.NOTE_LINE for note in one.layout.annotations)
+    assert lines == [0, 1]  # the caveat and the part-of-a-week note: a line each
+    assert one.layout.margin.t >= max(n.yshift for n in one.layout.annotations) + charts.NOTE_LINE
+    plain = charts.trend(weekly.iloc[1:], {"median": "m"}, title="t")
+    assert plain.layout.margin.t == 30  # nothing above the plot: the margin of every chart
+
+
 def test_lead_time_distribution_marks_p50_and_p90() -> None:
     changes = pd.DataFrame({"lead_hours": [0.5, 1.0, 2.0, 4.0, 8.0, 100.0, -1.0]})
     figure = charts.lead_time_distribution(changes, 4.0, 183.8)
@@ -172,6 +198,9 @@ def test_lead_time_stages_shows_known_stages_only() -> None:
     figure = charts.lead_time_stages(stages)
     assert list(figure.data[0].y) == ["Commit to merge (n=10)", "Waiting for deploy (n=10)"]
     assert list(figure.data[1].x) == [9.0, 40.0]
+    # named above their marks: as tick labels they left the marks a sliver of the column on
+    # a 1024 px laptop, and cut the names ("ommit to merge") and times ("4.6 …")
+    assert names_written_above(figure) == list(figure.data[0].y)
     empty = charts.lead_time_stages(stages.assign(changes=0))
     assert "merge times" in empty.layout.annotations[0].text
 
@@ -285,10 +314,44 @@ def test_budget_bars_cut_each_name_of_a_pair_on_its_own() -> None:
          "budget_share": [0.9, 0.5]}
     )  # fmt: skip
     figure = charts.budget_bars(frame, "incident_id")
-    assert list(figure.layout.yaxis.ticktext) == [
+    assert [note.text for note in figure.layout.annotations] == [
         "events-ingest-i0040 · events-ingest-availability",
         f"{'i' * 39}… · events-ingest-availability",
     ]
+
+
+def names_written_above(figure: Any) -> list[str]:
+    """The rows' names as `_names_above` writes them: from the plot's left edge, above
+    each row's middle, with no tick label left of the axis to take the bars' width."""
+    assert figure.layout.yaxis.showticklabels is False
+    names = [note for note in figure.layout.annotations if note.yref == "y"]
+    for note in names:
+        assert (note.xref, note.x, note.xanchor, note.yanchor) == ("paper", 0, "left", "bottom")
+        assert note.yshift > 0
+    return [note.text for note in names]
+
+
+def test_budget_bars_name_each_bar_above_it_so_bars_keep_the_width() -> None:
+    """As tick labels, names of 80 characters took all but Plotly's 64 px minimum from the
+    bars on a 1024 px laptop (a half-page chart) and were cut on a phone."""
+    frame = pd.DataFrame(
+        {"incident_id": ["recommendations-i0185", "ledger-i0052"],
+         "slo": ["recommendations-availability", "ledger-latency"],
+         "budget_share": [0.4, 0.2]}
+    )  # fmt: skip
+    figure = charts.budget_bars(frame, "incident_id")
+    assert names_written_above(figure) == [
+        "recommendations-i0185 · recommendations-availability",
+        "ledger-i0052 · ledger-latency",
+    ]
+    # the names go where the bars are not: each bar is thinner than its row, the name lifted
+    # clear of the bar's upper half
+    bar = figure.data[0]
+    half_bar = bar.width * charts.NAMED_ROW / 2
+    assert all(note.yshift > half_bar for note in figure.layout.annotations)
+    assert figure.layout.height >= 90 + charts.NAMED_ROW * 2
+    # the hover keeps the whole names
+    assert list(bar.y) == [note.text for note in figure.layout.annotations]
 
 
 def test_incident_timeline_draws_durations_by_severity() -> None:

@@ -116,6 +116,37 @@ def test_every_page_renders_on_the_demo(dashboard_demo_url: str, use: Any, page:
         assert {b.label for b in at.get("download_button")} >= {"PDF", "HTML", "XLSX", "MD"}
 
 
+def cards_with_their_grid(node: Any, grid: Any = None) -> Iterator[tuple[Any, Any]]:
+    """Every figure (st.metric) under `node`, with the grid it sits in (None: none)."""
+    if getattr(node, "type", "") == "metric":
+        yield node, grid
+    if type(node).__name__ == "Grid":
+        grid = node
+    for child in getattr(node, "children", {}).values():
+        yield from cards_with_their_grid(child, grid)
+
+
+@pytest.mark.parametrize(
+    "page", ["overview", "delivery", "reliability", "incidents", "team_retro", "data_sources"]
+)
+def test_figure_cards_wrap_before_their_titles_and_values_are_cut(
+    dashboard_demo_url: str, use: Any, page: str
+) -> None:
+    """In st.columns, five cards on a 1024 px laptop (sidebar open) were 100 px wide each:
+    "Deploys p…" over "1…". In a grid each keeps the width its title needs, and a row that
+    has not the room wraps (docs/dashboard.md, "Narrow screens")."""
+    use(dashboard_demo_url)
+    at = run(page, team="billing") if page == "team_retro" else run(page)
+    assert_clean(at)
+    cards = list(cards_with_their_grid(at.main))
+    assert cards
+    for card, grid in cards:
+        assert grid is not None, f"{card.label!r} is not in a grid"
+        assert grid.proto.wrap
+        assert grid.proto.min_column_width_px >= components.card_width([card.label])
+        assert components.card_width([card.label]) >= components.CARD_WIDTH
+
+
 def test_overview_headline_equals_poise_metrics(dashboard_demo_url: str, use: Any) -> None:
     use(dashboard_demo_url)
     at = run("overview")
