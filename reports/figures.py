@@ -52,6 +52,11 @@ class Inputs:
     min_sample: int = 5
     unfinished: str = ""  # said first when the quarter is not over at the export
 
+    @property
+    def to_date(self) -> bool:
+        """The quarter is not over at the export: its figures cover the days so far."""
+        return bool(self.unfinished)
+
 
 def get(card: Card | None, *path: str) -> Any:
     """`card[a][b]…`, or None where any step is missing."""

@@ -45,9 +45,7 @@ def severity_rank(severity: Any) -> int:
 
 def incidents_section(inputs: Inputs) -> Section:
     current = inputs.current
-    blocks: list[Any] = [
-        Paragraph(incident_sentence(current, inputs.previous, bool(inputs.unfinished)))
-    ]
+    blocks: list[Any] = [Paragraph(incident_sentence(current, inputs.previous, inputs.to_date))]
     by_severity = get(current, "incidents", "by_severity") or {}
     blocks.append(
         _breakdown(

@@ -71,9 +71,9 @@ def summary_section(inputs: Inputs) -> Section:
         Paragraph(paragraph([headline(f, current, previous) for f in DORA_FIGURES]), "lead")
     )
     blocks.append(Paragraph(_reliability_sentence(inputs), "lead"))
-    blocks.append(Paragraph(incident_sentence(current, previous, bool(inputs.unfinished)), "lead"))
+    blocks.append(Paragraph(incident_sentence(current, previous, inputs.to_date), "lead"))
     blocks.append(Paragraph(freeze_sentence(inputs), "lead"))
-    table, uncompared = _headline_table(current, previous, bool(inputs.unfinished))
+    table, uncompared = _headline_table(current, previous, inputs.to_date)
     blocks.append(table)
     blocks.append(
         Paragraph(
@@ -102,7 +102,7 @@ def _reliability_sentence(inputs: Inputs) -> str:
         parts.append(f"{counts['no data']} without data")
     end, span = (
         ("At the end of the days covered", "the quarter so far")
-        if inputs.unfinished
+        if inputs.to_date
         else ("At the end of the quarter", "the whole calendar quarter")
     )
     text = (
