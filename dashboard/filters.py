@@ -108,9 +108,10 @@ def resolve_period(
             after = parse_period_bound(end or "") if end else midnight
         except TimestampError as exc:
             raise PoiseError(f"period: {exc}") from None
-        period = Period(first, after)
+        Period(first, after)  # an empty period is refused as given, before any cut
+        period, cut = Period.to_date(first, after, now=now or utcnow())
         last = period.end - timedelta(days=1)
-        return period, f"{period.start:%Y-%m-%d} – {last:%Y-%m-%d}"
+        return period, f"{period.start:%Y-%m-%d} – {last:%Y-%m-%d}" + (" (to date)" if cut else "")
     try:
         period, cut = Period.quarter_to_date(key, now=midnight)
     except TimestampError:
@@ -285,7 +286,7 @@ def sidebar(*, period: bool = True, service: bool = True, now: datetime | None =
     values: dict[str, str | None] = {"team": team_value, "service": service_value or kept_service}
     if period:
         chosen_period, label, key, period_values = _period_widgets(
-            catalog, key, chosen_period, label, now
+            catalog, key, chosen_period, label, now, asked_end=end_text
         )
         values.update(period_values)
     else:
@@ -313,7 +314,13 @@ def _owner(catalog: dict[str, Any], service: str | None) -> str | None:
 
 
 def _period_widgets(
-    catalog: dict[str, Any], key: str, chosen: Period, label: str, now: datetime | None
+    catalog: dict[str, Any],
+    key: str,
+    chosen: Period,
+    label: str,
+    now: datetime | None,
+    *,
+    asked_end: str | None = None,
 ) -> tuple[Period, str, str, dict[str, str | None]]:
     bar = st.sidebar
     quarters = quarter_choices(catalog.get("first"), now, catalog.get("latest"))
@@ -333,17 +340,30 @@ def _period_widgets(
             chosen, label = resolve_period(picked, now=now)
         return chosen, label, picked, {"period": picked, "from": None, "to": None}
     start_day: date = chosen.start.date()
-    last_day: date = (chosen.end - timedelta(days=1)).date()
+    last_day: date = (_asked_end(asked_end, chosen) - timedelta(days=1)).date()
     first = bar.date_input("First day", key=_init("from", start_day))
     last = bar.date_input("Last day (included)", key=_init("to", last_day))
     if not isinstance(first, date) or not isinstance(last, date) or last < first:
         bar.warning("The last day must be on or after the first day.")
         last = first if isinstance(first, date) else last_day
         first = first if isinstance(first, date) else start_day
-    period = Period(start_of_day(first), start_of_day(last) + timedelta(days=1))
-    params = period_params(period)
-    _, label = resolve_period(CUSTOM, params["from"], params["to"], now)
-    return period, label, CUSTOM, {"period": CUSTOM, "from": params["from"], "to": params["to"]}
+    asked = period_params(Period(start_of_day(first), start_of_day(last) + timedelta(days=1)))
+    try:
+        period, label = resolve_period(CUSTOM, asked["from"], asked["to"], now)
+    except PoiseError as exc:  # both days still to come
+        bar.warning(f"{exc}.")
+        period, asked = chosen, period_params(chosen)
+    # the address keeps the last day asked for, even one still to come (cut when shown),
+    # so that the view says "to date" each time it is opened
+    return period, label, CUSTOM, {"period": CUSTOM, "from": asked["from"], "to": asked["to"]}
+
+
+def _asked_end(text: str | None, chosen: Period) -> datetime:
+    """The end the address asked for (a custom period's, before any cut), else the chosen."""
+    try:
+        return max(parse_period_bound(text), chosen.end) if text else chosen.end
+    except TimestampError:
+        return chosen.end
 
 
 def _quarter_name(key: str, now: datetime | None) -> str:

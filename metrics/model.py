@@ -39,19 +39,30 @@ class Period:
 
     @classmethod
     def quarter_to_date(cls, text: str, *, now: datetime) -> tuple[Period, bool]:
-        """`2026Q4` as far as it has gone at `now`: [1 Oct, the start of today) while it is
-        not over (today left out, as it is unfinished), the whole quarter once it is; True
-        when it was cut. Its figures then cover the days there have been: a quarter's 13
-        weeks would divide 8 weeks of deployments, and its SLOs would be judged at an end
-        still to come. A quarter that has not begun holds nothing to measure: refused."""
+        """`2026Q4` as far as it has gone at `now` (see `to_date`); True when it was cut.
+        A quarter's 13 weeks would otherwise divide 8 weeks of deployments, and its SLOs
+        would be judged at an end still to come."""
         start, end = quarter_bounds(text)
-        today = ensure_utc(now).replace(hour=0, minute=0, second=0, microsecond=0)
-        if end <= today:
-            return cls(start, end), False
-        if start >= today:
+        try:
+            return cls.to_date(start, end, now=now)
+        except PoiseError:
             raise PoiseError(
                 f"{text}: the quarter has not begun (it starts on {start:%Y-%m-%d}, and "
                 "figures cover whole days up to the start of today, UTC)"
+            ) from None
+
+    @classmethod
+    def to_date(cls, start: datetime, end: datetime, *, now: datetime) -> tuple[Period, bool]:
+        """`[start, end)` as far as it has gone at `now`: an end still to come is cut at the
+        start of today (today left out, as it is unfinished); True when it was cut. A
+        period that begins today or later holds nothing to measure: refused."""
+        today = ensure_utc(now).replace(hour=0, minute=0, second=0, microsecond=0)
+        if ensure_utc(end) <= ensure_utc(now):
+            return cls(start, end), False
+        if ensure_utc(start) >= today:
+            raise PoiseError(
+                f"the period starts on {ensure_utc(start):%Y-%m-%d}, which has not ended: "
+                "figures cover whole days up to the start of today, UTC"
             )
         return cls(start, today), True
 

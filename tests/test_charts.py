@@ -472,11 +472,16 @@ def test_periods_from_filter_values() -> None:
     assert period.end == datetime(2026, 11, 27, tzinfo=UTC) and label == "2026Q4 to date"
     period, label = filters.resolve_period("custom", "2026-01-01", "2026-02-01", now=NOW)
     assert label == "2026-01-01 – 2026-01-31"
+    # days still to come are cut at the start of today, as a quarter not over is
+    later, label = filters.resolve_period("custom", "2026-11-01", "2027-01-01", now=NOW)
+    assert later.end == datetime(2026, 11, 27, tzinfo=UTC)
+    assert label == "2026-11-01 – 2026-11-26 (to date)"
     for bad in (
         ("2027Q1",),
         ("13d",),
         ("custom", "2026-02-01", "2026-01-01"),
         ("custom", "yesterday"),
+        ("custom", "2026-11-27", "2026-12-01"),
     ):
         with pytest.raises(PoiseError):
             filters.resolve_period(*bad, now=NOW)

@@ -149,6 +149,42 @@ def test_a_quarter_not_over_is_measured_to_date(
     )
 
 
+def test_a_period_ending_later_is_measured_to_date(
+    loaded: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--to` a day still to come is cut at the start of today, as a quarter not over is:
+    left as given, the days to come would divide the deployments and dilute the rate."""
+    monkeypatch.setattr("poise.commands.metrics.utcnow", lambda: at(days=45, hours=12))
+
+    def between(start: str, end: str) -> tuple[int, str, str]:
+        return run(
+            capsys, "metrics", "--from", start, "--to", end, "--format", "json", "--db", loaded
+        )
+
+    code, out, err = between("2026-07-01", "2026-10-01")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["period"] == {"from": "2026-07-01T00:00:00Z", "to": "2026-08-15T00:00:00Z"}
+    assert doc["dora"]["deployment_frequency"]["per_week"] == pytest.approx(7 / (45 / 7))
+    assert err.strip() == (
+        "poise: note: --to 2026-10-01 is still to come: the figures cover the period to "
+        "date, 2026-07-01 to 2026-08-14 (today, unfinished, left out)"
+    )
+    # an end earlier today has passed: kept as given, no note
+    code, out, err = between("2026-07-01", "2026-08-15T06:00:00Z")
+    assert (code, err) == (0, "")
+    assert json.loads(out)["period"]["to"] == "2026-08-15T06:00:00Z"
+    code, _, err = between("2026-08-15", "2026-09-01")
+    assert code == 1
+    assert err.strip() == (
+        "poise: the period starts on 2026-08-15, which has not ended: figures cover whole "
+        "days up to the start of today, UTC"
+    )
+    code, _, err = between("2026-09-01", "2026-08-01")
+    assert code == 1
+    assert "`to` must be after `from`" in err
+
+
 def test_team_scope_json_and_by_team(loaded: str, capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = run(
         capsys,

@@ -311,3 +311,25 @@ def test_short_names_keep_their_columns_to_their_size(dashboard_demo_url: str, u
     assert "width" not in json.loads(at.dataframe[0].proto.columns)["team"]
     assert components.name_width(["billing", "data-platform"]) is None
     assert components.name_width(["x" * (components.NAME_FITS + 1)]) == "medium"
+
+
+def test_custom_days_still_to_come_are_cut_to_date(past_url: str, use: Any) -> None:
+    """A last day still to come divided the deployments by days that have not happened;
+    it is cut at the start of today as a quarter not over is, and days all to come are
+    refused in the sidebar with the reason, keeping the period shown before."""
+    use(past_url)
+    first = midnight(10)
+    later = f"{today() + timedelta(days=30):%Y-%m-%d}"
+    at = run("overview", period="custom", **{"from": f"{first:%Y-%m-%d}", "to": later})
+    assert_clean(at)
+    shown = f"{first:%Y-%m-%d} – {midnight(1):%Y-%m-%d} (to date)"
+    assert any(shown in text for text in captions(at)), captions(at)[0]
+    days = {box.label: box for box in at.sidebar.date_input}
+    days["Last day (included)"].set_value((today() + timedelta(days=5)).date()).run()
+    assert_clean(at)
+    assert any(shown in text for text in captions(at))
+    days = {box.label: box for box in at.sidebar.date_input}
+    days["First day"].set_value((today() + timedelta(days=1)).date()).run()
+    assert_clean(at)
+    assert any("which has not ended" in box.value for box in at.sidebar.warning)
+    assert any(shown in text for text in captions(at))

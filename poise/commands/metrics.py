@@ -11,7 +11,7 @@ import argparse
 import csv
 import io
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -29,6 +29,7 @@ from poise.console import out
 from poise.errors import PoiseError
 from poise.timeutil import (
     TimestampError,
+    isoformat_z,
     parse_period_bound,
     quarter_bounds,
     utcnow,
@@ -107,8 +108,23 @@ def period_from(args: argparse.Namespace) -> Period:
     if args.start or args.end:
         end = args.end or Period.last_days(DEFAULT_PERIOD_DAYS, now=utcnow()).end
         start = args.start or end - timedelta(days=DEFAULT_PERIOD_DAYS)
-        return Period(start, end)
+        Period(start, end)  # an empty period is refused as given, before any cut
+        period, cut = Period.to_date(start, end, now=utcnow())
+        if cut:
+            note(
+                f"--to {_day_or_instant(end)} is still to come: the figures cover the period "
+                "to date, "
+                f"{period.start:%Y-%m-%d} to {period.end - timedelta(days=1):%Y-%m-%d} "
+                "(today, unfinished, left out)"
+            )
+        return period
     return Period.last_days(DEFAULT_PERIOD_DAYS, now=utcnow())
+
+
+def _day_or_instant(moment: datetime) -> str:
+    if moment == moment.replace(hour=0, minute=0, second=0, microsecond=0):
+        return f"{moment:%Y-%m-%d}"
+    return isoformat_z(moment)
 
 
 def scope_from(args: argparse.Namespace, engine: Engine) -> Scope:
