@@ -739,7 +739,7 @@ def _slos(connection: Connection, scope: Scope) -> pd.DataFrame:
             o.c.calendar_unit,
         )
         .join(s, s.c.name == o.c.service)
-        .where(in_scope(s, scope))
+        .where(in_scope(s, scope), o.c.retired_at.is_(None))
         .order_by(o.c.service, o.c.name),
     )
 

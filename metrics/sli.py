@@ -277,7 +277,7 @@ def incident_bad_events(
                 select(func.sum(X.c.total)).where(during).scalar_subquery().label("total"),
             )
             .select_from(i.join(o, o.c.service == i.c.service))
-            .where(i.c.id.in_(chunk))
+            .where(i.c.id.in_(chunk), o.c.retired_at.is_(None))
             .subquery()
         )
         statement = (

@@ -143,7 +143,7 @@ def slo_freshness(engine: Engine, scope: Scope | None = None) -> pd.DataFrame:
                 raw_time(connection, latest).label("latest_sample"),
             )
             .join(s, s.c.name == o.c.service)
-            .where(in_scope(s, scope or Scope()))
+            .where(in_scope(s, scope or Scope()), o.c.retired_at.is_(None))
             .order_by(o.c.service, o.c.name),
             times=["first_sample", "latest_sample"],
         )

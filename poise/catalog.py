@@ -10,11 +10,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy import Connection, Engine, Table, delete, exists, select, update
 from sqlalchemy.exc import DBAPIError
 
 from poise.config import PoiseConfig, SloConfig
 from poise.errors import ConfigError
+from poise.timeutil import utcnow
 from poise.warehouse import schema
 from poise.warehouse.engine import write_refused
 from poise.warehouse.upsert import UpsertCounts, upsert_rows
@@ -40,16 +41,24 @@ def slo_row(
         "datasource": slo.datasource or ("prometheus" if slo.total else None),
         "source": source,
         "source_id": source_id or slo.name,
+        "retired_at": None,  # declared again: back in the figures
     }
 
 
 def apply_config(
-    engine: Engine, config: PoiseConfig, *, notes: Callable[[str], None] | None = None
+    engine: Engine,
+    config: PoiseConfig,
+    *,
+    notes: Callable[[str], None] | None = None,
+    retired: Callable[[str], None] | None = None,
 ) -> UpsertCounts:
-    """Upsert the config's teams, services and SLOs (inline and from SLO files).
+    """Upsert the config's teams, services and SLOs (inline and from SLO files), retire
+    the SLOs it no longer declares and remove the teams it no longer names that nothing
+    refers to.
 
     `notes` hears what the SLO files' reading left out or assumed (an object of another
-    kind ignored, a default window); without it they go to the log."""
+    kind ignored, a default window); without it they go to the log. `retired` (default:
+    `notes`) hears one line about each SLO retired and each team removed."""
     catalog, declared = _catalog(config, notes)  # a bad SLO file stops here: nothing written
     counts = UpsertCounts()
     with engine.begin() as connection:
@@ -57,7 +66,80 @@ def apply_config(
             if table is schema.slos:
                 _require_services(connection, declared)
             counts += upsert_rows(connection, table, rows)
+        for said in _retire_undeclared(connection, config, declared):
+            (retired or notes or log.info)(said)
     return counts
+
+
+# the sources whose SLOs a config declares (inline, OpenSLO and Sloth files); imported
+# SLOs belong to the imports
+CONFIG_SLO_SOURCES = ("config", "openslo", "sloth")
+
+
+def _undeclared(
+    connection: Connection, config: PoiseConfig, declared: list[Any]
+) -> tuple[list[str], list[str]]:
+    """What the config once declared and no longer does: SLOs still in the figures, and
+    teams nothing refers to (a typo put right). Nothing without a config file: a command
+    run where there is none must not take every SLO out of the figures."""
+    if config.origin == PoiseConfig.model_fields["origin"].default:
+        return [], []
+    o, t = schema.slos, schema.teams
+    slos = connection.scalars(
+        select(o.c.name)
+        .where(
+            o.c.source.in_(CONFIG_SLO_SOURCES),
+            o.c.retired_at.is_(None),
+            o.c.name.not_in([item.slo.name for item in declared]),
+        )
+        .order_by(o.c.name)
+    ).all()
+    teams = connection.scalars(
+        select(t.c.name)
+        .where(
+            t.c.source == "config",
+            t.c.name.not_in([team.name for team in config.teams]),
+            *(~exists().where(column == t.c.name) for column in _referring(t.c.name)),
+        )
+        .order_by(t.c.name)
+    ).all()
+    return list(slos), list(teams)
+
+
+def _referring(key: Any) -> list[Any]:
+    """Every column of the warehouse with a foreign key to `key`."""
+    return [
+        fk.parent
+        for table in schema.metadata.sorted_tables
+        for fk in table.foreign_keys
+        if fk.column is key
+    ]
+
+
+def _retire_undeclared(
+    connection: Connection, config: PoiseConfig, declared: list[Any]
+) -> list[str]:
+    """Retire the SLOs the config no longer declares (their samples are kept, and declaring
+    one again brings it back) and remove the teams it no longer names that nothing refers
+    to; one line about each."""
+    slos, teams = _undeclared(connection, config, declared)
+    said = []
+    if slos:
+        connection.execute(
+            update(schema.slos).where(schema.slos.c.name.in_(slos)).values(retired_at=utcnow())
+        )
+        said += [
+            f"SLO {name!r} is no longer in {config.origin}: left out of every figure from now "
+            "on (its samples are kept; declare it again to bring it back)"
+            for name in slos
+        ]
+    if teams:
+        connection.execute(delete(schema.teams).where(schema.teams.c.name.in_(teams)))
+        said += [
+            f"team {name!r} is no longer in {config.origin} and nothing refers to it: removed"
+            for name in teams
+        ]
+    return said
 
 
 def apply_config_for_reading(
@@ -70,15 +152,17 @@ def apply_config_for_reading(
     replica or a read-only file (a pipeline's gate, a reporting job): there an unchanged
     config writes nothing, and a changed one is `warn`ed about, not an error.
     """
-    catalog, _ = _catalog(config, None)
+    catalog, declared = _catalog(config, None)
     with engine.connect() as connection:
         differing = [
             name for table, rows in catalog for name in _differing(connection, table, rows)
         ]
+        slos, teams = _undeclared(connection, config, declared)
+        differing += [f"SLO {name!r}" for name in slos] + [f"team {name!r}" for name in teams]
     if not differing:
         return
     try:
-        apply_config(engine, config)
+        apply_config(engine, config, retired=warn)
     except DBAPIError as exc:
         reason = write_refused(exc)
         if reason is None:

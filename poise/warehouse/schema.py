@@ -173,6 +173,9 @@ slos = Table(
     Column("good_query", Text),
     Column("bad_query", Text),
     Column("total_query", Text),
+    # set when the config that declared it no longer does: left out of every figure, its
+    # samples kept, cleared when it is declared again (poise/catalog.py)
+    Column("retired_at", UTCDateTime),
     *_lineage(),
 )
 
