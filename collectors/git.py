@@ -10,7 +10,8 @@ Rules (docs/metric-definitions.md, "From a local Git repository"):
   and merged into `branch` is a successful production deployment at the tag's time
   (tagger date of an annotated tag, committer date of a lightweight one), id
   `git:<service>:tag:<tag>`; it ships the commits it contains that no earlier such tag
-  contains, worked out in Python from the parent graph read in the same pass.
+  contains (tags of the same second are not earlier than one another), worked out in
+  Python from the parent graph read in the same pass.
 
 Processes per sync of one service, whatever the size of the history: `git rev-parse`,
 `git for-each-ref --merged` (tags), one `git rev-parse` only when a deploy tag tags another
@@ -23,12 +24,14 @@ repository); and whether the clone is shallow: a warning, and a full read once d
 After a full read with two or more `paths`, one `git log -1` per path finds those that
 touch no commit, which are reported as warnings.
 
-Incremental: the bookmark keeps the branch head and the deploy tags already stored.
-Head unchanged and no new tag: nothing runs beyond the two listings. New commits only:
-`git log <old head>..<branch>`. New tags: `git log <branch> --not <stored tags>`, which
-holds both the new commits and every commit not yet deployed, i.e. all that a new tag
-can ship. A force-push, a moved or deleted tag, or a new tag older than a stored one:
-everything is read again and rows no longer reachable are removed.
+Incremental: the bookmark keeps the branch head, the deploy tags already stored and the
+settings they were read with (paths, whether commits are changes, the environment of the
+tag deployments). Head unchanged and no new tag: nothing runs beyond the two listings.
+New commits only: `git log <old head>..<branch>`. New tags: `git log <branch> --not
+<stored tags>`, which holds both the new commits and every commit not yet deployed, i.e.
+all that a new tag can ship. A force-push, a moved or deleted tag, a new tag not later
+than a stored one, or other settings: everything is read again and rows no longer
+reachable are removed.
 
 No raw payload is kept: the clone itself is the raw data, and a change's lineage is
 source `git` + its sha (`source_id`).
@@ -49,7 +52,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import compress, repeat
+from itertools import compress, groupby, repeat
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +180,16 @@ class GitSync:
             getattr(scope.service, block) for block in CI_CD_BLOCKS
         )
         self.wants_changes = not any(getattr(scope.service, block) for block in CHANGE_BLOCKS)
+        # What the stored rows depend on besides the clone, kept in the bookmark: under
+        # other settings they are no longer this service's changes and production
+        # deployments though head and tags have not moved, so other settings: a full read.
+        self.settings: dict[str, Any] = {
+            "paths": sorted(self.location.paths),
+            "changes": self.wants_changes,
+            "environment": (
+                scope.service.production_environment if self.wants_deployments else None
+            ),
+        }
 
     # -- git ------------------------------------------------------------------------
 
@@ -375,8 +388,14 @@ class GitSync:
         stored: dict[str, list[Any]] = dict(state.get("tags") or {})
         old_head = state.get("head")
         # a clone deepened or unshallowed since (`fetch --unshallow`) holds older commits
-        # under the same head: only a full read finds them
-        full = self.ctx.full or old_head is None or state.get("shallow") != cut
+        # under the same head: only a full read finds them. A bookmark from before the
+        # settings were kept cannot tell what it was read with: read once more.
+        full = (
+            self.ctx.full
+            or old_head is None
+            or state.get("shallow") != cut
+            or state.get("settings") != self.settings
+        )
         moved = any(
             name not in listed or listed[name].as_bookmark() != value
             for name, value in stored.items()
@@ -399,7 +418,7 @@ class GitSync:
             raise
         writer.close()
         tags = {**stored, **{name: tag.as_bookmark() for name, tag in new_tags.items()}}
-        bookmark: dict[str, Any] = {"head": head, "tags": tags}
+        bookmark: dict[str, Any] = {"head": head, "tags": tags, "settings": self.settings}
         if cut is not None:
             bookmark["shallow"] = cut
         self.finish(full, history, deployment_rows, link_rows, set(tags), bookmark)
@@ -444,8 +463,10 @@ class GitSync:
     ) -> tuple[bool, list[str]]:
         """Full or incremental, and the revisions the one history pass reads."""
         latest_stored = max((value[1] for value in stored.values()), default=None)
+        # at the same second as a stored tag is not later than it: the new tag ships what
+        # that one contains too (see `deployments`), which the pass below would leave out
         older_new_tag = latest_stored is not None and any(
-            tag.deployed_at.timestamp() < latest_stored for tag in new_tags.values()
+            tag.deployed_at.timestamp() <= latest_stored for tag in new_tags.values()
         )
         if full or old_head is None or older_new_tag or not self.is_ancestor(old_head, head):
             return True, [head]
@@ -461,7 +482,14 @@ class GitSync:
         Returns with the last batch possibly still being written: `close()` the writer.
         """
         touching = self.start_path_pass(revisions)
-        resume = pending if pending and pending.get("revisions") == revisions else None
+        # the batches stored before a kill were read under the settings of that sync
+        resume = (
+            pending
+            if pending
+            and pending.get("revisions") == revisions
+            and pending.get("settings") == self.settings
+            else None
+        )
         skip = int(resume["done"]) if resume else 0
         history = Pass()
         writer = ChangeWriter(self.ctx, self.service)
@@ -479,10 +507,16 @@ class GitSync:
                 bookmark = {
                     "head": base.get("head"),
                     "tags": base.get("tags") or {},
-                    "pending": {"head": head, "revisions": revisions, "done": history.records},
+                    "pending": {
+                        "head": head,
+                        "revisions": revisions,
+                        "done": history.records,
+                        "settings": self.settings,
+                    },
                 }
-                if "shallow" in base:  # what was read before this sync, as head and tags
-                    bookmark["shallow"] = base["shallow"]
+                for kept in ("shallow", "settings"):  # what was read before this sync
+                    if kept in base:
+                        bookmark[kept] = base[kept]
                 writer.write(rows, in_batch, bookmark)
             rows, in_batch = [], 0
 
@@ -560,25 +594,43 @@ class GitSync:
     ) -> list[tuple[DeployTag, list[str]]]:
         """Each tag, oldest first, with the changes it contains that no earlier tag contains.
 
-        Commits outside the pass were contained by tags stored earlier (the pass excluded
-        them), so they count as already shipped.
+        Tags of the same second are not earlier than one another (two tags on one commit,
+        lightweight ones on commits of one second): each ships what no tag before that
+        second contains. Commits outside the pass were contained by tags stored earlier
+        (the pass excluded them), so they count as already shipped.
         """
         shipped: set[str] = set()
         result = []
-        parents = history.parents
-        for tag in sorted(tags.values(), key=lambda t: (t.deployed_at, t.name)):
-            changes: list[str] = []
-            stack = [tag.sha]
-            while stack:
-                sha = stack.pop()
-                if sha in shipped or sha not in parents:
-                    continue
-                shipped.add(sha)
-                if sha in history.changes:
-                    changes.append(sha)
-                stack.extend(parents[sha].split())
-            result.append((tag, changes))
+        ordered = sorted(tags.values(), key=lambda t: (t.deployed_at, t.name))
+        for _, same in groupby(ordered, key=lambda t: t.deployed_at):
+            group = list(same)
+            if len(group) == 1:  # the usual case: walk straight into `shipped`
+                result.append((group[0], self.walk(group[0].sha, history, shipped, shipped)))
+                continue
+            reached: set[str] = set()
+            for tag in group:
+                seen: set[str] = set()
+                result.append((tag, self.walk(tag.sha, history, shipped, seen)))
+                reached |= seen
+            shipped |= reached
         return result
+
+    @staticmethod
+    def walk(start: str, history: Pass, shipped: set[str], seen: set[str]) -> list[str]:
+        """The changes among the commits `start` reaches (in the pass) outside `shipped`;
+        adds those commits to `seen`."""
+        parents, changes = history.parents, history.changes
+        found: list[str] = []
+        stack = [start]
+        while stack:
+            sha = stack.pop()
+            if sha in seen or sha in shipped or sha not in parents:
+                continue
+            seen.add(sha)
+            if sha in changes:
+                found.append(sha)
+            stack.extend(parents[sha].split())
+        return found
 
     def shipments(
         self, deployments: list[tuple[DeployTag, list[str]]]
