@@ -19,7 +19,9 @@ only the change whose sha it deployed, if that change is known.
 
 Which deployments are (re)linked: those whose row changed since the last pass (new,
 finished, re-run) plus the deployment right after each of them, whose predecessor may
-have changed. The bookmark (stream `shipped`) is the time of the last complete pass.
+have changed; and, when the service gained changes since, the successful ones that
+shipped nothing known (linked before their commits were stored). The bookmark (stream
+`shipped`) is the time of the last complete pass.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, exists, select
 
 from collectors.base import Rows, Scope, SyncContext, merge_rows
 from collectors.git import chunks, write_links
@@ -196,6 +198,26 @@ class Linker:
             row = connection.execute(query).first()
         return Deployment(*row) if row else None
 
+    def unlinked_since(self, linked_at: datetime | None) -> list[Deployment]:
+        """Successful deployments that shipped nothing known, when the service has gained
+        changes since the last pass: linked before their commits were stored (git synced
+        after this source, or the clone had not fetched them yet), they would otherwise
+        stay empty, as their own rows never change again."""
+        if linked_at is None:
+            return []  # a first pass links everything
+        d, dc, c = schema.deployments, schema.deployment_changes, schema.changes
+        empty = self.query(
+            d.c.status == "success",
+            d.c.sha.is_not(None),
+            ~exists().where(dc.c.deployment_id == d.c.id),
+        ).order_by(d.c.deployed_at, d.c.id)
+        gained = exists().where(c.c.service == self.service, c.c.updated_at > linked_at)
+        with self.ctx.engine.connect() as connection:
+            rows = connection.execute(empty).all()
+            if not rows or not connection.execute(select(gained)).scalar():
+                return []
+        return [Deployment(*row) for row in rows]
+
     def success_before(self, deployment: Deployment) -> Deployment | None:
         table = schema.deployments
         earlier = (table.c.deployed_at < deployment.deployed_at) | (
@@ -238,7 +260,14 @@ class Linker:
         state = self.ctx.bookmark(STREAM, self.service) or {}
         started = utcnow()
         linked_at = parse_timestamp(state["linked_at"]) if state.get("linked_at") else None
-        first = self.first_changed(linked_at)
+        unlinked = self.unlinked_since(linked_at)
+        retry = {deployment.id for deployment in unlinked}
+        candidates = [self.first_changed(linked_at), *unlinked[:1]]
+        first = min(
+            (found for found in candidates if found is not None),
+            key=lambda deployment: deployment.order,
+            default=None,
+        )
         if first is None:
             return
         previous = self.success_before(first)
@@ -246,7 +275,9 @@ class Linker:
         batch: list[tuple[Deployment | None, Deployment]] = []
         with ThreadPoolExecutor(WORKERS) as pool:
             for deployment in self.from_on(first):
-                changed = linked_at is None or deployment.updated_at > linked_at
+                changed = (
+                    linked_at is None or deployment.updated_at > linked_at or deployment.id in retry
+                )
                 success = deployment.status == "success"
                 if changed or (after_change and success):
                     batch.append((previous, deployment))

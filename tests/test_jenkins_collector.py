@@ -245,6 +245,36 @@ def test_a_running_build_is_picked_up_once_finished_and_a_third_sync_adds_nothin
     assert snapshot(warehouse) == before
 
 
+def test_deployments_linked_before_git_stored_their_commits_are_linked_once_it_has(
+    warehouse: Engine,
+    jenkins: Jenkins,
+    replay_server: ReplayServer,
+    repo: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """`poise sync --source jenkins` before git (or git failing that round, or a clone not
+    yet fetched) linked the deployments to nothing, and as their rows never change again,
+    no later sync linked them: the next pass after git stores changes does."""
+    config = make_config(tmp_path, replay_server)
+    apply_config(warehouse, config)
+    registry = {"git": GitSource, "jenkins": JenkinsSource}
+    run_sync(warehouse, config, registry=registry, hooks=[], sources=["jenkins"])
+    assert links(warehouse) == set()
+    run_sync(warehouse, config, registry=registry, hooks=[], sources=["git"])
+    run_sync(warehouse, config, registry=registry, hooks=[], sources=["jenkins"])
+    git = "git:ledger:"
+    assert links(warehouse) == {
+        (f"{PREFIX}:1", git + repo["c1"]),
+        (f"{PREFIX}:147", git + repo["c2"]),
+        (f"{PREFIX}:150", git + repo["c3"]),
+    }
+    # nothing gained since: the empty ones (the redeploys) are not asked about again
+    before = snapshot(warehouse)
+    again = both(warehouse, config).result("jenkins")
+    assert (again.new, again.updated, again.errors) == (0, 0, [])
+    assert snapshot(warehouse) == before
+
+
 def test_since_keeps_older_builds_out_and_stops_paging_at_them(
     warehouse: Engine, jenkins: Jenkins, replay_server: ReplayServer, tmp_path: Path
 ) -> None:
