@@ -17,7 +17,13 @@ on the 50-team benchmark warehouse.
   functions of `dashboard.data` with no cache at all: each query computes its own basis,
   as a page without the cache layer would.
 
-    python bench/bench_pages.py [--runs 3] [--only demo|org] [--pages overview,delivery]
+- 100 SLOs: one team of 50 services and 100 SLOs (`orggen.py`, 90 days of hourly samples
+  each), whose retro is the one page measured: its error budgets are one figure per SLO.
+- the retro before (git `RETRO_BASELINE`, which read one burn-down per SLO) beside the
+  retro now, cold and warm, in the same process, once both are checked to show the same
+  cards, tables and notes.
+
+    python bench/bench_pages.py [--runs 3] [--only demo|org|slos] [--pages overview,delivery]
 
 The bar is held by the cached view, the one every visitor but the first of each TTL gets
 (the issue: "measured with AppTest and printed beside the time of the same queries without
@@ -37,7 +43,8 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +73,17 @@ from poise.warehouse import open_warehouse  # noqa: E402
 
 PAGES = ("overview", "delivery", "reliability", "incidents", "team_retro", "report", "data_sources")
 TIMEOUT = 600
+RETRO_BASELINE = "c9a6420"  # pages/team_retro.py before the error budgets were read at once
+SLOS = {  # orggen.write_org: one team whose retro has 100 SLOs (two per service)
+    "teams": 1,
+    "services": 50,
+    "deployments": 10_000,
+    "changes": 30_000,
+    "incidents": 1_000,
+    "slos": 100,
+    "sli_days": 90,
+    "days": 365,
+}
 
 
 @dataclass(frozen=True)
@@ -75,6 +93,7 @@ class Target:
     bar: float
     params: dict[str, str]  # every page's URL parameters
     page_params: dict[str, dict[str, str]]  # and a page's own
+    pages: tuple[str, ...] = PAGES  # measured unless --pages names others
 
 
 def demo_target(out: Path) -> Target:
@@ -108,6 +127,29 @@ def org_target(out: Path) -> Target:
     )
 
 
+def slos_target(out: Path) -> Target:
+    """One team with 100 SLOs (built by orggen.py and bench_metrics.py's import when absent),
+    its retro over the last 14 days of its data."""
+    import bench_metrics
+    from orggen import write_org
+
+    folder = out / "retro-{slos}slo".format(**SLOS)
+    if not (folder / ".complete").exists():
+        print(f"generating the import set in {folder} ...", flush=True)
+        write_org(folder, **SLOS)
+        (folder / ".complete").touch()
+    url = bench_metrics.sqlite_warehouse(out, folder)
+    end = quarter_bounds(bench_metrics.QUARTER)[1]  # its data ends there
+    return Target(
+        f"{SLOS['slos']} SLOs",
+        url,
+        3.0,
+        {},
+        {"team_retro": {"team": "team-00", "sprint_end": f"{end:%Y-%m-%d}"}},
+        pages=("team_retro",),
+    )
+
+
 @dataclass(frozen=True)
 class Seconds:
     wall: float
@@ -129,16 +171,27 @@ def median(samples: list[Seconds]) -> Seconds:
     )
 
 
-def view(page: str, params: dict[str, str]) -> Seconds:
-    """One page view under AppTest, from the script's start to its end."""
-    at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=TIMEOUT)
+def view(page: str, params: dict[str, str], script: str | None = None) -> Seconds:
+    """One page view under AppTest, from the script's start to its end (`script`: the
+    page's source to run instead of its file)."""
+    return rendered(page, params, script)[0]
+
+
+def rendered(
+    page: str, params: dict[str, str], script: str | None = None
+) -> tuple[Seconds, AppTest]:
+    """One page view and what it showed."""
+    if script is None:
+        at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=TIMEOUT)
+    else:
+        at = AppTest.from_string(script, default_timeout=TIMEOUT)
     for key, value in params.items():
         at.query_params[key] = value
     seconds = timed(at.run)
     problems = [e.message for e in at.exception] + [e.value for e in at.error]
     if problems:
         raise SystemExit(f"{page}: the page failed: {problems[0][:500]}")
-    return seconds
+    return seconds, at
 
 
 def _direct(name: str) -> Callable[..., Any]:
@@ -147,6 +200,8 @@ def _direct(name: str) -> Callable[..., Any]:
         return lambda wh, query: guardrails.anomaly_weeks(wh, query, wh.anomaly_rule)
     if name == "report_file":
         return lambda wh, quarter, team, fmt: data.report_file(data.report(wh, quarter, team), fmt)
+    if name == "budgets_spent":
+        return queries._budgets_spent
     return getattr(data, name, None) or getattr(guardrails, name)
 
 
@@ -167,6 +222,90 @@ class Timing:
     warm: Seconds
     baseline: Seconds
     queries: int
+
+
+def retro_baseline() -> str | None:
+    """pages/team_retro.py at RETRO_BASELINE (None: no git)."""
+    try:
+        return subprocess.run(
+            ["git", "show", f"{RETRO_BASELINE}:pages/team_retro.py"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError) as problem:
+        print(f"  no retro baseline: git show {RETRO_BASELINE} failed ({problem})")
+        return None
+
+
+@contextmanager
+def old_comparison() -> Iterator[None]:
+    """`queries.comparison` as it was at RETRO_BASELINE: a cached `data.comparison`, which
+    assembles both scorecards again."""
+    now = queries.comparison
+    queries.comparison = queries._cached(data.comparison)
+    try:
+        yield
+    finally:
+        queries.comparison = now
+
+
+def _frame(value: Any) -> Any:
+    return value.data if hasattr(value, "data") else value  # a Styler's frame
+
+
+def differences(before: AppTest, after: AppTest) -> list[str]:
+    """What the two views showed differently: cards, tables (values and dtypes), notes,
+    headings and captions."""
+    found = []
+    cards = [[(m.label, m.value, m.delta) for m in at.metric] for at in (before, after)]
+    if cards[0] != cards[1]:
+        found.append(f"cards: {cards[0]} != {cards[1]}")
+    tables = [[_frame(f.value) for f in at.dataframe] for at in (before, after)]
+    if len(tables[0]) != len(tables[1]):
+        found.append(f"{len(tables[0])} tables != {len(tables[1])}")
+    for index, (old, new) in enumerate(zip(*tables, strict=False)):
+        if not old.equals(new) or list(old.columns) != list(new.columns):
+            found.append(f"table {index} ({', '.join(map(str, new.columns))}) differs")
+    for kind in ("code", "subheader", "caption", "markdown", "info"):
+        texts = [[e.value for e in at.get(kind)] for at in (before, after)]
+        if texts[0] != texts[1]:
+            found.append(f"{kind} differs")
+    return found
+
+
+def retro_before_after(target: Target, runs: int) -> None:
+    """The retro at RETRO_BASELINE beside the retro now, in this process: first views
+    (every cache cleared) and cached views, once both are checked to show the same."""
+    script = retro_baseline()
+    if script is None:
+        return
+    params = {**target.params, **target.page_params.get("team_retro", {})}
+    queries.clear()
+    with old_comparison():
+        before_cold, before = rendered("team_retro", params, script)
+        before_warm = median([view("team_retro", params, script) for _ in range(runs)])
+    queries.clear()
+    after_cold, after = rendered("team_retro", params)
+    after_warm = median([view("team_retro", params) for _ in range(runs)])
+    problems = differences(before, after)
+    if problems:
+        raise SystemExit("team_retro: the page now shows something else: " + "; ".join(problems))
+    budgets = next(
+        (len(_frame(f.value)) for f in after.dataframe if "budget_at_end" in f.value.columns), 0
+    )
+    print(
+        f"  team_retro before ({RETRO_BASELINE}) and now, {budgets} SLOs, same cards, tables "
+        "and notes:\n"
+        f"    first view (cold) {before_cold} -> {after_cold}   "
+        f"{before_cold.wall / after_cold.wall:5.1f}x wall, "
+        f"{before_cold.cpu / after_cold.cpu:5.1f}x cpu\n"
+        f"    cached (warm)     {before_warm} -> {after_warm}   "
+        f"{before_warm.wall / after_warm.wall:5.1f}x wall, "
+        f"{before_warm.cpu / after_warm.cpu:5.1f}x cpu",
+        flush=True,
+    )
 
 
 def measure(target: Target, pages: tuple[str, ...], runs: int) -> list[Timing]:
@@ -193,6 +332,8 @@ def measure(target: Target, pages: tuple[str, ...], runs: int) -> list[Timing]:
             f"{'' if cold.wall < target.bar else ', first view over'}",
             flush=True,
         )
+    if "team_retro" in pages:
+        retro_before_after(target, runs)
     engine.dispose()
     return timings
 
@@ -200,20 +341,28 @@ def measure(target: Target, pages: tuple[str, ...], runs: int) -> list[Timing]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="warm views per page (median)")
-    parser.add_argument("--only", choices=("demo", "org"), help="one warehouse only")
+    parser.add_argument("--only", choices=("demo", "org", "slos"), help="one warehouse only")
     parser.add_argument("--pages", help="comma-separated page names (default: all)")
     parser.add_argument("--out", type=Path, default=HERE / "out")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    pages = tuple(args.pages.split(",")) if args.pages else PAGES
+    pages = tuple(args.pages.split(",")) if args.pages else None
+    unknown = sorted(set(pages or ()) - set(PAGES))
+    if unknown:
+        parser.error(f"--pages: unknown {', '.join(unknown)} (pages: {', '.join(PAGES)})")
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     targets = []
     if args.only in (None, "demo"):
         targets.append(demo_target(args.out))
     if args.only in (None, "org"):
         targets.append(org_target(args.out))
+    if args.only in (None, "slos"):
+        targets.append(slos_target(args.out))
     ok = True
     for target in targets:
+        chosen = tuple(page for page in pages if page in target.pages) if pages else target.pages
+        if not chosen:
+            continue
         shown = ", ".join(f"{k}={v}" for k, v in target.params.items()) or "default filters"
         print(f"\n{target.label} ({target.url}; {shown}); today {today():%Y-%m-%d}")
         print(
@@ -221,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{'no cache layer':22} {'queries':7} {'ratio':7} bar {target.bar:.1f} s (warm)",
             flush=True,
         )
-        for timing in measure(target, pages, args.runs):
+        for timing in measure(target, chosen, args.runs):
             ok = ok and timing.warm.wall < target.bar
     print(f"\nload average now {os.getloadavg()[0]:.1f}")
     return 0 if ok else 1

@@ -10,7 +10,8 @@
   kept for TTL seconds): one load serves every figure of that period and scope, on every
   page and for every visitor;
 - every query of `dashboard.data` is wrapped in `st.cache_data(ttl=TTL)`: pages get plain
-  data (dicts, DataFrames) that they may not change the cache by touching.
+  data (dicts, DataFrames) that they may not change the cache by touching. `comparison`
+  is the change between two cached scorecards, not a third assembly of them.
 
 A page never calls `metrics` or the database itself. `clear()` empties everything (the
 "Refresh data" button). When the warehouse cannot be reached (checked first by every page,
@@ -32,7 +33,8 @@ from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 
 from dashboard import data, guardrails, outage
 from dashboard.data import Query, Warehouse
-from metrics import Settings
+from metrics import Settings, trends
+from metrics.burndown import load_spent
 from metrics.scorecard import Basis
 from poise.config import AnomalyConfig, load_config
 from poise.errors import DatabaseUnavailable
@@ -162,8 +164,8 @@ def anomaly_rule() -> AnomalyConfig:
     return _context(*source())[2]
 
 
-def _cached(function: Callable[..., R], *, ttl: int = TTL) -> Callable[..., R]:
-    """`function(warehouse, *args)` as a cached query `query(*args)`."""
+def _cache(function: Callable[..., R], *, ttl: int = TTL) -> Callable[..., R]:
+    """`function(warehouse, *args)` as a cached call `call(*args)` (not recorded)."""
 
     def run(where: Where, *args: Any) -> R:
         return function(warehouse(where), *args)
@@ -173,19 +175,44 @@ def _cached(function: Callable[..., R], *, ttl: int = TTL) -> Callable[..., R]:
     run.__qualname__ = run.__name__ = f"query_{function.__name__}"
     cached = st.cache_data(ttl=ttl, max_entries=64, show_spinner=False)(run)
 
-    def query(*args: Any) -> R:
-        if RECORDER is not None:
-            RECORDER.append((function.__name__, args))
+    def call(*args: Any) -> R:
         return _guarded(lambda: cached(source(), *args))
 
-    query.__name__ = function.__name__
-    query.__doc__ = function.__doc__
+    return call
+
+
+def _recorded(name: str, call: Callable[..., R], doc: str | None) -> Callable[..., R]:
+    """`call` as the page query `name`, which `RECORDER` receives."""
+
+    def query(*args: Any) -> R:
+        if RECORDER is not None:
+            RECORDER.append((name, args))
+        return call(*args)
+
+    query.__name__ = name
+    query.__doc__ = doc
     return query
 
 
+def _cached(function: Callable[..., R], *, ttl: int = TTL) -> Callable[..., R]:
+    """`function(warehouse, *args)` as a cached query `query(*args)`."""
+    return _recorded(function.__name__, _cache(function, ttl=ttl), function.__doc__)
+
+
 catalog = _cached(data.catalog, ttl=CATALOG_TTL)
-scorecard = _cached(data.scorecard)
-comparison = _cached(data.comparison)
+_scorecard = _cache(data.scorecard)
+scorecard = _recorded("scorecard", _scorecard, data.scorecard.__doc__)
+
+
+def _comparison(query: Query) -> dict[str, Any]:
+    # from the two periods' cached scorecards: `data.comparison` assembled both again,
+    # though every page that asks for the change has asked for the period's scorecard
+    # too (and the retro for the previous one's), and with many SLOs an assembly is a
+    # good part of a first view
+    return trends.change(_scorecard(query), _scorecard(query.previous()))
+
+
+comparison = _recorded("comparison", _comparison, data.comparison.__doc__)
 slo_summary = _cached(data.slo_summary)
 team_table = _cached(data.team_table)
 weekly = _cached(data.weekly)
@@ -205,6 +232,20 @@ def _anomaly_weeks(wh: Warehouse, query: Query) -> Any:
 
 _anomaly_weeks.__name__ = "anomaly_weeks"
 anomaly_weeks = _cached(_anomaly_weeks)
+
+
+def _budgets_spent(wh: Warehouse, query: Query) -> dict[str, float | None]:
+    """Per SLO of the query's scope: the error budget spent since the period began
+    (`metrics.burndown.load_spent`: `spent_since` of every SLO at once)."""
+    # One `burndown` per SLO was a query and a scorecard assembly each, and a team of 100
+    # SLOs overflowed its cache (64 entries), so even a cached view computed them all
+    # again. The SLOs are those of the basis the scorecard is assembled from: the same
+    # names, budgets and windows as the scorecard's `slos`, without assembling it again.
+    return load_spent(wh.engine, wh.basis(query).reliability.evaluated, query.start)
+
+
+_budgets_spent.__name__ = "budgets_spent"
+budgets_spent = _cached(_budgets_spent)
 
 
 @st.cache_resource(ttl=TTL, max_entries=8, show_spinner="Building the report…")
@@ -236,6 +277,7 @@ __all__ = [
     "TTL",
     "Query",
     "anomaly_weeks",
+    "budgets_spent",
     "catalog",
     "certificate_view",
     "clear",

@@ -10,14 +10,16 @@ the forecast of exhaustion is the evaluation's own `forecast_exhausted_at`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, select
 
 from metrics.frames import raw_time, read
+from metrics.sli import hourly_rows
 from poise.warehouse import schema
 
 COLUMNS = ["ts", "good", "total", "bad", "bad_so_far", "remaining", "even_burn"]
@@ -94,3 +96,61 @@ def spent_since(slo: Mapping[str, Any], burned: pd.DataFrame, start: datetime) -
     # after the sprint began
     inside = burned[burned["ts"] > pd.Timestamp(start)]
     return float(inside["bad"].sum()) / float(budget)
+
+
+def load_spent(
+    engine: Engine, slos: Iterable[Mapping[str, Any]], start: datetime
+) -> dict[str, float | None]:
+    """`spent_since` of every SLO at once (evaluated SLOs: a scorecard's `slos`), each
+    value equal to `spent_since(slo, load_burndown(engine, slo), start)`.
+
+    One read for all SLOs (`sli.hourly_rows`) instead of a burn-down per SLO (a query and
+    a frame each: seconds for a team of 100 SLOs), and of the buckets that can end after
+    `start` only, not the whole window; the same rows, in the same (ts) order, summed
+    the same way per SLO, so each sum is the same to the last bit."""
+    spent: dict[str, float | None] = {}
+    budgets: dict[str, float] = {}
+    windows: dict[str, tuple[datetime, datetime]] = {}
+    for slo in slos:
+        name, budget = slo["name"], slo.get("budget_events")
+        spent[name] = None  # no budget, or no sample in the window: as `spent_since`
+        if not budget:
+            continue
+        budgets[name] = float(budget)
+        window = slo["window"]
+        windows[name] = (
+            pd.Timestamp(window["from"]).to_pydatetime(),
+            pd.Timestamp(window["to"]).to_pydatetime(),
+        )
+    if not windows:
+        return spent
+    # a bucket (ts is its start) counts when it ends after `start`: ts > start - 1 h
+    first = start - HOUR
+    with engine.connect() as connection:
+        samples = hourly_rows(
+            connection, [(name, max(lo, first), hi) for name, (lo, hi) in windows.items()]
+        )
+        found = set(samples["slo"])
+        # without a bucket in the sprint, an SLO spent 0 if its window holds samples
+        # before it, and None (`spent_since` of an empty burn-down) if not
+        earlier = [
+            (name, lo, min(first, hi))
+            for name, (lo, hi) in windows.items()
+            if name not in found and lo < first
+        ]
+        before = set(hourly_rows(connection, earlier)["slo"]) if earlier else set()
+    for name in before:
+        spent[name] = 0.0
+    if samples.empty:
+        return spent
+    names = samples["slo"].to_numpy()
+    bad = samples["total"].to_numpy(dtype=float) - samples["good"].to_numpy(dtype=float)
+    inside = (samples["ts"] + HOUR > pd.Timestamp(start)).to_numpy()
+    edges = np.flatnonzero(names[1:] != names[:-1]) + 1
+    for begin, stop in zip(np.r_[0, edges], np.r_[edges, len(names)], strict=True):
+        # per SLO over its own rows in ts order, as `spent_since` sums its frame: a
+        # grouped sum adds in another order and can differ in the last bit
+        chunk = bad[begin:stop][inside[begin:stop]]
+        name = str(names[begin])
+        spent[name] = float(pd.Series(chunk, dtype=float).sum()) / budgets[name]
+    return spent

@@ -11,7 +11,6 @@ from dashboard import components, filters, guardrails, queries, retro
 from dashboard.components import figure_card, help_text, md, percent
 from dashboard.data import Query, labelled_incidents
 from dashboard.filters import today
-from metrics.burndown import spent_since
 from poise.timeutil import start_of_day
 
 SPRINT_LENGTHS = (7, 14, 21, 28)
@@ -202,10 +201,7 @@ components.table(
 budget, load = st.columns(2)
 with budget:
     st.subheader("Error budget spent", help=retro.BUDGET_NOTE)
-    spent: dict[str, float | None] = {}
-    for slo in card.get("slos") or []:
-        burned = queries.burndown(query, slo["name"])["series"]
-        spent[slo["name"]] = spent_since(slo, burned, query.start)
+    spent = queries.budgets_spent(query)
     budgets = pd.DataFrame(
         retro.budget_rows(change, spent),
         columns=["slo", "spent", "budget_at_start", "budget_at_end"],
