@@ -15,6 +15,7 @@ name would otherwise squeeze the plot to a sliver; the hover and the table keep 
 from __future__ import annotations
 
 import html
+import math
 from datetime import datetime
 from typing import Any
 
@@ -154,9 +155,99 @@ def empty(message: str, *, height: int = 160) -> go.Figure:
 # --- overview -----------------------------------------------------------------------------------
 
 
+# Where a team's name goes around its point, in order of preference: above it as before,
+# else wherever it clears the other names and points (`_label_positions`).
+LABEL_POSITIONS = (
+    "top center",
+    "bottom center",
+    "middle right",
+    "middle left",
+    "top right",
+    "top left",
+    "bottom right",
+    "bottom left",
+)
+# The velocity chart's plot area (width, height in px, inside the axes) on a 390 px phone,
+# a 1024 px laptop with the sidebar open and a 1440 px screen, as Chromium draws the
+# Overview (a little less tall than measured, to be safe). The names are placed to clear
+# each other at every one of these sizes: the points spread sideways as the page widens,
+# while the names stay the same size.
+LABEL_PLOTS = ((220, 260), (430, 275), (850, 285))
+POINT_SIZE = 16
+LABEL_CHAR_PX = 5.6  # a 12 px label's mean width per character (Source Sans, measured)
+LABEL_GAP = 2.0  # px kept clear around a name: names that touch read as one
+HINT = "better: right and low"  # where the velocity chart's best teams sit
+
+
+def _label_box(x: float, y: float, text: str, position: str) -> tuple[float, float, float, float]:
+    """The box (left, bottom, right, top; px, y upwards) of a point's label at `position`,
+    as Plotly places text beside a marker of `POINT_SIZE` (its textPointPosition: the text
+    keeps `radius / 0.8 + 1` px from the point's centre, its baseline 3/4 of the font size
+    below the text's anchor)."""
+    gap = POINT_SIZE / 2 / 0.8 + 1
+    width = LABEL_CHAR_PX * len(html.unescape(text)) + LABEL_GAP
+    vertical, _, horizontal = position.partition(" ")
+    baseline = {"top": gap + 3, "middle": -3.0, "bottom": -gap - 9}[vertical]
+    left = {"left": x - gap - width, "center": x - width / 2, "right": x + gap}[horizontal]
+    return (left, y + baseline - 4 - LABEL_GAP, left + width, y + baseline + 12 + LABEL_GAP)
+
+
+def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """The area two boxes (left, bottom, right, top) share."""
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    return width * height if width > 0 and height > 0 else 0.0
+
+
+def _covered(box: tuple[float, ...], boxes: np.ndarray) -> float:
+    """The area `box` shares with each of `boxes` (rows of left, bottom, right, top), summed."""
+    width = np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0])
+    height = np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1])
+    return float(np.sum(np.clip(width, 0, None) * np.clip(height, 0, None)))
+
+
+def _label_positions(
+    spots: list[tuple[float, float]], texts: list[str], plots: tuple[tuple[int, int], ...]
+) -> list[str]:
+    """Where each point's label goes (`LABEL_POSITIONS`): the first position whose label
+    stays inside the plot (Plotly clips text at the axes) and clear of every point and of
+    the labels placed before it, at each plot size in `plots`; where none is clear, the one
+    covering least. `spots` are the points as fractions of the plot's width and height. Top
+    points first, as their labels above them have the least room."""
+    half = POINT_SIZE / 2 + 1
+    fractions = np.array(spots, dtype=float).reshape(-1, 2)
+    scales = [np.array([width, height], dtype=float) for width, height in plots]
+    points = [np.hstack([fractions * scale - half, fractions * scale + half]) for scale in scales]
+    # the labels placed so far at each size; a row not placed yet is an empty box far away
+    placed = [np.full((len(spots), 4), -1e9) for _ in plots]
+    chosen = ["top center"] * len(spots)
+    for index in sorted(range(len(spots)), key=lambda i: (-spots[i][1], spots[i][0])):
+        costs = []
+        for position in LABEL_POSITIONS:
+            cost = 0.0
+            for size, (width, height) in enumerate(plots):
+                x, y = fractions[index] * scales[size]
+                box = _label_box(x, y, texts[index], position)
+                inside = (max(box[0], 0), max(box[1], 0), min(box[2], width), min(box[3], height))
+                cost += (box[2] - box[0]) * (box[3] - box[1]) - _overlap(box, inside)
+                cost += _covered(box, placed[size])
+                # Plotly keeps a label clear of its own point; the others' count
+                cost += _covered(box, points[size]) - _overlap(box, tuple(points[size][index]))
+            costs.append(cost)
+            if cost <= 1e-9:
+                break
+        chosen[index] = LABEL_POSITIONS[costs.index(min(costs))]
+        for size in range(len(plots)):
+            x, y = fractions[index] * scales[size]
+            placed[size][index] = _label_box(x, y, texts[index], chosen[index])
+    return chosen
+
+
 def velocity_stability(teams: pd.DataFrame) -> go.Figure:
     """Teams as points: deployments per week (log scale) against change fail rate, marked
-    by the state of their weakest SLO budget; lines at the tier boundaries (2023 table)."""
+    by the state of their weakest SLO budget; lines at the tier boundaries (2023 table).
+    Each team's name is written beside its point where it clears the others', on a phone
+    as on a wide screen."""
     rows = teams.dropna(subset=["deploys_per_week"])
     rows = rows[rows["deploys_per_week"] > 0]
     if rows.empty:
@@ -167,7 +258,21 @@ def velocity_stability(teams: pd.DataFrame) -> go.Figure:
     if "change_fail_tier" in rows:
         blind = rows["change_fail_tier"] == NO_INCIDENT_DATA
         label = label.where(~blind, label + f" ({NO_INCIDENT_DATA})")
-    rows = rows.assign(label=label)
+    # from below weekly to above daily at least, so the tier lines are always in view
+    low = min(float(rows["deploys_per_week"].min()), 1.0) / 1.6
+    high = max(float(rows["deploys_per_week"].max()), 7.0) * 1.6
+    top = max(0.2, float(rows["change_fail_rate"].fillna(0).max()) * 1.15)
+    bottom = -0.01
+    rate = rows["change_fail_rate"].astype(float).fillna(0.0)
+    spots = list(
+        zip(
+            (np.log10(rows["deploys_per_week"].astype(float)) - np.log10(low))
+            / (np.log10(high) - np.log10(low)),
+            (rate - bottom) / (top - bottom),
+            strict=True,
+        )
+    )
+    rows = rows.assign(label=label, position=_label_positions(spots, label.tolist(), LABEL_PLOTS))
     for state in STATUS_COLOURS:
         mine = rows[rows["budget_state"] == state]
         if mine.empty:
@@ -179,9 +284,9 @@ def velocity_stability(teams: pd.DataFrame) -> go.Figure:
                 mode="markers+text",
                 name=f"weakest SLO budget: {STATUS_WORDS[state]}",
                 text=mine["label"].tolist(),
-                textposition="top center",
+                textposition=mine["position"].tolist(),
                 marker={
-                    "size": 16,
+                    "size": POINT_SIZE,
                     "color": STATUS_COLOURS[state],
                     "symbol": STATUS_SYMBOLS[state],
                     "line": {"width": 1.5, "color": STATUS_COLOURS[state]},
@@ -199,12 +304,11 @@ def velocity_stability(teams: pd.DataFrame) -> go.Figure:
                 "<br>lowest budget remaining %{customdata[2]} %<extra></extra>",
             )
         )
-    for boundary, label in ((1.0, "weekly"), (7.0, "daily")):
+    for boundary, name in ((1.0, "weekly"), (7.0, "daily")):
         figure.add_vline(x=boundary, line={"dash": "dot", "color": GREY, "width": 1})
         figure.add_annotation(
-            x=np.log10(boundary), y=1, yref="paper", text=label, showarrow=False, yanchor="bottom"
+            x=np.log10(boundary), y=1, yref="paper", text=name, showarrow=False, yanchor="bottom"
         )
-    top = max(0.2, float(rows["change_fail_rate"].fillna(0).max()) * 1.15)
     # the change-fail-rate tiers as bands, named in the right margin (the points' own
     # labels stay clear of them)
     for boundary in (0.05, 0.10, 0.15):
@@ -220,20 +324,10 @@ def velocity_stability(teams: pd.DataFrame) -> go.Figure:
                 xanchor="left",
                 font={"color": GREY, "size": 11},
             )
-    figure.add_annotation(
-        x=1,
-        y=0,
-        xref="paper",
-        yref="paper",
-        text="better: right and low",
-        showarrow=False,
-        xanchor="right",
-        yanchor="bottom",
-        font={"color": GREY},
-    )
-    # from below weekly to above daily at least, so the tier lines are always in view
-    low = min(float(rows["deploys_per_week"].min()), 1.0) / 1.6
-    high = max(float(rows["deploys_per_week"].max()), 7.0) * 1.6
+    # a line of its own above "weekly" and "daily": in the plot's corner it lay on the
+    # elite band, where the best teams' points and names go, and across the daily line on
+    # a phone
+    _corner_note(figure, HINT, "right", line=1)
     ticks = [tick for tick in RATE_TICKS if low <= tick <= high]
     figure.update_xaxes(
         type="log",
@@ -242,12 +336,12 @@ def velocity_stability(teams: pd.DataFrame) -> go.Figure:
         ticktext=[f"{tick:g}" for tick in ticks],
         range=[np.log10(low), np.log10(high)],
     )
-    figure.update_yaxes(title="change fail rate", tickformat=".0%", range=[-0.01, top])
+    figure.update_yaxes(title="change fail rate", tickformat=".0%", range=[bottom, top])
     _layout(figure, height=440)
     figure.update_layout(
         showlegend=True,  # the markers' meaning, even when every team shares one state
         legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0},
-        margin={"l": 10, "r": 60, "t": 30, "b": 10},
+        margin={"l": 10, "r": 60, "t": 30 + NOTE_LINE, "b": 10},
     )
     return figure
 
@@ -710,10 +804,36 @@ def _shown_of(figure: go.Figure, shown: int, total: int, which: str) -> go.Figur
     return figure.update_layout(margin={"b": 40})
 
 
+def _budget_rows(frame: pd.DataFrame, limit: int) -> pd.DataFrame:
+    """The `limit` largest budget burns, largest first."""
+    rows = frame.dropna(subset=["budget_share"]).sort_values("budget_share", ascending=False)
+    return rows.head(limit)
+
+
+def _budget_names(rows: pd.DataFrame, label: str) -> list[str]:
+    """Each bar's incident (or deployment) and SLO as written above it: each of the two
+    names cut on its own, since cutting the pair would cut off the SLO."""
+    pairs = zip(rows[label], rows["slo"], strict=True)
+    return [f"{short(a)} · {short(b)}" for a, b in pairs]
+
+
+# The narrowest a chart of names written above its bars may be: its names, the chart's
+# margins either side, a little to spare.
+NAMED_CHART_MIN = 240
+NAMED_CHART_CHROME = 30
+
+
+def budget_bars_width(frame: pd.DataFrame, label: str, *, limit: int = 15) -> int:
+    """How wide (px) `budget_bars` must be for its longest name to fit: written above the
+    bars from the plot's left edge, a name wider than the chart runs off its right edge."""
+    written = _budget_names(_budget_rows(frame, limit), label)
+    widest = max((len(html.unescape(name)) for name in written), default=0)
+    return max(NAMED_CHART_MIN, math.ceil(LABEL_CHAR_PX * widest) + NAMED_CHART_CHROME)
+
+
 def budget_bars(frame: pd.DataFrame, label: str, *, limit: int = 15) -> go.Figure:
     """The largest budget burns: one bar per incident (or deployment) and SLO."""
-    rows = frame.dropna(subset=["budget_share"]).sort_values("budget_share", ascending=False)
-    rows = rows.head(limit)
+    rows = _budget_rows(frame, limit)
     if rows.empty:
         return empty("Nothing burned error budget in this period.")
     names = [f"{safe(a)} · {safe(b)}" for a, b in zip(rows[label], rows["slo"], strict=True)]
@@ -729,10 +849,9 @@ def budget_bars(frame: pd.DataFrame, label: str, *, limit: int = 15) -> go.Figur
     )
     figure.update_xaxes(title="share of the error budget", tickformat=".0%")
     figure.update_yaxes(autorange="reversed")
-    # each of the two names cut on its own: cutting the pair would cut off the SLO; written
-    # above the bars, which then span the chart (it is half the page beside its twin)
-    pairs = zip(rows[label], rows["slo"], strict=True)
-    _names_above(figure, names, [f"{short(a)} · {short(b)}" for a, b in pairs])
+    # written above the bars, which then span the chart (it is half the page beside its
+    # twin where the page is wide enough for both: `budget_bars_width`)
+    _names_above(figure, names, _budget_names(rows, label))
     return _layout(figure, height=90 + NAMED_ROW * len(rows), showlegend=False)
 
 
@@ -816,11 +935,16 @@ def _resolution(resolved_at: Any, hours: Any) -> str:
     return f"resolved after {float(hours):.1f} h"
 
 
+# Each panel's column, title and axis title. A title is one word: three titles such as
+# "acknowledge, median (min)" ran into each other on a phone, where a panel is under
+# 100 px wide; the unit is the panel's axis title.
 TIME_PANELS = (
-    ("mttd_median_minutes", "detect, median (min)"),
-    ("mtta_median_minutes", "acknowledge, median (min)"),
-    ("mttr_median_hours", "resolve, median (h)"),
+    ("mttd_median_minutes", "detect", "median, min"),
+    ("mtta_median_minutes", "acknowledge", "median, min"),
+    ("mttr_median_hours", "resolve", "median, h"),
 )
+TITLE_SIZE = 13  # px: the panels' titles
+TITLE_ROOM = 0.4  # rows: more room above the first row's name than the usual half row
 # what an empty panel says: no incident of the period has that time yet
 NO_TIME = {
     "mttd_median_minutes": "none detected",
@@ -831,17 +955,22 @@ NO_TIME = {
 
 def response_times(blocks: pd.DataFrame, by: str) -> go.Figure:
     """Median time to detect, acknowledge and resolve per severity or cause (`blocks`
-    has one row per group with the engine's medians and counts)."""
+    has one row per group with the engine's medians and counts), in three panels side by
+    side. Each group is named above its bars across the panels: as tick labels left of
+    the first panel, a cause such as "unpredictable state transition" took width from
+    the panels, whose titles already ran into each other on a phone."""
     if blocks.empty:
         return empty("No incident started in this period.")
-    figure = make_subplots(rows=1, cols=3, subplot_titles=[label for _, label in TIME_PANELS])
+    figure = make_subplots(rows=1, cols=3, subplot_titles=[title for _, title, _ in TIME_PANELS])
+    figure.update_annotations(font={"size": TITLE_SIZE})
     names = [f"{safe(g)} (n={n})" for g, n in zip(blocks[by], blocks["count"], strict=True)]
-    for index, (column, _label) in enumerate(TIME_PANELS, start=1):
+    for index, (column, _title, unit) in enumerate(TIME_PANELS, start=1):
         figure.add_trace(
             go.Bar(
                 y=names,
                 x=blocks[column],
                 orientation="h",
+                width=NAMED_BAR,
                 marker={"color": BLUE},  # one colour: orange and green mean tiers elsewhere
                 showlegend=False,
                 hovertemplate="%{y}: %{x:.1f}<extra></extra>",
@@ -849,21 +978,29 @@ def response_times(blocks: pd.DataFrame, by: str) -> go.Figure:
             row=1,
             col=index,
         )
-        figure.update_yaxes(autorange="reversed", showticklabels=index == 1, row=1, col=index)
-        if blocks[column].isna().all():  # an empty panel says why
+        # top to bottom, with room above the first row for its name under the titles
+        # (the usual half row above it put the name across the titles)
+        figure.update_yaxes(range=[len(blocks) - 0.5, -0.5 - TITLE_ROOM], row=1, col=index)
+        if blocks[column].isna().all():
+            # an empty panel says why where its axis would be: in the middle of the panel
+            # it would lie across a long name written over the panels
             axis = "" if index == 1 else str(index)
+            figure.update_xaxes(showticklabels=False, row=1, col=index)
             figure.add_annotation(
                 text=NO_TIME[column],
                 showarrow=False,
                 x=0.5,
-                y=0.5,
+                y=0,
                 xref=f"x{axis} domain",
                 yref=f"y{axis} domain",
+                yanchor="top",
                 font={"color": GREY},
             )
+        else:
+            figure.update_xaxes(title={"text": unit, "font": {"size": 12}}, row=1, col=index)
     written = [f"{short(g)} (n={n})" for g, n in zip(blocks[by], blocks["count"], strict=True)]
-    _short_categories(figure, names, written, row=1, col=1)
-    return _layout(figure, height=110 + 28 * len(blocks))
+    _names_above(figure, names, written)
+    return _layout(figure, height=120 + NAMED_ROW * len(blocks))
 
 
 def counts_bar(frame: pd.DataFrame, label: str, value: str, *, title: str) -> go.Figure:

@@ -187,6 +187,14 @@ def card_row(titles: Sequence[str]) -> list[Any]:
     return [grid.cell() for _ in titles]
 
 
+def chart_row(count: int, width: int) -> list[Any]:
+    """`count` cells side by side while each can be `width` px wide (what its chart needs,
+    e.g. `charts.budget_bars_width`), else one under another; `with cell:` fills one. In
+    `st.columns`, two halves of a 1024 px laptop's page cut the longest names of a chart."""
+    grid = st.grid(max(1, count), min_column_width=width)
+    return [grid.cell() for _ in range(count)]
+
+
 def figure_card(
     key: str,
     value: Any,

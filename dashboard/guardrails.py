@@ -21,11 +21,25 @@ from poise.config import AnomalyConfig
 from poise.timeutil import utcnow
 
 DORA_FIGURES = {name: anomalies.FIGURES[name].label for name in anomalies.DORA_FIGURES}
-DECISION_WORDS = {
-    "ship": "ship",
-    "warn": "warn",
-    "freeze": "freeze",
-    "exception": "exception (fix or rollback in a freeze)",
+# The gate's decisions as the cards' titles: a word each, so the four cards share a row
+# on a laptop and wrap two by two on a smaller one (a 39-character title needs a card of
+# 314 px); what each means goes under it and in its tooltip.
+DECISION_WORDS = {"ship": "ship", "warn": "warn", "freeze": "freeze", "exception": "exception"}
+DECISION_NOTES = {
+    "ship": "nothing stood in the way",
+    "warn": "shipped, with a reason to look",
+    "freeze": "feature releases stopped",
+    "exception": "a fix or rollback in a freeze",
+}
+DECISION_HELP = {
+    "ship": "The gate found nothing to stop or warn about: no SLO budget spent, at risk "
+    "or low, no burn alert, fresh SLI data (docs/guardrails.md).",
+    "warn": "Shipped with a warning: a budget at risk or low, a ticket-level burn alert, "
+    "an SLO with no events in its window, or stale SLI data; the reason says which.",
+    "freeze": "A feature release stopped (`poise gate` exit 3): a budget is spent or a "
+    "page-level burn alert fires. Fixes and rollbacks still ship.",
+    "exception": "A fix or rollback asked during a freeze: it shipped under the exemption, "
+    "and the ledger says so.",
 }
 DECISION_COLOURS = {"ship": BLUE, "warn": "#E69F00", "freeze": VERMILLION, "exception": GREY}
 

@@ -111,7 +111,7 @@ tab_severity, tab_cause = st.tabs(["By severity", "By cause"])
 for tab, by in ((tab_severity, "severity"), (tab_cause, "cause")):
     with tab:
         frame = blocks(by)
-        shown = frame[[by, "count", *[c for c, _ in charts.TIME_PANELS]]] if len(frame) else frame
+        shown = frame[[by, "count", *[c for c, *_ in charts.TIME_PANELS]]] if len(frame) else frame
         components.chart(
             charts.response_times(frame, by),
             shown,

@@ -165,8 +165,11 @@ if decisions.empty:
         "deploying (docs/guardrails.md has GitHub Actions and GitLab CI examples)."
     )
 else:
-    for column, kind in zip(st.columns(4), guardrails.DECISION_WORDS, strict=True):
-        column.metric(guardrails.DECISION_WORDS[kind], f"{gate['counts'][kind]:,}")
+    words = guardrails.DECISION_WORDS
+    for cell, kind in zip(components.card_row(list(words.values())), words, strict=True):
+        with cell, st.container(border=True):
+            st.metric(words[kind], f"{gate['counts'][kind]:,}", help=guardrails.DECISION_HELP[kind])
+            st.caption(guardrails.DECISION_NOTES[kind])
     components.table(
         components.state_style(
             decisions[
@@ -230,8 +233,10 @@ burned = (
         "deployment_id",
     ),
 )
-for column, (title, key, label) in zip(st.columns(2), burned, strict=True):
-    with column:
+# side by side while the longest name of each fits in its half, else one under the other
+room = max(charts.budget_bars_width(rel[key], label) for _, key, label in burned)
+for cell, (title, key, label) in zip(components.chart_row(len(burned), room), burned, strict=True):
+    with cell:
         st.markdown(title)
         components.chart(
             charts.budget_bars(rel[key], label),

@@ -18,7 +18,7 @@ from typing import Any
 import dashboard_org
 import pytest
 
-from dashboard import headless
+from dashboard import charts, headless
 from dashboard.headless import CHROMIUM, CHROMIUM_ARGS, FINISHED, visit
 from poise.warehouse import open_warehouse
 
@@ -163,3 +163,66 @@ def test_a_laptop_and_a_phone_read_the_cards_and_the_page(dashboard_demo_url: st
         visit(phone, f"{base}/data_sources", "Data & sources")
         assert not phone.evaluate(SIDEBAR_OPEN)
         assert phone.evaluate(CUT_CARD_TEXT) == []
+
+
+# Words a chart writes over its plot (point labels, annotations, panel titles) that overlap
+# one another or run past the chart's edge, in every drawn chart showing the text `marker`;
+# null until `count` such charts are drawn. The hint's box and the plot area's come too.
+CROWDED_WORDS = """([marker, count, hint]) => {
+    const charts = [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
+        .filter(chart => chart.offsetParent !== null && chart.querySelector('.main-svg'))
+        .filter(chart => [...chart.querySelectorAll('text')]
+            .some(text => text.textContent.includes(marker)));
+    if (charts.length < count) return null;
+    const problems = [];
+    for (const chart of charts) {
+        const svg = chart.querySelector('.main-svg').getBoundingClientRect();
+        const texts = [...chart.querySelectorAll('.annotation-text, .textpoint text')]
+            .filter(text => text.textContent.trim())
+            .map(text => [text.textContent, text.getBoundingClientRect()]);
+        texts.forEach(([words, box], i) => {
+            if (box.left < svg.left - 1 || box.right > svg.right + 1)
+                problems.push(`"${words}" runs past the chart's edge`);
+            for (const [other, next] of texts.slice(i + 1))
+                if (box.left < next.right && next.left < box.right
+                        && box.top < next.bottom && next.top < box.bottom)
+                    problems.push(`"${words}" overlaps "${other}"`);
+        });
+        const note = texts.find(([words]) => words === hint);
+        const plot = chart.querySelector('.nsewdrag');
+        if (note && note[1].bottom > plot.getBoundingClientRect().top)
+            problems.push(`"${hint}" lies on the plot`);
+    }
+    return problems;
+}"""
+
+
+def crowded_words(page: Any, marker: str, count: int = 1) -> list[str]:
+    """What `CROWDED_WORDS` finds once the charts showing `marker` are drawn. Streamlit
+    draws a chart only once it is in the window, so the window first grows to the page."""
+    width = page.viewport_size["width"]
+    height = min(int(page.evaluate(headless.PAGE_HEIGHT)), 12_000)
+    page.set_viewport_size({"width": width, "height": height})
+    found = page.wait_for_function(CROWDED_WORDS, arg=[marker, count, charts.HINT], timeout=60_000)
+    return list(found.json_value())
+
+
+def test_chart_words_keep_apart_on_a_phone_and_a_laptop(dashboard_demo_url: str) -> None:
+    """On a 390 px phone the response-time panels' titles ran into each other ("detect,
+    median (min)acknowledge…"), worse for long causes; at 1024 px and on a phone two teams'
+    names touched on the velocity chart, whose hint lay on its elite band; at 1024 px the
+    longest names of what burned the budget ran past their half of the page."""
+    require_chromium()
+    with serving(dashboard_demo_url) as base, browser() as chromium:
+        phone = chromium.new_page(viewport={"width": 390, "height": 844})
+        visit(phone, f"{base}/incidents", "Incidents")
+        assert crowded_words(phone, "acknowledge") == []
+        phone.get_by_role("tab", name="By cause").click()
+        assert crowded_words(phone, "acknowledge") == []
+        visit(phone, base, "Overview")
+        assert crowded_words(phone, "weekly") == []
+        laptop = chromium.new_page(viewport={"width": 1024, "height": 900})
+        visit(laptop, base, "Overview")
+        assert crowded_words(laptop, "weekly") == []
+        visit(laptop, f"{base}/reliability", "Reliability")
+        assert crowded_words(laptop, "share of the error budget", count=2) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -408,6 +409,126 @@ def test_response_times_three_panels() -> None:
     assert len(figure.data) == 3
     assert list(figure.data[2].x) == [1.0, 2.0]
     assert list(figure.data[0].y) == ["SEV1 (n=2)", "SEV2 (n=5)"]
+
+
+# The plot of a chart as wide as a 390 px phone's page (358 px) less the chart's margins
+PHONE_PLOT = 358 - 20
+
+
+def test_response_time_panels_keep_their_titles_apart_on_a_phone() -> None:
+    """Titles such as "acknowledge, median (min)" ran into each other at 390 px, and a long
+    cause written left of the panels left them less room still. Each group is now named
+    above its bars, across the panels; each title is a word narrower than its panel on a
+    phone, and the unit is the panel's axis title."""
+    blocks = pd.DataFrame(
+        {
+            "cause": ["unpredictable state transition", "regression"],
+            "count": [1, 18],
+            "mttd_median_minutes": [120.0, 10.0],
+            "mtta_median_minutes": [None, None],
+            "mttr_median_hours": [100.0, 1.0],
+        }
+    )
+    figure = charts.response_times(blocks, "cause")
+    assert names_written_above(figure) == [
+        "unpredictable state transition (n=1)",
+        "regression (n=18)",
+    ]
+    titles = [note for note in figure.layout.annotations if note.yref == "paper"]
+    assert [title.text for title in titles] == ["detect", "acknowledge", "resolve"]
+    for title, axis in zip(titles, ("xaxis", "xaxis2", "xaxis3"), strict=True):
+        start, end = figure.layout[axis].domain
+        written = len(title.text) * charts.LABEL_CHAR_PX * title.font.size / 12
+        assert written < (end - start) * PHONE_PLOT, title.text
+    assert figure.layout.xaxis.title.text == "median, min"
+    assert figure.layout.xaxis3.title.text == "median, h"
+    # the empty panel says why where its axis would be, not across a name over the panels
+    (note,) = [note for note in figure.layout.annotations if note.text == "none acknowledged"]
+    assert (note.y, note.yanchor) == (0, "top")
+    assert figure.layout.xaxis2.showticklabels is False
+    assert figure.layout.height >= 120 + charts.NAMED_ROW * 2
+    # top to bottom, with more than the usual half row above the first row for its name,
+    # which otherwise rose across the titles
+    assert figure.layout.yaxis.range[0] > figure.layout.yaxis.range[1] < -0.5
+
+
+def positions(trace: Any) -> list[str]:
+    """Where a trace writes each point's label (Plotly takes one position for all, too)."""
+    where = trace.textposition
+    return [where] * len(trace.x) if isinstance(where, str) else list(where)
+
+
+def boxes(figure: Any, size: tuple[int, int]) -> list[tuple[float, float, float, float]]:
+    """The velocity chart's point labels as boxes (px) in a plot of `size`."""
+    width, height = size
+    low, high = figure.layout.xaxis.range
+    bottom, top = figure.layout.yaxis.range
+    found = []
+    for trace in figure.data:
+        for x, y, text, position in zip(
+            trace.x, trace.y, trace.text, positions(trace), strict=True
+        ):
+            spot_x = (math.log10(x) - low) / (high - low) * width
+            spot_y = (y - bottom) / (top - bottom) * height
+            found.append(charts._label_box(spot_x, spot_y, text, position))
+    return found
+
+
+def test_velocity_names_clear_each_other_on_a_phone_and_a_laptop() -> None:
+    """Two teams a little apart had their names, each above its point, touching at 1024 px
+    and on a phone. Each name now goes where it clears the other names and the points, at
+    the plot sizes of a phone, a laptop and a wide screen."""
+    close = (
+        teams()
+        .iloc[:3]
+        .assign(
+            team=["checkout", "payments", "search"],
+            deploys_per_week=[5.0, 5.6, 40.0],
+            change_fail_rate=[0.10, 0.09, 0.01],
+            budget_state=["ok", "ok", "at_risk"],
+        )
+    )
+    figure = charts.velocity_stability(close)
+    chosen = [where for trace in figure.data for where in positions(trace)]
+    assert chosen.count("top center") < 3  # above both, checkout and payments collide
+    assert "top center" in chosen  # a team with room keeps its name above it
+    for size in charts.LABEL_PLOTS:
+        placed = boxes(figure, size)
+        overlaps = [
+            (a, b) for i, a in enumerate(placed) for b in placed[i + 1 :] if charts._overlap(a, b)
+        ]
+        assert not overlaps, size
+        width, height = size
+        assert all(b[0] >= 0 and b[2] <= width and b[1] >= 0 and b[3] <= height for b in placed)
+
+
+def test_velocity_hint_sits_above_the_plot_not_on_its_elite_band() -> None:
+    """ "better: right and low" lay in the plot's lower right corner: on the elite band,
+    where the best teams' points and names go, and across the daily line on a phone."""
+    figure = charts.velocity_stability(teams())
+    (hint,) = [note for note in figure.layout.annotations if note.text == charts.HINT]
+    assert (hint.yref, hint.y, hint.yanchor) == ("paper", 1, "bottom")  # above the plot
+    assert hint.yshift >= charts.NOTE_LINE  # over the line of "weekly" and "daily"
+    assert figure.layout.margin.t >= hint.yshift + charts.NOTE_LINE  # inside the chart
+
+
+def test_budget_bars_say_how_wide_their_longest_name_needs_them() -> None:
+    """Half of a 1024 px laptop's page (275 px) cut "recommendations-i0187 · recommendations-
+    availa…": the page sets the two charts side by side only where each has the width its
+    longest name needs, which puts them one under the other at 1024 px."""
+    name = "recommendations-i0187 · recommendations-availability"
+    frame = pd.DataFrame(
+        {"incident_id": ["recommendations-i0187", "ledger-i0052"],
+         "slo": ["recommendations-availability", "ledger-latency"],
+         "budget_share": [0.4, 0.2]}
+    )  # fmt: skip
+    width = charts.budget_bars_width(frame, "incident_id")
+    assert width >= len(name) * charts.LABEL_CHAR_PX + 20  # the name and the chart's margins
+    assert 2 * width + 16 > 564  # two of them do not fit a 1024 px laptop's page
+    assert width <= 358  # one fits a phone's
+    few = frame.assign(incident_id=["a", "b"], slo="s")
+    assert charts.budget_bars_width(few, "incident_id") == charts.NAMED_CHART_MIN
+    assert charts.budget_bars_width(frame.iloc[0:0], "incident_id") == charts.NAMED_CHART_MIN
 
 
 def test_coverage_bars_say_how_many_of_how_many() -> None:

@@ -19,8 +19,9 @@ import pytest
 from sqlalchemy.engine import make_url
 from streamlit.testing.v1 import AppTest
 from test_anomalies import planted_org
-from test_pages import assert_clean, run
+from test_pages import assert_clean, cards_with_their_grid, run
 
+from dashboard import components, guardrails
 from metrics import anomalies, certificates
 from metrics.gate_data import evaluate_gate, record_decision
 from metrics.model import Period, Scope, Settings
@@ -93,6 +94,29 @@ def test_reliability_shows_the_gate_ledger_and_certificates_at_risk(
     assert list(risks["risk"]) == ["expired", "expiring", "unreachable"]
     assert risks["problem"].iloc[0] == "certificate has expired"
     assert "3 of 5 certificates are availability risks" in texts(at)
+
+
+def test_the_gate_decision_cards_wrap_rather_than_cut_their_titles(
+    guarded_url: str, use: Any
+) -> None:
+    """In st.columns, the four decision cards were a quarter of a 1024 px laptop's page
+    each: "exception (fix or rollback in a freeze)" read "exception (fix or roll…", and a
+    phone had four slivers. As the other pages' cards, they sit in a grid sized to their
+    titles, which wraps: four a row on a 1280 px laptop, two at 1024 px, one on a phone."""
+    use(guarded_url)
+    at = run("reliability")
+    assert_clean(at)
+    placed = {card.label: grid for card, grid in cards_with_their_grid(at.main)}
+    words = list(guardrails.DECISION_WORDS.values())
+    grids = [placed[word] for word in words]
+    assert all(grid is not None and grid is grids[0] for grid in grids)
+    assert grids[0].proto.wrap
+    assert grids[0].proto.min_column_width_px >= components.card_width(words)
+    # a word each, so the titles do not widen the cards (a 39-character title needed
+    # 314 px: three a row at 1440 px); what each decision means is said under it
+    assert components.card_width(words) == components.CARD_WIDTH
+    captions = {caption.value for caption in at.caption}
+    assert set(guardrails.DECISION_NOTES.values()) <= captions
 
 
 def test_a_team_sees_only_its_own_certificates_and_decisions(guarded_url: str, use: Any) -> None:

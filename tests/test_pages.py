@@ -5,6 +5,7 @@ scope and period; the filters must change them."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import subprocess
@@ -116,14 +117,17 @@ def test_every_page_renders_on_the_demo(dashboard_demo_url: str, use: Any, page:
         assert {b.label for b in at.get("download_button")} >= {"PDF", "HTML", "XLSX", "MD"}
 
 
-def cards_with_their_grid(node: Any, grid: Any = None) -> Iterator[tuple[Any, Any]]:
-    """Every figure (st.metric) under `node`, with the grid it sits in (None: none)."""
-    if getattr(node, "type", "") == "metric":
+def cards_with_their_grid(
+    node: Any, grid: Any = None, kind: str = "metric"
+) -> Iterator[tuple[Any, Any]]:
+    """Every figure (st.metric, or the elements of another `kind`) under `node`, with the
+    grid it sits in (None: none)."""
+    if getattr(node, "type", "") == kind:
         yield node, grid
     if type(node).__name__ == "Grid":
         grid = node
     for child in getattr(node, "children", {}).values():
-        yield from cards_with_their_grid(child, grid)
+        yield from cards_with_their_grid(child, grid, kind)
 
 
 @pytest.mark.parametrize(
@@ -145,6 +149,34 @@ def test_figure_cards_wrap_before_their_titles_and_values_are_cut(
         assert grid.proto.wrap
         assert grid.proto.min_column_width_px >= components.card_width([card.label])
         assert components.card_width([card.label]) >= components.CARD_WIDTH
+
+
+def test_what_burned_the_budget_sets_its_charts_side_by_side_only_where_names_fit(
+    dashboard_demo_url: str, use: Any
+) -> None:
+    """In st.columns, half of a 1024 px laptop's page cut the longest names written above
+    the bars ("recommendations-i0187 · recommendations-availa"). The two charts share a
+    grid that wraps unless each has the width its longest name needs."""
+    use(dashboard_demo_url)
+    at = run("reliability")
+    assert_clean(at)
+    placed = [
+        (chart, grid)
+        for chart, grid in cards_with_their_grid(at.main, kind="plotly_chart")
+        if "chart-budget-by-" in chart.proto.id
+    ]
+    assert len(placed) == 2
+    (_, grid), (_, other) = placed
+    assert grid is not None and other is grid and grid.proto.wrap
+    names = [
+        html.unescape(note["text"])
+        for chart, _ in placed
+        for note in json.loads(chart.proto.spec)["layout"]["annotations"]
+        if note.get("yref") == "y"
+    ]
+    assert names  # the demo's incidents burned budget
+    widest = max(len(name) for name in names) * charts.LABEL_CHAR_PX
+    assert grid.proto.min_column_width_px >= widest + 20  # the name and the chart's margins
 
 
 def test_overview_headline_equals_poise_metrics(dashboard_demo_url: str, use: Any) -> None:
