@@ -303,11 +303,14 @@ def slo_rows(card: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def reliability_view(wh: Warehouse, query: Query) -> dict[str, Any]:
+def reliability_view(
+    wh: Warehouse, query: Query, card: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """SLO table, freezes, deployments during freezes, and budget burned per incident and
-    per deployment (with the incident's title and service)."""
+    per deployment (with the incident's title and service); `card`: the query's
+    scorecard, when the caller has it already."""
     basis = wh.basis(query)
-    card = scorecard(wh, query)
+    card = card if card is not None else scorecard(wh, query)
     incidents = basis.frames.incidents[["id", "service", "title", "started_at", "severity"]]
     per_incident = basis.incident_budget.merge(
         incidents.rename(columns={"id": "incident_id"}), on="incident_id", how="left"
@@ -326,9 +329,12 @@ def reliability_view(wh: Warehouse, query: Query) -> dict[str, Any]:
     }
 
 
-def burndown(wh: Warehouse, query: Query, slo_name: str) -> dict[str, Any]:
-    """One SLO's burn-down over the window it is reported over, and the forecast line."""
-    card = scorecard(wh, query)
+def burndown(
+    wh: Warehouse, query: Query, slo_name: str, card: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One SLO's burn-down over the window it is reported over, and the forecast line
+    (`card`: the query's scorecard, when the caller has it already)."""
+    card = card if card is not None else scorecard(wh, query)
     found = [slo for slo in card.get("slos") or [] if slo["name"] == slo_name]
     if not found:
         return {"series": pd.DataFrame(), "forecast": pd.DataFrame(), "slo": None}
@@ -388,11 +394,12 @@ def web_links(values: pd.Series) -> pd.Series:
 # --- data and sources ---------------------------------------------------------------------------
 
 
-def source_view(wh: Warehouse, query: Query) -> dict[str, Any]:
+def source_view(wh: Warehouse, query: Query, card: dict[str, Any] | None = None) -> dict[str, Any]:
     """Sync outcomes per source, freshness per table and source, SLO sample freshness,
-    coverage of the query's figures, and the data-quality findings with their rows."""
+    coverage of the query's figures, and the data-quality findings with their rows;
+    `card`: the query's scorecard, when the caller has it already."""
     basis = wh.basis(query)
-    card = assemble(basis, wh.settings)
+    card = card if card is not None else assemble(basis, wh.settings)
     committed = sources.committed_changes(wh.engine, query.period, query.scope)
     frames = quality_frames(basis)
     findings = {name: quality.rows(name, **frames) for name in quality.FINDINGS}

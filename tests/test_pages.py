@@ -439,6 +439,31 @@ def test_reliability_burndown_follows_the_chosen_slo(dashboard_demo_url: str, us
     assert numbers["remaining"].iloc[-1] == pytest.approx(slo["budget_remaining"])
 
 
+@pytest.mark.parametrize("page", ["reliability", "data_sources"])
+def test_a_page_assembles_the_scorecard_once(
+    dashboard_demo_url: str, use: Any, monkeypatch: pytest.MonkeyPatch, page: str
+) -> None:
+    """The SLO summary, the burn-down, the reliability and the sources views each
+    assembled the period's scorecard again beside the cached one (seconds on a first view
+    with many SLOs): now they all read that one."""
+    from dashboard import data, queries
+
+    assembled: list[Any] = []
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        assembled.append(args)
+        return real(*args, **kwargs)
+
+    real = data.assemble
+    monkeypatch.setattr(data, "assemble", counted)
+    use(dashboard_demo_url)
+    queries.clear()
+    at = run(page, slo="auth-availability")
+    assert_clean(at)
+    assert len(at.dataframe[1].value) > 0  # the burn-down, the freshness table
+    assert len(assembled) == 1
+
+
 def test_data_sources_lists_coverage_and_findings(dashboard_demo_url: str, use: Any) -> None:
     use(dashboard_demo_url)
     at = run("data_sources")
