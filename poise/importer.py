@@ -938,6 +938,8 @@ class _Importer:
             extra_names.append("source_id")
         if "updated_at" in table.c:
             extra_names.append("updated_at")
+        if "retired_at" in table.c:  # an SLO imported is in the figures, even one retired
+            extra_names.append("retired_at")
         plan = plan_upsert(self.connection.dialect, table, names + extra_names)
         now = self.now_text if "updated_at" in extra_names else None
         params = []
@@ -948,6 +950,8 @@ class _Importer:
                 values += (row[key_position],)
             if now is not None:
                 values += (now,)
+            if "retired_at" in extra_names:
+                values += (None,)
             params.append(values)
         return execute_plan(self.connection, plan, params)
 

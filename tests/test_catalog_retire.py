@@ -174,3 +174,22 @@ def test_a_reading_command_retires_it_too_and_says_so(
     captured = capsys.readouterr()
     assert json.loads(captured.out)["slos"] == []
     assert f"poise: note: SLO 'api-latency' is no longer in {path}: left out" in captured.err
+
+
+def test_an_slo_imported_after_it_was_retired_is_back(
+    warehouse: Engine, warehouse_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its definition imported, it belongs to the imports: in the figures again, and no
+    later config retires it (the imports' SLOs are theirs)."""
+    path = write_config(tmp_path, teams=["payments"], slos=True)
+    apply(warehouse, path)
+    write_config(tmp_path, teams=["payments"], slos=False)
+    apply(warehouse, path)
+    assert slo_names(warehouse) == []
+    definitions = tmp_path / "slos.csv"
+    definitions.write_text("name,service,target,window_days\napi-latency,api,0.99,28\n")
+    imported = ["import", "--kind", "slos", str(definitions), "--db", warehouse_url]
+    assert main([*imported, "--config", str(path)]) == 0
+    assert slo_names(warehouse) == ["api-latency"]
+    assert apply(warehouse, path) == []
+    assert slo_names(warehouse) == ["api-latency"]
