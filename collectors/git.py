@@ -6,8 +6,8 @@ Rules (docs/metric-definitions.md, "From a local Git repository"):
   so one commit can be a change of two services. A service with a github or gitlab block
   gets no changes from here: its changes are its merged pull (merge) requests and direct
   pushes, from those collectors, so nothing is counted twice;
-- when the service has no github/gitlab/jenkins block, each tag matching `deploy_tags`
-  and merged into `branch` is a successful production deployment at the tag's time
+- when no github/gitlab/jenkins block gives the service's deployments, each tag matching
+  `deploy_tags` and merged into `branch` is a successful production deployment at the tag's time
   (tagger date of an annotated tag, committer date of a lightweight one), id
   `git:<service>:tag:<tag>`; it ships the commits it contains that no earlier such tag
   contains (tags of the same second are not earlier than one another), worked out in
@@ -79,7 +79,6 @@ TAG_FORMAT = (
     "%(refname:lstrip=2)%00%(objecttype)%00%(objectname)%00%(*objectname)%00%(*objecttype)%00"
     "%(taggerdate:unix)%00%(committerdate:unix)%00%(*committerdate:unix)"
 )
-CI_CD_BLOCKS = ("github", "gitlab", "jenkins")
 CHANGE_BLOCKS = ("github", "gitlab")  # sources whose pull/merge requests are the changes
 # The columns a git change fills, in the order of the positional rows sent to the driver.
 CHANGE_COLUMNS = (
@@ -108,6 +107,16 @@ _READ_SIZE = 1 << 20
 _PARSE_SIZE = 1 << 18
 F_SETPIPE_SZ = 1031
 _IN_CHUNK = 500
+
+
+def cicd_deployments(service: Any) -> bool:
+    """Whether a CI/CD block gives the service's deployments: then its deploy tags do not.
+    A `github` block that collects none (`use_deployments_api: false`, no workflow, no
+    releases: pull requests only) leaves them to the tags."""
+    github = service.github
+    return bool(
+        service.gitlab or service.jenkins or (github is not None and github.gives_deployments)
+    )
 
 
 def git_command(repo: Path, *args: str) -> list[str]:
@@ -176,8 +185,8 @@ class GitSync:
         self.service = scope.key
         self.location: GitLocation = scope.location
         self.repo = ctx.config.resolve_path(self.location.path)
-        self.wants_deployments = bool(self.location.deploy_tags) and not any(
-            getattr(scope.service, block) for block in CI_CD_BLOCKS
+        self.wants_deployments = bool(self.location.deploy_tags) and not cicd_deployments(
+            scope.service
         )
         self.wants_changes = not any(getattr(scope.service, block) for block in CHANGE_BLOCKS)
         # What the stored rows depend on besides the clone, kept in the bookmark: under

@@ -101,6 +101,12 @@ class GitHubLocation(Strict):
             return self.use_deployments_api
         return not self.deploy_workflow and not self.use_releases
 
+    @property
+    def gives_deployments(self) -> bool:
+        """Whether this block collects deployments at all (one for pull requests, issues
+        and reviews only leaves them to the service's deploy tags)."""
+        return bool(self.deploy_workflow or self.use_releases or self.deployments_api)
+
 
 class GitLabLocation(Strict):
     project: str = Field(description="Numeric id or full path (group/project).")

@@ -543,6 +543,27 @@ def test_a_github_block_added_later_takes_the_changes_away_from_git(
     assert changes(sqlite_warehouse) == {}
 
 
+def test_a_github_block_that_collects_no_deployments_leaves_them_to_the_tags(
+    sqlite_warehouse: Engine, tmp_path: Path
+) -> None:
+    """ "Where no CI/CD source gives the deployments": a github block for pull requests only
+    (`use_deployments_api: false`, no workflow, no releases) gives none, and turned the
+    tags off all the same, leaving the service without a single deployment."""
+    repo = Repo(tmp_path / "svc")
+    repo.commit("c1", "2024-02-01T00:00:00+00:00")
+    repo.tag("v1", "2024-02-02T00:00:00+00:00")
+    git = {"path": "svc", "deploy_tags": "v*"}
+    pulls_only = {"repo": "acme/svc", "use_deployments_api": False}
+    config = make_config(tmp_path, [{"name": "svc", "git": git, "github": pulls_only}])
+    assert not sync(sqlite_warehouse, config).failed
+    assert list(deployments(sqlite_warehouse)) == ["git:svc:tag:v1"]
+    # a block that does collect them (its Deployments, by default) takes them over
+    collecting = {"repo": "acme/svc"}
+    config = make_config(tmp_path, [{"name": "svc", "git": git, "github": collecting}])
+    assert not sync(sqlite_warehouse, config).failed
+    assert deployments(sqlite_warehouse) == {}
+
+
 # -- CI/CD deployments linked through the clone (collectors/shipped.py) ------------------
 
 
