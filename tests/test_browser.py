@@ -77,41 +77,55 @@ def hostile_warehouse(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
-def test_every_page_in_chromium(dashboard_demo_url: str) -> None:
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """One Chromium for this module (Playwright's sync API allows one at a time)."""
     require_chromium()
+    with browser() as launched:
+        yield launched
+
+
+@pytest.fixture(scope="module")
+def demo_site(dashboard_demo_url: str, chromium: Any) -> Iterator[tuple[str, Any]]:
+    """One `poise ui` on the demo warehouse for this module's tests of it: a server each
+    cost a start and cold caches again (half a minute of the suite)."""
+    with serving(dashboard_demo_url) as base:
+        yield base, chromium
+
+
+def test_every_page_in_chromium(demo_site: tuple[str, Any]) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with serving(dashboard_demo_url) as base, browser() as chromium:
-        page = chromium.new_page(viewport={"width": 1440, "height": 900})
-        problems: list[str] = []
-        page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
-        for path, title in PAGES.items():
-            visit(page, f"{base}/{path}", title)
-            errors = page.locator(ERRORS)
-            assert errors.count() == 0, f"/{path}: {errors.first.inner_text()[:500]}"
-            navigation = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
-            assert len(navigation) == len(PAGES), navigation  # app.py's router, not pages/
-            name = path.split("?")[0] or "overview"
-            headless.full_page(page, SHOTS / f"{name}.png")
-            assert (SHOTS / f"{name}.png").stat().st_size > 20_000
-        # the filters travel in the URL and from page to page
-        visit(page, f"{base}/delivery?team=growth&period=90d", "Delivery")
-        assert (
-            "team growth"
-            in page.locator(
-                '[data-testid="stMain"] [data-testid="stCaptionContainer"]'
-            ).first.inner_text()
-        )
-        page.locator('[data-testid="stSidebarNav"] a', has_text="Incidents").click()
-        page.wait_for_function(FINISHED, arg="Incidents", timeout=240_000)
-        assert "team=growth" in page.url and "period=90d" in page.url
-        assert not problems, problems
+    base, chromium = demo_site
+    page = chromium.new_page(viewport={"width": 1440, "height": 900})
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
+    for path, title in PAGES.items():
+        visit(page, f"{base}/{path}", title)
+        errors = page.locator(ERRORS)
+        assert errors.count() == 0, f"/{path}: {errors.first.inner_text()[:500]}"
+        navigation = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
+        assert len(navigation) == len(PAGES), navigation  # app.py's router, not pages/
+        name = path.split("?")[0] or "overview"
+        headless.full_page(page, SHOTS / f"{name}.png")
+        assert (SHOTS / f"{name}.png").stat().st_size > 20_000
+    # the filters travel in the URL and from page to page
+    visit(page, f"{base}/delivery?team=growth&period=90d", "Delivery")
+    assert (
+        "team growth"
+        in page.locator(
+            '[data-testid="stMain"] [data-testid="stCaptionContainer"]'
+        ).first.inner_text()
+    )
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Incidents").click()
+    page.wait_for_function(FINISHED, arg="Incidents", timeout=240_000)
+    assert "team=growth" in page.url and "period=90d" in page.url
+    assert not problems, problems
 
 
-def test_hostile_text_stays_text_in_chromium(hostile_warehouse: str) -> None:
-    require_chromium()
+def test_hostile_text_stays_text_in_chromium(hostile_warehouse: str, chromium: Any) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     beta = dashboard_org.names(True)["beta"]
-    with serving(hostile_warehouse) as base, browser() as chromium:
+    with serving(hostile_warehouse) as base:
         page = chromium.new_page(viewport={"width": 1440, "height": 900})
         dialogs: list[str] = []
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
@@ -150,19 +164,18 @@ SIDEBAR_OPEN = """() => document.querySelector('[data-testid="stSidebar"]')
     .getAttribute('data-collapsed') === 'false'"""
 
 
-def test_a_laptop_and_a_phone_read_the_cards_and_the_page(dashboard_demo_url: str) -> None:
+def test_a_laptop_and_a_phone_read_the_cards_and_the_page(demo_site: tuple[str, Any]) -> None:
     """On a 1024 px laptop (sidebar open) five cards in columns were 100 px each, cut to
     "Deploys p…" over "1…"; on a 390 px phone the sidebar, kept open, covered the page."""
-    require_chromium()
-    with serving(dashboard_demo_url) as base, browser() as chromium:
-        page = chromium.new_page(viewport={"width": 1024, "height": 900})
-        visit(page, f"{base}/delivery", "Delivery")
-        assert page.evaluate(SIDEBAR_OPEN)
-        assert page.evaluate(CUT_CARD_TEXT) == []
-        phone = chromium.new_page(viewport={"width": 390, "height": 844})
-        visit(phone, f"{base}/data_sources", "Data & sources")
-        assert not phone.evaluate(SIDEBAR_OPEN)
-        assert phone.evaluate(CUT_CARD_TEXT) == []
+    base, chromium = demo_site
+    page = chromium.new_page(viewport={"width": 1024, "height": 900})
+    visit(page, f"{base}/delivery", "Delivery")
+    assert page.evaluate(SIDEBAR_OPEN)
+    assert page.evaluate(CUT_CARD_TEXT) == []
+    phone = chromium.new_page(viewport={"width": 390, "height": 844})
+    visit(phone, f"{base}/data_sources", "Data & sources")
+    assert not phone.evaluate(SIDEBAR_OPEN)
+    assert phone.evaluate(CUT_CARD_TEXT) == []
 
 
 # Words a chart writes over its plot (point labels, annotations, panel titles) that overlap
@@ -207,22 +220,21 @@ def crowded_words(page: Any, marker: str, count: int = 1) -> list[str]:
     return list(found.json_value())
 
 
-def test_chart_words_keep_apart_on_a_phone_and_a_laptop(dashboard_demo_url: str) -> None:
+def test_chart_words_keep_apart_on_a_phone_and_a_laptop(demo_site: tuple[str, Any]) -> None:
     """On a 390 px phone the response-time panels' titles ran into each other ("detect,
     median (min)acknowledge…"), worse for long causes; at 1024 px and on a phone two teams'
     names touched on the velocity chart, whose hint lay on its elite band; at 1024 px the
     longest names of what burned the budget ran past their half of the page."""
-    require_chromium()
-    with serving(dashboard_demo_url) as base, browser() as chromium:
-        phone = chromium.new_page(viewport={"width": 390, "height": 844})
-        visit(phone, f"{base}/incidents", "Incidents")
-        assert crowded_words(phone, "acknowledge") == []
-        phone.get_by_role("tab", name="By cause").click()
-        assert crowded_words(phone, "acknowledge") == []
-        visit(phone, base, "Overview")
-        assert crowded_words(phone, "weekly") == []
-        laptop = chromium.new_page(viewport={"width": 1024, "height": 900})
-        visit(laptop, base, "Overview")
-        assert crowded_words(laptop, "weekly") == []
-        visit(laptop, f"{base}/reliability", "Reliability")
-        assert crowded_words(laptop, "share of the error budget", count=2) == []
+    base, chromium = demo_site
+    phone = chromium.new_page(viewport={"width": 390, "height": 844})
+    visit(phone, f"{base}/incidents", "Incidents")
+    assert crowded_words(phone, "acknowledge") == []
+    phone.get_by_role("tab", name="By cause").click()
+    assert crowded_words(phone, "acknowledge") == []
+    visit(phone, base, "Overview")
+    assert crowded_words(phone, "weekly") == []
+    laptop = chromium.new_page(viewport={"width": 1024, "height": 900})
+    visit(laptop, base, "Overview")
+    assert crowded_words(laptop, "weekly") == []
+    visit(laptop, f"{base}/reliability", "Reliability")
+    assert crowded_words(laptop, "share of the error budget", count=2) == []
