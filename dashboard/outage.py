@@ -15,7 +15,7 @@ from typing import NoReturn
 
 import streamlit as st
 
-from poise.errors import DatabaseUnavailable
+from poise.errors import ConfigError, DatabaseUnavailable, PoiseError
 
 TITLE = "Database unavailable"
 RETRY_SECONDS = 5
@@ -40,10 +40,28 @@ def stop(problem: DatabaseUnavailable, probe: Probe) -> NoReturn:
     st.stop()
 
 
+def refuse(problem: PoiseError) -> NoReturn:
+    """The warehouse answers but this Poise cannot use it (a newer Poise upgraded it, it is
+    another application's database), or the configuration is wrong: say what to do, once;
+    waiting would not help."""
+    from dashboard.components import md
+
+    LOG.warning("dashboard: %s", problem)
+    title = (
+        "Configuration not usable" if isinstance(problem, ConfigError) else "Warehouse not usable"
+    )
+    st.error(f"**{title}.** {md(str(problem))}", icon=":material/block:")
+    st.stop()
+
+
 @st.fragment(run_every=RETRY_SECONDS)
 def _until_back(probe: Probe) -> None:
     """Every few seconds (this fragment alone, not the page): once the warehouse answers,
-    run the whole page again."""
-    if probe() is None:
+    run the whole page again (which says so if it answers with a refusal)."""
+    try:
+        back = probe() is None
+    except PoiseError:
+        back = True
+    if back:
         st.rerun(scope="app")
     st.caption(f"Last checked {datetime.now(UTC):%H:%M:%S} UTC.")

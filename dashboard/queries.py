@@ -37,7 +37,7 @@ from metrics import Settings, reliability, trends
 from metrics.burndown import load_spent
 from metrics.scorecard import Basis
 from poise.config import AnomalyConfig, load_config
-from poise.errors import DatabaseUnavailable
+from poise.errors import DatabaseUnavailable, PoiseError
 from poise.warehouse import open_warehouse, resolve_url
 from poise.warehouse.engine import unavailable
 
@@ -129,7 +129,10 @@ def unreachable() -> DatabaseUnavailable | None:
 def ensure_available() -> None:
     """Every page first: when the warehouse cannot be reached, say so and stop the page
     (figures cached from before would otherwise pass for current ones)."""
-    problem = unreachable()
+    try:
+        problem = unreachable()
+    except PoiseError as refused:  # it answers, but this Poise cannot use it
+        outage.refuse(refused)
     if problem is not None:
         outage.stop(problem, unreachable)
 

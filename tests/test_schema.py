@@ -164,17 +164,24 @@ def test_a_new_sqlite_warehouse_has_large_pages_and_an_old_one_keeps_its_own(
     with contextlib.closing(sqlite3.connect(old_file)) as connection:  # as made before
         connection.execute("PRAGMA page_size=4096")
         connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("CREATE TABLE kept (x)")
-        connection.execute("INSERT INTO kept VALUES (1)")
-        connection.commit()
+    from alembic import command
+
+    from poise.warehouse.migrate import _config
+
+    made_before = open_engine(f"sqlite:///{old_file}")  # a warehouse of revision 0001
+    with made_before.begin() as connection:
+        alembic = _config()
+        alembic.attributes["connection"] = connection
+        command.upgrade(alembic, "0001")
+        connection.execute(
+            teams.insert().values(name="kept", source="test", updated_at=datetime.now(UTC))
+        )
+    made_before.dispose()
     old = open_warehouse(f"sqlite:///{old_file}")  # migrated to head on its 4 kB pages
     with old.begin() as connection:
         assert connection.exec_driver_sql("PRAGMA page_size").scalar() == 4096
-        assert connection.exec_driver_sql("SELECT x FROM kept").scalar() == 1
-        connection.exec_driver_sql("DROP TABLE kept")
-        connection.execute(
-            teams.insert().values(name="t", source="test", updated_at=datetime.now(UTC))
-        )
+        assert connection.execute(select(teams.c.name)).scalars().all() == ["kept"]
+    assert current_revision(old) == head_revision()
     assert _differences(old) == []
     old.dispose()
 

@@ -69,7 +69,7 @@ def sync_lock(engine: Engine, url: str | None = None) -> Iterator[None]:
 # --- PostgreSQL ---------------------------------------------------------------------------------
 
 
-def _schema_key(schema: str) -> int:
+def schema_key(schema: str) -> int:
     """A stable signed int4 for the schema (the second half of the lock key)."""
     value = zlib.crc32(schema.encode("utf-8"))
     return value - (1 << 32) if value >= (1 << 31) else value
@@ -80,7 +80,7 @@ def _postgres_lock(engine: Engine, url: str) -> Iterator[None]:
     connection = engine.connect()
     try:
         schema = connection.scalar(text("SELECT current_schema()")) or "public"
-        key = _schema_key(schema)
+        key = schema_key(schema)
         got = connection.scalar(
             text("SELECT pg_try_advisory_lock(:cls, :key)"), {"cls": LOCK_CLASS, "key": key}
         )
