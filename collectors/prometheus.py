@@ -24,7 +24,9 @@ NaN and ±Inf samples are skipped and reported; a query with no series is "no da
 means no errors, which is counted as 0 and said so. Requests are cut so that none asks
 for more than 11,000 points per series (Prometheus refuses more). Collection is
 incremental: each SLO restarts at its last stored hour, which is fetched again because it
-may have been partial.
+may have been partial (the hour before too when a sync runs in the first `LATE` seconds of
+an hour, as that hour's last samples may land late). The hour under way is read up to
+now, never past it (the look-back would repeat the last value there).
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ DEFAULT_RESOLUTION = 60
 WINDOW_VALUE = "1h"
 PER_SECOND = re.compile(r"\b(?:rate|irate)\s*\(")
 QUERY_RANGE = "api/v1/query_range"
+LATE = 300  # how late a sample may land (remote write, a slow scrape): an hour is refetched
 
 
 class Mode(StrEnum):
@@ -217,25 +220,40 @@ def query_range(http: HttpClient, query: str, start: int, end: int, step: int) -
         raise _unexpected(response, "no data.result list")
     if data.get("resultType") != "matrix":
         raise _unexpected(response, f"resultType {data.get('resultType')!r}, not matrix")
-    answer = RangeAnswer(series=[], warnings=[str(w) for w in body.get("warnings") or []])
+    warnings = body.get("warnings") or []
+    warnings = [warnings] if isinstance(warnings, str) else warnings
+    answer = RangeAnswer(series=[], warnings=[str(w) for w in warnings])
     for item in data["result"]:
         if not isinstance(item, dict) or not isinstance(item.get("values", []), list):
             raise _unexpected(response, "a series without values")
-        labels = tuple(sorted((str(k), str(v)) for k, v in (item.get("metric") or {}).items()))
+        metric = item.get("metric") or {}
+        if not isinstance(metric, dict):
+            raise _unexpected(response, f"a series whose metric is not an object: {metric!r}")
+        labels = tuple(sorted((str(k), str(v)) for k, v in metric.items()))
         samples: list[tuple[int, float]] = []
         for pair in item.get("values", []):
-            try:
-                timestamp, value = round(float(pair[0])), float(pair[1])
-            except (TypeError, ValueError, IndexError):
-                raise _unexpected(
-                    response, f"a sample that is not [time, value]: {pair!r}"
-                ) from None
-            if math.isfinite(value):
-                samples.append((timestamp, value))
+            sample = _sample(pair)
+            if sample is None:
+                raise _unexpected(response, f"a sample that is not [time, value]: {pair!r}")
+            if math.isfinite(sample[1]):
+                samples.append(sample)
             else:
                 answer.nonfinite += 1
         answer.series.append((labels, samples))
     return answer
+
+
+def _sample(pair: Any) -> tuple[int, float] | None:
+    """[unix seconds, "value"] as (seconds, value); None for anything else."""
+    if not isinstance(pair, list) or len(pair) != 2:
+        return None
+    if any(isinstance(part, bool) or not isinstance(part, str | int | float) for part in pair):
+        return None
+    try:
+        timestamp, value = float(pair[0]), float(pair[1])
+    except ValueError:
+        return None
+    return (round(timestamp), value) if math.isfinite(timestamp) else None
 
 
 def _unexpected(response: HttpResponse, what: str) -> BadPayloadError:
@@ -351,7 +369,17 @@ class HourlyEvents:
             first = start if self.started else start - HOUR  # a warm-up hour finds the baseline
         else:
             first = start + step
-        answer = query_range(self.http, query.sent, first, end, step)
+        if query.mode is not Mode.WINDOW:
+            # Not past now: Prometheus's look-back repeats the last value for 5 minutes
+            # after it, which a rate would count as traffic that has not happened yet.
+            end = min(end, settled // step * step)
+            if end < first:
+                return {}  # not one whole step of the hour yet
+        try:
+            answer = query_range(self.http, query.sent, first, end, step)
+        except PrometheusError as exc:  # about this query: say which of the SLO's it is
+            detail = str(exc).removeprefix(f"{SOURCE}: ")
+            raise PrometheusError(f"{SOURCE}: {query.part} query: {detail}") from None
         self.started = True
         part = query.part
         self.stats.requests[part] += 1
@@ -407,10 +435,12 @@ def iter_sli_chunks(
     max_points: int = MAX_POINTS,
     stats: SliStats | None = None,
 ) -> Iterator[tuple[datetime, list[Bucket]]]:
-    """(start of the last hour covered, buckets) per chunk of requests, oldest first.
+    """(the hour to start again at, buckets) per chunk of requests, oldest first.
 
     `start` is rounded down and `end` up to whole hours; each chunk asks Prometheus for
-    the numerator and the total over the same hours.
+    the numerator and the total over the same hours. The hour to start again at is the
+    chunk's last, or the hour `LATE` seconds before `end` if earlier: a sync just after
+    an hour ended may not see that hour's last samples yet.
     """
     if resolution < 1 or HOUR % resolution:
         raise ValueError(f"resolution {resolution}s must divide an hour")
@@ -430,9 +460,10 @@ def iter_sli_chunks(
         totals = total.fetch(chunk_start, chunk_end, settled)
         numerators = numerator.fetch(chunk_start, chunk_end, settled)
         buckets = _combine(
-            queries.numerator.part, numerators, totals, chunk_start, chunk_end, stats
+            queries.numerator.part, numerators, totals, chunk_start, min(chunk_end, settled), stats
         )
-        yield from_epoch_seconds(chunk_end - HOUR), buckets
+        restart = min(chunk_end - HOUR, (settled - LATE) // HOUR * HOUR)
+        yield from_epoch_seconds(restart), buckets
         chunk_start = chunk_end
 
 
@@ -445,7 +476,8 @@ def _combine(
     stats: SliStats,
 ) -> list[Bucket]:
     buckets = []
-    stats.hours_without_total += sum(1 for hour in range(start, end, HOUR) if hour not in totals)
+    whole = range(start, end - HOUR + 1, HOUR)  # an hour still going on is not missing yet
+    stats.hours_without_total += sum(1 for hour in whole if hour not in totals)
     stats.hours_without_total_but_numerator += sum(1 for hour in numerators if hour not in totals)
     for hour in sorted(totals):
         total = totals[hour]

@@ -169,7 +169,7 @@ def test_bad_promql_is_one_line_with_prometheus_own_error(
     with pytest.raises(PrometheusError) as caught:
         collect(prometheus.base_url, history, definition)
     message = str(caught.value)
-    assert message.startswith("prometheus: bad_data: ")
+    assert message.startswith("prometheus: good query: bad_data: ")
     assert "parse error" in message
     assert message.endswith(f"(HTTP 400 from {prometheus.base_url}/api/v1/query_range)")
     assert "\n" not in message
@@ -409,7 +409,8 @@ def test_bad_data_on_one_slo_is_one_line_and_the_others_go_on(
     summary = run_sync(warehouse, config, registry={"prometheus": coarse()}, hooks=[])
     (line,) = summary.result("prometheus").errors
     assert line == (
-        'prometheus: SLO checkout-ok: bad_data: invalid parameter "query": 1:9: parse error: '
+        'prometheus: SLO checkout-ok: total query: bad_data: invalid parameter "query": 1:9: '
+        "parse error: "
         f'unexpected "}}" (HTTP 400 from {replay_server.base_url}/api/v1/query_range)'
     )
     assert stored(warehouse, "checkout-ok") == {}
