@@ -366,34 +366,34 @@ def _counter_until(last: int) -> Any:
     return answer
 
 
+def counter_slo_config(base_url: str, since: int) -> dict[str, Any]:
+    """One service with one SLO of raw counters, read from `since` (epoch seconds)."""
+    return {
+        "teams": [{"name": "shop"}],
+        "services": [{"name": "checkout", "team": "shop"}],
+        "sources": {
+            "prometheus": {
+                "base_url": base_url,
+                "max_retries": 0,
+                "since": from_epoch_seconds(since).isoformat(),
+            }
+        },
+        "slos": [
+            {
+                "name": "checkout-ok",
+                "service": "checkout",
+                "target": 0.99,
+                "good": "api_ok_total",
+                "total": "api_total",
+                "counter": True,
+            }
+        ],
+    }
+
+
 def _sync_command(tmp_path: Path, base_url: str, since: int) -> list[str]:
     config = tmp_path / "poise.yaml"
-    config.write_text(
-        json.dumps(
-            {
-                "teams": [{"name": "shop"}],
-                "services": [{"name": "checkout", "team": "shop"}],
-                "sources": {
-                    "prometheus": {
-                        "base_url": base_url,
-                        "max_retries": 0,
-                        "since": from_epoch_seconds(since).isoformat(),
-                    }
-                },
-                "slos": [
-                    {
-                        "name": "checkout-ok",
-                        "service": "checkout",
-                        "target": 0.99,
-                        "good": "api_ok_total",
-                        "total": "api_total",
-                        "counter": True,
-                    }
-                ],
-            }
-        ),
-        encoding="utf-8",
-    )
+    config.write_text(json.dumps(counter_slo_config(base_url, since)), encoding="utf-8")
     return [sys.executable, "-m", "poise.cli", "sync", "--config", str(config)]
 
 
@@ -634,27 +634,7 @@ def test_a_sample_ingested_late_at_the_end_of_an_hour_is_not_lost(
 
     replay_server.add_handler("/api/v1/query_range", lagging)
     config = parse_config(
-        {
-            "teams": [{"name": "shop"}],
-            "services": [{"name": "checkout", "team": "shop"}],
-            "sources": {
-                "prometheus": {
-                    "base_url": replay_server.base_url,
-                    "max_retries": 0,
-                    "since": from_epoch_seconds(day + 8 * HOUR).isoformat(),
-                }
-            },
-            "slos": [
-                {
-                    "name": "checkout-ok",
-                    "service": "checkout",
-                    "target": 0.99,
-                    "good": "api_ok_total",
-                    "total": "api_total",
-                    "counter": True,
-                }
-            ],
-        },
+        counter_slo_config(replay_server.base_url, day + 8 * HOUR),
         origin="poise.yaml",
         base_dir=tmp_path,
     )
