@@ -209,6 +209,10 @@ def rate_limit_wait(
     return None
 
 
+def tries(attempts: int) -> str:
+    return "1 try" if attempts == 1 else f"{attempts} tries"
+
+
 class HttpClient:
     """requests-based client shared by every API source; see the module docstring."""
 
@@ -307,7 +311,7 @@ class HttpClient:
                 if self._may_retry(attempt, problem, shown):
                     continue
                 raise ServerError(
-                    f"{self.source}: {problem} from {shown} after {attempt} tries: the service "
+                    f"{self.source}: {problem} from {shown} after {tries(attempt)}: the service "
                     "may be down or slow; try again later or raise timeout_seconds"
                 ) from None
             except requests.ConnectionError:
@@ -315,7 +319,7 @@ class HttpClient:
                 if self._may_retry(attempt, problem, shown):
                     continue
                 raise ServerError(
-                    f"{self.source}: cannot connect to {shown} after {attempt} tries: check "
+                    f"{self.source}: cannot connect to {shown} after {tries(attempt)}: check "
                     "base_url and the network"
                 ) from None
             response = HttpResponse(
@@ -388,7 +392,7 @@ class HttpClient:
         check = f"check ${self.token_env}" if self.token_env else "check the source's token_env"
         if rate_limit_wait(status, response.headers, response.body, self.clock()) is not None:
             return RateLimitError(
-                f"{source}: still rate limited (HTTP {status}) at {url} after {attempt} tries: "
+                f"{source}: still rate limited (HTTP {status}) at {url} after {tries(attempt)}: "
                 "collected pages are kept; run `poise sync` again once the limit resets"
             )
         if status == 401:
@@ -414,7 +418,7 @@ class HttpClient:
             )
         if status in RETRIED_STATUSES:
             return ServerError(
-                f"{source}: HTTP {status} from {url} persisted after {attempt} tries: the service "
+                f"{source}: HTTP {status} from {url} persisted after {tries(attempt)}: the service "
                 "may be down; collected pages are kept, run `poise sync` again later"
             )
         detail = self._said(response.body) or self._said(response.body, raw=True)

@@ -80,6 +80,14 @@ def test_a_500_that_persists_is_one_line_naming_source_url_and_what_to_do(
     assert sleeps == [1.0, 2.0]
 
 
+def test_without_retries_a_500_says_after_1_try(replay_server: ReplayServer) -> None:
+    replay_server.add("/repos/acme/svc/pulls", Reply(500, {"message": "Server Error"}))
+    client, sleeps = make_client(replay_server, max_retries=0)
+    with pytest.raises(ServerError, match="persisted after 1 try: ") as caught:
+        client.get("/repos/acme/svc/pulls")
+    assert "tries" not in str(caught.value) and sleeps == []
+
+
 def test_429_waits_for_retry_after(replay_server: ReplayServer) -> None:
     replay_server.add(
         "/projects/4411/pipelines",
