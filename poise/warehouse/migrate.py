@@ -94,7 +94,7 @@ def _stored(connection: Connection) -> str | None:
     """The revision `alembic_version` records (None: no such table, or no row in it)."""
     if not inspect(connection).has_table(VERSION_TABLE):
         return None
-    rows = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
+    rows = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
     if len(rows) > 1:
         raise PoiseError(
             f"the warehouse {_where(connection)} records several schema revisions "
