@@ -7,10 +7,12 @@ Per service (`services[].opsgenie.service_id`):
 - incidents: `GET /v1/incidents?query=impactedServices:<id>&sort=createdAt&order=desc`,
   newest first, paged by offset, stopping at the newest `createdAt` already stored; the
   incidents stored while open are first fetched again one by one (`GET /v1/incidents/{id}`)
-  to see them resolve. Mapping: id `opsgenie:<id>`, severity = priority (`P1`…`P5`),
-  started_at = `impactStartDate` (else `createdAt`), detected_at = `createdAt`,
-  acknowledged_at = none (Opsgenie incidents have no acknowledgement), resolved_at =
-  `impactEndDate` (absent until resolved; `updatedAt` for a resolved one without it).
+  to see them resolve. An incident impacting several mapped services belongs to the first
+  of its `impactedServices` that poise.yaml maps. Mapping: id `opsgenie:<id>`, severity =
+  priority (`P1`…`P5`), started_at = `impactStartDate` (else `createdAt`), detected_at =
+  `createdAt`, acknowledged_at = none (Opsgenie incidents have no acknowledgement),
+  resolved_at = `impactEndDate` (absent until resolved; `updatedAt` for a resolved one
+  without it).
 - pages: with `alert_query`, `GET /v2/alerts?query=<alert_query>&sort=createdAt&order=desc`,
   each alert one `oncall_pages` row at its `createdAt`; urgency `high` for P1/P2, `low`
   otherwise; after hours in the service's team's time zone.
@@ -23,7 +25,7 @@ out with back-off.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from collectors.base import Rows, Scope, Source, Stream, SyncContext, run_http_stream
@@ -65,10 +67,17 @@ class ShortPagePaginator:
         return OffsetPaginator(more_field=None).next_request(response, request, records)
 
 
+def owner(record: dict[str, Any], scope: Scope) -> str | None:
+    """The Opsgenie service an incident belongs to: the first of its `impactedServices` that
+    poise.yaml maps (`scope.vars["mapped"]`), so one incident is one row of one service."""
+    mapped = scope.vars.get("mapped") or {scope.vars["service_id"]}
+    return next((sid for sid in record.get("impactedServices") or [] if sid in mapped), None)
+
+
 def incident_rows(record: dict[str, Any], scope: Scope) -> Rows:
     source_id = str(record["id"])
-    if scope.vars["service_id"] not in (record.get("impactedServices") or []):
-        return {}  # not this service's, whatever the search matched
+    if owner(record, scope) != scope.vars["service_id"]:
+        return {}  # another service's (or none's), whatever the search matched
     created = parse_timestamp(record["createdAt"])
     status = incident_status(record["status"])
     resolved = None
@@ -154,7 +163,9 @@ class OpsgenieSource(Source):
         return {"Authorization": f"GenieKey {token}"} if token else {}
 
     def scopes(self) -> list[Scope]:
-        return incident_scopes(self)
+        scopes = incident_scopes(self)
+        mapped = frozenset(scope.vars["service_id"] for scope in scopes)
+        return [replace(scope, vars={**scope.vars, "mapped": mapped}) for scope in scopes]
 
     def sync_scope(self, ctx: SyncContext, scope: Scope) -> None:
         ctx.bookmark(INCIDENTS.name, scope.key)

@@ -12,11 +12,12 @@ Per service (`services[].pagerduty.service_id`), one scope:
   starts one hour before it (incidents appear in the list a little late; upserts absorb
   the overlap) and first fetches again, one by one, the incidents stored while still
   open, because a list filtered on creation time would not show them resolving.
-- `acknowledged_at`: while an incident is acknowledged its `acknowledgements` say when;
-  once resolved they are empty, so for an incident first seen resolved (or resolving
-  since the last sync) without a known acknowledgement, its log entries are read once
-  (`GET /incidents/{id}/log_entries?time_zone=UTC`): the first `acknowledge_log_entry`.
-  A first sync of a long history therefore costs about one request per resolved incident.
+- `acknowledged_at`: while an incident is acknowledged its `acknowledgements` say when
+  (the current acknowledgement: a renewed one once the first timed out); once resolved
+  they are empty. So when an incident is first seen resolved (or resolving since the last
+  sync) its log entries are read once (`GET /incidents/{id}/log_entries?time_zone=UTC`):
+  the first `acknowledge_log_entry`, or an earlier time already known, counts. A first
+  sync of a long history therefore costs about one request per resolved incident.
 - Pages: PagerDuty notifies the on-call person when an incident triggers (alerts grouped
   into an open incident do not page again), so each incident is one `oncall_pages` row at
   its `created_at`, with its urgency, after hours or not in the service's team's zone.
@@ -272,17 +273,21 @@ class PagerDutySource(Source):
     def _complete_acknowledgements(
         self, ctx: SyncContext, scope: Scope, incidents: list[dict[str, Any]]
     ) -> None:
-        """The earliest acknowledgement known; the log entries only for a newly resolved one."""
+        """The earliest acknowledgement known, with the log entries' once newly resolved.
+
+        What an open incident says (and so what the warehouse holds) may be a renewed
+        acknowledgement, after the first one timed out: only the log knows the first.
+        """
         stored = stored_incidents(ctx.engine, [row["id"] for row in incidents])
         for row in incidents:
             before = stored.get(row["id"])
             known = [t for t in (row["acknowledged_at"], before and before.acknowledged_at) if t]
-            if known:
-                row["acknowledged_at"] = min(known)
-            elif row["status"] == IncidentStatus.RESOLVED.value and (
+            if row["status"] == IncidentStatus.RESOLVED.value and (
                 before is None or before.status != IncidentStatus.RESOLVED.value
             ):
-                row["acknowledged_at"] = self._first_acknowledgement(ctx, scope, row["source_id"])
+                logged = self._first_acknowledgement(ctx, scope, row["source_id"])
+                known += [logged] if logged else []
+            row["acknowledged_at"] = min(known) if known else None
 
     def _first_acknowledgement(
         self, ctx: SyncContext, scope: Scope, incident: str
