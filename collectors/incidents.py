@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, select
 
-from collectors.base import RawRequest, Rows, Scope, Source, SyncContext
+from collectors.base import RawRequest, Rows, Scope, Source, SyncContext, Writer
 from collectors.http import BadPayloadError, HttpResponse, NotFoundError
 from poise.timeutil import is_after_hours
 from poise.vocab import IncidentStatus
@@ -152,15 +152,20 @@ def refresh_open_incidents(
     stream: str,
     path: str,
     record_key: str,
-    rows_of: Callable[[dict[str, Any], HttpResponse], Rows],
+    rows_of: Callable[[dict[str, Any], HttpResponse], Rows] | None = None,
+    write_of: Callable[[dict[str, Any], HttpResponse], Writer] | None = None,
     params: dict[str, Any] | None = None,
     before: datetime | None = None,
 ) -> None:
     """Fetch each incident stored while open (`path` has `{id}`) and store it again.
 
-    One request per open incident: there are few, and a list filtered on creation time
-    would have to reach back to the oldest of them. One that is gone (404) stays as stored.
+    Its rows are `rows_of(record, response)`, or whatever `write_of(record, response)`
+    writes (for a source that may also remove rows). One request per open incident: there
+    are few, and a list filtered on creation time would have to reach back to the oldest
+    of them. One that is gone (404) stays as stored.
     """
+    if (rows_of is None) == (write_of is None):
+        raise TypeError("refresh_open_incidents takes one of rows_of and write_of")
     if ctx.http is None:
         raise RuntimeError(f"{ctx.source}: refreshing incidents needs an HTTP client")
     for source_id in open_incident_ids(ctx.engine, ctx.source, scope.key, before):
@@ -176,9 +181,11 @@ def refresh_open_incidents(
                 f"{ctx.source}: malformed incident from {response.url}: expected an object "
                 f"under {record_key!r}; earlier pages are kept"
             )
-        store_response(
-            ctx, stream, scope, response, params, rows=rows_of(record, response), records=1
-        )
+        if write_of is not None:
+            content: dict[str, Any] = {"write": write_of(record, response)}
+        elif rows_of is not None:
+            content = {"rows": rows_of(record, response)}
+        store_response(ctx, stream, scope, response, params, records=1, **content)
 
 
 def store_response(

@@ -2,7 +2,8 @@
 
 Per service (`services[].pagerduty.service_id`), one scope:
 
-- `GET /incidents?service_ids[]=<id>&since=…Z&until=…Z` over windows of at most 180 days
+- `GET /incidents?service_ids[]=<id>&since=…Z&until=…Z&sort_by=incident_number:asc` (a
+  unique key, so that ties cannot reorder between pages) over windows of at most 180 days
   (PagerDuty refuses spans over six months, and reads a bound without an offset in the
   account's time zone, so every bound carries `Z`), paged by offset/limit while `more`.
   PagerDuty cannot page past offset + limit = 10,000: with `total=true` the first page
@@ -26,7 +27,8 @@ Incident mapping: id `pagerduty:<id>`; severity = the priority's name (`P1`…),
 urgency (`high`/`low`) for accounts without priorities; `started_at` = `detected_at` =
 `created_at` (PagerDuty knows of an incident from its trigger); `resolved_at` (or, from
 older payloads, `last_status_change_at` of a resolved incident, else its `updated_at`);
-url = `html_url`.
+url = `html_url`. An incident merged into another (`merge_resolve_reason`) is no incident
+of its own: only its page is kept, with the incident it went into.
 """
 
 from __future__ import annotations
@@ -35,7 +37,18 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from collectors.base import Rows, Scope, Source, Stream, SyncContext, merge_rows
+from sqlalchemy import Connection, delete
+
+from collectors.base import (
+    Rows,
+    Scope,
+    Source,
+    Stream,
+    SyncContext,
+    Writer,
+    merge_rows,
+    upsert_canonical,
+)
 from collectors.http import OffsetPaginator, PageGuard, PageRequest, SourceError
 from collectors.incidents import (
     incident_scopes,
@@ -52,6 +65,9 @@ from poise.timeutil import (
     utcnow,
 )
 from poise.vocab import IncidentStatus, incident_status
+from poise.warehouse import schema
+from poise.warehouse.sync_state import mark_written
+from poise.warehouse.upsert import UpsertCounts
 
 OFFSET_CAP = 10_000  # PagerDuty refuses offset + limit above this
 MAX_WINDOW = timedelta(days=180)  # never more than six calendar months
@@ -65,14 +81,42 @@ def _timestamp(value: Any) -> datetime | None:
     return parse_timestamp(value) if value else None
 
 
+def merged_away(record: dict[str, Any]) -> bool:
+    """Whether PagerDuty resolved this incident by merging it into another one."""
+    reason = record.get("resolve_reason")
+    return isinstance(reason, dict) and reason.get("type") == "merge_resolve_reason"
+
+
 def incident_rows(record: dict[str, Any], scope: Scope) -> Rows:
     """One PagerDuty incident -> its `incidents` row and its `oncall_pages` row.
 
     `acknowledged_at` here is only what the incident itself says (its current
     acknowledgements); the source completes it from the warehouse or the log entries.
+    An incident merged into another is no incident of its own (its alerts, and its
+    outage, now belong to the one it was merged into), but the page it sent when it
+    triggered was real on-call load: it keeps its page, counted with that other incident.
     """
     source_id = str(record["id"])
     created = parse_timestamp(record["created_at"])
+    urgency = record.get("urgency")
+    title = record.get("title") or record.get("summary")
+    incident_id = f"pagerduty:{source_id}"
+    merged = merged_away(record)
+    paged_for: str | None = incident_id
+    if merged:
+        target = (record["resolve_reason"].get("incident") or {}).get("id")
+        paged_for = f"pagerduty:{target}" if target else None
+    page = page_row(
+        scope,
+        id=f"pagerduty:{source_id}:trigger",
+        source_id=source_id,
+        triggered_at=created,
+        urgency=urgency,
+        incident_id=paged_for,
+        title=title,
+    )
+    if merged:
+        return {"oncall_pages": [page]}
     status = incident_status(record["status"])
     resolved = _timestamp(record.get("resolved_at"))
     if resolved is None and status is IncidentStatus.RESOLVED:
@@ -83,9 +127,6 @@ def incident_rows(record: dict[str, Any], scope: Scope) -> Rows:
         parse_timestamp(ack["at"]) for ack in record.get("acknowledgements") or [] if ack.get("at")
     ]
     priority = record.get("priority") or {}
-    urgency = record.get("urgency")
-    title = record.get("title") or record.get("summary")
-    incident_id = f"pagerduty:{source_id}"
     return {
         "incidents": [
             {
@@ -102,17 +143,7 @@ def incident_rows(record: dict[str, Any], scope: Scope) -> Rows:
                 "url": record.get("html_url"),
             }
         ],
-        "oncall_pages": [
-            page_row(
-                scope,
-                id=f"pagerduty:{source_id}:trigger",
-                source_id=source_id,
-                triggered_at=created,
-                urgency=urgency,
-                incident_id=incident_id,
-                title=title,
-            )
-        ],
+        "oncall_pages": [page],
     }
 
 
@@ -124,7 +155,7 @@ INCIDENTS = Stream(
     cursor_field="created_at",
     page_size=100,
     page_size_param="limit",
-    params={"total": "true", "sort_by": "created_at:asc", "time_zone": "UTC"},
+    params={"total": "true", "sort_by": "incident_number:asc", "time_zone": "UTC"},
     paginator=OffsetPaginator(cap=OFFSET_CAP),
 )
 LOG_ENTRIES = Stream(
@@ -180,7 +211,9 @@ class PagerDutySource(Source):
             stream=INCIDENTS.name,
             path="/incidents/{id}",
             record_key="incident",
-            rows_of=lambda record, response: self._rows(ctx, scope, [record], response.url),
+            write_of=lambda record, response: self._writer(
+                self._rows(ctx, scope, [record], response.url), [record]
+            ),
             before=start,
         )
         pending = list(reversed(list(time_windows(start, now))))
@@ -230,7 +263,7 @@ class PagerDutySource(Source):
                 scope,
                 response,
                 request.params,
-                rows=rows,
+                write=self._writer(rows, records),
                 records=len(records),
                 **({"bookmark": {"cursor": to_sqlite_text(until)}, "final": True} if final else {}),
             )
@@ -269,6 +302,31 @@ class PagerDutySource(Source):
                 merge_rows(rows, incident_rows(record, scope))
         self._complete_acknowledgements(ctx, scope, rows.get("incidents", []))
         return rows
+
+    @staticmethod
+    def _writer(rows: Rows, records: list[dict[str, Any]]) -> Writer:
+        """Upsert `rows`, first removing the stored rows of incidents since merged away.
+
+        A removal counts as an update (the figures change with it).
+        """
+        gone = [
+            f"pagerduty:{record['id']}"
+            for record in records
+            if isinstance(record, dict) and "id" in record and merged_away(record)
+        ]
+
+        def write(connection: Connection, raw_id: Any) -> UpsertCounts:
+            removed = 0
+            if gone:
+                table = schema.incidents
+                removed = connection.execute(delete(table).where(table.c.id.in_(gone))).rowcount
+                if removed:
+                    mark_written(connection)
+            counts = upsert_canonical(connection, rows, source="pagerduty", raw_id=raw_id)
+            counts.updated += removed
+            return counts
+
+        return write
 
     def _complete_acknowledgements(
         self, ctx: SyncContext, scope: Scope, incidents: list[dict[str, Any]]

@@ -63,10 +63,14 @@ class Faults:
 class FakePagerDuty(Faults):
     """A PagerDuty account: incidents by id, their log entries, and the API's rules."""
 
-    def __init__(self, server: ReplayServer, *, honour_total: bool = True) -> None:
+    def __init__(
+        self, server: ReplayServer, *, honour_total: bool = True, unstable_ties: bool = False
+    ) -> None:
         super().__init__()
         self.server = server
         self.honour_total = honour_total
+        self.unstable_ties = unstable_ties
+        self._requests = 0
         self.incidents: dict[str, dict[str, Any]] = {}
         self.created: dict[str, datetime] = {}  # kept apart, so a test may spoil the field
         self._routed: set[str] = set()
@@ -112,6 +116,7 @@ class FakePagerDuty(Faults):
             "last_status_change_at": z(resolved or acknowledged or created),
             "resolved_at": z(resolved) if status == "resolved" and resolved else None,
             "incident_key": f"{incident_id.lower()}-key",
+            "resolve_reason": None,
             "service": {
                 "id": service,
                 "type": "service_reference",
@@ -174,6 +179,38 @@ class FakePagerDuty(Faults):
             self._routed.add(incident_id)
             self.server.add_handler(f"/incidents/{incident_id}", self._one)
             self.server.add_handler(f"/incidents/{incident_id}/log_entries", self._log)
+        return record
+
+    def merge(self, incident_id: str, *, into: str, at: datetime) -> dict[str, Any]:
+        """Merge an incident into another, as PagerDuty's web UI or API does.
+
+        The merged incident is resolved at that moment with a `merge_resolve_reason`
+        naming the incident it went into; its alerts move there.
+        """
+        record = self.incidents[incident_id]
+        target = self.incidents[into]
+        record.update(
+            status="resolved",
+            resolved_at=z(at),
+            updated_at=z(at),
+            last_status_change_at=z(at),
+            assignments=[],
+            acknowledgements=[],
+            alert_counts={"all": 0, "triggered": 0, "resolved": 0},
+            is_mergeable=False,
+            resolve_reason={
+                "type": "merge_resolve_reason",
+                "incident": {
+                    "id": into,
+                    "type": "incident_reference",
+                    "summary": target["summary"],
+                    "self": target["self"],
+                    "html_url": target["html_url"],
+                },
+            },
+        )
+        created = self.created[incident_id]
+        self.log_entries[incident_id] = lambda: self._entries(incident_id, created, None, at)
         return record
 
     def _entries(
@@ -258,6 +295,16 @@ class FakePagerDuty(Faults):
             for _created, _number, incident_id in window
             if service is None or self.incidents[incident_id]["service"]["id"] == service
         ]
+        sort_by = query.get("sort_by", "created_at:asc")
+        if sort_by.startswith("incident_number"):
+            matching.sort(key=lambda record: record["incident_number"])
+        elif self.unstable_ties:
+            # A database sorting on a non-unique key gives ties in no set order: here the
+            # incidents of one second come reversed on every other request.
+            self._requests += 1
+            if self._requests % 2:
+                matching.sort(key=lambda record: record["incident_number"], reverse=True)
+                matching.sort(key=lambda record: self.created[record["id"]])
         page = matching[offset : offset + limit]
         total = len(matching) if query.get("total") == "true" and self.honour_total else None
         return Reply(

@@ -533,3 +533,94 @@ def test_an_incident_with_no_service_is_skipped_with_a_warning_that_says_so(
     assert summary.result("pagerduty").warnings == [
         "pagerduty: incident QZZZZZZZZZZZZZ belongs to no service, not PWJAGSD (checkout); skipped"
     ]
+
+
+def test_incidents_of_one_second_across_pages_are_all_stored_once(
+    warehouse: Engine, replay_server: ReplayServer, tmp_path: Path, token: str
+) -> None:
+    """PagerDuty orders ties of a non-unique sort key anyhow, and may do so differently
+    from one page's request to the next: paging by offset over `created_at` then skips
+    some incidents and lists others twice. The incident number is unique."""
+    fake = FakePagerDuty(replay_server, unstable_ties=True)
+    storm = at("2026-06-01T12:00:00")
+    for number in range(1, 151):  # an alert storm: 150 incidents in one second, two pages
+        fake.incident(
+            f"QSTORM{number:08d}",
+            1000 + number,
+            service=CHECKOUT,
+            created=storm,
+            status="triggered",
+            detail_routes=False,
+        )
+    config = make_config(tmp_path, replay_server)
+    summary, _ = sync(warehouse, config)
+    assert not summary.failed, summary.result("pagerduty").errors
+    assert set(table(warehouse, schema.incidents)) == {
+        f"pagerduty:QSTORM{number:08d}" for number in range(1, 151)
+    }
+    lists = [
+        r
+        for r in replay_server.requests
+        if r.path == "/incidents" and r.query["service_ids[]"] == CHECKOUT
+    ]
+    assert "100" in [r.query["offset"] for r in lists]  # the storm came in two pages
+    assert {r.query["sort_by"] for r in lists} == {"incident_number:asc"}
+
+
+def test_an_incident_merged_into_another_is_no_incident_of_its_own(
+    warehouse: Engine, replay_server: ReplayServer, tmp_path: Path, token: str
+) -> None:
+    """PagerDuty resolves an incident merged into another (`merge_resolve_reason`): counted
+    as an incident it would count one outage twice and add a short "recovery" to the
+    response times. Its page was sent all the same, so that stays, with the incident it
+    now belongs to; seen open before the merge, its stored row goes."""
+    fake = account(replay_server)
+    # a second alert of the 5xx spike opened its own incident; the responder merges it
+    fake.incident(
+        "Q6FFFFFFFFFFFF",
+        106,
+        service=CHECKOUT,
+        created=at("2026-03-03T08:31:00"),
+        status="triggered",
+        title="checkout latency",
+    )
+    fake.merge("Q6FFFFFFFFFFFF", into="Q1AAAAAAAAAAAA", at=at("2026-03-03T08:36:00"))
+    # and one seen open by the first sync, merged before the next
+    fake.incident(
+        "Q8HHHHHHHHHHHH",
+        108,
+        service=CHECKOUT,
+        created=at("2026-10-05T10:01:00"),
+        status="triggered",
+    )
+    config = make_config(tmp_path, replay_server)
+    summary, _ = sync(warehouse, config)
+    assert not summary.failed, summary.result("pagerduty").errors
+    incidents = table(warehouse, schema.incidents)
+    assert "pagerduty:Q6FFFFFFFFFFFF" not in incidents
+    assert incidents["pagerduty:Q8HHHHHHHHHHHH"]["status"] == "open"
+    pages = table(warehouse, schema.oncall_pages)
+    assert pages["pagerduty:Q6FFFFFFFFFFFF:trigger"]["incident_id"] == "pagerduty:Q1AAAAAAAAAAAA"
+    assert pages["pagerduty:Q6FFFFFFFFFFFF:trigger"]["triggered_at"] == at("2026-03-03T08:31:00")
+    merged_logs = [r for r in replay_server.requests if r.path.startswith("/incidents/Q6")]
+    assert merged_logs == []  # no acknowledgement to look up for it
+
+    fake.merge("Q8HHHHHHHHHHHH", into="Q4DDDDDDDDDDDD", at=at("2026-10-05T10:03:00"))
+    summary, _ = sync(warehouse, config)
+    assert not summary.failed, summary.result("pagerduty").errors
+    assert summary.result("pagerduty").updated >= 1
+    incidents = table(warehouse, schema.incidents)
+    assert "pagerduty:Q8HHHHHHHHHHHH" not in incidents
+    assert set(incidents) == {
+        "pagerduty:Q1AAAAAAAAAAAA",
+        "pagerduty:Q2BBBBBBBBBBBB",
+        "pagerduty:Q3CCCCCCCCCCCC",
+        "pagerduty:Q4DDDDDDDDDDDD",
+        "pagerduty:Q5EEEEEEEEEEEE",
+    }
+    pages = table(warehouse, schema.oncall_pages)
+    assert pages["pagerduty:Q8HHHHHHHHHHHH:trigger"]["incident_id"] == "pagerduty:Q4DDDDDDDDDDDD"
+    assert len(pages) == 7  # every page sent, merged or not
+
+    summary, _ = sync(warehouse, config)  # and nothing changes after
+    assert (summary.result("pagerduty").new, summary.result("pagerduty").updated) == (0, 0)
