@@ -50,6 +50,16 @@ EPOCH_THRESHOLD = 1_000_000_000  # a reset value this large is a Unix time, not 
 class SourceError(PoiseError):
     """A source failed; the message is one line naming the source, where, and what to do."""
 
+    # True when what failed is the source's own (its token, its host, its rate limit), not
+    # one repository's or service's: every other scope would fail alike, after the same
+    # retries and waits, so the runner tries no more of them.
+    source_wide: bool = False
+
+
+def source_wide(error: SourceError) -> SourceError:
+    error.source_wide = True
+    return error
+
 
 class AuthError(SourceError):
     """401, or a 403 that is not a rate limit."""
@@ -318,9 +328,11 @@ class HttpClient:
                 problem = "cannot connect"
                 if self._may_retry(attempt, problem, shown):
                     continue
-                raise ServerError(
-                    f"{self.source}: cannot connect to {shown} after {tries(attempt)}: check "
-                    "base_url and the network"
+                raise source_wide(
+                    ServerError(
+                        f"{self.source}: cannot connect to {shown} after {tries(attempt)}: "
+                        "check base_url and the network"
+                    )
                 ) from None
             response = HttpResponse(
                 source=self.source,
@@ -391,12 +403,17 @@ class HttpClient:
         status, url, source = response.status, response.url, self.source
         check = f"check ${self.token_env}" if self.token_env else "check the source's token_env"
         if rate_limit_wait(status, response.headers, response.body, self.clock()) is not None:
-            return RateLimitError(
-                f"{source}: still rate limited (HTTP {status}) at {url} after {tries(attempt)}: "
-                "collected pages are kept; run `poise sync` again once the limit resets"
+            return source_wide(
+                RateLimitError(
+                    f"{source}: still rate limited (HTTP {status}) at {url} after "
+                    f"{tries(attempt)}: collected pages are kept; run `poise sync` again once "
+                    "the limit resets"
+                )
             )
         if status == 401:
-            return AuthError(f"{source}: token expired or invalid (HTTP 401 at {url}): {check}")
+            return source_wide(
+                AuthError(f"{source}: token expired or invalid (HTTP 401 at {url}): {check}")
+            )
         if status == 403:
             said = self._said(response.body)  # SAML SSO, an IP allow list, a missing scope …
             where = f'{url}: "{said}"' if said else url

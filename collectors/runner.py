@@ -11,7 +11,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from collectors.base import Source, SyncContext
+from collectors.base import Scope, Source, SyncContext
+from collectors.http import SourceError
 from poise.config import PoiseConfig
 from poise.errors import ConfigError, PoiseError
 from poise.warehouse.sync_state import record_attempt
@@ -168,7 +169,7 @@ def _run_source(
                 record_attempt(connection, source.name, "*", scope.key, error=error)
         return result
     try:
-        for scope in scopes:
+        for index, scope in enumerate(scopes):
             ctx = SyncContext(
                 engine=engine,
                 config=config,
@@ -181,10 +182,12 @@ def _run_source(
                 feeds_derived=source.feeds_derived,
             )
             error: str | None = None
+            stop = False
             try:
                 source.sync_scope(ctx, scope)
             except PoiseError as exc:
                 error = _one_line(exc)
+                stop = isinstance(exc, SourceError) and exc.source_wide
             except Exception as exc:  # a bug in one collector must not stop the others
                 log.debug("%s: %s failed", source.name, scope.key, exc_info=True)
                 error = (
@@ -203,10 +206,29 @@ def _run_source(
                 result.errors.append(error)
             for warning in ctx.warnings:
                 result.warnings.append(client.scrub(warning) if client is not None else warning)
+            if stop and error is not None:
+                _skip_the_rest(engine, source.name, scopes[index + 1 :], error, result)
+                break
     finally:
         if client is not None:
             client.close()
     return result
+
+
+def _skip_the_rest(
+    engine: Engine, source: str, rest: list[Scope], error: str, result: SourceResult
+) -> None:
+    """Record a source-wide failure for the scopes not tried after it, in one more line."""
+    if not rest:
+        return
+    with engine.begin() as connection:  # so Data & sources shows each of them failing
+        for scope in rest:
+            record_attempt(connection, source, "*", scope.key, error=error)
+    names = ", ".join(scope.key for scope in rest[:3]) + (", …" if len(rest) > 3 else "")
+    result.errors.append(
+        f"{source}: not tried for {len(rest)} more (of {result.scopes}): {names}, as the same "
+        "failure would stop each of them; run `poise sync` again once it is fixed"
+    )
 
 
 def _one_line(exc: BaseException) -> str:

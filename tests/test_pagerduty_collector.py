@@ -459,15 +459,15 @@ def test_garbage_and_expired_tokens_are_one_line_and_other_services_go_on(
 def test_an_expired_token_names_the_variable_to_check(
     warehouse: Engine, replay_server: ReplayServer, tmp_path: Path, token: str
 ) -> None:
-    error, _fake, _config = _failing_sync(
-        warehouse,
-        replay_server,
-        tmp_path,
-        "/incidents",
-        Reply(401, {"error": {"message": "Unauthorized", "code": 2006}}),
-    )
+    fake = account(replay_server)
+    fake.fault("/incidents", Reply(401, {"error": {"message": "Unauthorized", "code": 2006}}))
+    summary, _ = sync(warehouse, make_config(tmp_path, replay_server))
+    error, not_tried = summary.result("pagerduty").errors
     assert error.startswith("pagerduty: token expired or invalid (HTTP 401 at http://127.0.0.1:")
     assert error.endswith("): check $TEST_PAGERDUTY_TOKEN") and TOKEN not in error
+    # the key is the account's: the other service is not asked with it (one line, not one a service)
+    assert not_tried.startswith("pagerduty: not tried for 1 more (of 2): search-api, ")
+    assert count(warehouse, schema.incidents) == 0
 
 
 def test_an_incident_missing_its_creation_time_is_a_malformed_page(

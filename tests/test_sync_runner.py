@@ -8,6 +8,7 @@ malformed pages, one failing source among others, and tokens kept out of the war
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -260,13 +261,17 @@ def test_one_failing_scope_is_recorded_and_the_others_go_on(
     warehouse: Engine, tmp_path: Path, replay_server: ReplayServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TEST_GITHUB_TOKEN", TOKEN)
-    replay_server.add("/repos/acme/legacy/deployments", Reply(401, {"message": "Bad credentials"}))
+    replay_server.add(
+        "/repos/acme/legacy/deployments",
+        Reply(403, {"message": "Resource not accessible by personal access token"}),
+    )
     script_deployments(replay_server)
     config = make_config(tmp_path, replay_server, {"legacy": "acme/legacy", "checkout": "acme/svc"})
     result = sync(warehouse, config).result("github")
     assert result.errors == [
-        f"github: token expired or invalid (HTTP 401 at {replay_server.base_url}"
-        "/repos/acme/legacy/deployments?per_page=2): check $TEST_GITHUB_TOKEN"
+        f"github: access denied (HTTP 403 at {replay_server.base_url}"
+        '/repos/acme/legacy/deployments?per_page=2: "Resource not accessible by personal access '
+        "token\"): check $TEST_GITHUB_TOKEN and the token's permissions for this resource"
     ]
     assert result.new == 5 and result.scopes == 2
     with warehouse.connect() as connection:
@@ -274,6 +279,53 @@ def test_one_failing_scope_is_recorded_and_the_others_go_on(
         checkout = read_state(connection, "github", "deployments", "checkout")
     assert legacy.last_error == result.errors[0] and legacy.last_success_at is None
     assert checkout.last_error is None and checkout.last_success_at is not None
+
+
+@pytest.mark.parametrize("failure", ["expired token", "no such host", "rate limited"])
+def test_a_failure_of_the_whole_source_stops_it_at_the_first_scope(
+    warehouse: Engine,
+    tmp_path: Path,
+    replay_server: ReplayServer,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: str,
+) -> None:
+    """A 401, a host that cannot be reached or a rate limit still on after the waits is the
+    source's, not a repository's: trying the other scopes would fail each the same way,
+    after the same retries (with 20 services and a wrong base_url, ten minutes of
+    waiting). One more line says which were not tried; each is recorded as failing."""
+    monkeypatch.setenv("TEST_GITHUB_TOKEN", TOKEN)
+    script_deployments(replay_server)
+    services = {"legacy": "acme/legacy", "checkout": "acme/svc", "search": "acme/search"}
+    config = make_config(tmp_path, replay_server, services)
+    if failure == "expired token":
+        reply = Reply(401, {"message": "Bad credentials"})
+        replay_server.add("/repos/acme/legacy/deployments", reply)
+        expected = "github: token expired or invalid (HTTP 401 at"
+    elif failure == "rate limited":
+        reset = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "9999999999"}
+        reply = Reply(403, {"message": "API rate limit exceeded"}, reset)
+        replay_server.add("/repos/acme/legacy/deployments", reply)
+        expected = "github: still rate limited (HTTP 403)"
+    else:
+        with socket.socket() as free:  # a port nothing listens on
+            free.bind(("127.0.0.1", 0))
+            port = free.getsockname()[1]
+        data = config.model_dump()
+        data["sources"]["github"].update(base_url=f"http://127.0.0.1:{port}", max_retries=0)
+        config = parse_config(data, base_dir=tmp_path)
+        expected = f"github: cannot connect to http://127.0.0.1:{port}/repos/acme/legacy"
+    served = len(replay_server.requests)
+    result = sync(warehouse, config).result("github")
+    assert [error[: len(expected)] for error in result.errors[:1]] == [expected]
+    assert result.errors[1:] == [
+        "github: not tried for 2 more (of 3): checkout, search, as the same failure would "
+        "stop each of them; run `poise sync` again once it is fixed"
+    ]
+    assert all("/repos/acme/svc" not in r.path for r in replay_server.requests[served:])
+    assert result.new == 0
+    with warehouse.connect() as connection:
+        for name in ("checkout", "search"):
+            assert read_state(connection, "github", "*", name).last_error == result.errors[0]
 
 
 class Broken(Source):
