@@ -2,10 +2,11 @@
 
 Rules (docs/metric-definitions.md, "From a local Git repository"):
 - every non-merge commit reachable from `branch` is a change (`committed_at` = author
-  time); with `paths` (a monorepo) only those touching the paths. Id `git:<service>:<sha>`,
-  so one commit can be a change of two services. A service with a github or gitlab block
-  gets no changes from here: its changes are its merged pull (merge) requests and direct
-  pushes, from those collectors, so nothing is counted twice;
+  time; one git cannot give as a date: see `mend_times`); with `paths` (a monorepo) only
+  those touching the paths. Id `git:<service>:<sha>`, so one commit can be a change of
+  two services. A service with a github or gitlab block gets no changes from here: its
+  changes are its merged pull (merge) requests and direct pushes, from those collectors,
+  so nothing is counted twice;
 - when no github/gitlab/jenkins block gives the service's deployments, each tag matching
   `deploy_tags` and merged into `branch` is a successful production deployment at the tag's time
   (tagger date of an annotated tag, committer date of a lightweight one), id
@@ -22,16 +23,16 @@ Never a process per commit or per deployment. The rev-parse also prints the fold
 in its work tree: a git.path below the root is refused (git would read the whole enclosing
 repository); and whether the clone is shallow: a warning, and a full read once deepened.
 After a full read with two or more `paths`, one `git log -1` per path finds those that
-touch no commit, which are reported as warnings.
+touch no commit, which are reported as warnings; so is a `deploy_tags` that finds no tag.
 
 Incremental: the bookmark keeps the branch head, the deploy tags already stored and the
 settings they were read with (paths, whether commits are changes, the environment of the
-tag deployments). Head unchanged and no new tag: nothing runs beyond the two listings.
-New commits only: `git log <old head>..<branch>`. New tags: `git log <branch> --not
-<stored tags>`, which holds both the new commits and every commit not yet deployed, i.e.
-all that a new tag can ship. A force-push, a moved or deleted tag, a new tag not later
-than a stored one, or other settings: everything is read again and rows no longer
-reachable are removed.
+tag deployments, the work tree's .mailmap). Head unchanged and no new tag: nothing runs
+beyond the two listings. New commits only: `git log <old head>..<branch>`. New tags:
+`git log <branch> --not <stored tags>`, which holds both the new commits and every commit
+not yet deployed, i.e. all that a new tag can ship. A force-push, a moved or deleted tag,
+a new tag not later than a stored one, or other settings: everything is read again and
+rows no longer reachable are removed.
 
 No raw payload is kept: the clone itself is the raw data, and a change's lineage is
 source `git` + its sha (`source_id`).
@@ -42,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import fnmatch
+import hashlib
 import os
 import posixpath
 import queue
@@ -71,8 +73,9 @@ STREAM = "history"
 # Records are "<fields \x1f-separated>\0" (-z): exactly what is stored, nothing more (the
 # clone itself is the raw data; a change's lineage is source `git` + its sha). %ad and %cd
 # are the author and committer times, formatted by git itself in UTC exactly as the
-# warehouse stores them (TZ=UTC below); "%an <%ae>" is the `author` column as stored.
-LOG_FORMAT = "%H%x1f%P%x1f%an <%ae>%x1f%ad%x1f%cd%x1f%s"
+# warehouse stores them (TZ=UTC below); "%aN <%aE>" is the `author` column as stored: the
+# name and e-mail after the repository's .mailmap, as `git log` and `git shortlog` show them.
+LOG_FORMAT = "%H%x1f%P%x1f%aN <%aE>%x1f%ad%x1f%cd%x1f%s"
 LOG_FIELDS = 6
 UTC_DATE = "--date=format-local:%Y-%m-%dT%H:%M:%S.000000Z"
 TAG_FORMAT = (
@@ -94,15 +97,24 @@ CHANGE_COLUMNS = (
     "source_id",
     "updated_at",
 )
-# "%an <%ae>" longer than the column (git sets no bound) is cut to fit, as other sources'
+# "%aN <%aE>" longer than the column (git sets no bound) is cut to fit, as other sources'
 # words are (collectors.base.CUT_TO_FIT): PostgreSQL would refuse the batch at every sync.
 AUTHOR_WIDTH: int = schema.changes.c.author.type.length  # type: ignore[attr-defined]
 # One record of LOG_FORMAT, for output whose author or subject holds \x1f: the author is
 # what lies between the parents and the two times, the subject all after them.
 _TIME = r"\d{4,}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"
-RECORD = re.compile(
-    rf"([0-9a-f]+)\x1f([0-9a-f ]*)\x1f(.*?)\x1f({_TIME})\x1f({_TIME})\x1f(.*)", re.DOTALL
-)
+_RECORD = r"([0-9a-f]+)\x1f([0-9a-f ]*)\x1f(.*?)\x1f({time})\x1f({time})\x1f(.*)"
+RECORD = re.compile(_RECORD.format(time=_TIME), re.DOTALL)
+# the same, where a time git cannot read is printed as nothing (tried only after RECORD)
+LOOSE_RECORD = re.compile(_RECORD.format(time=f"(?:{_TIME})?"), re.DOTALL)
+# A time as git prints it (UTC_DATE) for the years 1970-9999. A commit time git cannot
+# read (a negative one, i.e. before 1970, or a malformed one) prints as nothing, and one
+# after 9999 with a longer year: neither is a datetime (SQLite would keep text that no
+# read can parse, PostgreSQL refuse the batch). What stands in for them: `mend_times`.
+TIME_WIDTH = len("2024-01-01T00:00:00.000000Z")
+LATEST_TIME = "9999-12-31T23:59:59.000000Z"
+EPOCH_TIME = "1970-01-01T00:00:00.000000Z"
+LATEST = datetime.fromisoformat(LATEST_TIME)
 _READ_SIZE = 1 << 20
 _PARSE_SIZE = 1 << 18
 F_SETPIPE_SZ = 1031
@@ -126,7 +138,15 @@ def git_command(repo: Path, *args: str) -> list[str]:
 def log_command(repo: Path, revisions: Sequence[str]) -> list[str]:
     """The one history pass: the same command the benchmark times bare (run it with LOG_ENV)."""
     return git_command(
-        repo, "log", "-z", "--no-color", UTC_DATE, f"--format={LOG_FORMAT}", *revisions, "--"
+        repo,
+        "log",
+        "-z",
+        "--no-color",
+        "--encoding=UTF-8",
+        UTC_DATE,
+        f"--format={LOG_FORMAT}",
+        *revisions,
+        "--",
     )
 
 
@@ -199,6 +219,19 @@ class GitSync:
                 scope.service.production_environment if self.wants_deployments else None
             ),
         }
+        # The authors stored went through the work tree's .mailmap: another one, another
+        # author for commits already stored. Kept only when there is one (no full read for
+        # the clones without); a bare clone's (HEAD:.mailmap) is not watched (docs).
+        mailmap = self.mailmap() if self.wants_changes else None
+        if mailmap:
+            self.settings["mailmap"] = mailmap
+        self.other_tags: list[str] = []  # the tags deploy_tags does not match, for a warning
+
+    def mailmap(self) -> str | None:
+        """A digest of the work tree's .mailmap; None without one."""
+        with contextlib.suppress(OSError):
+            return hashlib.sha256((self.repo / ".mailmap").read_bytes()).hexdigest()[:16]
+        return None
 
     # -- git ------------------------------------------------------------------------
 
@@ -340,6 +373,7 @@ class GitSync:
             fields = line.split("\0")
             name, kind, target, peeled, peeled_kind, tagged, committed, peeled_committed = fields
             if not fnmatch.fnmatchcase(name, pattern):
+                self.other_tags.append(name)
                 continue
             if kind == "tag" and peeled_kind == "tag":
                 nested[name] = tagged
@@ -351,11 +385,22 @@ class GitSync:
             else:
                 continue
             if sha and stamp:
-                tags[name] = DeployTag(name, sha, from_epoch_seconds(int(stamp)))
+                tags[name] = DeployTag(name, sha, self.tag_time(name, stamp))
         for name, sha in self.peel(sorted(nested)).items():
             if nested[name]:
-                tags[name] = DeployTag(name, sha, from_epoch_seconds(int(nested[name])))
+                tags[name] = DeployTag(name, sha, self.tag_time(name, nested[name]))
         return tags
+
+    def tag_time(self, name: str, stamp: str) -> datetime:
+        """A tag's time (epoch seconds); one after 9999, which git allows, at the end of 9999."""
+        try:
+            return from_epoch_seconds(int(stamp))
+        except (ValueError, OverflowError, OSError):
+            self.ctx.warn(
+                f"git: {self.service}: tag {name}: its time ({stamp}) is after the year 9999; "
+                f"it deploys at {LATEST_TIME}"
+            )
+            return LATEST
 
     def peel(self, names: list[str]) -> dict[str, str]:
         """The commits that tags of tags (`git tag -a v2 v1`, which git warns about) come to:
@@ -426,6 +471,14 @@ class GitSync:
             writer.abandon()
             raise
         writer.close()
+        mended = [sha for sha in writer.mended if sha in history.changes]
+        if mended:
+            self.ctx.warn(
+                f"git: {self.service}: {len(mended)} commit(s) with a time git cannot give as a "
+                f"date (before 1970, malformed, or after 9999), e.g. {mended[0]}: an unreadable "
+                "author time is stored as the committer time, a time after 9999 as "
+                f"{LATEST_TIME}"
+            )
         tags = {**stored, **{name: tag.as_bookmark() for name, tag in new_tags.items()}}
         bookmark: dict[str, Any] = {"head": head, "tags": tags, "settings": self.settings}
         if cut is not None:
@@ -433,6 +486,26 @@ class GitSync:
         self.finish(full, history, deployment_rows, link_rows, set(tags), bookmark)
         if full and history.touched is not None:
             self.warn_unmatched_paths(history.touched, head)
+        if full and self.wants_deployments and not new_tags:
+            self.warn_no_deploy_tag(len(listed))
+
+    def warn_no_deploy_tag(self, unmerged: int) -> None:
+        """After a full read that found no deploy tag on the branch: the service has no
+        deployments at all (and its stored ones were just removed), almost surely a pattern
+        that does not fit the repository's tags. Said with what would be there."""
+        where, branch = f"{self.where}.deploy_tags", self.location.branch
+        if unmerged:
+            found = f"matches {unmerged} tag(s), none of them on {branch}"
+        elif self.other_tags:
+            names = sorted(self.other_tags)
+            shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
+            found = f"matches none of the repository's tags ({shown})"
+        else:
+            found = "matches no tag: the repository has none"
+        self.ctx.warn(
+            f"git: {self.service}: {where} {self.location.deploy_tags!r} {found}, so the "
+            "service has no deployments; check it (a glob of tag names, e.g. 'v*')"
+        )
 
     def warn_unmatched_paths(self, touched: set[str], head: str) -> None:
         """A `paths` entry that touches no commit is almost surely a typo: say so.
@@ -558,7 +631,7 @@ class GitSync:
         # in both): read these records one by one, anchored on the fields of fixed shape.
         fields = []
         for record in text.split("\0"):
-            found = RECORD.fullmatch(record)
+            found = RECORD.fullmatch(record) or LOOSE_RECORD.fullmatch(record)
             if found is None:
                 raise self.fail(f"unexpected git log output in {self.repo}: {record[:80]!r}")
             fields.append(found.groups())
@@ -795,6 +868,7 @@ class ChangeWriter:
         self._plans: tuple[UpsertPlan, UpsertPlan] | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="poise-git-writer")
         self._pending: Future[None] | None = None
+        self.mended: list[str] = []  # the commits whose times `mend_times` stood in for
 
     def rows(
         self,
@@ -808,6 +882,11 @@ class ChangeWriter:
         shas, parents, authors, dates, committed, titles = (column[start:end] for column in columns)
         if max(map(len, authors), default=0) > AUTHOR_WIDTH:  # checked in C, cut rarely
             authors = [cut(author, AUTHOR_WIDTH) for author in authors]
+        date = self.date
+        committer_times: Sequence[str | None] = committed
+        if shas and {*map(len, dates), *map(len, committed)} != {TIME_WIDTH}:  # in C, mended rarely
+            dates, committer_times = mend_times(shas, dates, committed, self.mended)
+            date = date and parse_time
         history.parents.update(zip(shas, parents, strict=True))
         if only is None:
             keep = [" " not in parent for parent in parents]  # a merge is not a change
@@ -815,13 +894,13 @@ class ChangeWriter:
             keep = [" " not in p and sha in only for sha, p in zip(shas, parents, strict=True)]
         kept = list(compress(shas, keep))
         history.changes.update(kept)
-        stamps, committer_stamps = compress(dates, keep), compress(committed, keep)
+        stamps, committer_stamps = compress(dates, keep), compress(committer_times, keep)
         return zip(
             [self.prefix + sha for sha in kept],
             repeat(self.service),
             kept,
-            stamps if self.date is None else map(self.date, stamps),
-            committer_stamps if self.date is None else map(self.date, committer_stamps),
+            stamps if date is None else map(date, stamps),
+            committer_stamps if date is None else map(date, committer_stamps),
             compress(parents, keep),
             compress(titles, keep),
             compress(authors, keep),
@@ -866,6 +945,32 @@ class ChangeWriter:
         )
 
 
+def mend_times(
+    shas: list[str], authored: list[str], committed: list[str], mended: list[str]
+) -> tuple[list[str], list[str | None]]:
+    """The author and committer times of a batch holding one git could not give (TIME_WIDTH):
+    one after 9999 is the end of 9999 (still in the future: a lead time <= 0, a data-quality
+    finding); an unreadable committer time is none; an unreadable author time is the
+    committer time, or 1970-01-01 (what git shows) when that is unreadable too. Adds the
+    commits concerned to `mended`."""
+
+    def mend(text: str) -> str | None:
+        return text if len(text) == TIME_WIDTH else (LATEST_TIME if text else None)
+
+    committer = [mend(text) for text in committed]
+    author = [mend(a) or c or EPOCH_TIME for a, c in zip(authored, committer, strict=True)]
+    mended.extend(
+        sha
+        for sha, a, c in zip(shas, authored, committed, strict=True)
+        if len(a) != TIME_WIDTH or len(c) != TIME_WIDTH
+    )
+    return author, committer
+
+
+def parse_time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
 def insert_changes(
     connection: Connection, plans: tuple[UpsertPlan, UpsertPlan], rows: list[tuple[Any, ...]]
 ) -> UpsertCounts:
@@ -876,6 +981,24 @@ def insert_changes(
     new = execute_plan(connection, insert, rows)
     updated = execute_plan(connection, upsert, rows) if new < len(rows) else 0
     return UpsertCounts(new=new, updated=updated, unchanged=len(rows) - new - updated)
+
+
+def decode(output: bytes) -> str:
+    """git log's output, UTF-8 (--encoding=UTF-8 re-encodes a commit that names its encoding).
+    A commit in another encoding that does not say so (an old import, a tool that wrote
+    Latin-1) keeps its bytes: each field that is not UTF-8 is read as Latin-1, which takes
+    every byte, rather than turned into U+FFFD."""
+    try:
+        return output.decode("utf-8")
+    except UnicodeDecodeError:
+        return "\x1f".join(map(decode_field, output.split(b"\x1f")))
+
+
+def decode_field(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
 
 
 def stream_records(command: list[str], fail: Callable[[str], SourceError]) -> Iterator[str]:
@@ -930,7 +1053,7 @@ def stream_records(command: list[str], fail: Callable[[str], SourceError]) -> It
                 cut = pending.rfind(b"\0")
                 complete, pending = pending[: max(cut, 0)], pending[cut + 1 :]
             if complete:
-                yield complete.decode("utf-8", errors="replace")
+                yield decode(complete)
     finally:
         if process.poll() is None and reader.is_alive():
             process.kill()
