@@ -365,14 +365,14 @@ class GitSync:
         """Every tag matching deploy_tags, by name (whether merged or not: see `merged`)."""
         if not self.wants_deployments:
             return {}
-        pattern = self.location.deploy_tags or ""
+        globs = self.location.deploy_tag_globs
         listing = self.git("for-each-ref", f"--format={TAG_FORMAT}", "refs/tags")
         tags: dict[str, DeployTag] = {}
         nested: dict[str, str] = {}  # a tag of a tag: its own tagger time, by name
         for line in listing.stdout.splitlines():
             fields = line.split("\0")
             name, kind, target, peeled, peeled_kind, tagged, committed, peeled_committed = fields
-            if not fnmatch.fnmatchcase(name, pattern):
+            if not any(fnmatch.fnmatchcase(name, glob) for glob in globs):
                 self.other_tags.append(name)
                 continue
             if kind == "tag" and peeled_kind == "tag":

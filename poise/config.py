@@ -66,12 +66,39 @@ class TeamConfig(Strict):
 class GitLocation(Strict):
     path: str = Field(description="Path of a local clone, relative to the config file.")
     branch: str = Field("main", description="The branch whose commits are changes.")
-    deploy_tags: str | None = Field(
-        None, description="Glob of tags that mark production deployments, e.g. 'v*'."
+    deploy_tags: str | list[str] | None = Field(
+        None,
+        description="Glob of tags that mark production deployments, e.g. 'v*', or a list of "
+        "globs (a tag matching any of them).",
     )
     paths: list[str] = Field(
         default_factory=list, description="Monorepo: only commits touching these paths."
     )
+
+    @field_validator("deploy_tags", mode="before")
+    @classmethod
+    def _glob_or_globs(cls, value: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, list) and all(isinstance(glob, str) for glob in value):
+            return value
+        raise ValueError("must be a glob of tag names ('v*') or a list of them (['v*', 'r*'])")
+
+    @field_validator("deploy_tags")
+    @classmethod
+    def _some_glob(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and not all(value):
+            raise ValueError("an empty glob matches no tag; leave it out")
+        if isinstance(value, list) and not value:
+            raise ValueError("an empty list names no tag; leave deploy_tags out instead")
+        return value
+
+    @property
+    def deploy_tag_globs(self) -> list[str]:
+        """The globs, whether one or a list was given."""
+        if self.deploy_tags is None:
+            return []
+        return [self.deploy_tags] if isinstance(self.deploy_tags, str) else self.deploy_tags
 
 
 class GitHubLocation(Strict):

@@ -142,6 +142,22 @@ def test_nothing_at_all_is_the_defaults() -> None:
             _config(services=[{"name": "checkout", "team": "payments", "git": {"path": "nope"}}]),
             "poise.yaml: services[0].git.path: no such folder 'nope'",
         ),
+        *[
+            (
+                _config(
+                    services=[{"name": "checkout", "team": "payments", "git": {"path": ".", **git}}]
+                ),
+                f"poise.yaml: services[0].git.deploy_tags: {message}",
+            )
+            for git, message in [
+                (
+                    {"deploy_tags": ["v*", 2]},
+                    "must be a glob of tag names ('v*') or a list of them (['v*', 'r*'])",
+                ),
+                ({"deploy_tags": []}, "an empty list names no tag; leave deploy_tags out instead"),
+                ({"deploy_tags": ["v*", ""]}, "an empty glob matches no tag; leave it out"),
+            ]
+        ],
     ],
 )
 def test_errors_name_the_key_path(data: Any, message: str, tmp_path: Path) -> None:

@@ -472,6 +472,30 @@ def test_a_deploy_tags_glob_that_finds_no_tag_on_the_branch_is_a_warning(
     assert len(sync(sqlite_warehouse, config, full=True).result("git").warnings) == 3
 
 
+def test_deploy_tags_may_list_several_globs(sqlite_warehouse: Engine, tmp_path: Path) -> None:
+    """A repository whose releases were tagged `v1.x`, then `release-2.x`: both deploy."""
+    repo = Repo(tmp_path / "checkout")
+    repo.commit("c1", "2024-01-01T00:00:00+00:00")
+    repo.tag("v1.0", "2024-01-01T01:00:00+00:00")
+    repo.commit("c2", "2024-01-02T00:00:00+00:00")
+    repo.tag("release-2.0", "2024-01-02T01:00:00+00:00", annotated=False)
+    repo.commit("c3", "2024-01-03T00:00:00+00:00")
+    repo.tag("nightly-3", "2024-01-03T01:00:00+00:00")
+    globs = ["v*", "release-*"]
+    config = make_config(
+        tmp_path, [{"name": "api", "git": {"path": "checkout", "deploy_tags": globs}}]
+    )
+    summary = sync(sqlite_warehouse, config)
+    assert not summary.failed and summary.result("git").warnings == []
+    assert sorted(deployments(sqlite_warehouse)) == [
+        "git:api:tag:release-2.0",
+        "git:api:tag:v1.0",
+    ]
+    # nightly-3's commit is not deployed yet; the second sync adds nothing
+    again = sync(sqlite_warehouse, config).result("git")
+    assert (again.new, again.updated) == (0, 0)
+
+
 # -- concurrency -----------------------------------------------------------------------
 
 
