@@ -44,6 +44,15 @@ CREDENTIAL_PARAM = re.compile(
     r"(token|secret|password|passwd|api[_-]?key|apikey|signature|sig|auth|key|code)$", re.I
 )
 RETRIED_STATUSES = frozenset({408, 500, 502, 503, 504, 520, 521, 522, 524})
+# What a 404 most likely means each source's config names wrongly.
+NOT_FOUND_HINTS = {
+    "github": "the repository (services[].github.repo) in poise.yaml",
+    "gitlab": "the project (services[].gitlab.project) in poise.yaml",
+    "jenkins": "the job (services[].jenkins.job) in poise.yaml",
+    "pagerduty": "the service id (services[].pagerduty.service_id) in poise.yaml",
+    "opsgenie": "the service id (services[].opsgenie.service_id) in poise.yaml",
+    "prometheus": "sources.prometheus.base_url (the root of the Prometheus HTTP API)",
+}
 EPOCH_THRESHOLD = 1_000_000_000  # a reset value this large is a Unix time, not seconds to wait
 
 
@@ -422,9 +431,10 @@ class HttpClient:
                 "permissions for this resource"
             )
         if status == 404:
+            what = NOT_FOUND_HINTS.get(source, "the name in poise.yaml")
             return NotFoundError(
-                f"{source}: not found (HTTP 404 at {url}): check the repository or project name "
-                "in poise.yaml and that the token can see it"
+                f"{source}: not found (HTTP 404 at {url}): check {what} and that the token can "
+                "see it"
             )
         later = retry_after(response.headers, self.clock())
         if status in RETRIED_STATUSES and later is not None and later > self.max_wait:

@@ -579,7 +579,7 @@ def test_a_missing_repository_is_one_line(
     (error,) = summary.result("github").errors
     assert error == (
         f"github: not found (HTTP 404 at {replay_server.base_url}/repos/{REPO}): check the "
-        "repository or project name in poise.yaml and that the token can see it"
+        "repository (services[].github.repo) in poise.yaml and that the token can see it"
     )
 
 
@@ -740,7 +740,7 @@ def deploy_job_reply(
     return Reply(200, {"total_count": 1, "jobs": [job]})
 
 
-def test_a_running_deploy_job_is_picked_up_when_it_completes_and_a_rerun_updates_the_same_row(
+def test_a_running_deploy_job_is_picked_up_when_it_completes_and_a_rerun_is_a_deployment_of_its_own(
     sqlite_warehouse: Engine, replay_server: ReplayServer, tmp_path: Path, http_sleeps: list[float]
 ) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
@@ -815,7 +815,8 @@ def test_a_running_deploy_job_is_picked_up_when_it_completes_and_a_rerun_updates
         stamp(now - timedelta(minutes=25)),
     )
 
-    # A re-run keeps the run's id: the same rows are updated, nothing is added.
+    # A re-run keeps the run's id: its ci_run is updated; the attempt is a deployment of
+    # its own (the failed first attempt stays where and what it was).
     running.update(
         run_attempt=2, conclusion="success", updated_at=stamp(now - timedelta(minutes=5))
     )
@@ -825,12 +826,15 @@ def test_a_running_deploy_job_is_picked_up_when_it_completes_and_a_rerun_updates
         deploy_job_reply(7004, now, conclusion="success", minutes=(10, 6)),
     )
     rerun = github_sync(sqlite_warehouse, config).result("github")
-    assert (rerun.new, rerun.updated) == (0, 2)  # the ci_run and the deployment
-    deployment = by_id(sqlite_warehouse, "deployments")[f"{PREFIX}:run:502"]
+    assert (rerun.new, rerun.updated) == (1, 1)  # the attempt's deployment; the ci_run
+    deployments = by_id(sqlite_warehouse, "deployments")
+    assert (deployments[f"{PREFIX}:run:502"]["status"]) == "failure"
+    deployment = deployments[f"{PREFIX}:run:502:attempt:2"]
     assert (deployment["status"], iso(deployment["deployed_at"])) == (
         "success",
         stamp(now - timedelta(minutes=6)),
     )
+    assert not replay_server.requests_to(f"/repos/{REPO}/actions/runs/502/attempts/1")  # stored
     # The unchanged older run is listed again (within three days) but its jobs are not asked.
     assert len(replay_server.requests_to(f"/repos/{REPO}/actions/runs/501/jobs")) == 1
     assert len(runs.windows) == 3

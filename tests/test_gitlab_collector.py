@@ -647,8 +647,8 @@ def test_a_missing_project_is_one_line(
         gitlab_sync(sqlite_warehouse, make_config(tmp_path, replay_server)).result("gitlab").errors
     )
     assert error == (
-        f"gitlab: not found (HTTP 404 at {replay_server.base_url}{API}): check the repository or "
-        "project name in poise.yaml and that the token can see it"
+        f"gitlab: not found (HTTP 404 at {replay_server.base_url}{API}): check the project "
+        "(services[].gitlab.project) in poise.yaml and that the token can see it"
     )
 
 

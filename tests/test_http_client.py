@@ -169,10 +169,27 @@ def test_401_names_the_variable_to_check(replay_server: ReplayServer) -> None:
     assert TOKEN not in str(caught.value)
 
 
-def test_404_is_a_missing_repository(replay_server: ReplayServer) -> None:
+@pytest.mark.parametrize(
+    ("source", "what"),
+    [
+        ("github", "the repository (services[].github.repo) in poise.yaml"),
+        ("gitlab", "the project (services[].gitlab.project) in poise.yaml"),
+        ("jenkins", "the job (services[].jenkins.job) in poise.yaml"),
+        ("pagerduty", "the service id (services[].pagerduty.service_id) in poise.yaml"),
+        ("prometheus", "sources.prometheus.base_url (the root of the Prometheus HTTP API)"),
+    ],
+)
+def test_404_names_what_to_check_for_its_source(
+    replay_server: ReplayServer, source: str, what: str
+) -> None:
     client, _ = make_client(replay_server)
-    with pytest.raises(NotFoundError, match="check the repository or project name"):
+    client.source = source
+    with pytest.raises(NotFoundError) as caught:
         client.get("/repos/acme/gone/pulls")
+    assert str(caught.value) == (
+        f"{source}: not found (HTTP 404 at {replay_server.base_url}/repos/acme/gone/pulls): "
+        f"check {what} and that the token can see it"
+    )
 
 
 def test_304_keeps_the_etag_that_was_sent_when_the_answer_omits_it(
