@@ -96,12 +96,25 @@ def environment_for(scope: Scope, name: str | None, *, production: bool = False)
     """A GitHub environment (or deploy workflow/job name) as the Poise environment it means.
 
     `environment_map` decides; unmapped, an environment GitHub flags as production (and a
-    deploy workflow or job) deploys to the service's production environment.
+    deploy workflow or job) deploys to the service's production environment. GitHub's
+    environment names are not case sensitive (`Production` is `production`), so neither
+    are the map's keys nor the comparison with the production environment's name.
     """
-    mapped = scope.location.environment_map.get(name) if name else None
+    production_environment = scope.service.production_environment
+    if not name:
+        return production_environment
+    environment_map = scope.location.environment_map
+    mapped = environment_map.get(name)
+    if mapped is None:
+        folded = name.casefold()
+        mapped = next(
+            (value for key, value in environment_map.items() if key.casefold() == folded), None
+        )
     if mapped:
         return str(mapped)
-    return scope.service.production_environment if production or not name else name
+    if production or name.casefold() == production_environment.casefold():
+        return production_environment
+    return name
 
 
 def get_list(http: HttpClient, path: str, params: dict[str, Any], key: str | None = None) -> list:
@@ -219,36 +232,85 @@ def deployment_rows(deployment: dict[str, Any], scope: Scope) -> Rows:
 # -- workflow runs -> ci_runs and deployments --------------------------------------------
 
 
+def attempt_of(run: dict[str, Any]) -> int:
+    """Which attempt of its run a run object describes (1 unless re-run)."""
+    attempt = run.get("run_attempt")
+    return attempt if isinstance(attempt, int) and attempt > 1 else 1
+
+
+def run_deployment_id(scope: Scope, run_id: Any, attempt: int) -> str:
+    """A run's deployment: `…:run:<id>` for its first attempt, `…:run:<id>:attempt:<n>` after.
+
+    A re-run deploys again (a failed deploy retried, an older run re-run to roll back), as
+    GitHub's Deployments API and GitLab count it: each attempt is a deployment of its own,
+    at its own time, and an attempt once completed never moves.
+    """
+    base = f"github:{repo_of(scope)}:run:{run_id}"
+    return base if attempt <= 1 else f"{base}:attempt:{attempt}"
+
+
 def run_details(http: HttpClient, run: dict[str, Any], scope: Scope) -> dict[str, Any]:
-    """A completed run of the deploy workflow with its jobs, when a deploy_job is named.
+    """A completed run of the deploy workflow with its jobs (when a deploy_job is named) and
+    the earlier attempts of a re-run not stored yet (`_earlier`: the listing shows only the
+    latest attempt; `…/runs/{id}/attempts/{n}` gives an earlier one).
 
     A run listed again unchanged (same `updated_at` as stored) is not asked about again;
     without `_jobs` it leaves its stored deployment as it is.
     """
-    if not scope.location.deploy_job or run.get("status") != "completed":
+    if run.get("status") != "completed":
         return run
     stored = scope.vars.get("finished_runs", {}).get(str(run["id"]))
     if stored is not None and stored == when(run.get("updated_at")):
         return run
-    path = f"/repos/{repo_of(scope)}/actions/runs/{run['id']}/jobs"
-    jobs = get_list(http, path, {"filter": "latest", "per_page": 100}, "jobs")
-    return {**run, "_jobs": jobs}
+    base = f"/repos/{repo_of(scope)}/actions/runs/{run['id']}"
+    detailed = dict(run)
+    if scope.location.deploy_job:
+        detailed["_jobs"] = get_list(
+            http, f"{base}/jobs", {"filter": "latest", "per_page": 100}, "jobs"
+        )
+    known = scope.vars.get("run_deployments", frozenset())
+    earlier = []
+    for attempt in range(1, attempt_of(run)):
+        if run_deployment_id(scope, run["id"], attempt) in known:
+            continue
+        try:
+            response = http.get(f"{base}/attempts/{attempt}")
+        except NotFoundError:  # an attempt GitHub no longer keeps
+            continue
+        past = response.json()
+        if not isinstance(past, dict) or past.get("status") != "completed":
+            continue
+        past = {**past, "run_attempt": attempt}
+        if scope.location.deploy_job:
+            past["_jobs"] = get_list(
+                http, f"{base}/attempts/{attempt}/jobs", {"per_page": 100}, "jobs"
+            )
+        earlier.append(past)
+    if earlier:
+        detailed["_earlier"] = earlier
+    return detailed
 
 
 def deploy_jobs(run: dict[str, Any], scope: Scope) -> list[dict[str, Any]]:
-    pattern = scope.location.deploy_job
+    """The run's jobs named like deploy_job that ran in this attempt (`filter=latest` also
+    lists the jobs a "re-run failed jobs" did not run again, from the attempt before)."""
+    pattern, attempt = scope.location.deploy_job, attempt_of(run)
     return [
-        job for job in run.get("_jobs") or [] if fnmatch.fnmatchcase(job.get("name", ""), pattern)
+        job
+        for job in run.get("_jobs") or []
+        if fnmatch.fnmatchcase(job.get("name", ""), pattern)
+        and job.get("run_attempt", attempt) == attempt
     ]
 
 
 def run_deployment(run: dict[str, Any], scope: Scope) -> dict[str, Any] | None:
-    """The deployment a completed run of the deploy workflow made, if it made one."""
+    """The deployment a completed attempt of a deploy workflow run made, if it made one."""
     if run.get("status") != "completed" or run.get("event") in PULL_REQUEST_EVENTS:
         return None
     location: GitHubLocation = scope.location
     name, started, finished = run.get("name"), run.get("run_started_at"), run.get("updated_at")
     conclusion = run.get("conclusion")
+    attempt = attempt_of(run)
     if location.deploy_job:
         if "_jobs" not in run:
             return None  # listed again unchanged: its stored deployment stands
@@ -265,16 +327,17 @@ def run_deployment(run: dict[str, Any], scope: Scope) -> dict[str, Any] | None:
     result = deployment_status(normalize_status(conclusion))
     if result is None:
         return None
+    url = run.get("html_url")
     return {
-        "id": f"github:{repo_of(scope)}:run:{run['id']}",
-        "source_id": str(run["id"]),
+        "id": run_deployment_id(scope, run["id"], attempt),
+        "source_id": str(run["id"]) if attempt == 1 else f"{run['id']}:{attempt}",
         "service": scope.key,
         "environment": environment_for(scope, name, production=True),
         "status": result,
         "deployed_at": parse_timestamp(finished),
         "started_at": when(started),
         "sha": run.get("head_sha"),
-        "url": run.get("html_url"),
+        "url": f"{url}/attempts/{attempt}" if url and attempt > 1 else url,
     }
 
 
@@ -296,9 +359,10 @@ def run_rows(run: dict[str, Any], scope: Scope) -> Rows:
             }
         ]
     }
-    deployment = run_deployment(run, scope)
-    if deployment is not None:
-        rows["deployments"] = [deployment]
+    attempts = [*run.get("_earlier", []), run]
+    deployments = [d for d in (run_deployment(a, scope) for a in attempts) if d is not None]
+    if deployments:
+        rows["deployments"] = deployments
     return rows
 
 
@@ -542,10 +606,8 @@ class WorkflowRuns:
     def __init__(self, ctx: SyncContext, scope: Scope, workflow_id: str, origin: datetime) -> None:
         assert ctx.http is not None
         self.ctx, self.scope, self.http = ctx, scope, ctx.http
-        # Without a deploy_job there is nothing to ask about a run: no detail requests.
-        self.stream = (
-            WORKFLOW_RUNS if scope.location.deploy_job else replace(WORKFLOW_RUNS, details=None)
-        )
+        # Details cost requests only for a deploy_job's jobs and a re-run's earlier attempts.
+        self.stream = WORKFLOW_RUNS
         self.path = WORKFLOW_RUNS.path.format(repo=scope.location.repo, workflow_id=workflow_id)
         self.origin = origin
 
@@ -561,11 +623,27 @@ class WorkflowRuns:
         with self.ctx.engine.connect() as connection:
             return {str(run_id): finished for run_id, finished in connection.execute(query)}
 
+    def run_deployments(self, since: datetime) -> frozenset[str]:
+        """Ids of the run deployments (every attempt's) stored since `since`."""
+        table = schema.deployments
+        query = select(table.c.id).where(
+            (table.c.service == self.scope.key)
+            & (table.c.source == "github")
+            & table.c.id.like(f"github:{self.scope.location.repo}:run:%")
+            & (table.c.deployed_at >= since)
+        )
+        with self.ctx.engine.connect() as connection:
+            return frozenset(str(row[0]) for row in connection.execute(query))
+
     def run(self) -> None:
         state = self.ctx.bookmark(self.stream.name, self.scope.key) or {}
         start = when(state.get("cursor")) or self.origin
         finished = self.finished_runs(start) if state.get("cursor") else {}
-        self.scope = replace(self.scope, vars={**self.scope.vars, "finished_runs": finished})
+        known = self.run_deployments(start) if state.get("cursor") else frozenset()
+        self.scope = replace(
+            self.scope,
+            vars={**self.scope.vars, "finished_runs": finished, "run_deployments": known},
+        )
         now = utcnow()
         windows = [(_second(start), _second(now + timedelta(days=1)))]
         held: datetime | None = None

@@ -17,7 +17,8 @@ back empty: past 10,000 rows GitLab stops sending `x-total` and `x-total-pages`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
@@ -31,7 +32,14 @@ from collectors.base import (
     records_in,
     run_http_stream,
 )
-from collectors.http import HttpClient, HttpResponse, PageGuard, PageRequest, SourceError
+from collectors.http import (
+    HttpClient,
+    HttpResponse,
+    NotFoundError,
+    PageGuard,
+    PageRequest,
+    SourceError,
+)
 from collectors.shipped import Commit, commit_change, link_deployments
 from poise.timeutil import isoformat_z, parse_timestamp
 from poise.vocab import deployment_status, normalize_status
@@ -135,20 +143,75 @@ def merge_request_rows(mr: dict[str, Any], scope: Scope) -> Rows:
 # -- deployments ---------------------------------------------------------------------------
 
 
+class EnvironmentTiers:
+    """Environment name -> tier, asked (`/environments?name=`) once per name and sync.
+
+    Shared by the detail workers: a lookup holds the lock, so no name is asked twice."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.tiers: dict[str, str | None] = {}
+
+    def tier(self, http: HttpClient, project: str, environment: str) -> str | None:
+        with self.lock:
+            if environment not in self.tiers:
+                try:
+                    found = pages(http, f"/projects/{project}/environments", {"name": environment})
+                except NotFoundError:  # an instance without the environments API: names only
+                    found = []
+                self.tiers[environment] = next(
+                    (
+                        str(item["tier"])
+                        for item in found
+                        if item.get("name") == environment and item.get("tier")
+                    ),
+                    None,
+                )
+            return self.tiers[environment]
+
+
+def deployment_details(http: HttpClient, deployment: dict[str, Any], scope: Scope) -> dict:
+    """A finished deployment to an environment neither mapped nor named like the service's
+    production environment, with that environment's tier (`_tier`): the environment a
+    deployment embeds has none."""
+    environment = (deployment.get("environment") or {}).get("name")
+    tiers = scope.vars.get("tiers")
+    if (
+        not isinstance(tiers, EnvironmentTiers)
+        or not environment
+        or environment in scope.location.environment_map
+        or environment == scope.service.production_environment
+        or deployment_status(normalize_status(deployment.get("status"))) is None
+    ):
+        return deployment
+    return {**deployment, "_tier": tiers.tier(http, scope.vars["id"], environment)}
+
+
+def environment_of(deployment: dict[str, Any], scope: Scope) -> str:
+    """`environment_map` decides; unmapped, an environment of tier `production` (as GitLab's
+    own DORA metrics count it) is the service's production environment."""
+    environment = (deployment.get("environment") or {}).get("name")
+    production = scope.service.production_environment
+    mapped = scope.location.environment_map.get(environment) if environment else None
+    if mapped:
+        return str(mapped)
+    if not environment or deployment.get("_tier") == "production":
+        return production
+    return str(environment)
+
+
 def deployment_rows(deployment: dict[str, Any], scope: Scope) -> Rows:
     result = deployment_status(normalize_status(deployment.get("status")))
     if result is None:
         return {}  # created, running or blocked: its updated_at moves when it finishes
     job = deployment.get("deployable") or {}  # null for deployments made through the API
-    environment = (deployment.get("environment") or {}).get("name")
-    mapped = scope.location.environment_map.get(environment) if environment else None
     return {
         "deployments": [
             {
                 "id": f"gitlab:{project_of(scope)}:deployment:{deployment['id']}",
                 "source_id": str(deployment["id"]),
                 "service": scope.key,
-                "environment": mapped or environment or scope.service.production_environment,
+                "environment": environment_of(deployment, scope),
                 "status": result,
                 "deployed_at": when(job.get("finished_at"))
                 or parse_timestamp(deployment["updated_at"]),
@@ -196,6 +259,7 @@ DEPLOYMENTS = UpdatedStream(
     "/projects/{id}/deployments",
     deployment_rows,
     params={"order_by": "updated_at", "sort": "asc"},
+    details=deployment_details,
 )
 PIPELINES = UpdatedStream(
     "pipelines",
@@ -238,6 +302,7 @@ class GitLabSource(Source):
         assert ctx.http is not None
         since = self.settings.since_bound()
         self.project(ctx, scope)
+        scope = replace(scope, vars={**scope.vars, "tiers": EnvironmentTiers()})
         for stream in self.streams:
             run_http_stream(ctx, stream, scope, start=since)
         link_deployments(ctx, scope, CompareResolver(ctx.http, scope))

@@ -87,13 +87,32 @@ def revision(build: dict[str, Any], hint: str | None) -> str | None:
         and action["lastBuiltRevision"].get("SHA1")
     ]
     if hint:
-        matching = [
+        wanted = hint.strip().strip("/").removesuffix(".git").lower()
+        exact = [
+            action
+            for action in checkouts
+            if any(
+                repository_path(str(url)) == wanted
+                or repository_path(str(url)).endswith("/" + wanted)
+                for url in action.get("remoteUrls") or []
+            )
+        ]
+        # `acme/ledger` is a part of `acme/ledger-pipeline-lib` too: the exact path wins
+        matching = exact or [
             action
             for action in checkouts
             if any(hint in str(url) for url in action.get("remoteUrls") or [])
         ]
         checkouts = matching or checkouts
     return str(checkouts[0]["lastBuiltRevision"].get("SHA1")) if checkouts else None
+
+
+def repository_path(url: str) -> str:
+    """A remote URL's repository path, lower case: `git@github.com:Acme/Ledger.git`,
+    `https://github.com/acme/ledger/` and `ssh://git@host:22/acme/ledger` -> `acme/ledger`."""
+    path = re.sub(r"^[a-z][a-z0-9+.-]*://[^/]*/", "", url.strip(), flags=re.I)
+    path = re.sub(r"^[^@/:]+@[^:/]+:", "", path)  # scp-like `user@host:path`
+    return path.strip("/").removesuffix(".git").strip("/").lower()
 
 
 def repository_hint(scope: Scope) -> str | None:

@@ -199,10 +199,11 @@ class Linker:
         return Deployment(*row) if row else None
 
     def unlinked_since(self, linked_at: datetime | None) -> list[Deployment]:
-        """Successful deployments that shipped nothing known, when the service has gained
-        changes since the last pass: linked before their commits were stored (git synced
-        after this source, or the clone had not fetched them yet), they would otherwise
-        stay empty, as their own rows never change again."""
+        """Successful deployments linked before their commits were stored, when the service
+        has gained changes since the last pass (git synced after this source, or the clone
+        had not fetched them yet): those that shipped nothing known, and those whose own
+        sha became a change they do not ship. Their own rows never change again, so they
+        would otherwise stay as they were linked."""
         if linked_at is None:
             return []  # a first pass links everything
         d, dc, c = schema.deployments, schema.deployment_changes, schema.changes
@@ -212,11 +213,23 @@ class Linker:
             ~exists().where(dc.c.deployment_id == d.c.id),
         ).order_by(d.c.deployed_at, d.c.id)
         gained = exists().where(c.c.service == self.service, c.c.updated_at > linked_at)
+        # Linked while its own commit was not a change yet (a clone fetched after the Git
+        # collector read it: the older commits were known, so it did not ship nothing).
+        own = self.query(
+            d.c.status == "success",
+            exists().where(
+                c.c.service == self.service,
+                c.c.sha == d.c.sha,
+                c.c.updated_at > linked_at,
+                ~exists().where(dc.c.deployment_id == d.c.id, dc.c.change_id == c.c.id),
+            ),
+        )
         with self.ctx.engine.connect() as connection:
-            rows = connection.execute(empty).all()
-            if not rows or not connection.execute(select(gained)).scalar():
+            if not connection.execute(select(gained)).scalar():
                 return []
-        return [Deployment(*row) for row in rows]
+            found = {row[0]: Deployment(*row) for row in connection.execute(empty)}
+            found.update((row[0], Deployment(*row)) for row in connection.execute(own))
+        return sorted(found.values(), key=lambda deployment: deployment.order)
 
     def success_before(self, deployment: Deployment) -> Deployment | None:
         table = schema.deployments
