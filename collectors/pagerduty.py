@@ -49,7 +49,7 @@ from collectors.base import (
     merge_rows,
     upsert_canonical,
 )
-from collectors.http import OffsetPaginator, PageGuard, PageRequest, SourceError
+from collectors.http import BadPayloadError, OffsetPaginator, PageGuard, PageRequest, SourceError
 from collectors.incidents import (
     incident_scopes,
     malformed_record,
@@ -252,6 +252,14 @@ class PagerDutySource(Source):
                 return self._split(since, until, total)
             first = False
             following = INCIDENTS.paginator.next_request(response, request, records)
+            if not records and body.get("more"):
+                # Nothing to step the offset by, and more to come: ending the window here
+                # would move the bookmark past incidents never read.
+                raise BadPayloadError(
+                    f"pagerduty: {response.url} answered an empty page that says more "
+                    "follow: paging stopped; earlier pages are kept and this window is read "
+                    "again at the next sync"
+                )
             if following is None and records and body.get("more"):
                 # The cap, reached without a total: halve and fetch both halves again.
                 return self._split(since, until, None)

@@ -439,6 +439,34 @@ def test_a_persisting_500_keeps_what_was_stored_and_the_bookmark_where_it_was(
     assert "pagerduty:Q5EEEEEEEEEEEE" in table(warehouse, schema.incidents)
 
 
+def test_an_empty_page_that_says_more_follow_does_not_move_the_bookmark(
+    warehouse: Engine, replay_server: ReplayServer, tmp_path: Path, token: str
+) -> None:
+    """With no incident to step the offset by, paging cannot go on; ending the window
+    there would put the bookmark past incidents never read."""
+    empty = {"incidents": [], "limit": 100, "offset": 0, "more": True, "total": None}
+    fake = account(replay_server)
+    fake.fault("/incidents", Reply(200, empty))
+    config = make_config(tmp_path, replay_server)
+    summary, _ = sync(warehouse, config)
+    (error,) = summary.result("pagerduty").errors
+    assert error.startswith("pagerduty: http://127.0.0.1:")
+    assert error.endswith(
+        "answered an empty page that says more follow: paging stopped; earlier pages are "
+        "kept and this window is read again at the next sync"
+    )
+    with warehouse.connect() as connection:
+        checkout = read_state(connection, "pagerduty", "incidents", "checkout")
+    assert checkout.bookmark is None and checkout.last_error == error
+    assert "pagerduty:Q5EEEEEEEEEEEE" in table(warehouse, schema.incidents)  # search-api's
+
+    summary, _ = sync(warehouse, config)  # read again: checkout's incidents are all there
+    assert not summary.failed
+    assert {"pagerduty:Q1AAAAAAAAAAAA", "pagerduty:Q2BBBBBBBBBBBB"} <= set(
+        table(warehouse, schema.incidents)
+    )
+
+
 def test_garbage_and_expired_tokens_are_one_line_and_other_services_go_on(
     warehouse: Engine, replay_server: ReplayServer, tmp_path: Path, token: str
 ) -> None:
