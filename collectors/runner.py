@@ -35,10 +35,16 @@ class SourceResult:
     unchanged: int = 0
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    failed_scopes: int = 0  # a failure of the whole source fails several with one line
 
     @property
     def failed(self) -> bool:
         return bool(self.errors)
+
+    @property
+    def failures(self) -> int:
+        """How many scopes failed (a post-sync hook's failure is one)."""
+        return self.failed_scopes or len(self.errors)
 
 
 @dataclass
@@ -164,6 +170,7 @@ def _run_source(
     except PoiseError as exc:  # no token, no base URL: every scope fails the same way
         error = _one_line(exc)
         result.errors.append(error)
+        result.failed_scopes = len(scopes)
         with engine.begin() as connection:  # so Data & sources shows it, as any failure
             for scope in scopes:
                 record_attempt(connection, source.name, "*", scope.key, error=error)
@@ -204,6 +211,7 @@ def _run_source(
             result.records += sum(outcome.records for outcome in ctx.outcomes.values())
             if error is not None:
                 result.errors.append(error)
+                result.failed_scopes += 1
             for warning in ctx.warnings:
                 result.warnings.append(client.scrub(warning) if client is not None else warning)
             if stop and error is not None:
@@ -224,6 +232,7 @@ def _skip_the_rest(
     with engine.begin() as connection:  # so Data & sources shows each of them failing
         for scope in rest:
             record_attempt(connection, source, "*", scope.key, error=error)
+    result.failed_scopes += len(rest)
     names = ", ".join(scope.key for scope in rest[:3]) + (", …" if len(rest) > 3 else "")
     result.errors.append(
         f"{source}: not tried for {len(rest)} more (of {result.scopes}): {names}, as the same "

@@ -322,7 +322,7 @@ def test_a_failure_of_the_whole_source_stops_it_at_the_first_scope(
         "stop each of them; run `poise sync` again once it is fixed"
     ]
     assert all("/repos/acme/svc" not in r.path for r in replay_server.requests[served:])
-    assert result.new == 0
+    assert result.new == 0 and result.failures == 3  # the summary's errors column
     with warehouse.connect() as connection:
         for name in ("checkout", "search"):
             assert read_state(connection, "github", "*", name).last_error == result.errors[0]
@@ -364,6 +364,8 @@ def test_a_missing_token_variable_fails_that_source_with_one_line(
     config = make_config(tmp_path, replay_server, {"checkout": "acme/svc"})
     (error,) = sync(warehouse, config).result("github").errors
     assert error == "sources.github.token_env: environment variable TEST_GITHUB_TOKEN is not set"
+    two = make_config(tmp_path, replay_server, {"checkout": "acme/svc", "search": "acme/search"})
+    assert sync(warehouse, two).result("github").failures == 2  # one line, both scopes failed
     assert replay_server.requests == []
     # kept in the sync state like any failure, so the Data & sources page shows it
     with warehouse.connect() as connection:

@@ -216,7 +216,7 @@ def print_summary(summary: SyncSummary) -> None:
             f"{result.new:,}",
             f"{result.updated:,}",
             f"{result.unchanged:,}",
-            str(len(result.errors)),
+            str(result.failures),
         )
     out.print(table)
     for note in summary.notes:
