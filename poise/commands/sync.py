@@ -9,24 +9,30 @@ import re
 import signal
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from datetime import timedelta
 from types import FrameType
+from typing import Any
 
 from rich.logging import RichHandler
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
-from collectors.runner import SyncSummary, run_sync
+from collectors.runner import SyncSummary, registered_sources, run_sync
 from poise.commands.common import Context, add_config_option, add_db_option, open_context
 from poise.console import err, out
 from poise.errors import PoiseError
 from poise.timeutil import isoformat_z, utcnow
+from poise.warehouse.engine import write_refused
 from poise.warehouse.lock import SyncLocked, sync_lock
 
 NAME = "sync"
-HELP = "collect from the configured sources (Git, GitHub, GitLab, Jenkins, PagerDuty, Opsgenie, Prometheus)"
+HELP = (
+    "collect from the configured sources (Git, GitHub, GitLab, Jenkins, PagerDuty, Opsgenie, "
+    "Prometheus, TLS)"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,20 +42,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--source",
         action="append",
         metavar="NAME",
-        help="sync only this source (git, github, …); may be given more than once",
+        type=parse_source,
+        help="sync only this source (git, github, gitlab, jenkins, pagerduty, opsgenie, "
+        "prometheus, tls); may be given more than once",
     )
     parser.add_argument(
         "--full",
         action="store_true",
-        help="ignore bookmarks and collect everything again (idempotent: nothing is doubled)",
+        help="ignore bookmarks and collect everything again (idempotent: nothing is doubled); "
+        "with --every, the first round only",
     )
     parser.add_argument(
         "--every",
         metavar="INTERVAL",
         type=parse_interval,
-        help="keep running: sync again every INTERVAL (e.g. 15m, 1h, 90s; ±10%% jitter); "
-        "SIGTERM or Ctrl-C finishes the current source, then exits 0",
+        help="keep running: sync again every INTERVAL after a round ends (e.g. 15m, 1h, 90s; "
+        "±10%% jitter); SIGTERM or Ctrl-C finishes the current source, then exits 0 "
+        "(a second one stops at once)",
     )
+
+
+def parse_source(value: str) -> str:
+    """A registered source's name; anything else is a usage error (exit 2), said before the
+    config is read or the warehouse is opened, and never once per round of `--every`."""
+    known = registered_sources()
+    if value not in known:
+        raise argparse.ArgumentTypeError(
+            f"unknown source {value!r} (known: {', '.join(sorted(known))})"
+        )
+    return value
 
 
 JITTER = 0.10
@@ -88,23 +109,79 @@ def _attach_log_handler(debug: bool) -> logging.Handler:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.every is None:
-        return _sync_once(args)
-    return _sync_every(args, args.every)
+    stop = _StopRequest()
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():  # only there can Python catch one
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        if args.every is None:
+            code = _sync_once(args, stop)
+            if stop.signum is not None and stop.skipped:
+                return 128 + stop.signum  # stopped early: what a shell reports for the signal
+            return code
+        return _sync_every(args, args.every, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
-def _sync_once(args: argparse.Namespace, should_stop: Callable[[], bool] | None = None) -> int:
-    """One locked sync: 0 when every source succeeded, 1 otherwise."""
+class _StopRequest:
+    """SIGTERM and SIGINT: the first lets the current source finish, a second stops at once.
+
+    A second signal raises KeyboardInterrupt where the sync is (`poise: interrupted`, exit
+    130): every page committed before it is kept, and the lock goes with the process.
+    """
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signum: int | None = None
+        self.skipped = False  # a round ended with sources not started because of the stop
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+    def __call__(self, signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.event.is_set():
+            err.print(f"poise: {name} again: stopping now", markup=False)
+            raise KeyboardInterrupt
+        self.signum = signum
+        self.event.set()
+        err.print(
+            f"poise: {name}: finishing the current source, then stopping "
+            f"({name} again to stop at once)",
+            markup=False,
+        )
+
+
+def _stamp() -> str:
+    """The time now, UTC, to the second: `2026-11-29T05:38:43Z`."""
+    return isoformat_z(utcnow().replace(microsecond=0))
+
+
+def _sync_once(args: argparse.Namespace, stop: _StopRequest) -> int:
+    """One locked sync: 0 when every source succeeded, 1 otherwise (a source failed, or one
+    named with --source has nothing configured)."""
     context = open_context(args, notes=lambda note: err.print(f"poise: note: {note}", markup=False))
     try:
         with sync_lock(context.engine, context.url):
-            summary = _collect(args, context, should_stop)
+            summary = _collect(args, context, stop.is_set)
     finally:
         context.engine.dispose()
-    print_summary(summary)
+    print_summary(summary, args.source)
     if summary.stopped:
         err.print("poise: stopped before the remaining sources (signal)", markup=False)
-    return 1 if summary.failed else 0
+    stop.skipped = summary.stopped
+    unconfigured = _unconfigured(args.source, summary)
+    return 1 if summary.failed or unconfigured else 0
+
+
+def _unconfigured(requested: list[str] | None, summary: SyncSummary) -> list[str]:
+    """The sources named with --source that had nothing to sync (no scope in the config)."""
+    if not requested or summary.stopped:  # a stop skips sources; it does not unconfigure them
+        return []
+    ran = {result.name for result in summary.results}
+    return [name for name in dict.fromkeys(requested) if name not in ran]
 
 
 def _collect(
@@ -143,47 +220,59 @@ def _collect(
         logging.getLogger("poise").removeHandler(handler)
 
 
-def _sync_every(args: argparse.Namespace, interval: float) -> int:
+def _sync_every(args: argparse.Namespace, interval: float, stop: _StopRequest) -> int:
     """Sync, wait the interval (jittered), sync again, until SIGTERM or SIGINT.
 
     The config is read again and the warehouse opened again each round, so an edited
     poise.yaml or a restarted database is picked up; a round that fails (a source, the
-    database, a sync already running) is reported and the loop goes on.
+    database, a sync already running, even a bug) is reported and the loop goes on. Each
+    round starts with a line stamped in UTC, so a log (docker logs, journald) says when.
     """
-    stop = threading.Event()
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        if not stop.is_set():
-            err.print(
-                f"poise: {signal.Signals(signum).name}: finishing the current source, then "
-                "stopping",
-                markup=False,
-            )
-        stop.set()
-
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        while not stop.is_set():
-            try:
-                _sync_once(args, should_stop=stop.is_set)
-            except SyncLocked as exc:
-                err.print(f"poise: {exc}; trying again next round", markup=False)
-            except PoiseError as exc:
-                err.print(f"poise: {exc}", markup=False)
-            except OperationalError as exc:
-                reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-                err.print(f"poise: database unavailable: {reason}", markup=False)
-            if stop.is_set():
-                break
-            wait = jittered(interval)
-            next_at = utcnow() + timedelta(seconds=wait)
-            err.print(f"poise: next sync at {isoformat_z(next_at)}", markup=False)
-            _sleep_until_stopped(stop, wait)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    while not stop.is_set():
+        err.print(
+            f"poise: sync started at {_stamp()}" + (" (full)" if args.full else ""), markup=False
+        )
+        try:
+            code = _sync_once(args, stop)
+        except SyncLocked as exc:
+            err.print(f"poise: {exc}; trying again next round", markup=False)
+        except PoiseError as exc:
+            err.print(f"poise: {exc}", markup=False)
+        except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            err.print(f"poise: database unavailable: {reason}", markup=False)
+        except DBAPIError as exc:
+            refused = write_refused(exc)  # a read-only role, replica or file: as `main` says it
+            if refused is None:
+                _report_bug(args, exc)
+            else:
+                err.print(f"poise: the warehouse refused to write: {refused}", markup=False)
+        except Exception as exc:  # a bug in one round must not end a scheduled sync for good
+            _report_bug(args, exc)
+        else:
+            # --full is for the first round that ran: every round reading everything again
+            # would spend the APIs' rate limits for nothing
+            args.full = False
+            outcome = "ok" if code == 0 else "failed (see above)"
+            err.print(f"poise: sync finished at {_stamp()}: {outcome}", markup=False)
+        if stop.is_set():
+            break
+        wait = jittered(interval)
+        next_at = (utcnow() + timedelta(seconds=wait)).replace(microsecond=0)
+        err.print(f"poise: next sync at {isoformat_z(next_at)}", markup=False)
+        _sleep_until_stopped(stop.event, wait)
     err.print("poise: sync loop stopped", markup=False)
     return 0
+
+
+def _report_bug(args: argparse.Namespace, exc: Exception) -> None:
+    if getattr(args, "debug", False):
+        traceback.print_exception(exc)
+    err.print(
+        f"poise: internal error: {type(exc).__name__}: {exc} (run with --debug for the "
+        "traceback, and please report it); trying again next round",
+        markup=False,
+    )
 
 
 def _sleep_until_stopped(stop: threading.Event, seconds: float) -> None:
@@ -196,14 +285,16 @@ def _sleep_until_stopped(stop: threading.Event, seconds: float) -> None:
         stop.wait(min(remaining, 0.5))
 
 
-def print_summary(summary: SyncSummary) -> None:
+def print_summary(summary: SyncSummary, requested: list[str] | None = None) -> None:
     if not summary.results:
-        err.print(
-            "poise: nothing to sync: no service in the config names a source "
-            "(git, github, gitlab, jenkins, pagerduty, opsgenie) and no SLO has Prometheus "
-            "queries",
-            markup=False,
-        )
+        if not requested and not summary.stopped:  # a stop before the first source: said after
+            err.print(
+                "poise: nothing to sync: no service in the config names a source "
+                "(git, github, gitlab, jenkins, pagerduty, opsgenie), no SLO has Prometheus "
+                "queries and no certificate is listed (tls)",
+                markup=False,
+            )
+        _print_unconfigured(summary, requested)
         return
     table = Table(title="poise sync", title_justify="left")
     for heading in ("source", "scopes", "records", "new", "updated", "unchanged", "errors"):
@@ -227,3 +318,13 @@ def print_summary(summary: SyncSummary) -> None:
     for result in summary.results:
         for error in result.errors:
             err.print(f"poise: {error}", markup=False)
+    _print_unconfigured(summary, requested)
+
+
+def _print_unconfigured(summary: SyncSummary, requested: list[str] | None) -> None:
+    for name in _unconfigured(requested, summary):
+        err.print(
+            f"poise: --source {name}: nothing to sync: the config gives {name} nothing to read "
+            "(docs/collectors.md says what each source needs)",
+            markup=False,
+        )
