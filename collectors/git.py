@@ -115,6 +115,10 @@ TIME_WIDTH = len("2024-01-01T00:00:00.000000Z")
 LATEST_TIME = "9999-12-31T23:59:59.000000Z"
 EPOCH_TIME = "1970-01-01T00:00:00.000000Z"
 LATEST = datetime.fromisoformat(LATEST_TIME)
+# git runs in a session of its own: a Ctrl-C in a terminal goes to the whole foreground
+# process group, and would kill git mid-log while poise itself is finishing the current
+# source (the first SIGINT is a graceful stop, poise/commands/sync.py).
+OWN_SESSION = True
 _READ_SIZE = 1 << 20
 _PARSE_SIZE = 1 << 18
 F_SETPIPE_SZ = 1031
@@ -246,6 +250,7 @@ class GitSync:
                 text=True,
                 encoding="utf-8",
                 errors="replace",
+                start_new_session=OWN_SESSION,
             )
         except FileNotFoundError:
             raise self.fail("the git command is not installed (install git)") from None
@@ -654,7 +659,9 @@ class GitSync:
         result: dict[str, Any] = {}
 
         def work() -> None:
-            result["done"] = subprocess.run(command, capture_output=True)
+            result["done"] = subprocess.run(
+                command, capture_output=True, start_new_session=OWN_SESSION
+            )
 
         thread = threading.Thread(target=work, daemon=True)
         thread.start()
@@ -1009,7 +1016,11 @@ def stream_records(command: list[str], fail: Callable[[str], SourceError]) -> It
     """
     try:
         process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=log_environment()
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=log_environment(),
+            start_new_session=OWN_SESSION,
         )
     except FileNotFoundError:
         raise fail("the git command is not installed (install git)") from None

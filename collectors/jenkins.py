@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import quote
 
 from collectors.base import Rows, Scope, Source, Stream, SyncContext, run_http_stream
-from collectors.git import git_command
+from collectors.git import OWN_SESSION, git_command
 from collectors.http import HttpResponse, NotFoundError, PageRequest
 from collectors.shipped import Commit, link_deployments
 from poise.errors import ConfigError
@@ -131,7 +131,10 @@ def repository_hint(scope: Scope) -> str | None:
 def origin_path(repo: Path) -> str | None:
     """`git@github.com:acme/ledger.git` -> `acme/ledger` (None without an origin)."""
     done = subprocess.run(
-        git_command(repo, "remote", "get-url", "origin"), capture_output=True, text=True
+        git_command(repo, "remote", "get-url", "origin"),
+        capture_output=True,
+        text=True,
+        start_new_session=OWN_SESSION,
     )
     url = done.stdout.strip() if done.returncode == 0 else ""
     match = re.search(r"[:/]([^:/]+/[^/]+?)(?:\.git)?/?$", url)
@@ -281,6 +284,7 @@ class GitRangeResolver:
             git_command(self.repo, "rev-list", "--parents", f"{base}..{head}", "--"),
             capture_output=True,
             text=True,
+            start_new_session=OWN_SESSION,
         )
         if done.returncode != 0:
             reason = (done.stderr.strip().splitlines() or ["failed"])[0]

@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -361,3 +362,53 @@ def test_a_stop_before_the_first_source_is_not_called_nothing_to_sync(
     assert "nothing to sync" not in capsys.readouterr().err
     sync_command.print_summary(SyncSummary())
     assert "nothing to sync" in capsys.readouterr().err
+
+
+# --- Ctrl-C in a terminal ---------------------------------------------------------------------
+
+
+def test_ctrl_c_in_a_terminal_lets_git_finish_the_source(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C goes to the whole foreground process group. The first one is a
+    graceful stop (the current source finishes), so git, which poise is reading, must not
+    get it: it runs in a session of its own. Here a `git` on PATH in front of the real one
+    waits before `git log`, so the signal lands while the log pass is under way."""
+    real_git = shutil.which("git")
+    assert real_git is not None
+    wrapper = tmp_path / "bin"
+    wrapper.mkdir()
+    started = tmp_path / "log-started"
+    (wrapper / "git").write_text(
+        "#!/bin/sh\n"
+        f'case " $* " in *" log "*) : > "{started}"; sleep 2;; esac\n'
+        f'exec "{real_git}" "$@"\n',
+        encoding="utf-8",
+    )
+    (wrapper / "git").chmod(0o755)
+    config = git_config(tmp_path)
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    env = dict(os.environ, PATH=f"{wrapper}{os.pathsep}{os.environ['PATH']}", COLUMNS="200")
+    env.pop("POISE_DATABASE_URL", None)
+    terminal = subprocess.Popen(
+        [sys.executable, "-m", "poise.cli", "sync", "--config", str(config), "--db", url],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a process group of its own, as a shell's foreground job
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists():
+            assert terminal.poll() is None and time.monotonic() < deadline, terminal.stderr
+            time.sleep(0.02)
+        os.killpg(terminal.pid, signal.SIGINT)  # what the terminal sends on Ctrl-C
+        _out, err = terminal.communicate(timeout=60)
+    finally:
+        if terminal.poll() is None:
+            terminal.kill()
+    assert "SIGINT: finishing the current source, then stopping" in err
+    assert terminal.returncode == 0, err  # git was the last source: nothing skipped
+    with sqlite3.connect(tmp_path / "w.db") as connection:
+        assert connection.execute("SELECT count(*) FROM changes").fetchone() == (3,)
+    assert lock_is_free(url)
