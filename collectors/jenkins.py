@@ -87,14 +87,13 @@ def revision(build: dict[str, Any], hint: str | None) -> str | None:
         and action["lastBuiltRevision"].get("SHA1")
     ]
     if hint:
-        wanted = hint.strip().strip("/").removesuffix(".git").lower()
+        wanted = repository_path(hint)
         exact = [
             action
             for action in checkouts
             if any(
-                repository_path(str(url)) == wanted
-                or repository_path(str(url)).endswith("/" + wanted)
-                for url in action.get("remoteUrls") or []
+                path == wanted or path.endswith("/" + wanted)
+                for path in map(repository_path, map(str, action.get("remoteUrls") or []))
             )
         ]
         # `acme/ledger` is a part of `acme/ledger-pipeline-lib` too: the exact path wins

@@ -260,7 +260,7 @@ class PagerDutySource(Source):
                     "follow: paging stopped; earlier pages are kept and this window is read "
                     "again at the next sync"
                 )
-            if following is None and records and body.get("more"):
+            if following is None and body.get("more"):
                 # The cap, reached without a total: halve and fetch both halves again.
                 return self._split(since, until, None)
             rows = self._rows(ctx, scope, records, response.url)

@@ -214,7 +214,7 @@ def _run_source(
                 result.failed_scopes += 1
             for warning in ctx.warnings:
                 result.warnings.append(client.scrub(warning) if client is not None else warning)
-            if stop and error is not None:
+            if stop:  # the source's own failure: the other scopes would fail alike
                 _skip_the_rest(engine, source.name, scopes[index + 1 :], error, result)
                 break
     finally:

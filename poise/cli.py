@@ -16,11 +16,11 @@ import traceback
 from collections.abc import Sequence
 from types import ModuleType
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from poise import __version__
 from poise.console import err, out
-from poise.errors import PoiseError
+from poise.errors import PoiseError, internal_error
 
 # Subcommand name -> module. Modules are imported only when needed: most pull in pandas
 # and the metrics engine, and `poise gate` in a pipeline should not pay for the others.
@@ -119,11 +119,7 @@ def _internal_error(args: argparse.Namespace, exc: BaseException) -> int:
     if args.debug:
         traceback.print_exception(exc)
     else:
-        err.print(
-            f"poise: internal error: {type(exc).__name__}: {exc} "
-            "(run with --debug for the traceback, and please report it)",
-            markup=False,
-        )
+        err.print(f"poise: {internal_error(exc)}", markup=False)
     return 1
 
 
@@ -146,18 +142,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print(f"poise: {exc}", markup=False)
         return 1
     except DBAPIError as exc:
-        from poise.warehouse.engine import write_refused  # only on this path: start-up
+        from poise.warehouse.engine import database_failure  # only on this path: start-up
 
-        refused = write_refused(exc)
-        if refused is None and not isinstance(exc, OperationalError):
+        failure = database_failure(exc)
+        if failure is None:
             return _internal_error(args, exc)
         if args.debug:
             traceback.print_exc()
-        if refused is not None:  # a read-only role, replica or file, and a command that writes
-            err.print(f"poise: the warehouse refused to write: {refused}", markup=False)
-            return 1
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        err.print(f"poise: database unavailable: {reason}", markup=False)
+        err.print(f"poise: {failure}", markup=False)
         return 1
     except BrokenPipeError as exc:
         if not _stdout_reader_gone():

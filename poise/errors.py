@@ -30,3 +30,11 @@ class MissingWarehouse(PoiseError):
 
 class NotAvailableYet(PoiseError):
     """A capability that is planned but not built yet."""
+
+
+def internal_error(exc: BaseException) -> str:
+    """The line a bug gets (without `poise: `), saying how to see more."""
+    return (
+        f"internal error: {type(exc).__name__}: {exc} "
+        "(run with --debug for the traceback, and please report it)"
+    )

@@ -110,6 +110,20 @@ def repo(tmp_path: Path) -> dict[str, str]:
     return shas
 
 
+def finished_builds(shas: dict[str, str]) -> list[dict[str, Any]]:
+    """The story's builds 1-150, all finished: 144 successes of c1, then every result."""
+    builds = [build(n, result="SUCCESS", sha=shas["c1"]) for n in range(1, 145)]
+    return [
+        *builds,
+        build(145, result="NOT_BUILT", sha=None),
+        build(146, result="ABORTED", sha=shas["c2"]),
+        build(147, result="SUCCESS", sha=shas["c2"]),
+        build(148, result="FAILURE", sha=shas["c3"]),
+        build(149, result="UNSTABLE", sha=shas["c3"]),
+        build(150, result="SUCCESS", sha=shas["c3"], library=True),
+    ]
+
+
 @pytest.fixture
 def jenkins(
     replay_server: ReplayServer,
@@ -118,16 +132,7 @@ def jenkins(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Jenkins:
     monkeypatch.setattr("collectors.jenkins.utcnow", lambda: NOW)
-    builds = [build(n, result="SUCCESS", sha=repo["c1"]) for n in range(1, 145)]
-    builds += [
-        build(145, result="NOT_BUILT", sha=None),
-        build(146, result="ABORTED", sha=repo["c2"]),
-        build(147, result="SUCCESS", sha=repo["c2"]),
-        build(148, result="FAILURE", sha=repo["c3"]),
-        build(149, result="UNSTABLE", sha=repo["c3"]),
-        build(150, result="SUCCESS", sha=repo["c3"], library=True),
-        build(151, result=None, sha=repo["c4"]),
-    ]
+    builds = [*finished_builds(repo), build(151, result=None, sha=repo["c4"])]
     return Jenkins(replay_server, builds)
 
 

@@ -67,7 +67,7 @@ from test_github_collector import REPO as GITHUB_REPO
 from test_github_collector import Story as GitHubStory
 from test_gitlab_collector import PROJECT as GITLAB_PROJECT
 from test_gitlab_collector import Story as GitLabStory
-from test_jenkins_collector import Jenkins, build
+from test_jenkins_collector import Jenkins, finished_builds
 from test_opsgenie_collector import ALERTS
 from test_opsgenie_collector import CHECKOUT as OPSGENIE_SERVICE
 from test_opsgenie_collector import account as opsgenie_account
@@ -301,16 +301,7 @@ def ledger_repository(folder: Path) -> dict[str, str]:
 
 
 def serve_jenkins(server: KillingServer, shas: dict[str, str]) -> None:
-    builds = [build(n, result="SUCCESS", sha=shas["c1"]) for n in range(1, 145)]
-    builds += [
-        build(145, result="NOT_BUILT", sha=None),
-        build(146, result="ABORTED", sha=shas["c2"]),
-        build(147, result="SUCCESS", sha=shas["c2"]),
-        build(148, result="FAILURE", sha=shas["c3"]),
-        build(149, result="UNSTABLE", sha=shas["c3"]),
-        build(150, result="SUCCESS", sha=shas["c3"], library=True),
-    ]
-    Jenkins(server, builds)
+    Jenkins(server, finished_builds(shas))
 
 
 def extend_repository(source: Path, target: Path, commits: int) -> None:

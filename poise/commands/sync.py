@@ -18,14 +18,14 @@ from typing import Any
 from rich.logging import RichHandler
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from collectors.runner import SyncSummary, registered_sources, run_sync
 from poise.commands.common import Context, add_config_option, add_db_option, open_context
 from poise.console import err, out
-from poise.errors import PoiseError
+from poise.errors import PoiseError, internal_error
 from poise.timeutil import isoformat_z, utcnow
-from poise.warehouse.engine import write_refused
+from poise.warehouse.engine import database_failure
 from poise.warehouse.lock import SyncLocked, sync_lock
 
 NAME = "sync"
@@ -238,15 +238,12 @@ def _sync_every(args: argparse.Namespace, interval: float, stop: _StopRequest) -
             err.print(f"poise: {exc}; trying again next round", markup=False)
         except PoiseError as exc:
             err.print(f"poise: {exc}", markup=False)
-        except OperationalError as exc:
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            err.print(f"poise: database unavailable: {reason}", markup=False)
         except DBAPIError as exc:
-            refused = write_refused(exc)  # a read-only role, replica or file: as `main` says it
-            if refused is None:
+            failure = database_failure(exc)  # as `main` says it
+            if failure is None:
                 _report_bug(args, exc)
             else:
-                err.print(f"poise: the warehouse refused to write: {refused}", markup=False)
+                err.print(f"poise: {failure}", markup=False)
         except Exception as exc:  # a bug in one round must not end a scheduled sync for good
             _report_bug(args, exc)
         else:
@@ -268,11 +265,7 @@ def _sync_every(args: argparse.Namespace, interval: float, stop: _StopRequest) -
 def _report_bug(args: argparse.Namespace, exc: Exception) -> None:
     if getattr(args, "debug", False):
         traceback.print_exception(exc)
-    err.print(
-        f"poise: internal error: {type(exc).__name__}: {exc} (run with --debug for the "
-        "traceback, and please report it); trying again next round",
-        markup=False,
-    )
+    err.print(f"poise: {internal_error(exc)}; trying again next round", markup=False)
 
 
 def _sleep_until_stopped(stop: threading.Event, seconds: float) -> None:

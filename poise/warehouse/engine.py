@@ -17,6 +17,7 @@ from sqlalchemy.exc import (
     DBAPIError,
     InterfaceError,
     NoSuchModuleError,
+    OperationalError,
 )
 
 from poise.errors import DatabaseUnavailable, MissingWarehouse, PoiseError
@@ -239,6 +240,18 @@ def write_refused(exc: DBAPIError) -> str | None:
     code = getattr(original, "sqlite_errorcode", None)
     if sqlstate in _PG_WRITE_REFUSED or (code is not None and code & 0xFF == _SQLITE_READONLY):
         return str(original).strip().splitlines()[0]
+    return None
+
+
+def database_failure(exc: DBAPIError) -> str | None:
+    """The one line a database failure gets (without `poise: `): a write refused for good,
+    or the database unavailable; None when it is neither, i.e. a bug."""
+    refused = write_refused(exc)
+    if refused is not None:  # a read-only role, replica or file, and a command that writes
+        return f"the warehouse refused to write: {refused}"
+    if isinstance(exc, OperationalError):
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        return f"database unavailable: {reason}"
     return None
 
 
