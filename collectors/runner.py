@@ -36,6 +36,7 @@ class SourceResult:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     failed_scopes: int = 0  # a failure of the whole source fails several with one line
+    stopped_scopes: int = 0  # not started because a graceful stop came first
 
     @property
     def failed(self) -> bool:
@@ -50,7 +51,7 @@ class SourceResult:
 @dataclass
 class SyncSummary:
     results: list[SourceResult] = field(default_factory=list)
-    stopped: bool = False  # a graceful stop skipped the sources not started yet
+    stopped: bool = False  # a graceful stop skipped the scopes and sources not started yet
     notes: list[str] = field(default_factory=list)  # what the post-sync hooks did, one line each
 
     @property
@@ -104,8 +105,9 @@ def run_sync(
 
     A failing scope is recorded in the sync state with its one-line error and the others
     go on; only a bug-free `BaseException` (Ctrl-C, a kill) stops the run. `should_stop`
-    is asked before each source: once it says yes, the sources not started yet are skipped
-    (a graceful stop finishes the current source; the post-sync hooks still run).
+    is asked before each scope: once it says yes, the scopes and sources not started yet
+    are skipped (a graceful stop finishes the scope under way, so that a source of many
+    repositories fits a scheduler's grace period; the post-sync hooks still run).
     `checkpoint_every` replaces every source's own interval (`Source.checkpoint_every`).
     """
     registry = registry if registry is not None else registered_sources()
@@ -123,10 +125,11 @@ def run_sync(
         if should_stop is not None and should_stop():
             summary.stopped = summary.stopped or bool(source.scopes())
             continue
-        options = _Options(full, on_progress, on_checkpoint, checkpoint_every)
+        options = _Options(full, on_progress, on_checkpoint, checkpoint_every, should_stop)
         result = _run_source(engine, config, source, options)
         if result is not None:
             summary.results.append(result)
+            summary.stopped = summary.stopped or bool(result.stopped_scopes)
     for hook in post_sync_hooks() if hooks is None else hooks:
         hook_name = getattr(hook, "__name__", "post-sync hook")
         label = hook_name.replace("_", " ")
@@ -152,6 +155,10 @@ class _Options:
     on_progress: Callable[[str, int], None] | None
     on_checkpoint: Callable[[str, str, Any], None] | None
     checkpoint_every: int | None
+    should_stop: Callable[[], bool] | None = None
+
+    def stop_requested(self) -> bool:
+        return self.should_stop is not None and self.should_stop()
 
 
 def _run_source(
@@ -177,6 +184,9 @@ def _run_source(
         return result
     try:
         for index, scope in enumerate(scopes):
+            if index and options.stop_requested():
+                _stop_before(scopes[index:], result)
+                break
             ctx = SyncContext(
                 engine=engine,
                 config=config,
@@ -233,11 +243,24 @@ def _skip_the_rest(
         for scope in rest:
             record_attempt(connection, source, "*", scope.key, error=error)
     result.failed_scopes += len(rest)
-    names = ", ".join(scope.key for scope in rest[:3]) + (", …" if len(rest) > 3 else "")
     result.errors.append(
-        f"{source}: not tried for {len(rest)} more (of {result.scopes}): {names}, as the same "
+        f"{source}: not tried for {len(rest)} more (of {result.scopes}): {_first_names(rest)}, "
+        "as the same "
         "failure would stop each of them; run `poise sync` again once it is fixed"
     )
+
+
+def _stop_before(rest: list[Scope], result: SourceResult) -> None:
+    """A graceful stop: the scopes not started keep their bookmarks for the next sync."""
+    result.stopped_scopes = len(rest)
+    result.warnings.append(
+        f"{result.name}: stopped before {len(rest)} more (of {result.scopes}): "
+        f"{_first_names(rest)}; the next sync reads them"
+    )
+
+
+def _first_names(scopes: list[Scope]) -> str:
+    return ", ".join(scope.key for scope in scopes[:3]) + (", …" if len(scopes) > 3 else "")
 
 
 def _one_line(exc: BaseException) -> str:

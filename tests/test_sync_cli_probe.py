@@ -332,8 +332,8 @@ def test_a_one_off_sync_finishes_its_source_on_sigterm_and_skips_the_rest(
         if one_off.poll() is None:
             one_off.kill()
     assert one_off.returncode == 128 + signal.SIGTERM, err
-    assert "SIGTERM: finishing the current source, then stopping" in err
-    assert "stopped before the remaining sources" in err
+    assert "SIGTERM: finishing the scope under way, then stopping" in err
+    assert "stopped early (signal)" in err
     assert "pagerduty" in out and "tls" not in out  # pagerduty finished, tls never started
     assert lock_is_free(sqlite_url)
 
@@ -407,7 +407,7 @@ def test_ctrl_c_in_a_terminal_lets_git_finish_the_source(tmp_path: Path) -> None
     finally:
         if terminal.poll() is None:
             terminal.kill()
-    assert "SIGINT: finishing the current source, then stopping" in err
+    assert "SIGINT: finishing the scope under way, then stopping" in err
     assert terminal.returncode == 0, err  # git was the last source: nothing skipped
     with sqlite3.connect(tmp_path / "w.db") as connection:
         assert connection.execute("SELECT count(*) FROM changes").fetchone() == (3,)

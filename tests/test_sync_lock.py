@@ -254,8 +254,8 @@ def test_sigterm_during_a_sync_finishes_the_source_and_exits_zero(
         if loop.poll() is None:
             loop.kill()
     assert loop.returncode == 0, err
-    assert "SIGTERM: finishing the current source, then stopping" in err
-    assert "stopped before the remaining sources" not in err  # pagerduty was the only one
+    assert "SIGTERM: finishing the scope under way, then stopping" in err
+    assert "stopped early (signal)" not in err  # pagerduty was the only one
     assert "sync loop stopped" in err
     assert "next sync at" not in err  # stopped, not scheduled again
     assert "pagerduty" in out  # the summary of the finished source

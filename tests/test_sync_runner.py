@@ -328,6 +328,40 @@ def test_a_failure_of_the_whole_source_stops_it_at_the_first_scope(
             assert read_state(connection, "github", "*", name).last_error == result.errors[0]
 
 
+def test_a_graceful_stop_finishes_the_scope_under_way_and_the_next_sync_reads_the_rest(
+    warehouse: Engine, tmp_path: Path, replay_server: ReplayServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGTERM while the first of three repositories is read: that one finishes, the
+    other two are not asked for (a source of many repositories must fit a scheduler's grace
+    period), the summary says the sync stopped, and the next sync reads them."""
+    monkeypatch.setenv("TEST_GITHUB_TOKEN", TOKEN)
+    for repo, repo_id in (("acme/svc", 77), ("acme/legacy", 78), ("acme/search", 79)):
+        script_deployments(replay_server, repo, repo_id)
+    services = {"checkout": "acme/svc", "legacy": "acme/legacy", "search": "acme/search"}
+    config = make_config(tmp_path, replay_server, services)
+
+    def stop_once_checkout_is_read() -> bool:
+        return any("/repos/acme/svc/" in r.path for r in replay_server.requests)
+
+    summary = sync(warehouse, config, should_stop=stop_once_checkout_is_read)
+    result = summary.result("github")
+    assert summary.stopped and not summary.failed
+    assert result.stopped_scopes == 2 and result.new == 5 and result.failures == 0
+    assert result.warnings == [
+        "github: stopped before 2 more (of 3): legacy, search; the next sync reads them"
+    ]
+    assert not any(
+        "acme/legacy" in r.path or "acme/search" in r.path for r in replay_server.requests
+    )
+    assert len(deployment_ids(warehouse)) == 5
+    with warehouse.connect() as connection:  # not started is not failed
+        assert read_state(connection, "github", "deployments", "legacy").last_error is None
+
+    again = sync(warehouse, config)
+    assert not again.stopped and again.result("github").new == 10
+    assert len(deployment_ids(warehouse)) == 15
+
+
 class Broken(Source):
     name = "gitlab"
 

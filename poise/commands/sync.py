@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="INTERVAL",
         type=parse_interval,
         help="keep running: sync again every INTERVAL after a round ends (e.g. 15m, 1h, 90s; "
-        "±10%% jitter); SIGTERM or Ctrl-C finishes the current source, then exits 0 "
+        "±10%% jitter); SIGTERM or Ctrl-C finishes the scope under way, then exits 0 "
         "(a second one stops at once)",
     )
 
@@ -126,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 class _StopRequest:
-    """SIGTERM and SIGINT: the first lets the current source finish, a second stops at once.
+    """SIGTERM and SIGINT: the first lets the scope under way finish (one repository, job,
+    service, SLO or certificate), a second stops at once.
 
     A second signal raises KeyboardInterrupt where the sync is (`poise: interrupted`, exit
     130): every page committed before it is kept, and the lock goes with the process.
@@ -148,7 +149,7 @@ class _StopRequest:
         self.signum = signum
         self.event.set()
         err.print(
-            f"poise: {name}: finishing the current source, then stopping "
+            f"poise: {name}: finishing the scope under way, then stopping "
             f"({name} again to stop at once)",
             markup=False,
         )
@@ -170,7 +171,10 @@ def _sync_once(args: argparse.Namespace, stop: _StopRequest) -> int:
         context.engine.dispose()
     print_summary(summary, args.source)
     if summary.stopped:
-        err.print("poise: stopped before the remaining sources (signal)", markup=False)
+        err.print(
+            "poise: stopped early (signal): what was not started is read by the next sync",
+            markup=False,
+        )
     stop.skipped = summary.stopped
     unconfigured = _unconfigured(args.source, summary)
     return 1 if summary.failed or unconfigured else 0
