@@ -41,6 +41,7 @@ source `git` + its sha (`source_id`).
 from __future__ import annotations
 
 import contextlib
+import difflib
 import fcntl
 import fnmatch
 import hashlib
@@ -333,7 +334,18 @@ class GitSync:
                 f"branch {branch!r} not found in {self.repo}, only {remote[0]!r}: set "
                 f"{self.where}.branch to {remote[0]!r}, or check out {branch!r} there"
             )
-        return f"branch {branch!r} not found in {self.repo}: check {self.where}.branch"
+        # the local branches, or for a clone checked out detached, the remote-tracking ones
+        names = sorted(
+            ref.removeprefix("refs/heads/") for ref in refs if ref.startswith("refs/heads/")
+        )
+        names = names or sorted(ref.removeprefix("refs/remotes/") for ref in refs)
+        there = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        close = difflib.get_close_matches(branch, names, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return (
+            f"branch {branch!r} not found in {self.repo} (its branches: {there}): {hint}check "
+            f"{self.where}.branch"
+        )
 
     def warn_shallow(self) -> None:
         """A shallow clone (a CI checkout, `git clone --depth`) has lost the commits before

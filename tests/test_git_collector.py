@@ -468,7 +468,8 @@ def test_a_missing_repository_fails_that_service_only(
     result = sync(warehouse, config).result("git")
     assert result.errors == [
         f"git: ghost: {tmp_path / 'not-a-repo'} is not a git repository: check services[0].git.path",
-        f"git: typo: branch 'mian' not found in {tmp_path / 'checkout'}: check services[1].git.branch",
+        f"git: typo: branch 'mian' not found in {tmp_path / 'checkout'} (its branches: "
+        "feature, main, side, squashme): did you mean 'main'? check services[1].git.branch",
     ]
     assert len(changes(warehouse, "checkout")) == 6
     with warehouse.connect() as connection:

@@ -181,7 +181,8 @@ def test_a_branch_renamed_or_deleted_after_a_sync_fails_that_service_and_keeps_i
     repo.git("branch", "-m", "main", "trunk")
     result = sync(sqlite_warehouse, config).result("git")
     assert result.errors == [
-        f"git: checkout: branch 'main' not found in {repo.path}: check services[0].git.branch"
+        f"git: checkout: branch 'main' not found in {repo.path} (its branches: trunk): check "
+        "services[0].git.branch"
     ]
     assert stored(sqlite_warehouse) == before  # a failed sync removes nothing
     repo.git("checkout", "-q", "--detach")
