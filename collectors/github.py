@@ -137,13 +137,24 @@ def pull_details(http: HttpClient, pull: dict[str, Any], scope: Scope) -> dict[s
     return {**pull, "_first_commit": first[0] if first else None, "_reviews": reviews}
 
 
+# GitHub refuses these from a pull request's own author
+NEVER_THE_AUTHORS = frozenset({"APPROVED", "CHANGES_REQUESTED"})
+
+
+def by_someone_else(review: dict[str, Any], author: str) -> bool:
+    reviewer = login(review.get("user"))
+    if reviewer == GHOST and author == GHOST:  # two deleted users: only the state can tell
+        return review.get("state") in NEVER_THE_AUTHORS
+    return reviewer != author
+
+
 def first_review_at(pull: dict[str, Any]) -> datetime | None:
     """When someone other than the author first submitted a review (pending ones have no time)."""
     author = login(pull.get("user"))
     times = [
         when(review.get("submitted_at"))
         for review in pull.get("_reviews") or []
-        if review.get("submitted_at") and login(review.get("user")) != author
+        if review.get("submitted_at") and by_someone_else(review, author)
     ]
     return min((t for t in times if t is not None), default=None)
 

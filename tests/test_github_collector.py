@@ -33,7 +33,7 @@ from collector_checks import (
 from replay import RecordedRequest, ReplayServer, Reply
 from sqlalchemy import Engine
 
-from collectors.github import GitHubSource, split
+from collectors.github import GitHubSource, first_review_at, split
 from poise.config import PoiseConfig
 from poise.warehouse import open_warehouse
 from poise.warehouse.sync_state import read_state
@@ -881,3 +881,32 @@ def test_releases_are_deployments_at_their_publication(
         "success",
     )
     assert not replay_server.requests_to(f"/repos/{REPO}/deployments")
+
+
+@pytest.mark.parametrize(
+    ("author", "reviewer", "state", "counts"),
+    [
+        ("alice", "bob", "COMMENTED", True),
+        ("alice", "alice", "COMMENTED", False),  # the author answering in a review
+        ("alice", None, "COMMENTED", True),  # a deleted reviewer is not the author
+        (None, "bob", "COMMENTED", True),
+        (None, None, "COMMENTED", False),  # both deleted: may be the author's own comment
+        (None, None, "APPROVED", True),  # GitHub refuses an approval from the author
+        (None, None, "CHANGES_REQUESTED", True),
+        (None, {"login": "ghost"}, "APPROVED", True),  # GitHub's own placeholder user
+    ],
+)
+def test_a_review_counts_when_it_cannot_be_the_authors_own(
+    author: str | None, reviewer: Any, state: str, counts: bool
+) -> None:
+    def user(name: Any) -> Any:
+        return {"login": name, "id": 1} if isinstance(name, str) else name
+
+    pull = {
+        "user": user(author),
+        "_reviews": [
+            {"user": user(reviewer), "state": state, "submitted_at": "2024-05-02T18:00:00Z"}
+        ],
+    }
+    expected = datetime(2024, 5, 2, 18, tzinfo=UTC) if counts else None
+    assert first_review_at(pull) == expected
