@@ -481,7 +481,15 @@ def merge_rows(target: Rows, more: Rows) -> Rows:
     return target
 
 
-def run_http_stream(ctx: SyncContext, stream: Stream, scope: Scope, *, start: Any = None) -> None:
+def run_http_stream(
+    ctx: SyncContext,
+    stream: Stream,
+    scope: Scope,
+    *,
+    start: Any = None,
+    keep: Mapping[str, Any] | None = None,
+    first_response: HttpResponse | None = None,
+) -> None:
     """Page through one declared stream for one scope, storing each page as it arrives.
 
     Bookmark rules: an oldest-first stream advances its cursor at every checkpoint. A
@@ -490,6 +498,13 @@ def run_http_stream(ctx: SyncContext, stream: Stream, scope: Scope, *, start: An
     record that is not `settled` holds the cursor at its value (and drops the ETag), so
     the next sync lists it again. `start` is the cursor when there is no bookmark yet
     (`sources.<name>.since`): older records are not collected.
+
+    `keep`: keys saved in every bookmark of the listing beside its own (what the source
+    knows of the list itself, such as which series of Jenkins build numbers it is in),
+    given by the caller because a `--full` sync starts without the stored bookmark.
+    `first_response`: the answer to the stream's first request (sent without an ETag)
+    when the caller has read it already, to check the list before paging it, so it is not
+    asked for twice; a listing resumed at a checkpoint's next page ignores it.
     """
     if ctx.http is None:
         raise RuntimeError(f"{ctx.source}: stream {stream.name} needs an HTTP client")
@@ -509,7 +524,10 @@ def run_http_stream(ctx: SyncContext, stream: Stream, scope: Scope, *, start: An
     first, guard = True, PageGuard()
     with PageFetcher(ctx.http) as pages:
         while request is not None:
-            response = pages.get(request, etag=etag if first and not pending else None)
+            if first and not pending and first_response is not None:
+                response = first_response
+            else:
+                response = pages.get(request, etag=etag if first and not pending else None)
             if response.not_modified:
                 ctx.advance(0)
                 return
@@ -539,9 +557,14 @@ def run_http_stream(ctx: SyncContext, stream: Stream, scope: Scope, *, start: An
                         held = value if held is None or value < held else held
                 merge_rows(rows, stream.convert(record, scope))
             reached = highest if None in (held, highest) else min(highest, held)
-            bookmark: dict[str, Any] = {"cursor": reached, "etag": etag if held is None else None}
+            bookmark: dict[str, Any] = {
+                **(keep or {}),
+                "cursor": reached,
+                "etag": etag if held is None else None,
+            }
             if following is not None and stream.newest_first:
                 bookmark = {
+                    **(keep or {}),
                     "cursor": cursor,
                     "etag": state.get("etag"),
                     "pending": {

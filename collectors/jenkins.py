@@ -6,6 +6,12 @@ For every service with a `jenkins:` block (docs/collectors.md, "Jenkins"):
   (`builds` would stop at the newest 100), down to the bookmark: the last build number
   stored, held back by any build still running, so it is read again once finished; on a
   first sync, builds started before `sources.jenkins.since` are neither stored nor paged past;
+- a job that numbers its builds from 1 again (deleted and recreated, renamed back, a new
+  Jenkins) is seen on that first page: the newest build stored is no longer there with its
+  start time (or, when it is below the page, `GET <job>/<number>/api/json` says so). Its
+  builds are then a new series, listed in full as on a first sync, with ids ending in
+  `:series:<n>` so that no number used again replaces a stored build; the first series'
+  ids are unchanged, and the series is kept in the bookmark (`BuildSeries`);
 - every build is a `ci_runs` row; every finished one (a `result`, no longer `building`)
   is a deployment to the block's `environment` (`deployed_at` = `timestamp + duration`,
   epoch milliseconds), its sha the `lastBuiltRevision` of the checkout whose remote URL
@@ -22,13 +28,15 @@ from __future__ import annotations
 import base64
 import re
 import subprocess
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+from sqlalchemy import ColumnElement, func, select
 
 from collectors.base import Rows, Scope, Source, Stream, SyncContext, run_http_stream
 from collectors.git import OWN_SESSION, git_command
@@ -37,6 +45,8 @@ from collectors.shipped import Commit, link_deployments
 from poise.errors import ConfigError
 from poise.timeutil import from_epoch_millis, utcnow
 from poise.vocab import RunStatus, deployment_status, normalize_status
+from poise.warehouse import schema
+from poise.warehouse.sync_state import read_state
 
 PAGE = 100
 TREE = (
@@ -150,11 +160,203 @@ def running(build: dict[str, Any]) -> bool:
     return bool(build.get("building")) or build.get("result") is None
 
 
+# The `builds` bookmark's keys for a series after the first.
+SERIES_KEY, BEGAN_KEY = "series", "series_began"
+
+
+@dataclass(frozen=True)
+class BuildSeries:
+    """One run of a job's build numbers from 1, kept in the `builds` bookmark.
+
+    Jenkins numbers a job's builds 1, 2, 3 …; a job deleted and created again (or renamed
+    back, or moved to a fresh Jenkins) numbers them from 1 again. Each run of numbers is a
+    series: 1 for the numbers as Poise first collected them, one more at each restart
+    seen. From the second series on, build ids end in `:series:<n>`, so a number used
+    again is a row of its own, and the ids of a job that never restarted (every existing
+    warehouse's) stay what they were. A counter rather than a time: it is unique by
+    construction and short enough to read on the dashboard.
+    """
+
+    number: int = 1
+    # The restart that began it, for its warning: the newest build on the server then,
+    # the newest build stored before it, and how many builds of the job were stored.
+    began: Mapping[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, bookmark: Mapping[str, Any]) -> BuildSeries:
+        number = bookmark.get(SERIES_KEY)
+        if not isinstance(number, int) or number < 2:
+            return cls()
+        return cls(number, dict(bookmark.get(BEGAN_KEY) or {}))
+
+    def kept(self) -> dict[str, Any]:
+        """The bookmark keys that say it (none for the first series: bookmarks unchanged)."""
+        if self.number == 1:
+            return {}
+        return {SERIES_KEY: self.number, BEGAN_KEY: dict(self.began)}
+
+    def build_id(self, job: str, number: int) -> str:
+        return f"jenkins:{job}:build:{number}{self.suffix}"
+
+    @property
+    def suffix(self) -> str:
+        return "" if self.number == 1 else f":series:{self.number}"
+
+    def holds(self, run_id: ColumnElement[Any]) -> ColumnElement[bool]:
+        """A condition on a `ci_runs.id` column: the row is a build of this series
+        (job names cannot hold a `:`, so the suffix is never part of one)."""
+        if self.number == 1:
+            return ~run_id.contains(":series:", autoescape=True)
+        return run_id.endswith(self.suffix, autoescape=True)
+
+    def after_restart(self, *, newest: int, before: int, stored: int) -> BuildSeries:
+        return BuildSeries(self.number + 1, {"newest": newest, "before": before, "stored": stored})
+
+    def warning(self, service: str, job: str) -> str:
+        newest, before = self.began.get("newest"), self.began.get("before")
+        reused = (
+            " and now another build"
+            if newest is not None and before is not None and newest >= before
+            else ""
+        )
+        return (
+            f"jenkins: {service}: job {job} restarted its build numbers (newest #{newest}, "
+            f"#{before} stored before{reused}); its builds are collected as a new series "
+            f"(ids ending in :series:{self.number}), the {self.began.get('stored')} builds "
+            "stored before are kept"
+        )
+
+
+FIRST_SERIES = BuildSeries()
+
+
+@dataclass(frozen=True)
+class StoredBuild:
+    number: int
+    started: int  # epoch milliseconds, as Jenkins gives `timestamp`
+
+
+def start_millis(build: dict[str, Any]) -> int | None:
+    stamp = build.get("timestamp")
+    return int(stamp) if isinstance(stamp, int | float) and stamp > 0 else None
+
+
+def as_millis(moment: datetime) -> int:
+    return round(moment.timestamp() * 1000)
+
+
+def newest_stored(ctx: SyncContext, scope: Scope, series: BuildSeries) -> StoredBuild | None:
+    """The latest-started build of the job stored in `series` (None: none stored yet).
+
+    Builds start in number order within a series, so this is its highest number stored,
+    read from the rows rather than the bookmark's cursor, which a running build holds
+    back and `--full` does not read."""
+    runs, job = schema.ci_runs, scope.location.job
+    query = (
+        select(runs.c.id, runs.c.source_id, runs.c.started_at)
+        .where(
+            (runs.c.service == scope.key)
+            & (runs.c.source == ctx.source)
+            & (runs.c.name == job)
+            & series.holds(runs.c.id)
+            & runs.c.started_at.is_not(None)
+        )
+        .order_by(runs.c.started_at.desc(), runs.c.id.desc())
+        .limit(1)
+    )
+    with ctx.engine.connect() as connection:
+        row = connection.execute(query).first()
+    if row is None or not str(row.source_id or "").isdigit():
+        return None
+    number = int(row.source_id)
+    if row.id != series.build_id(job, number):
+        return None  # not a row this collector wrote (an import, another job's name)
+    return StoredBuild(number, as_millis(row.started_at))
+
+
+def stored_starts(
+    ctx: SyncContext, scope: Scope, series: BuildSeries, numbers: Iterable[int]
+) -> dict[int, int]:
+    """Build number -> stored start (epoch ms), of those of `numbers` stored in `series`."""
+    runs, job = schema.ci_runs, scope.location.job
+    ids = {series.build_id(job, number): number for number in numbers}
+    query = select(runs.c.id, runs.c.started_at).where(
+        runs.c.id.in_(sorted(ids)) & runs.c.started_at.is_not(None)
+    )
+    with ctx.engine.connect() as connection:
+        return {ids[row.id]: as_millis(row.started_at) for row in connection.execute(query)}
+
+
+def stored_count(ctx: SyncContext, scope: Scope) -> int:
+    runs = schema.ci_runs
+    query = select(func.count()).where(
+        (runs.c.service == scope.key)
+        & (runs.c.source == ctx.source)
+        & (runs.c.name == scope.location.job)
+    )
+    with ctx.engine.connect() as connection:
+        return int(connection.execute(query).scalar() or 0)
+
+
+def started_on_server(ctx: SyncContext, scope: Scope, number: int) -> int | None:
+    """Build `number`'s start on the server (None: no such build any more)."""
+    assert ctx.http is not None
+    try:
+        response = ctx.http.request(
+            "GET",
+            f"{scope.vars['job_path']}/{number}/api/json",
+            params={"tree": "number,timestamp"},
+        )
+    except NotFoundError:
+        return None  # discarded (a job keeping its last N builds): nothing to compare
+    body = response.json()
+    if not isinstance(body, dict) or body.get("number") != number:
+        return None
+    return start_millis(body)
+
+
+def restart_seen(
+    ctx: SyncContext,
+    scope: Scope,
+    series: BuildSeries,
+    newest: StoredBuild,
+    page: list[dict[str, Any]],
+) -> bool:
+    """Whether the listing's first page shows that the job numbers its builds from 1
+    again since `newest`, the series' newest build stored, was read.
+
+    A restart cannot keep that build: its number is gone (the numbers went back) or
+    belongs to a build that started at another time (they went past it). Builds deleted
+    by hand or discarded are no restart: the stored builds still on the page start when
+    they did. Costs a query or two, and one request only when more than a page of builds
+    ran since the last sync (the newest build stored is below the first page).
+    """
+    starts = {
+        build["number"]: started
+        for build in page
+        if isinstance(build.get("number"), int) and (started := start_millis(build)) is not None
+    }
+    if not starts:
+        return False  # a job without builds (yet): nothing to compare
+    if newest.number in starts:
+        return starts[newest.number] != newest.started
+    stored = stored_starts(ctx, scope, series, starts)
+    if stored:  # the newest stored is gone: the other stored builds on the page decide
+        return not any(starts[number] == started for number, started in stored.items())
+    if max(starts) < newest.number:
+        return True  # every number on the page is below it and none of them was stored
+    if len(page) >= PAGE and newest.number < min(starts):
+        started = started_on_server(ctx, scope, newest.number)
+        return started is not None and started != newest.started
+    return False  # it was discarded on the server: nothing left to compare with
+
+
 def build_rows(
     build: dict[str, Any],
     scope: Scope,
     warn: Callable[[str], None] | None = None,
     since: datetime | None = None,
+    series: BuildSeries = FIRST_SERIES,
 ) -> Rows:
     job, number = scope.location.job, build["number"]
     if since is not None and started_before(build, since):
@@ -172,7 +374,7 @@ def build_rows(
     finished = None if unfinished else started + timedelta(milliseconds=build.get("duration") or 0)
     sha = revision(build, repository_hint(scope))
     common = {
-        "id": f"jenkins:{job}:build:{number}",
+        "id": series.build_id(job, number),
         "source_id": str(number),
         "service": scope.key,
         "sha": sha,
@@ -251,15 +453,8 @@ class JenkinsSource(Source):
         clone = ctx.config.resolve_path(git.path) if git is not None else None
         if clone is not None and clone.is_dir():
             scope = replace(scope, vars={**scope.vars, "origin": origin_path(clone)})
-        # a build that cannot be stored is skipped and said so in the sync's summary
-        since = self.settings.since_bound()
-        builds = replace(
-            BUILDS,
-            convert=partial(build_rows, warn=ctx.warn, since=since),
-            paginator=RangePaginator(since=since),
-        )
         try:
-            run_http_stream(ctx, builds, scope)
+            self.sync_builds(ctx, scope)
         except NotFoundError:
             assert ctx.http is not None
             url = ctx.http.shown(ctx.http.absolute(BUILDS.path.format(**scope.vars)))
@@ -270,6 +465,55 @@ class JenkinsSource(Source):
             ) from None
         if clone is not None:
             link_deployments(ctx, scope, GitRangeResolver(clone, scope.key))
+
+    def sync_builds(self, ctx: SyncContext, scope: Scope) -> None:
+        """List the job's builds into the current series, after checking the first page
+        for a restart of its numbers (which begins the next series)."""
+        assert ctx.http is not None
+        ctx.bookmark(BUILDS.name, scope.key)  # the stream under way: its failure is its own
+        # Read even by `--full` (which lists every build again, from no bookmark): the
+        # builds of one series must not take the ids of another.
+        with ctx.engine.connect() as connection:
+            stored = read_state(connection, ctx.source, BUILDS.name, scope.key).bookmark or {}
+        series = BuildSeries.of(stored)
+        # a series begun by a restart whose listing has not come through yet (a sync
+        # killed before its summary): its warning is said again, not swallowed
+        listed_through = stored.get("cursor") is not None
+        first_response = None
+        if ctx.full or not stored.get("pending"):  # a resumed listing does not start on top
+            request = BUILDS.first_request(scope, None)
+            first_response = ctx.http.request(request.method, request.url, params=request.params)
+            page = BUILDS.records_of(first_response.json(), first_response)
+            newest = newest_stored(ctx, scope, series)
+            if newest is not None and restart_seen(ctx, scope, series, newest, page):
+                series = series.after_restart(
+                    newest=max(b["number"] for b in page if isinstance(b.get("number"), int)),
+                    before=newest.number,
+                    stored=stored_count(ctx, scope),
+                )
+                # The new series starts without a cursor, so it is listed in full as on a
+                # first sync; one write, so a kill leaves the old series or the new one.
+                ctx.save_bookmark(BUILDS.name, scope.key, series.kept())
+                listed_through = False
+            elif newest is None and stored.get("cursor") is not None:
+                # Nothing of the series is stored (`since` kept every build out, or the
+                # config names another job now), so its cursor guards no row and would
+                # only hide builds numbered below it: list from the top, which `since`
+                # stops after this page. A job with no build stored at all is at its
+                # first series.
+                if stored_count(ctx, scope) == 0:
+                    series = FIRST_SERIES
+                ctx.save_bookmark(BUILDS.name, scope.key, series.kept())
+        if series.number > 1 and not listed_through:
+            ctx.warn(series.warning(scope.key, scope.location.job))
+        # a build that cannot be stored is skipped and said so in the sync's summary
+        since = self.settings.since_bound()
+        builds = replace(
+            BUILDS,
+            convert=partial(build_rows, warn=ctx.warn, since=since, series=series),
+            paginator=RangePaginator(since=since),
+        )
+        run_http_stream(ctx, builds, scope, keep=series.kept(), first_response=first_response)
 
 
 class GitRangeResolver:
