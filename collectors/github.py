@@ -25,10 +25,11 @@ import logging
 import math
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import select
+from sqlalchemy import Connection, delete, or_, select
 
 from collectors.base import (
     PageFetcher,
@@ -43,6 +44,7 @@ from collectors.base import (
     merge_rows,
     records_in,
     run_http_stream,
+    upsert_canonical,
 )
 from collectors.http import (
     HttpClient,
@@ -58,6 +60,7 @@ from poise.config import GitHubLocation
 from poise.timeutil import isoformat_z, parse_timestamp, utcnow
 from poise.vocab import RunStatus, deployment_status, incident_status, normalize_status
 from poise.warehouse import schema
+from poise.warehouse.upsert import UpsertCounts
 
 log = logging.getLogger("poise.collectors.github")
 
@@ -314,11 +317,21 @@ def deploy_jobs(run: dict[str, Any], scope: Scope) -> list[dict[str, Any]]:
     ]
 
 
+def on_deploy_branch(run: dict[str, Any], location: GitHubLocation) -> bool:
+    """Whether the run's branch (or tag, for a run a tag started) is one `deploy_branches`
+    names; any is, without them."""
+    globs = location.deploy_branch_globs
+    branch = str(run.get("head_branch") or "")
+    return not globs or any(fnmatch.fnmatchcase(branch, glob) for glob in globs)
+
+
 def run_deployment(run: dict[str, Any], scope: Scope) -> dict[str, Any] | None:
     """The deployment a completed attempt of a deploy workflow run made, if it made one."""
     if run.get("status") != "completed" or run.get("event") in PULL_REQUEST_EVENTS:
         return None
     location: GitHubLocation = scope.location
+    if not on_deploy_branch(run, location):
+        return None
     name, started, finished = run.get("name"), run.get("run_started_at"), run.get("updated_at")
     conclusion = run.get("conclusion")
     attempt = attempt_of(run)
@@ -705,11 +718,14 @@ class WorkflowRuns:
                 following = self.stream.paginator.next_request(response, request, page)
                 pages.prefetch(following)
                 rows: Rows = {}
+                off_branch: list[str] = []
                 for run in complete_records(self.ctx, self.stream, self.scope, page):
                     if not run_settled(run):
                         created = parse_timestamp(run["created_at"])
                         held = created if held is None or created < held else held
                     merge_rows(rows, run_rows(run, self.scope))
+                    if not on_deploy_branch(run, self.scope.location):
+                        off_branch.append(run_deployment_id(self.scope, run["id"], 1))
                 cursor = reached if held is None else min(held, reached)
                 last = {"bookmark": {"cursor": cursor_value(cursor)}} if following is None else {}
                 self.ctx.store_page(
@@ -718,7 +734,7 @@ class WorkflowRuns:
                     request=RawRequest(request.method, response.url, request.params),
                     payload=response.text,
                     status=response.status,
-                    rows=rows,
+                    write=partial(self.store_runs, rows=rows, off_branch=off_branch),
                     records=len(page),
                     final=following is None,
                     **last,
@@ -728,6 +744,25 @@ class WorkflowRuns:
                 request = following
                 response = pages.get(request)
                 body = response.json()
+
+    def store_runs(
+        self, connection: Connection, raw_id: int | None, *, rows: Rows, off_branch: list[str]
+    ) -> UpsertCounts:
+        """A page of runs, and no deployment left stored for a run off `deploy_branches`
+        (collected before they were set: `poise sync --full` reads every run again)."""
+        counts = upsert_canonical(connection, rows, source=self.ctx.source, raw_id=raw_id)
+        table = schema.deployments
+        for first in off_branch:
+            gone = connection.execute(
+                delete(table).where(
+                    or_(
+                        table.c.id == first,
+                        table.c.id.startswith(f"{first}:attempt:", autoescape=True),
+                    )
+                )
+            )
+            counts.updated += max(gone.rowcount or 0, 0)
+        return counts
 
 
 def _second(moment: datetime) -> datetime:

@@ -26,6 +26,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -63,6 +64,28 @@ class TeamConfig(Strict):
         return value
 
 
+def glob_or_globs(value: Any, names: str, key: str, example: tuple[str, str]) -> Any:
+    """A config value that is one glob or a non-empty list of non-empty globs."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(glob, str) for glob in value):
+        if not value:
+            raise ValueError(f"an empty list names no {names}; leave {key} out instead")
+        if not all(value):
+            raise ValueError(f"an empty glob matches no {names}; leave it out")
+        return value
+    first, second = example
+    raise ValueError(
+        f"must be a glob of {names} names ({first!r}) or a list of them ([{first!r}, {second!r}])"
+    )
+
+
+def as_globs(value: str | list[str] | None) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else value
+
+
 class GitLocation(Strict):
     path: str = Field(description="Path of a local clone, relative to the config file.")
     branch: str = Field("main", description="The branch whose commits are changes.")
@@ -78,27 +101,12 @@ class GitLocation(Strict):
     @field_validator("deploy_tags", mode="before")
     @classmethod
     def _glob_or_globs(cls, value: Any) -> Any:
-        if value is None or isinstance(value, str):
-            return value
-        if isinstance(value, list) and all(isinstance(glob, str) for glob in value):
-            return value
-        raise ValueError("must be a glob of tag names ('v*') or a list of them (['v*', 'r*'])")
-
-    @field_validator("deploy_tags")
-    @classmethod
-    def _some_glob(cls, value: str | list[str] | None) -> str | list[str] | None:
-        if isinstance(value, list) and not all(value):
-            raise ValueError("an empty glob matches no tag; leave it out")
-        if isinstance(value, list) and not value:
-            raise ValueError("an empty list names no tag; leave deploy_tags out instead")
-        return value
+        return glob_or_globs(value, "tag", "deploy_tags", ("v*", "r*"))
 
     @property
     def deploy_tag_globs(self) -> list[str]:
         """The globs, whether one or a list was given."""
-        if self.deploy_tags is None:
-            return []
-        return [self.deploy_tags] if isinstance(self.deploy_tags, str) else self.deploy_tags
+        return as_globs(self.deploy_tags)
 
 
 class GitHubLocation(Strict):
@@ -107,6 +115,11 @@ class GitHubLocation(Strict):
         None, description="Workflow file or name whose runs are deployments."
     )
     deploy_job: str | None = Field(None, description="Job name within it that deploys.")
+    deploy_branches: str | list[str] | None = Field(
+        None,
+        description="With deploy_workflow: only its runs on these branches or tags (globs) "
+        "are deployments.",
+    )
     environment_map: dict[str, str] = Field(
         default_factory=dict,
         description="GitHub environment name (or deploy workflow/job name) -> Poise environment.",
@@ -121,6 +134,22 @@ class GitHubLocation(Strict):
     review_times: bool = Field(
         True, description="Read merged pull requests' reviews (first_review_at): one request each."
     )
+
+    @field_validator("deploy_branches", mode="before")
+    @classmethod
+    def _branch_globs(cls, value: Any) -> Any:
+        return glob_or_globs(value, "branch", "deploy_branches", ("main", "v*"))
+
+    @model_validator(mode="after")
+    def _workflow_for_its_details(self) -> GitHubLocation:
+        for key in ("deploy_job", "deploy_branches"):
+            if getattr(self, key) is not None and not self.deploy_workflow:
+                raise ValueError(f"{key} needs deploy_workflow (the workflow whose runs deploy)")
+        return self
+
+    @property
+    def deploy_branch_globs(self) -> list[str]:
+        return as_globs(self.deploy_branches)
 
     @property
     def deployments_api(self) -> bool:

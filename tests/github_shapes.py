@@ -219,12 +219,13 @@ def run(
     event: str = "push",
     name: str = "Deploy",
     workflow_id: int = 1903133,
+    head_branch: str = "main",
 ) -> dict[str, Any]:
     return {
         "id": run_id,
         "name": name,
         "node_id": f"WFR_{run_id}",
-        "head_branch": "main",
+        "head_branch": head_branch,
         "head_sha": head_sha,
         "path": ".github/workflows/deploy.yml",
         "display_title": "Deploy",

@@ -158,6 +158,38 @@ def test_nothing_at_all_is_the_defaults() -> None:
                 ({"deploy_tags": ["v*", ""]}, "an empty glob matches no tag; leave it out"),
             ]
         ],
+        *[
+            (
+                _config(
+                    services=[
+                        {"name": "checkout", "team": "payments", "github": {"repo": "a/b", **gh}}
+                    ]
+                ),
+                f"poise.yaml: services[0].github{where}: {message}",
+            )
+            for gh, where, message in [
+                (
+                    {"deploy_job": "deploy"},
+                    "",
+                    "deploy_job needs deploy_workflow (the workflow whose runs deploy)",
+                ),
+                (
+                    {"deploy_branches": "main"},
+                    "",
+                    "deploy_branches needs deploy_workflow (the workflow whose runs deploy)",
+                ),
+                (
+                    {"deploy_workflow": "deploy.yml", "deploy_branches": {"main": True}},
+                    ".deploy_branches",
+                    "must be a glob of branch names ('main') or a list of them (['main', 'v*'])",
+                ),
+                (
+                    {"deploy_workflow": "deploy.yml", "deploy_branches": []},
+                    ".deploy_branches",
+                    "an empty list names no branch; leave deploy_branches out instead",
+                ),
+            ]
+        ],
     ],
 )
 def test_errors_name_the_key_path(data: Any, message: str, tmp_path: Path) -> None:

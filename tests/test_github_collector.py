@@ -722,6 +722,54 @@ def test_workflow_runs_are_listed_in_windows_that_stay_under_the_result_cap(
     assert abs(datetime.now(UTC) - timedelta(days=3) - resumed_from) < timedelta(minutes=10)
 
 
+def test_deploy_branches_keep_runs_of_other_branches_out_of_the_deployments(
+    sqlite_warehouse: Engine, replay_server: ReplayServer, tmp_path: Path, http_sleeps: list[float]
+) -> None:
+    """A deploy workflow that also runs on feature branches (a staging deploy, a dry run):
+    only runs on `deploy_branches` (a branch, or the tag a run was started for) deploy to
+    production; every run stays a CI run. Set after a first sync, `--full` removes the
+    deployments the other branches' runs had made."""
+    replay_server.add(
+        f"/repos/{REPO}", Reply(200, gh.repository(created_at="2024-01-01T00:00:00Z"))
+    )
+    replay_server.add(f"/repos/{REPO}/pulls", Reply(200, []))
+    start = datetime(2024, 2, 1, tzinfo=UTC)
+    branches = ["main", "feature/login", "v1.4.0", "main", "renovate/pandas-3.x", "release/7"]
+    Runs(
+        replay_server,
+        [
+            gh.run(
+                9021700000 + i,
+                created_at=(start + timedelta(hours=i)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                head_sha=f"{i:040x}",
+                head_branch=branch,
+                run_attempt=2 if branch == "feature/login" else 1,
+            )
+            for i, branch in enumerate(branches)
+        ],
+    )
+    everything = make_config(tmp_path, replay_server, incident_label=None, deploy_workflow="Deploy")
+    assert not github_sync(sqlite_warehouse, everything).failed
+    assert len(by_id(sqlite_warehouse, "deployments")) == 6
+
+    config = make_config(
+        tmp_path,
+        replay_server,
+        incident_label=None,
+        deploy_workflow="Deploy",
+        deploy_branches=["main", "release/*", "v*"],
+    )
+    full = github_sync(sqlite_warehouse, config, full=True).result("github")
+    assert full.errors == [] and full.updated >= 2
+    wanted = {i for i, branch in enumerate(branches) if "/" not in branch or "release" in branch}
+    assert sorted(by_id(sqlite_warehouse, "deployments")) == sorted(
+        f"github:{REPO}:run:{9021700000 + i}" for i in wanted
+    )
+    assert len(rows(sqlite_warehouse, "ci_runs")) == 6
+    again = github_sync(sqlite_warehouse, config).result("github")
+    assert (again.errors, again.new, again.updated) == ([], 0, 0)
+
+
 def deploy_job_reply(
     job_id: int, now: datetime, *, conclusion: str, minutes: tuple[int, int]
 ) -> Reply:
