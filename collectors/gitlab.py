@@ -3,7 +3,9 @@
 For every service with a `gitlab:` block (docs/collectors.md, "GitLab"):
 
 - merged merge requests are its changes (`gitlab:<project>:mr:<iid>`), each with its
-  first commit (`/merge_requests/:iid/commits` lists newest first: the last one);
+  first commit (`/merge_requests/:iid/commits` lists newest first: the last one) and,
+  with `review_times`, its first review: the oldest note (`/merge_requests/:iid/notes`)
+  that is a comment or an approval by someone other than the author;
 - deployments (`/deployments`) are its deployments, once finished;
 - pipelines are `ci_runs`;
 - each successful production deployment is linked to the changes it shipped through the
@@ -18,8 +20,9 @@ back empty: past 10,000 rows GitLab stops sending `x-total` and `x-total-pages`.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -95,25 +98,58 @@ def project_of(scope: Scope) -> str:
 
 def pages(http: HttpClient, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     """Every item of a small list, page after page."""
-    items: list[dict[str, Any]] = []
+    return list(items_of(http, path, params))
+
+
+def items_of(http: HttpClient, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A list's items, asking for the next page only once the last one is used up."""
     request: PageRequest | None = PageRequest(path, params)
     guard = PageGuard()
     while request is not None:
         response = http.get(request.url, request.params)
         page = records_in(response.json(), response)
         guard.check(request, response, page)
-        items.extend(page)
+        yield from page
         request = NextPagePaginator().next_request(response, request, page)
-    return items
 
 
 # -- merge requests -> changes -----------------------------------------------------------
 
 
 def merge_request_details(http: HttpClient, mr: dict[str, Any], scope: Scope) -> dict[str, Any]:
-    path = f"/projects/{scope.vars['id']}/merge_requests/{mr['iid']}/commits"
-    commits = pages(http, path, {"per_page": 100})
-    return {**mr, "_first_commit": commits[-1] if commits else None}  # newest first
+    base = f"/projects/{scope.vars['id']}/merge_requests/{mr['iid']}"
+    commits = pages(http, f"{base}/commits", {"per_page": 100})
+    detailed = {**mr, "_first_commit": commits[-1] if commits else None}  # newest first
+    if getattr(scope.location, "review_times", False):
+        detailed["_first_review_at"] = first_review_at(http, base, mr)
+    return detailed
+
+
+# the system note GitLab writes for an approval (others, "added 3 commits", are no review)
+APPROVAL_NOTE = "approved this merge request"
+
+
+def is_review(note: dict[str, Any], author: str) -> bool:
+    """A comment or an approval by someone other than the merge request's author (two
+    deleted users, both GitLab's Ghost User, cannot be told apart: not counted)."""
+    system = bool(note.get("system"))
+    if system and not str(note.get("body") or "").startswith(APPROVAL_NOTE):
+        return False
+    return username(note.get("author")) != author
+
+
+def first_review_at(http: HttpClient, base: str, mr: dict[str, Any]) -> datetime | None:
+    """When someone other than the author first commented or approved: the notes oldest
+    first, read until one is found (usually on the first page)."""
+    author = username(mr.get("author"))
+    params = {"sort": "asc", "order_by": "created_at", "per_page": 100}
+    try:
+        for note in items_of(http, f"{base}/notes", params):
+            if isinstance(note, dict) and is_review(note, author):
+                return when(note.get("created_at"))
+    except NotFoundError:  # the merge request went away since it was listed
+        return None
+    return None
 
 
 def merge_request_change(mr: dict[str, Any], scope: Scope) -> dict[str, Any]:
@@ -129,7 +165,7 @@ def merge_request_change(mr: dict[str, Any], scope: Scope) -> dict[str, Any]:
         "committed_at": when(first.get("authored_date")) or parse_timestamp(mr["created_at"]),
         "merged_at": when(mr.get("merged_at")) or when(mr.get("updated_at")),
         "opened_at": when(mr.get("created_at")),
-        "first_review_at": None,
+        "first_review_at": mr.get("_first_review_at"),
         "pr_number": mr["iid"],
         "title": mr.get("title"),
         "author": username(mr.get("author")),

@@ -167,6 +167,10 @@ class GitHubLocation(Strict):
 class GitLabLocation(Strict):
     project: str = Field(description="Numeric id or full path (group/project).")
     environment_map: dict[str, str] = Field(default_factory=dict)
+    review_times: bool = Field(
+        True,
+        description="Read merged merge requests' notes (first_review_at): one request each.",
+    )
 
 
 class JenkinsLocation(Strict):

@@ -213,6 +213,38 @@ def paged(
     server.add_handler(path, answer)
 
 
+APPROVAL = "approved this merge request"
+
+
+def note(
+    note_id: int, author: str | None, created_at: str, body: str, *, system: bool = False
+) -> dict[str, Any]:
+    """A merge request note as `GET …/merge_requests/:iid/notes` gives it."""
+    return {
+        "id": 302000000 + note_id,
+        "type": None if system else "DiscussionNote",
+        "body": body,
+        "attachment": None,
+        "author": {
+            "id": 1000 + note_id,
+            "username": author or "ghost",
+            "name": author.title() if author else "Ghost User",
+            "state": "active",
+            "web_url": f"https://gitlab.example/{author or 'ghost'}",
+        },
+        "created_at": created_at,
+        "updated_at": created_at,
+        "system": system,
+        "noteable_id": 290000000 + note_id,
+        "noteable_type": "MergeRequest",
+        "project_id": PROJECT_ID,
+        "resolvable": False,
+        "confidential": False,
+        "internal": False,
+        "noteable_iid": 17,
+    }
+
+
 class Story:
     def __init__(self, server: ReplayServer) -> None:
         self.server = server
@@ -271,6 +303,22 @@ class Story:
         }
         for iid, items in commits.items():
             paged(s, f"{API}/merge_requests/{iid}/commits", items, per_page=1)  # two pages for !17
+        notes = {
+            17: [  # oldest first; the review is on the second page
+                note(1, "alice", "2024-05-02T12:00:00.000Z", "added 1 commit", system=True),
+                note(2, "alice", "2024-05-02T12:30:00.000Z", "Ready for review"),
+                note(3, "bob", "2024-05-02T13:00:00.000Z", "assigned to @carol", system=True),
+                note(4, "carol", "2024-05-03T08:15:00.000+00:00", "Why not retry twice?"),
+                note(5, "bob", "2024-05-03T09:00:00.000Z", APPROVAL, system=True),
+            ],
+            18: [  # by a deleted user: its own approval is no review, another's is
+                note(6, None, "2024-05-03T11:05:00.000Z", APPROVAL, system=True),
+                note(7, "carol", "2024-05-03T11:20:00.000Z", APPROVAL, system=True),
+            ],
+            19: [],
+        }
+        for iid, items in notes.items():
+            paged(s, f"{API}/merge_requests/{iid}/notes", items, per_page=3)
         s.add_handler(f"{API}/deployments", self.deployments)
         paged(
             s,
@@ -437,6 +485,15 @@ def test_story_becomes_changes_deployments_pipelines_and_links(
         "ghost",
     )
     assert changes[f"{PREFIX}:mr:19"]["sha"] == FF19B  # fast-forward: its own head landed
+    # the first comment or approval by someone else; notes read only as far as needed
+    assert {iid: iso(changes[f"{PREFIX}:mr:{iid}"]["first_review_at"]) for iid in (17, 18)} == {
+        17: "2024-05-03T08:15:00Z",
+        18: "2024-05-03T11:20:00Z",
+    }
+    assert changes[f"{PREFIX}:mr:19"]["first_review_at"] is None
+    notes17 = replay_server.requests_to(f"{API}/merge_requests/17/notes")
+    assert [r.query.get("page") for r in notes17] == [None, "2"]
+    assert notes17[0].query == {"sort": "asc", "order_by": "created_at", "per_page": "100"}
 
     deployments = {
         k.rsplit(":", 1)[1]: (v["environment"], v["status"], iso(v["deployed_at"]))
@@ -465,6 +522,24 @@ def test_story_becomes_changes_deployments_pipelines_and_links(
         "sort": "asc",
         "per_page": "100",
     }
+
+
+def test_review_times_off_reads_no_notes(
+    sqlite_warehouse: Engine, story: Story, replay_server: ReplayServer, tmp_path: Path
+) -> None:
+    config = make_config(tmp_path, replay_server)
+    service = config.services[0]
+    assert service.gitlab is not None
+    off = service.model_copy(
+        update={"gitlab": service.gitlab.model_copy(update={"review_times": False})}
+    )
+    config = config.model_copy(update={"services": [off]})
+    assert not gitlab_sync(sqlite_warehouse, config).failed
+    assert not [r for r in replay_server.requests if r.path.endswith("/notes")]
+    changes = by_id(sqlite_warehouse, "changes")
+    assert {change["first_review_at"] for change in changes.values()} == {None}
+    again = gitlab_sync(sqlite_warehouse, config).result("gitlab")
+    assert (again.new, again.updated) == (0, 0)
 
 
 def test_a_review_environment_longer_than_its_column_is_cut_to_fit_on_either_engine(
