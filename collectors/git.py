@@ -27,7 +27,7 @@ touch no commit, which are reported as warnings; so is a `deploy_tags` that find
 
 Incremental: the bookmark keeps the branch head, the deploy tags already stored and the
 settings they were read with (paths, whether commits are changes, the environment of the
-tag deployments, the work tree's .mailmap). Head unchanged and no new tag: nothing runs
+tag deployments, the .mailmap: the work tree's, or a bare clone's HEAD:.mailmap). Head unchanged and no new tag: nothing runs
 beyond the two listings. New commits only: `git log <old head>..<branch>`. New tags:
 `git log <branch> --not <stored tags>`, which holds both the new commits and every commit
 not yet deployed, i.e. all that a new tag can ship. A force-push, a moved or deleted tag,
@@ -226,10 +226,8 @@ class GitSync:
         }
         # The authors stored went through the work tree's .mailmap: another one, another
         # author for commits already stored. Kept only when there is one (no full read for
-        # the clones without); a bare clone's (HEAD:.mailmap) is not watched (docs).
-        mailmap = self.mailmap() if self.wants_changes else None
-        if mailmap:
-            self.settings["mailmap"] = mailmap
+        # the clones without); a bare clone's (HEAD:.mailmap) once the clone is known bare.
+        self.watch_mailmap(self.mailmap() if self.wants_changes else None)
         self.other_tags: list[str] = []  # the tags deploy_tags does not match, for a warning
 
     def mailmap(self) -> str | None:
@@ -237,6 +235,17 @@ class GitSync:
         with contextlib.suppress(OSError):
             return hashlib.sha256((self.repo / ".mailmap").read_bytes()).hexdigest()[:16]
         return None
+
+    def watch_mailmap(self, digest: str | None) -> None:
+        if digest:
+            self.settings["mailmap"] = digest
+
+    def bare_mailmap(self) -> str | None:
+        """A bare clone's mailmap is HEAD's .mailmap (git's `mailmap.blob` default): its blob
+        id, None without one. One git process, for bare clones only."""
+        done = self.git("rev-parse", "--verify", "--quiet", "HEAD:.mailmap", check=False)
+        blob = done.stdout.strip() if done.returncode == 0 else ""
+        return blob[:16] or None
 
     # -- git ------------------------------------------------------------------------
 
@@ -268,11 +277,12 @@ class GitSync:
         # In the same process, each on its line, even when the branch is not found:
         # --show-prefix, the folder's path below the work tree's root ("sub/"), empty at the
         # root (and in a bare clone, where --show-toplevel would fail);
-        # --is-shallow-repository, "true" or "false"; and where a shallow clone keeps its
+        # --is-bare-repository, "true" or "false"; --is-shallow-repository, "true" or "false"; and where a shallow clone keeps its
         # cut (relative to the folder; a linked work tree shares its repository's).
         done = self.git(
             "rev-parse",
             "--show-prefix",
+            "--is-bare-repository",
             "--is-shallow-repository",
             "--git-path",
             "shallow",
@@ -289,11 +299,13 @@ class GitSync:
             if probe.returncode != 0:
                 raise self.fail(self.unreadable(probe.stderr))
             raise self.fail(self.branch_missing())
+        if lines[1] == "true" and self.wants_changes:
+            self.watch_mailmap(self.bare_mailmap())
         cut = None
-        if lines[1] == "true":
+        if lines[2] == "true":
             self.warn_shallow()
             with contextlib.suppress(OSError):  # a cut we cannot read: an empty one
-                cut = sorted((self.repo / lines[2]).read_text().split())
+                cut = sorted((self.repo / lines[3]).read_text().split())
             cut = cut or []
         return lines[-1].strip(), cut
 

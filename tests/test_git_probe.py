@@ -402,6 +402,32 @@ def test_authors_are_stored_after_the_mailmap_and_another_mailmap_reads_again(
     assert changes(sqlite_warehouse)[laptop]["author"] == "al <al@laptop>"
 
 
+def test_a_bare_clones_mailmap_is_its_heads_and_another_one_reads_again(
+    sqlite_warehouse: Engine, tmp_path: Path
+) -> None:
+    """A bare clone (a mirror) has no work tree: git reads HEAD's .mailmap there."""
+    repo = Repo(tmp_path / "work")
+    laptop = repo.commit("laptop", "2024-01-01T00:00:00+00:00", author="al <al@laptop>")
+    bare = tmp_path / "checkout"
+    subprocess.run(["git", "clone", "-q", "--bare", str(repo.path), str(bare)], check=True)
+    config = config_for(tmp_path)
+    assert not sync(sqlite_warehouse, config).failed
+    assert changes(sqlite_warehouse)[laptop]["author"] == "al <al@laptop>"
+
+    (repo.path / ".mailmap").write_text(
+        "Alice Jones <alice@example.com> al <al@laptop>\n", encoding="utf-8"
+    )
+    repo.git("add", ".mailmap")
+    mapping = repo.commit("mailmap", "2024-01-02T00:00:00+00:00", author="al <al@laptop>")
+    subprocess.run(["git", "-C", str(bare), "fetch", "-q", str(repo.path), "main:main"], check=True)
+    mapped = sync(sqlite_warehouse, config).result("git")
+    assert mapped.errors == [] and mapped.updated == 1  # the old commit read again
+    assert {changes(sqlite_warehouse)[sha]["author"] for sha in (laptop, mapping)} == {
+        "Alice Jones <alice@example.com>"
+    }
+    assert sync(sqlite_warehouse, config).result("git").records == 0
+
+
 # -- monorepo paths --------------------------------------------------------------------
 
 
