@@ -27,12 +27,12 @@ touch no commit, which are reported as warnings; so is a `deploy_tags` that find
 
 Incremental: the bookmark keeps the branch head, the deploy tags already stored and the
 settings they were read with (paths, whether commits are changes, the environment of the
-tag deployments, the .mailmap: the work tree's, or a bare clone's HEAD:.mailmap). Head unchanged and no new tag: nothing runs
-beyond the two listings. New commits only: `git log <old head>..<branch>`. New tags:
-`git log <branch> --not <stored tags>`, which holds both the new commits and every commit
-not yet deployed, i.e. all that a new tag can ship. A force-push, a moved or deleted tag,
-a new tag not later than a stored one, or other settings: everything is read again and
-rows no longer reachable are removed.
+tag deployments, the .mailmap: the work tree's, or a bare clone's HEAD:.mailmap). Head
+unchanged and no new tag: nothing runs beyond the two listings. New commits only:
+`git log <old head>..<branch>`. New tags: `git log <branch> --not <stored tags>`, which
+holds both the new commits and every commit not yet deployed, i.e. all that a new tag can
+ship. A force-push, a moved or deleted tag, a new tag not later than a stored one, or
+other settings: everything is read again and rows no longer reachable are removed.
 
 No raw payload is kept: the clone itself is the raw data, and a change's lineage is
 source `git` + its sha (`source_id`).
@@ -277,8 +277,9 @@ class GitSync:
         # In the same process, each on its line, even when the branch is not found:
         # --show-prefix, the folder's path below the work tree's root ("sub/"), empty at the
         # root (and in a bare clone, where --show-toplevel would fail);
-        # --is-bare-repository, "true" or "false"; --is-shallow-repository, "true" or "false"; and where a shallow clone keeps its
-        # cut (relative to the folder; a linked work tree shares its repository's).
+        # --is-bare-repository and --is-shallow-repository, "true" or "false"; and where a
+        # shallow clone keeps its cut (relative to the folder; a linked work tree shares
+        # its repository's).
         done = self.git(
             "rev-parse",
             "--show-prefix",

@@ -120,20 +120,21 @@ def merge_request_details(http: HttpClient, mr: dict[str, Any], scope: Scope) ->
     base = f"/projects/{scope.vars['id']}/merge_requests/{mr['iid']}"
     commits = pages(http, f"{base}/commits", {"per_page": 100})
     detailed = {**mr, "_first_commit": commits[-1] if commits else None}  # newest first
-    if getattr(scope.location, "review_times", False):
+    if scope.location.review_times:
         detailed["_first_review_at"] = first_review_at(http, base, mr)
     return detailed
 
 
-# the system note GitLab writes for an approval (others, "added 3 commits", are no review)
-APPROVAL_NOTE = "approved this merge request"
+# the system notes GitLab writes for a reviewer's verdict (others, "added 3 commits",
+# "assigned to @x", are no review)
+VERDICT_NOTES = ("approved this merge request", "requested changes")
 
 
 def is_review(note: dict[str, Any], author: str) -> bool:
     """A comment or an approval by someone other than the merge request's author (two
     deleted users, both GitLab's Ghost User, cannot be told apart: not counted)."""
     system = bool(note.get("system"))
-    if system and not str(note.get("body") or "").startswith(APPROVAL_NOTE):
+    if system and not str(note.get("body") or "").startswith(VERDICT_NOTES):
         return False
     return username(note.get("author")) != author
 

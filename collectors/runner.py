@@ -245,8 +245,7 @@ def _skip_the_rest(
     result.failed_scopes += len(rest)
     result.errors.append(
         f"{source}: not tried for {len(rest)} more (of {result.scopes}): {_first_names(rest)}, "
-        "as the same "
-        "failure would stop each of them; run `poise sync` again once it is fixed"
+        "as the same failure would stop each of them; run `poise sync` again once it is fixed"
     )
 
 
