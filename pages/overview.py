@@ -11,6 +11,7 @@ from dashboard.components import figure_card
 TIER_HELP = (
     " The cell gives its tier after the figure; 'n < 5': fewer than 5 events, too few for one. "
 )
+CHANGE_HELP = "change from the previous period of the same length"
 
 view = components.page_start(
     "Overview",
@@ -93,7 +94,13 @@ else:
         "incidents",
     ]
     kept = [*tiers, "frozen_at_end"]  # hidden below (in the cells, the caption), in the CSV
-    table = shown[["team", *figures, *resilience, *(changes if compare else []), *kept]]
+    # with the changes, each follows its figure: read side by side, not scrolled to
+    columns = [
+        column
+        for figure, change in zip(figures, changes, strict=True)
+        for column in ([figure, change] if compare else [figure])
+    ]
+    table = shown[["team", *columns, *resilience, *kept]]
     # rates in percent with one decimal (Streamlit's "percent" format varies its decimals:
     # 25% beside 5.26%), named so in the CSV too; a rate's change is in percentage points
     table = table.rename(
@@ -152,11 +159,13 @@ else:
                 "Deploys / week",
                 help=components.help_text("deployment_frequency") + TIER_HELP,
             ),
-            "deploys_per_week_change": number("Δ deploys / week", format="%+.1f"),
+            "deploys_per_week_change": number(
+                "Δ", format="%+.1f", width="small", help=f"Deploys / week: {CHANGE_HELP}"
+            ),
             "lead_time_hours": number(
                 "Lead time", help=components.help_text("lead_time") + TIER_HELP
             ),
-            "lead_time_hours_change": number("Δ lead time"),
+            "lead_time_hours_change": number("Δ", width="small", help=f"Lead time: {CHANGE_HELP}"),
             "change_fail_rate_pct": number(
                 "Change fail rate",
                 help=components.help_text("change_failure_rate")
@@ -165,14 +174,15 @@ else:
                 "rollbacks and fixes could count.",
             ),
             "change_fail_rate_change_pts": number(
-                "Δ change fail (pts)",
+                "Δ pts",
                 format="%+.1f",
-                help="Change from the previous period, in percentage points.",
+                width="small",
+                help=f"Change fail rate: {CHANGE_HELP}, in percentage points",
             ),
             "recovery_hours": number(
                 "Recovery", help=components.help_text("recovery_time") + TIER_HELP
             ),
-            "recovery_hours_change": number("Δ recovery"),
+            "recovery_hours_change": number("Δ", width="small", help=f"Recovery: {CHANGE_HELP}"),
             "slos_met": number(
                 "SLOs met",
                 help=components.help_text("slos_met") + " Of the team's SLOs with data.",

@@ -262,6 +262,12 @@ def test_overview_headline_equals_poise_metrics(dashboard_demo_url: str, use: An
     assert list(shared.columns) == list(teams.columns)
     changes = teams[[c for c in teams.columns if c.endswith(("_change", "_change_pts"))]]
     assert len(changes.columns) == 4
+    # each right after its figure, read side by side rather than scrolled to
+    order = list(teams.columns)
+    for change in changes.columns:
+        figure = change.removesuffix("_pts").removesuffix("_change")
+        figure = figure + "_pct" if figure == "change_fail_rate" else figure
+        assert order.index(change) == order.index(figure) + 1, (change, order)
     values = changes.to_numpy(dtype=float)
     assert not (np.signbit(values) & (values == 0)).any()
     assert np.array_equal(np.round(values, 1), values, equal_nan=True)
