@@ -219,7 +219,13 @@ else:
             "not_after": st.column_config.DatetimeColumn(
                 "expires (UTC)", format="YYYY-MM-DD HH:mm"
             ),
-            "problem": st.column_config.TextColumn("does not verify, or the check failed"),
+            # long texts are cut in their cells (whole in the CSV), so the issuer shows too
+            "problem": st.column_config.TextColumn(
+                "problem",
+                width="medium",
+                help="Why it does not verify, or why the last check failed.",
+            ),
+            "issuer": st.column_config.TextColumn("issuer", width="medium"),
             "checked_at": st.column_config.DatetimeColumn("checked", format="YYYY-MM-DD HH:mm"),
         },
     )
