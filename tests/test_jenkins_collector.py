@@ -100,14 +100,19 @@ class Jenkins:
         return Reply(200, body, {"X-Jenkins": "2.440.3", "X-Content-Type-Options": "nosniff"})
 
 
+def ledger_repository(folder: Path) -> dict[str, str]:
+    """The service's clone in `folder`/ledger: commits c1..c4, its origin the job's URL."""
+    ledger = Repo(folder / "ledger")
+    ledger.git("remote", "add", "origin", "git@github.com:acme/ledger.git")
+    return {
+        f"c{n}": ledger.commit(f"ledger change {n}", f"2024-04-30T0{n}:00:00+00:00")
+        for n in range(1, 5)
+    }
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> dict[str, str]:
-    ledger = Repo(tmp_path / "ledger")
-    ledger.git("remote", "add", "origin", "git@github.com:acme/ledger.git")
-    shas = {}
-    for n in range(1, 5):
-        shas[f"c{n}"] = ledger.commit(f"ledger change {n}", f"2024-04-30T0{n}:00:00+00:00")
-    return shas
+    return ledger_repository(tmp_path)
 
 
 def finished_builds(shas: dict[str, str]) -> list[dict[str, Any]]:

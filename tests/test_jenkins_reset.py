@@ -19,7 +19,6 @@ import pytest
 from collector_checks import by_id, links, snapshot, sync, sync_through_kills
 from replay import RecordedRequest, ReplayServer, Reply
 from sqlalchemy import Engine
-from test_git_collector import Repo
 from test_jenkins_collector import (
     JOB_PATH,
     PREFIX,
@@ -30,6 +29,7 @@ from test_jenkins_collector import (
     both,
     build,
     finished_builds,
+    ledger_repository,
     make_config,
     millis,
 )
@@ -108,12 +108,7 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def shas(tmp_path: Path) -> dict[str, str]:
     """The service's clone (the Git collector's changes c1..c4), as the story's `repo`."""
-    ledger = Repo(tmp_path / "ledger")
-    ledger.git("remote", "add", "origin", "git@github.com:acme/ledger.git")
-    return {
-        f"c{n}": ledger.commit(f"ledger change {n}", f"2024-04-30T0{n}:00:00+00:00")
-        for n in range(1, 5)
-    }
+    return ledger_repository(tmp_path)
 
 
 @pytest.fixture

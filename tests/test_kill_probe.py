@@ -64,12 +64,11 @@ from conftest import POSTGRES_ENV, REPO_ROOT, postgres_base_url
 from incident_fakes import FakeOpsgenie, FakePagerDuty
 from replay import RecordedRequest, ReplayServer, Reply
 from sqlalchemy import Engine, create_engine, select, text
-from test_git_collector import Repo
 from test_github_collector import REPO as GITHUB_REPO
 from test_github_collector import Story as GitHubStory
 from test_gitlab_collector import PROJECT as GITLAB_PROJECT
 from test_gitlab_collector import Story as GitLabStory
-from test_jenkins_collector import Jenkins, finished_builds
+from test_jenkins_collector import Jenkins, finished_builds, ledger_repository
 from test_opsgenie_collector import ALERTS
 from test_opsgenie_collector import CHECKOUT as OPSGENIE_SERVICE
 from test_opsgenie_collector import account as opsgenie_account
@@ -291,15 +290,6 @@ def serve_stories(server: KillingServer) -> tuple[GitHubStory, GitLabStory]:
     opsgenie: FakeOpsgenie = opsgenie_account(server)
     assert pagerduty.incidents and opsgenie.incidents
     return github, gitlab
-
-
-def ledger_repository(folder: Path) -> dict[str, str]:
-    ledger = Repo(folder / "ledger")
-    ledger.git("remote", "add", "origin", "git@github.com:acme/ledger.git")
-    shas = {}
-    for n in range(1, 5):
-        shas[f"c{n}"] = ledger.commit(f"ledger change {n}", f"2024-04-30T0{n}:00:00+00:00")
-    return shas
 
 
 def serve_jenkins(server: KillingServer, shas: dict[str, str]) -> None:
