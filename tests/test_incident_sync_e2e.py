@@ -204,8 +204,12 @@ def test_a_pager_that_found_nothing_puts_its_service_on_record(
 
         assert figures("payments")["incidents"]["count"] is None  # not synced yet
         assert main(["sync", *common]) == 0
-        with create_engine(warehouse_url).connect() as connection:
-            assert connection.scalar(select(func.count()).select_from(schema.incidents)) == 0
+        engine = create_engine(warehouse_url)
+        try:  # disposed: a PostgreSQL connection left in the pool warns when collected
+            with engine.connect() as connection:
+                assert connection.scalar(select(func.count()).select_from(schema.incidents)) == 0
+        finally:
+            engine.dispose()
         for team in ("payments", "discovery"):
             calm = figures(team)
             assert calm["incidents"]["count"] == 0, team

@@ -39,9 +39,19 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
 
 @dataclass
 class Context:
+    """What a command works with; `with open_context(...) as context:` closes the
+    warehouse's connections when the command is done (a process running several commands,
+    a test, would otherwise keep them open until they are collected)."""
+
     config: PoiseConfig
     engine: Engine
     url: str
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.engine.dispose()
 
 
 def open_context(
@@ -64,10 +74,14 @@ def open_context(
     engine = open_warehouse(
         url, create=create, origin=url_origin(explicit, config.database, config.origin)
     )
-    if apply and create:
-        apply_config(engine, config, notes=notes)
-    elif apply:
-        apply_config_for_reading(engine, config, warn=note)
+    try:
+        if apply and create:
+            apply_config(engine, config, notes=notes)
+        elif apply:
+            apply_config_for_reading(engine, config, warn=note)
+    except BaseException:
+        engine.dispose()
+        raise
     return Context(config=config, engine=engine, url=url)
 
 

@@ -107,11 +107,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.export is not None:
         _check_export(args.export)
-    context = open_context(args, apply=False)
-    try:
+    with open_context(args, apply=False) as context:
         _build(args, context)
-    finally:
-        context.engine.dispose()
     return 0
 
 

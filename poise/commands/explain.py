@@ -13,7 +13,7 @@ import json
 
 from metrics.explain import FIGURES, explain, figure_name
 from metrics.wording import counted
-from poise.commands.common import open_context
+from poise.commands.common import Context, open_context
 from poise.commands.metrics import (
     add_period_scope_options,
     period_from,
@@ -48,7 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    context = open_context(args, create=False)  # reads only: a missing file is a typo
+    with open_context(args, create=False) as context:  # reads only: a missing file is a typo
+        return _run(args, context)
+
+
+def _run(args: argparse.Namespace, context: Context) -> int:
     period = period_from(args)
     scope = scope_from(args, context.engine)
     rows = explain(context.engine, args.figure, period, scope, settings_from(args, context.config))

@@ -98,8 +98,7 @@ def run(args: argparse.Namespace) -> int:
     # The ledger is the only write, and an answer from a warehouse created just now would be
     # a `ship` for every service of the config (no SLOs, no data): a typo in --db in a
     # pipeline must fail, not pass.
-    context = open_context(args, create=False)
-    try:
+    with open_context(args, create=False) as context:
         now = args.at or utcnow()
         policy = context.config.budget_policy.for_service(args.service)
         decision = evaluate_gate(
@@ -116,8 +115,6 @@ def run(args: argparse.Namespace) -> int:
         recorded = None
         if not (args.dry_run or args.at):
             recorded = _record(context.engine, decision, now, ref=ref, actor=actor)
-    finally:
-        context.engine.dispose()
     if args.format == "json":
         document = {
             **decision.as_json(),

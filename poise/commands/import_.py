@@ -7,7 +7,7 @@ from pathlib import Path
 
 from metrics.derived import refresh_derived
 from metrics.model import Settings
-from poise.commands.common import add_config_option, add_db_option, open_context
+from poise.commands.common import Context, add_config_option, add_db_option, open_context
 from poise.console import err, progress
 from poise.importer import KINDS, import_file
 
@@ -23,7 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    context = open_context(args)
+    with open_context(args) as context:
+        return _run(args, context)
+
+
+def _run(args: argparse.Namespace, context: Context) -> int:
     path = Path(args.file)
     size = path.stat().st_size if path.is_file() else None
     with progress(f"importing {path.name}", size, unit="bytes") as advance:

@@ -20,7 +20,7 @@ from metrics import anomalies
 from metrics.model import DEFAULT_PERIOD_DAYS, Period, Scope, Settings
 from metrics.scorecard import scorecard, team_scorecards
 from metrics.trends import period_over_period
-from poise.commands.common import add_config_option, add_db_option, note, open_context
+from poise.commands.common import Context, add_config_option, add_db_option, note, open_context
 from poise.commands.scorecard_table import (
     print_scorecard,
     print_team_summary,
@@ -166,7 +166,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _anomalies(context: Any, period: Period, scope: Scope, settings: Settings) -> Any:
+def _anomalies(context: Context, period: Period, scope: Scope, settings: Settings) -> Any:
     """Every week of the period judged against its series' own last weeks."""
     return anomalies.weekly_judgements(
         context.engine, period, scope, settings, context.config.anomalies, now=utcnow()
@@ -174,7 +174,11 @@ def _anomalies(context: Any, period: Period, scope: Scope, settings: Settings) -
 
 
 def run(args: argparse.Namespace) -> int:
-    context = open_context(args, create=False)  # reads only: a missing file is a typo
+    with open_context(args, create=False) as context:  # reads only: a missing file is a typo
+        return _run(args, context)
+
+
+def _run(args: argparse.Namespace, context: Context) -> int:
     period = period_from(args)
     settings = settings_from(args, context.config)
     if args.by_team:

@@ -95,17 +95,17 @@ def run(args: argparse.Namespace) -> int:
     if target.is_dir():
         target = target / default_filename(args.quarter, args.team, fmt)
     check_writable(target, option="--out ")  # before the render, which takes seconds
-    context = open_context(args, create=False)
     started = time.perf_counter()
-    data = render(
-        context.engine,
-        args.quarter,
-        fmt=fmt,
-        team=args.team,
-        settings=Settings.from_config(context.config),
-        paper=args.paper,
-        rule=context.config.anomalies,
-    )
+    with open_context(args, create=False) as context:
+        data = render(
+            context.engine,
+            args.quarter,
+            fmt=fmt,
+            team=args.team,
+            settings=Settings.from_config(context.config),
+            paper=args.paper,
+            rule=context.config.anomalies,
+        )
     write_file_atomically(target, data, option="--out ")
     seconds = time.perf_counter() - started
     out.print(

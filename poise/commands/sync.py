@@ -163,12 +163,12 @@ def _stamp() -> str:
 def _sync_once(args: argparse.Namespace, stop: _StopRequest) -> int:
     """One locked sync: 0 when every source succeeded, 1 otherwise (a source failed, or one
     named with --source has nothing configured)."""
-    context = open_context(args, notes=lambda note: err.print(f"poise: note: {note}", markup=False))
-    try:
-        with sync_lock(context.engine, context.url):
-            summary = _collect(args, context, stop.is_set)
-    finally:
-        context.engine.dispose()
+
+    def say(note: str) -> None:
+        err.print(f"poise: note: {note}", markup=False)
+
+    with open_context(args, notes=say) as context, sync_lock(context.engine, context.url):
+        summary = _collect(args, context, stop.is_set)
     print_summary(summary, args.source)
     if summary.stopped:
         err.print(
