@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 
 from collectors.base import Rows, Scope, Source, Stream, SyncContext, run_http_stream
 from collectors.git import OWN_SESSION, git_command
@@ -245,18 +245,14 @@ def as_millis(moment: datetime) -> int:
     return round(moment.timestamp() * 1000)
 
 
-def newest_stored(ctx: SyncContext, scope: Scope, series: BuildSeries) -> StoredBuild | None:
-    """The latest-started build of the job stored in `series` (None: none stored yet).
-
-    Builds start in number order within a series, so this is its highest number stored,
-    read from the rows rather than the bookmark's cursor, which a running build holds
-    back and `--full` does not read."""
-    runs, job = schema.ci_runs, scope.location.job
-    query = (
+def newest_query(service: str, source: str, job: str, series: BuildSeries) -> Select[Any]:
+    """The row of `newest_stored`, read from the end of the (service, started_at) index."""
+    runs = schema.ci_runs
+    return (
         select(runs.c.id, runs.c.source_id, runs.c.started_at)
         .where(
-            (runs.c.service == scope.key)
-            & (runs.c.source == ctx.source)
+            (runs.c.service == service)
+            & (runs.c.source == source)
             & (runs.c.name == job)
             & series.holds(runs.c.id)
             & runs.c.started_at.is_not(None)
@@ -264,8 +260,17 @@ def newest_stored(ctx: SyncContext, scope: Scope, series: BuildSeries) -> Stored
         .order_by(runs.c.started_at.desc(), runs.c.id.desc())
         .limit(1)
     )
+
+
+def newest_stored(ctx: SyncContext, scope: Scope, series: BuildSeries) -> StoredBuild | None:
+    """The latest-started build of the job stored in `series` (None: none stored yet).
+
+    Builds start in number order within a series, so this is its highest number stored,
+    read from the rows rather than the bookmark's cursor, which a running build holds
+    back and `--full` does not read."""
+    job = scope.location.job
     with ctx.engine.connect() as connection:
-        row = connection.execute(query).first()
+        row = connection.execute(newest_query(scope.key, ctx.source, job, series)).first()
     if row is None or not str(row.source_id or "").isdigit():
         return None
     number = int(row.source_id)

@@ -35,7 +35,7 @@ from test_jenkins_collector import (
 )
 
 from collectors.base import SyncContext
-from collectors.jenkins import TREE, JenkinsSource
+from collectors.jenkins import TREE, BuildSeries, JenkinsSource, newest_query
 from poise.config import PoiseConfig
 from poise.warehouse import open_warehouse
 
@@ -401,3 +401,19 @@ def test_a_job_named_anew_in_the_config_is_listed_in_full_below_the_old_ones_boo
     runs = by_id(warehouse, "ci_runs")
     assert len(runs) == 150 + 12
     assert {f"jenkins:acme/ledger/release:build:{n}" for n in range(1, 13)} <= set(runs)
+
+
+@pytest.mark.parametrize("series", [BuildSeries(1, {}), BuildSeries(2, {})], ids=["first", "later"])
+def test_the_newest_stored_build_is_read_from_the_end_of_an_index(
+    sqlite_warehouse: Engine, series: BuildSeries
+) -> None:
+    """Asked for every job at every sync: with only `service` indexed it read every run of
+    the service (≈ 55 ms a job at 100,000 builds), now one step of (service, started_at)."""
+    query = newest_query("ledger", "jenkins", "ledger-deploy", series)
+    compiled = query.compile(sqlite_warehouse, compile_kwargs={"literal_binds": True})
+    with sqlite_warehouse.connect() as connection:
+        plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}").all()
+    details = " | ".join(str(row[-1]) for row in plan)
+    assert "USING INDEX ix_ci_runs_service_started_at (service=?" in details, details
+    # in started_at order from the index: only builds of one start time are sorted by id
+    assert "TEMP B-TREE FOR ORDER BY" not in details, details

@@ -194,7 +194,7 @@ ci_runs = Table(
     "ci_runs",
     metadata,
     Column("id", String(400), primary_key=True),
-    Column("service", String(200), ForeignKey("services.name"), nullable=False, index=True),
+    Column("service", String(200), ForeignKey("services.name"), nullable=False),
     Column("name", String(400)),
     Column("sha", String(64)),
     Column("status", String(20), nullable=False),
@@ -202,6 +202,8 @@ ci_runs = Table(
     Column("finished_at", UTCDateTime),
     Column("url", Text),
     *_lineage(),
+    # the newest build of a job, the runs since a time: each sync asks (not the service alone)
+    Index("ix_ci_runs_service_started_at", "service", "started_at"),
 )
 
 oncall_pages = Table(
