@@ -28,7 +28,7 @@ from datetime import datetime
 from itertools import repeat
 from typing import Any, ClassVar
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import ColumnElement, Connection, Engine, delete, exists, select
 
 from collectors.http import (
     BadPayloadError,
@@ -72,6 +72,13 @@ CUT_TO_FIT: dict[str, tuple[str, ...]] = {
 Writer = Callable[[Connection, Any], UpsertCounts]
 CHECKPOINT_EVERY = 500
 _KEEP = object()
+# The bookmark of the pass that links deployments to the changes they shipped
+# (collectors/shipped.py): reset, its next pass links every deployment again.
+LINKS_STREAM = "shipped"
+# Keys of a deployment stream's bookmark: the settings its deployments were made with, and,
+# while a re-read after a change of them is under way, the settings that changed.
+SETTINGS_KEY, REREAD_KEY = "settings", "rereading"
+_IN_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -236,6 +243,132 @@ class Source:
             run_http_stream(ctx, stream, scope)
 
 
+@dataclass(frozen=True)
+class DeploySettings:
+    """What decides which records of a stream are deployments, and to which environment.
+
+    `values` (JSON-able) are kept in the stream's bookmark (`settings`): when the config
+    says otherwise at a later sync, the stream is read again from its start and the
+    deployments it made that the new settings do not make are removed (`DeployGuard`).
+    `prefix` begins the ids of the deployments the stream makes for the service;
+    `spare(id)`: one of them the stream cannot read again and keeps (a build of the Jenkins
+    job that the server discarded, or of an earlier series of its numbers).
+    """
+
+    values: Mapping[str, Any]
+    prefix: str
+    spare: Callable[[str], bool] | None = None
+
+    @property
+    def stored(self) -> dict[str, Any]:
+        """The values as the bookmark gives them back (JSON: tuples are lists, keys text)."""
+        return dict(json.loads(json.dumps(self.values, sort_keys=True, default=str)))
+
+    def owned(self, ctx: SyncContext, scope: Scope) -> ColumnElement[bool]:
+        """The service's deployments from this source whose ids begin with `prefix`."""
+        table = schema.deployments
+        return (
+            (table.c.service == scope.key)
+            & (table.c.source == ctx.source)
+            & table.c.id.startswith(self.prefix, autoescape=True)
+        )
+
+
+class DeployGuard:
+    """A deployment stream's settings across one sync of one scope (see `DeploySettings`).
+
+    Settings unlike the bookmark's make the sync a re-read: the stream starts as on a
+    first sync (from `since`, no cursor, ETag or checkpoint's next page), asks again the
+    details that depend on them, and its last page's transaction removes the deployments
+    it did not make this time. Until then every checkpoint says a re-read is under way
+    (`rereading`), so a sync killed half-way reads from the start again; the old rows
+    stay until the new ones are written. The stored settings are read past `--full`,
+    which is a re-read too when they changed.
+    """
+
+    def __init__(
+        self, ctx: SyncContext, stream: str, scope: Scope, settings: DeploySettings
+    ) -> None:
+        self.ctx, self.stream, self.scope, self.settings = ctx, stream, scope, settings
+        self.made: set[str] = set()
+        current = settings.stored
+        with ctx.engine.connect() as connection:
+            stored = read_state(connection, ctx.source, stream, scope.key).bookmark
+        self.changed: list[str] = []  # the settings that changed: a re-read
+        if isinstance(stored, dict) and stored.get(REREAD_KEY):
+            self.changed = list(stored[REREAD_KEY])  # one that did not finish: from the start
+        elif isinstance(stored, dict) and SETTINGS_KEY in stored:
+            before = stored[SETTINGS_KEY] or {}
+            if before != current:
+                keys = {*before, *current}
+                self.changed = sorted(k for k in keys if before.get(k) != current.get(k))
+        elif isinstance(stored, dict):
+            # A bookmark from before the settings were kept cannot say what its rows were
+            # made with. Taken as made with today's settings (what the user has seen since):
+            # reading every stream of every service again on upgrade would spend hours of
+            # rate limit for nothing in the usual case. They are recorded now, not with the
+            # next checkpoint, as an unchanged list (a 304) writes none.
+            ctx.save_bookmark(stream, scope.key, {**stored, SETTINGS_KEY: current})
+        if self.changed:
+            ctx.log.info(
+                "%s: %s: deploy settings changed (%s) since the last sync; reading the %s again",
+                ctx.source,
+                scope.key,
+                ", ".join(self.changed),
+                stream.replace("_", " "),
+            )
+
+    @property
+    def rereading(self) -> bool:
+        return bool(self.changed)
+
+    def kept(self, *, final: bool = False) -> dict[str, Any]:
+        """The keys to save in the stream's bookmark (a re-read says so until its end)."""
+        kept: dict[str, Any] = {SETTINGS_KEY: self.settings.stored}
+        if self.rereading and not final:
+            kept[REREAD_KEY] = self.changed
+        return kept
+
+    def writer(self, rows: Rows, *, final: bool) -> Writer:
+        """A page's rows (noting the deployments made), and at the end of a re-read the
+        removal of those no longer made, in the page's transaction."""
+        self.made.update(str(row["id"]) for row in rows.get("deployments", ()))
+
+        def write(connection: Connection, raw_id: Any) -> UpsertCounts:
+            counts = upsert_canonical(connection, rows, source=self.ctx.source, raw_id=raw_id)
+            if final and self.rereading:
+                counts.updated += self.remove_stale(connection)
+            return counts
+
+        return write
+
+    def remove_stale(self, connection: Connection) -> int:
+        """Remove the deployments of the stream the re-read did not make (their links go
+        with them: ON DELETE CASCADE); when any went, or one left production still ships
+        changes, the next pass links every deployment again (a predecessor changed)."""
+        table, links = schema.deployments, schema.deployment_changes
+        owned = self.settings.owned(self.ctx, self.scope)
+        spare = self.settings.spare or (lambda _id: False)
+        stale = [
+            deployment_id
+            for deployment_id in connection.scalars(select(table.c.id).where(owned))
+            if deployment_id not in self.made and not spare(deployment_id)
+        ]
+        for start in range(0, len(stale), _IN_CHUNK):
+            chunk = stale[start : start + _IN_CHUNK]
+            connection.execute(delete(table).where(table.c.id.in_(chunk)))
+        left_production = exists().where(
+            (links.c.deployment_id == table.c.id)
+            & owned
+            & (table.c.environment != self.scope.service.production_environment)
+        )
+        if stale or connection.execute(select(left_production)).scalar():
+            save_bookmark(connection, self.ctx.source, LINKS_STREAM, self.scope.key, None)
+        if stale:
+            mark_written(connection)
+        return len(stale)
+
+
 @dataclass
 class StreamOutcome:
     counts: UpsertCounts = field(default_factory=UpsertCounts)
@@ -261,6 +394,7 @@ class SyncContext:
     log: logging.Logger = log
     outcomes: dict[tuple[str, str], StreamOutcome] = field(default_factory=dict)
     current: tuple[str, str] | None = None
+    guards: dict[tuple[str, str], DeployGuard] = field(default_factory=dict)
     # what the user should know though nothing failed (a path matching nothing, a record
     # skipped): `poise sync` prints them under its summary
     warnings: list[str] = field(default_factory=list)
@@ -285,6 +419,38 @@ class SyncContext:
         with self.engine.begin() as connection:
             save_bookmark(connection, self.source, stream, scope, bookmark)
         self._checkpointed(stream, scope, bookmark)
+
+    # -- deployment settings ----------------------------------------------------------
+
+    def deploy_guard(self, stream: str, scope: Scope, settings: DeploySettings) -> DeployGuard:
+        """The stream's `DeployGuard` for this sync (one per stream and scope: said once)."""
+        key = (stream, scope.key)
+        if key not in self.guards:
+            self.guards[key] = DeployGuard(self, stream, scope, settings)
+        return self.guards[key]
+
+    def switched_off(self, stream: str, scope: Scope, settings: DeploySettings) -> None:
+        """A deployment stream the config no longer reads: the deployments it made are
+        removed and its bookmark is forgotten (read in full if switched on again), in one
+        transaction; once, as the bookmark is gone after it."""
+        with self.engine.connect() as connection:
+            if read_state(connection, self.source, stream, scope.key).bookmark is None:
+                return
+        with self.engine.begin() as connection:
+            gone = connection.execute(delete(schema.deployments).where(settings.owned(self, scope)))
+            save_bookmark(connection, self.source, stream, scope.key, None)
+            removed = max(gone.rowcount or 0, 0)
+            if removed:
+                save_bookmark(connection, self.source, LINKS_STREAM, scope.key, None)
+                mark_written(connection)
+        self.log.info(
+            "%s: %s: deploy settings changed since the last sync; the %s are no longer read "
+            "and the %d deployment(s) they made are removed",
+            self.source,
+            scope.key,
+            stream.replace("_", " "),
+            removed,
+        )
 
     # -- storing --------------------------------------------------------------------
 
@@ -489,6 +655,7 @@ def run_http_stream(
     start: Any = None,
     keep: Mapping[str, Any] | None = None,
     first_response: HttpResponse | None = None,
+    deploys: DeploySettings | None = None,
 ) -> None:
     """Page through one declared stream for one scope, storing each page as it arrives.
 
@@ -505,10 +672,15 @@ def run_http_stream(
     `first_response`: the answer to the stream's first request (sent without an ETag)
     when the caller has read it already, to check the list before paging it, so it is not
     asked for twice; a listing resumed at a checkpoint's next page ignores it.
+    `deploys`: what decides the stream's deployments, kept in its bookmark; when it
+    changed, the stream is read again from its start (`DeployGuard`).
     """
     if ctx.http is None:
         raise RuntimeError(f"{ctx.source}: stream {stream.name} needs an HTTP client")
     state = ctx.bookmark(stream.name, scope.key) or {}
+    settings = ctx.deploy_guard(stream.name, scope, deploys) if deploys is not None else None
+    if settings is not None and settings.rereading:
+        state = {}  # as a first sync
     cursor = state.get("cursor")
     if cursor is None and start is not None:
         cursor = cursor_value(start)
@@ -557,14 +729,16 @@ def run_http_stream(
                         held = value if held is None or value < held else held
                 merge_rows(rows, stream.convert(record, scope))
             reached = highest if None in (held, highest) else min(highest, held)
+            last = following is None
+            kept = {**(keep or {}), **(settings.kept(final=last) if settings else {})}
             bookmark: dict[str, Any] = {
-                **(keep or {}),
+                **kept,
                 "cursor": reached,
                 "etag": etag if held is None else None,
             }
             if following is not None and stream.newest_first:
                 bookmark = {
-                    **(keep or {}),
+                    **kept,
                     "cursor": cursor,
                     "etag": state.get("etag"),
                     "pending": {
@@ -586,6 +760,7 @@ def run_http_stream(
                 payload=response.text,
                 status=response.status,
                 rows=rows,
+                write=settings.writer(rows, final=last) if settings else None,
                 records=len(records),
                 bookmark=bookmark,
                 final=following is None,

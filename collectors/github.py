@@ -29,9 +29,10 @@ from functools import partial
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import Connection, delete, or_, select
+from sqlalchemy import select
 
 from collectors.base import (
+    DeploySettings,
     PageFetcher,
     RawRequest,
     Rows,
@@ -44,7 +45,6 @@ from collectors.base import (
     merge_rows,
     records_in,
     run_http_stream,
-    upsert_canonical,
 )
 from collectors.http import (
     HttpClient,
@@ -60,7 +60,6 @@ from poise.config import GitHubLocation
 from poise.timeutil import isoformat_z, parse_timestamp, utcnow
 from poise.vocab import RunStatus, deployment_status, incident_status, normalize_status
 from poise.warehouse import schema
-from poise.warehouse.upsert import UpsertCounts
 
 log = logging.getLogger("poise.collectors.github")
 
@@ -482,6 +481,23 @@ ISSUES = Stream(
 )
 
 
+# The streams that make deployments, by name: the kind of record in their deployments' ids.
+DEPLOY_KINDS = {DEPLOYMENTS.name: "deployment", WORKFLOW_RUNS.name: "run", RELEASES.name: "release"}
+
+
+def deploy_settings(stream: str, scope: Scope) -> DeploySettings:
+    """What decides the deployments `stream` makes: changed, the stream is read again."""
+    location: GitHubLocation = scope.location
+    values: dict[str, Any] = {"production_environment": scope.service.production_environment}
+    if stream != RELEASES.name:  # a release is a deployment to production, mapped or not
+        values["environment_map"] = location.environment_map
+    if stream == WORKFLOW_RUNS.name:
+        values["deploy_workflow"] = location.deploy_workflow
+        values["deploy_job"] = location.deploy_job
+        values["deploy_branches"] = location.deploy_branch_globs
+    return DeploySettings(values, prefix=f"github:{repo_of(scope)}:{DEPLOY_KINDS[stream]}:")
+
+
 class GitHubSource(Source):
     """Pull requests, deployments, workflow runs, releases and incident issues (services[].github)."""
 
@@ -511,13 +527,30 @@ class GitHubSync:
     def run(self) -> None:
         repository = self.repository()
         run_http_stream(self.ctx, PULLS, self.scope, start=self.since)
+        deploys = partial(deploy_settings, scope=self.scope)
         if self.location.deployments_api:
-            run_http_stream(self.ctx, DEPLOYMENTS, self.scope, start=self.since)
+            run_http_stream(
+                self.ctx,
+                DEPLOYMENTS,
+                self.scope,
+                start=self.since,
+                deploys=deploys(DEPLOYMENTS.name),
+            )
         if self.location.deploy_workflow:
             origin = self.since or parse_timestamp(repository["created_at"])
             WorkflowRuns(self.ctx, self.scope, self.workflow_id(), origin).run()
         if self.location.use_releases:
-            run_http_stream(self.ctx, self.releases(), self.scope)
+            run_http_stream(self.ctx, self.releases(), self.scope, deploys=deploys(RELEASES.name))
+        # Once the streams read now are stored: a stream switched off (`use_releases` for a
+        # `deploy_workflow`) leaves none of its deployments, and no moment without either.
+        reads = {
+            DEPLOYMENTS.name: self.location.deployments_api,
+            WORKFLOW_RUNS.name: bool(self.location.deploy_workflow),
+            RELEASES.name: self.location.use_releases,
+        }
+        for stream, read in reads.items():
+            if not read:
+                self.ctx.switched_off(stream, self.scope, deploys(stream))
         if self.location.incident_label:
             issues = replace(
                 ISSUES, params={**ISSUES.params, "labels": self.location.incident_label}
@@ -634,6 +667,8 @@ class WorkflowRuns:
         self.stream = WORKFLOW_RUNS
         self.path = WORKFLOW_RUNS.path.format(repo=scope.location.repo, workflow_id=workflow_id)
         self.origin = origin
+        settings = deploy_settings(WORKFLOW_RUNS.name, scope)
+        self.guard = ctx.deploy_guard(WORKFLOW_RUNS.name, scope, settings)
 
     def finished_runs(self, since: datetime) -> dict[str, datetime]:
         """Runs stored as finished since `since`: run id -> finished_at (its `updated_at`)."""
@@ -661,6 +696,8 @@ class WorkflowRuns:
 
     def run(self) -> None:
         state = self.ctx.bookmark(self.stream.name, self.scope.key) or {}
+        if self.guard.rereading:  # every run again, its jobs and attempts asked again
+            state = {}
         start = when(state.get("cursor")) or self.origin
         finished = self.finished_runs(start) if state.get("cursor") else {}
         known = self.run_deployments(start) if state.get("cursor") else frozenset()
@@ -699,7 +736,7 @@ class WorkflowRuns:
                     RESULT_CAP,
                 )
             reached = max(first, min(last, now - RERUN_WINDOW))
-            held = self.window(request, response, body, held, reached)
+            held = self.window(request, response, body, held, reached, last=not windows)
 
     def window(
         self,
@@ -708,8 +745,11 @@ class WorkflowRuns:
         body: Any,
         held: datetime | None,
         reached: datetime,
+        *,
+        last: bool,
     ) -> datetime | None:
-        """Store one window's pages; the bookmark moves to its end on the last one."""
+        """Store one window's pages; the bookmark moves to its end on the last one (the
+        `last` window's ends a re-read)."""
         guard = PageGuard()
         with PageFetcher(self.http) as pages:
             while True:
@@ -718,51 +758,30 @@ class WorkflowRuns:
                 following = self.stream.paginator.next_request(response, request, page)
                 pages.prefetch(following)
                 rows: Rows = {}
-                off_branch: list[str] = []
                 for run in complete_records(self.ctx, self.stream, self.scope, page):
                     if not run_settled(run):
                         created = parse_timestamp(run["created_at"])
                         held = created if held is None or created < held else held
                     merge_rows(rows, run_rows(run, self.scope))
-                    if not on_deploy_branch(run, self.scope.location):
-                        off_branch.append(run_deployment_id(self.scope, run["id"], 1))
                 cursor = reached if held is None else min(held, reached)
-                last = {"bookmark": {"cursor": cursor_value(cursor)}} if following is None else {}
+                ends = last and following is None
+                bookmark = {"cursor": cursor_value(cursor), **self.guard.kept(final=ends)}
                 self.ctx.store_page(
                     self.stream.name,
                     self.scope.key,
                     request=RawRequest(request.method, response.url, request.params),
                     payload=response.text,
                     status=response.status,
-                    write=partial(self.store_runs, rows=rows, off_branch=off_branch),
+                    write=self.guard.writer(rows, final=ends),
                     records=len(page),
                     final=following is None,
-                    **last,
+                    **({"bookmark": bookmark} if following is None else {}),
                 )
                 if following is None:
                     return held
                 request = following
                 response = pages.get(request)
                 body = response.json()
-
-    def store_runs(
-        self, connection: Connection, raw_id: int | None, *, rows: Rows, off_branch: list[str]
-    ) -> UpsertCounts:
-        """A page of runs, and no deployment left stored for a run off `deploy_branches`
-        (collected before they were set: `poise sync --full` reads every run again)."""
-        counts = upsert_canonical(connection, rows, source=self.ctx.source, raw_id=raw_id)
-        table = schema.deployments
-        for first in off_branch:
-            gone = connection.execute(
-                delete(table).where(
-                    or_(
-                        table.c.id == first,
-                        table.c.id.startswith(f"{first}:attempt:", autoescape=True),
-                    )
-                )
-            )
-            counts.updated += max(gone.rowcount or 0, 0)
-        return counts
 
 
 def _second(moment: datetime) -> datetime:

@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import quote
 
 from collectors.base import (
+    DeploySettings,
     Rows,
     Scope,
     Source,
@@ -260,6 +261,17 @@ def deployment_rows(deployment: dict[str, Any], scope: Scope) -> Rows:
     }
 
 
+def deploy_settings(scope: Scope) -> DeploySettings:
+    """What `environment_of` decides with: changed, the deployments are read again."""
+    return DeploySettings(
+        {
+            "environment_map": scope.location.environment_map,
+            "production_environment": scope.service.production_environment,
+        },
+        prefix=f"gitlab:{project_of(scope)}:deployment:",
+    )
+
+
 # -- pipelines -> ci_runs ------------------------------------------------------------------
 
 
@@ -341,7 +353,8 @@ class GitLabSource(Source):
         self.project(ctx, scope)
         scope = replace(scope, vars={**scope.vars, "tiers": EnvironmentTiers()})
         for stream in self.streams:
-            run_http_stream(ctx, stream, scope, start=since)
+            deploys = deploy_settings(scope) if stream is DEPLOYMENTS else None
+            run_http_stream(ctx, stream, scope, start=since, deploys=deploys)
         link_deployments(ctx, scope, CompareResolver(ctx.http, scope))
 
     def project(self, ctx: SyncContext, scope: Scope) -> None:

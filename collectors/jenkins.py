@@ -38,7 +38,15 @@ from urllib.parse import quote
 
 from sqlalchemy import ColumnElement, Select, func, select
 
-from collectors.base import Rows, Scope, Source, Stream, SyncContext, run_http_stream
+from collectors.base import (
+    DeploySettings,
+    Rows,
+    Scope,
+    Source,
+    Stream,
+    SyncContext,
+    run_http_stream,
+)
 from collectors.git import OWN_SESSION, git_command
 from collectors.http import HttpResponse, NotFoundError, PageRequest
 from collectors.shipped import Commit, link_deployments
@@ -425,6 +433,19 @@ BUILDS = Stream(
 )
 
 
+def deploy_settings(scope: Scope) -> DeploySettings:
+    """The job and its environment: changed, its builds are listed again in full and the
+    service's deployments from another job removed. The job's own builds the listing no
+    longer shows (discarded on the server, an earlier series) are kept: Jenkins cannot
+    give them again."""
+    job = scope.location.job
+    return DeploySettings(
+        {"job": job, "environment": scope.location.environment},
+        prefix="jenkins:",
+        spare=lambda deployment_id: deployment_id.startswith(f"jenkins:{job}:build:"),
+    )
+
+
 class JenkinsSource(Source):
     """Builds of services[].jenkins jobs: CI runs and deployments."""
 
@@ -476,6 +497,8 @@ class JenkinsSource(Source):
         for a restart of its numbers (which begins the next series)."""
         assert ctx.http is not None
         ctx.bookmark(BUILDS.name, scope.key)  # the stream under way: its failure is its own
+        settings = deploy_settings(scope)
+        guard = ctx.deploy_guard(BUILDS.name, scope, settings)  # a re-read starts on top
         # Read even by `--full` (which lists every build again, from no bookmark): the
         # builds of one series must not take the ids of another.
         with ctx.engine.connect() as connection:
@@ -485,7 +508,8 @@ class JenkinsSource(Source):
         # killed before its summary): its warning is said again, not swallowed
         listed_through = stored.get("cursor") is not None
         first_response = None
-        if ctx.full or not stored.get("pending"):  # a resumed listing does not start on top
+        # a resumed listing does not start on top (a re-read does: from the start)
+        if ctx.full or guard.rereading or not stored.get("pending"):
             request = BUILDS.first_request(scope, None)
             first_response = ctx.http.request(request.method, request.url, params=request.params)
             page = BUILDS.records_of(first_response.json(), first_response)
@@ -498,7 +522,7 @@ class JenkinsSource(Source):
                 )
                 # The new series starts without a cursor, so it is listed in full as on a
                 # first sync; one write, so a kill leaves the old series or the new one.
-                ctx.save_bookmark(BUILDS.name, scope.key, series.kept())
+                ctx.save_bookmark(BUILDS.name, scope.key, {**series.kept(), **guard.kept()})
                 listed_through = False
             elif newest is None and stored.get("cursor") is not None:
                 # Nothing of the series is stored (`since` kept every build out, or the
@@ -508,7 +532,7 @@ class JenkinsSource(Source):
                 # first series.
                 if stored_count(ctx, scope) == 0:
                     series = FIRST_SERIES
-                ctx.save_bookmark(BUILDS.name, scope.key, series.kept())
+                ctx.save_bookmark(BUILDS.name, scope.key, {**series.kept(), **guard.kept()})
         if series.number > 1 and not listed_through:
             ctx.warn(series.warning(scope.key, scope.location.job))
         # a build that cannot be stored is skipped and said so in the sync's summary
@@ -518,7 +542,9 @@ class JenkinsSource(Source):
             convert=partial(build_rows, warn=ctx.warn, since=since, series=series),
             paginator=RangePaginator(since=since),
         )
-        run_http_stream(ctx, builds, scope, keep=series.kept(), first_response=first_response)
+        run_http_stream(
+            ctx, builds, scope, keep=series.kept(), first_response=first_response, deploys=settings
+        )
 
 
 class GitRangeResolver:

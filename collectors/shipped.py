@@ -21,7 +21,11 @@ Which deployments are (re)linked: those whose row changed since the last pass (n
 finished, re-run) plus the deployment right after each of them, whose predecessor may
 have changed; and, when the service gained changes since, the successful ones that
 shipped nothing known (linked before their commits were stored). The bookmark (stream
-`shipped`) is the time of the last complete pass.
+`shipped`) is the time of the last complete pass and the production environment it linked.
+Without it (a first sync, `--full`, a stream's deploy settings changed and some of its
+deployments removed or moved out of production) or for another production environment,
+every deployment is linked again, and no deployment of the source outside production
+keeps a link.
 """
 
 from __future__ import annotations
@@ -33,17 +37,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, exists, select
+from sqlalchemy import Connection, delete, exists, select
 
-from collectors.base import Rows, Scope, SyncContext, merge_rows
+from collectors.base import LINKS_STREAM, Rows, Scope, SyncContext, merge_rows
 from collectors.git import chunks, write_links
 from collectors.http import NotFoundError
 from poise.timeutil import parse_timestamp, to_sqlite_text, utcnow
 from poise.warehouse import schema
+from poise.warehouse.sync_state import mark_written
 
 log = logging.getLogger("poise.collectors.shipped")
 
-STREAM = "shipped"
+STREAM = LINKS_STREAM
 BATCH = 50  # deployments linked per transaction
 WORKERS = 4  # compare requests at a time
 CHUNK = 1000  # deployments read from the warehouse at a time
@@ -178,6 +183,7 @@ class Linker:
         self.resolver = resolver
         self.service = scope.key
         self.environment = scope.service.production_environment
+        self.full = False  # a pass that links every deployment (set by `run`)
 
     def query(self, *conditions: Any) -> Any:
         table = schema.deployments
@@ -273,6 +279,9 @@ class Linker:
         state = self.ctx.bookmark(STREAM, self.service) or {}
         started = utcnow()
         linked_at = parse_timestamp(state["linked_at"]) if state.get("linked_at") else None
+        if state.get("environment", self.environment) != self.environment:
+            linked_at = None  # production is another environment now: link everything again
+        self.full = linked_at is None
         unlinked = self.unlinked_since(linked_at)
         retry = {deployment.id for deployment in unlinked}
         candidates = [self.first_changed(linked_at), *unlinked[:1]]
@@ -282,6 +291,9 @@ class Linker:
             default=None,
         )
         if first is None:
+            if self.full:
+                with self.ctx.engine.begin() as connection:
+                    self.unlink_off_production(connection)
             return
         previous = self.success_before(first)
         after_change = False  # a changed deployment was passed: re-link the next success
@@ -300,7 +312,21 @@ class Linker:
                 after_change = changed or (after_change and not success)
                 if success:
                     previous = deployment
-            self.link(pool, batch, {"linked_at": to_sqlite_text(started)})
+            bookmark = {"linked_at": to_sqlite_text(started), "environment": self.environment}
+            self.link(pool, batch, bookmark)
+
+    def unlink_off_production(self, connection: Connection) -> None:
+        """No link left on a deployment of the source outside production (a full pass: one
+        whose environment is no longer production was linked when it was)."""
+        d, dc = schema.deployments, schema.deployment_changes
+        off = select(d.c.id).where(
+            (d.c.service == self.service)
+            & (d.c.source == self.ctx.source)
+            & (d.c.environment != self.environment)
+        )
+        gone = connection.execute(delete(dc).where(dc.c.deployment_id.in_(off)))
+        if gone.rowcount:
+            mark_written(connection)
 
     def link(
         self,
@@ -366,6 +392,7 @@ class Linker:
             self.service,
             _unique(rows),
             records=len(batch),
+            delete=self.unlink_off_production if bookmark is not None and self.full else None,
             after=lambda connection: write_links(connection, ids, sorted(set(links))),
             **extra,
         )

@@ -147,7 +147,11 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_JENKINS_USER", USER)
 
 
-def make_config(tmp_path: Path, server: ReplayServer, **settings: Any) -> PoiseConfig:
+def make_config(
+    tmp_path: Path, server: ReplayServer, block: dict[str, Any] | None = None, **settings: Any
+) -> PoiseConfig:
+    """The ledger service on `server`'s Jenkins: `block` is its `jenkins:` block (the main
+    branch's job by default), `settings` go to `sources.jenkins`."""
     return parse_config(
         {
             "teams": [{"name": "finance"}],
@@ -156,7 +160,7 @@ def make_config(tmp_path: Path, server: ReplayServer, **settings: Any) -> PoiseC
                     "name": "ledger",
                     "team": "finance",
                     "git": {"path": "ledger"},
-                    "jenkins": {"job": "acme/ledger/main"},
+                    "jenkins": block or {"job": "acme/ledger/main"},
                 }
             ],
             "sources": {

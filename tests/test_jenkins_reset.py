@@ -230,7 +230,8 @@ def test_a_recreated_job_whose_numbers_passed_the_old_ones_is_told_by_start_time
     before = old_rows(warehouse)
     # a job that never restarted keeps its bookmark as it was (and its ids)
     state = SyncContext(warehouse, config, "jenkins").bookmark("builds", "ledger")
-    assert state == {"cursor": 150, "etag": None}
+    settings = {"environment": "production", "job": "acme/ledger/main"}  # its deploy settings
+    assert state == {"cursor": 150, "etag": None, "settings": settings}
 
     new = recreated(count, shas["c4"])
     jenkins.serve(new)
