@@ -310,12 +310,9 @@ class DeployGuard:
             # next checkpoint, as an unchanged list (a 304) writes none.
             ctx.save_bookmark(stream, scope.key, {**stored, SETTINGS_KEY: current})
         if self.changed:
-            ctx.log.info(
-                "%s: %s: deploy settings changed (%s) since the last sync; reading the %s again",
-                ctx.source,
-                scope.key,
-                ", ".join(self.changed),
-                stream.replace("_", " "),
+            ctx.note(
+                f"{ctx.source}: {scope.key}: deploy settings changed ({', '.join(self.changed)})"
+                f" since the last sync; reading the {stream.replace('_', ' ')} again"
             )
 
     @property
@@ -398,11 +395,19 @@ class SyncContext:
     # what the user should know though nothing failed (a path matching nothing, a record
     # skipped): `poise sync` prints them under its summary
     warnings: list[str] = field(default_factory=list)
+    # what the sync did beyond the usual that the user should hear of (a stream read again
+    # because its settings changed): printed under the summary, not as a warning
+    notes: list[str] = field(default_factory=list)
 
     def warn(self, message: str) -> None:
         """A finding for the sync's summary (logged at debug level only: said once, at the end)."""
         self.warnings.append(message)
         self.log.debug("%s", message)
+
+    def note(self, message: str) -> None:
+        """A line for the sync's summary that is no warning (logged at info level too)."""
+        self.notes.append(message)
+        self.log.info("%s", message)
 
     # -- bookmarks ------------------------------------------------------------------
 
@@ -443,13 +448,10 @@ class SyncContext:
             if removed:
                 save_bookmark(connection, self.source, LINKS_STREAM, scope.key, None)
                 mark_written(connection)
-        self.log.info(
-            "%s: %s: deploy settings changed since the last sync; the %s are no longer read "
-            "and the %d deployment(s) they made are removed",
-            self.source,
-            scope.key,
-            stream.replace("_", " "),
-            removed,
+        self.note(
+            f"{self.source}: {scope.key}: deploy settings changed since the last sync; the "
+            f"{stream.replace('_', ' ')} are no longer read and the {removed} deployment(s) "
+            "they made are removed"
         )
 
     # -- storing --------------------------------------------------------------------

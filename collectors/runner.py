@@ -35,6 +35,7 @@ class SourceResult:
     unchanged: int = 0
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what it did beyond the usual, a line each
     failed_scopes: int = 0  # a failure of the whole source fails several with one line
     stopped_scopes: int = 0  # not started because a graceful stop came first
 
@@ -224,6 +225,8 @@ def _run_source(
                 result.failed_scopes += 1
             for warning in ctx.warnings:
                 result.warnings.append(client.scrub(warning) if client is not None else warning)
+            for note in ctx.notes:
+                result.notes.append(client.scrub(note) if client is not None else note)
             if stop:  # the source's own failure: the other scopes would fail alike
                 _skip_the_rest(engine, source.name, scopes[index + 1 :], error, result)
                 break

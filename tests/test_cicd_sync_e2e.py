@@ -184,3 +184,39 @@ def _no_secret_anywhere(engine: Engine, text: str) -> None:
     for value in TOKENS.values():
         if value != "ci-bot":
             assert_secret_absent(value, engine, text)
+
+
+def test_a_changed_deploy_setting_is_said_under_the_summary_and_the_figures_follow_it(
+    world: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Moving ledger's Jenkins job to staging takes its four deployments out of the figures
+    at the next plain sync, and the person who changed the config reads why it re-read."""
+    where = ["--db", sqlite_url, "--config", str(world)]
+    assert poise("sync", *where, capsys=capsys)[0] == 0
+    config = yaml.safe_load(world.read_text(encoding="utf-8"))
+    config["services"][2]["jenkins"]["environment"] = "staging"
+    world.write_text(yaml.safe_dump(config), encoding="utf-8")
+
+    code, out, err = poise("sync", *where, capsys=capsys)
+    assert code == 0, err
+    assert (
+        "jenkins: ledger: deploy settings changed (environment) since the last sync; "
+        "reading the builds again"
+    ) in out
+    code, out, err = poise(
+        "metrics",
+        *where,
+        "--from",
+        "2024-04-01",
+        "--to",
+        "2024-06-01",
+        "--format",
+        "json",
+        capsys=capsys,
+    )
+    assert code == 0, err
+    assert json.loads(out)["dora"]["deployment_frequency"]["deployments"] == 3 + 2
+
+    code, out, err = poise("sync", *where, capsys=capsys)  # said once: nothing changed since
+    assert code == 0, err
+    assert "deploy settings changed" not in out

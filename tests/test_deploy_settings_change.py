@@ -259,12 +259,15 @@ def test_github_a_changed_deploy_setting_reads_the_runs_again_as_a_first_sync(
     assert expected != deploy_rows(warehouse)
 
     caplog.set_level(logging.INFO, logger="poise")
-    ok(github(warehouse, new))
+    summary = github(warehouse, new)
+    ok(summary)
     assert deploy_rows(warehouse) == expected
-    assert (
+    said = (
         f"github: checkout: deploy settings changed ({changed}) since the last sync; "
         "reading the workflow runs again"
-    ) in caplog.messages
+    )
+    assert summary.results[0].notes == [said]  # under `poise sync`'s summary
+    assert said in caplog.messages
     assert "t0ken" not in caplog.text
 
     # done: the next sync is incremental again
@@ -287,9 +290,14 @@ def test_github_a_stream_switched_off_leaves_none_of_its_deployments(
     new = github_config(tmp_path, replay_server, **WORKFLOW)
     expected = fresh(tmp_path, github, new)
 
-    ok(github(warehouse, new))
+    summary = github(warehouse, new)
+    ok(summary)
     assert deploy_rows(warehouse) == expected
     assert not any(":release:" in i for i in ids(warehouse))
+    assert summary.results[0].notes == [
+        "github: checkout: deploy settings changed since the last sync; the releases are no "
+        "longer read and the 4 deployment(s) they made are removed"
+    ]
     with warehouse.connect() as connection:
         assert read_state(connection, "github", "releases", "checkout").bookmark is None
 

@@ -307,7 +307,7 @@ def print_summary(summary: SyncSummary, requested: list[str] | None = None) -> N
             str(result.failures),
         )
     out.print(table)
-    for note in summary.notes:
+    for note in [*(note for result in summary.results for note in result.notes), *summary.notes]:
         out.print(note, markup=False)
     for result in summary.results:
         for warning in result.warnings:
