@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -129,6 +130,14 @@ def poise(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str
     return code, captured.out, captured.err
 
 
+def dora_of_spring(where: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    """`poise metrics --format json`'s DORA figures for April and May 2024."""
+    period = ["--from", "2024-04-01", "--to", "2024-06-01"]
+    code, out, err = poise("metrics", *where, *period, "--format", "json", capsys=capsys)
+    assert code == 0, err
+    return dict(json.loads(out)["dora"])
+
+
 def test_poise_sync_then_metrics_gives_the_delivery_figures_and_a_second_sync_adds_nothing(
     world: Path, warehouse_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -138,19 +147,7 @@ def test_poise_sync_then_metrics_gives_the_delivery_figures_and_a_second_sync_ad
     for name in ("git", "github", "gitlab", "jenkins"):
         assert name in out
 
-    code, out, err = poise(
-        "metrics",
-        *where,
-        "--from",
-        "2024-04-01",
-        "--to",
-        "2024-06-01",
-        "--format",
-        "json",
-        capsys=capsys,
-    )
-    assert code == 0, err
-    dora = json.loads(out)["dora"]
+    dora = dora_of_spring(where, capsys)
     assert dora["deployment_frequency"]["deployments"] == 3 + 2 + 4
     lead = pd.Series(list(LEAD_TIMES.values()))
     assert dora["lead_time"]["changes"] == len(LEAD_TIMES)
@@ -203,19 +200,7 @@ def test_a_changed_deploy_setting_is_said_under_the_summary_and_the_figures_foll
         "jenkins: ledger: deploy settings changed (environment) since the last sync; "
         "reading the builds again"
     ) in out
-    code, out, err = poise(
-        "metrics",
-        *where,
-        "--from",
-        "2024-04-01",
-        "--to",
-        "2024-06-01",
-        "--format",
-        "json",
-        capsys=capsys,
-    )
-    assert code == 0, err
-    assert json.loads(out)["dora"]["deployment_frequency"]["deployments"] == 3 + 2
+    assert dora_of_spring(where, capsys)["deployment_frequency"]["deployments"] == 3 + 2
 
     code, out, err = poise("sync", *where, capsys=capsys)  # said once: nothing changed since
     assert code == 0, err
