@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from metrics import attribution, budget, delivery, people, policy, quality
 from metrics.frames import Frames, collector_paused, load
@@ -23,7 +23,7 @@ from metrics.model import Period, Scope, Settings
 from metrics.slo_data import Reliability, evaluation_cap, load_reliability
 from metrics.stats import to_jsonable
 from poise.timeutil import ensure_utc, utcnow
-from poise.warehouse.engine import read_snapshot
+from poise.warehouse.engine import read_consistently
 
 
 @dataclass
@@ -84,16 +84,16 @@ def _compute(
     moment: datetime,
     reasons: bool,
 ) -> Basis:
-    with read_snapshot(engine) as connection:  # one state, even while a sync writes
+
+    def read(connection: Connection) -> tuple[Frames, Reliability]:
         frames = load(connection, period, scope, settings)
-        rel = load_reliability(
-            connection,
-            frames.slos,
-            period,
-            settings,
-            frames.incidents["id"].tolist(),
-            moment,
+        incident_ids = frames.incidents["id"].tolist()
+        return frames, load_reliability(
+            connection, frames.slos, period, settings, incident_ids, moment
         )
+
+    # one state, even while a sync writes
+    frames, rel = read_consistently(engine, read)
     attributions = attribution.attribute(
         frames.incidents, frames.deployments, settings.attribution_window
     )

@@ -11,24 +11,29 @@ SQLite (WAL: readers do not block the writer nor see its uncommitted rows) and P
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy.exc import DatabaseError
 
 from dashboard import data
 from dashboard.data import Query, Warehouse
 from metrics import Settings
 from poise.cli import main
 from poise.warehouse import open_warehouse, schema
-from poise.warehouse.engine import read_snapshot
+from poise.warehouse.engine import SNAPSHOT_ATTEMPTS, read_consistently, read_snapshot
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
 END = datetime(2026, 9, 1, tzinfo=UTC)
@@ -184,7 +189,82 @@ def test_a_read_snapshot_sees_one_state_while_a_writer_commits(warehouse: Any) -
         assert _count(snapshot) == 2
 
 
-def test_the_figures_are_read_in_one_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_figures_are_read_in_one_snapshot(
+    sqlite_warehouse: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import metrics.scorecard as scorecard
+    from poise.warehouse import engine as engine_module
 
-    assert scorecard.read_snapshot is read_snapshot  # compute() reads through it
+    assert scorecard.read_consistently is read_consistently  # compute() reads through it
+    snapshots: list[Any] = []
+
+    @contextmanager
+    def recorded(engine: Any) -> Iterator[Any]:
+        with read_snapshot(engine) as connection:
+            snapshots.append(connection)
+            yield connection
+
+    monkeypatch.setattr(engine_module, "read_snapshot", recorded)
+    figures(Warehouse(sqlite_warehouse, Settings()))
+    assert len(snapshots) == 1
+
+
+@pytest.fixture(scope="module")
+def malformed(tmp_path_factory: pytest.TempPathFactory) -> DatabaseError:
+    """The error SQLite gives for a damaged page, as SQLAlchemy raises it (a real one: a
+    file whose second page was overwritten)."""
+    path = tmp_path_factory.mktemp("damaged") / "damaged.db"
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute("CREATE TABLE t (x TEXT)")
+        connection.executemany("INSERT INTO t VALUES (?)", [("x" * 500,)] * 200)
+        connection.commit()
+    with path.open("r+b") as damaged:
+        damaged.seek(4096 * 2)
+        damaged.write(b"\xff" * 200)
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        with pytest.raises(DatabaseError) as caught, engine.connect() as connection:
+            connection.execute(text("SELECT count(*), max(x) FROM t")).all()
+    finally:
+        engine.dispose()
+    assert getattr(caught.value.orig, "sqlite_errorname", None) == "SQLITE_CORRUPT"
+    return caught.value
+
+
+def failing_reads(errors: list[BaseException]) -> tuple[Callable[[Any], int], list[int]]:
+    """A read raising `errors` one per call, then counting the teams."""
+    calls: list[int] = []
+
+    def read(connection: Any) -> int:
+        calls.append(len(calls) + 1)
+        if errors:
+            raise errors.pop(0)
+        return _count(connection)
+
+    return read, calls
+
+
+def test_a_read_sqlite_found_malformed_for_a_moment_is_read_again(
+    sqlite_warehouse: Any, malformed: DatabaseError, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Seen in CI under load (SQLite 3.40.1): a page read "malformed" while `poise import`
+    committed in another process, the file sound before and after; the Overview failed."""
+    read, calls = failing_reads([malformed, malformed])
+    assert read_consistently(sqlite_warehouse, read) == 0
+    assert calls == [1, 2, 3]
+    assert "SQLite read a malformed page (attempt 2): reading again" in caplog.text
+
+
+def test_a_damaged_file_or_another_error_is_raised_as_it_is(
+    sqlite_warehouse: Any, malformed: DatabaseError
+) -> None:
+    read, calls = failing_reads([malformed] * SNAPSHOT_ATTEMPTS)
+    with pytest.raises(DatabaseError, match="malformed"):
+        read_consistently(sqlite_warehouse, read)
+    assert len(calls) == SNAPSHOT_ATTEMPTS
+
+    other = DatabaseError("SELECT", {}, sqlite3.DatabaseError("file is not a database"))
+    read, calls = failing_reads([other])
+    with pytest.raises(DatabaseError, match="not a database"):
+        read_consistently(sqlite_warehouse, read)
+    assert calls == [1]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
@@ -21,6 +23,9 @@ from sqlalchemy.exc import (
 )
 
 from poise.errors import DatabaseUnavailable, MissingWarehouse, PoiseError
+
+log = logging.getLogger("poise.warehouse")
+T = TypeVar("T")
 
 DEFAULT_URL = "sqlite:///data/poise.db"
 URL_ENV = "POISE_DATABASE_URL"
@@ -298,6 +303,42 @@ def read_snapshot(engine: Engine) -> Iterator[Connection]:
             yield connection
         finally:
             connection.rollback()
+
+
+# Reads of one snapshot tried again after SQLite said "database disk image is malformed"
+# while another process committed: see `read_consistently`.
+SNAPSHOT_ATTEMPTS = 3
+
+
+def read_consistently(engine: Engine, read: Callable[[Connection], T]) -> T:
+    """`read(connection)` in one `read_snapshot`; on SQLite, tried again in a new snapshot
+    when it failed with SQLITE_CORRUPT that the next snapshot does not show.
+
+    SQLite before 3.51.3 has races in WAL mode between a commit, its checkpoint and the
+    WAL being reset (sqlite.org/wal.html, "the WAL-reset bug"); under load a reader of
+    Debian 12's 3.40.1 was seen to get "database disk image is malformed" while `poise
+    import` committed in another process, the file itself sound before and after. A
+    dashboard page or `poise metrics` then failed for a moment's race. A file that is
+    really damaged fails every attempt, and that error is raised as it is.
+    """
+    for attempt in range(1, SNAPSHOT_ATTEMPTS + 1):
+        try:
+            with read_snapshot(engine) as connection:
+                return read(connection)
+        except DatabaseError as exc:
+            if attempt == SNAPSHOT_ATTEMPTS or not _sqlite_corrupt(engine, exc):
+                raise
+            log.warning("SQLite read a malformed page (attempt %d): reading again", attempt)
+            time.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _sqlite_corrupt(engine: Engine, exc: DatabaseError) -> bool:
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return engine.dialect.name == "sqlite" and code is not None and code & 0xFF == SQLITE_CORRUPT
+
+
+SQLITE_CORRUPT = 11  # sqlite3.h; the low byte of an extended result code
 
 
 def table_names(engine: Engine) -> set[str]:
