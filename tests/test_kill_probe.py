@@ -621,10 +621,14 @@ def sync_states(url: str) -> list[dict[str, Any]]:
 
 
 def lock_is_free(url: str, grace: float = 3.0) -> bool:
-    """Whether a sync could take the lock now, or within `grace` seconds on PostgreSQL: a
-    killed client's backend keeps its session's advisory lock until the statement it was
-    running ends and it finds the connection gone (milliseconds, longer on a busy machine)."""
-    deadline = time.monotonic() + (0.0 if url.startswith("sqlite") else grace)
+    """Whether a sync could take the lock within `grace` seconds (milliseconds, longer on
+    a busy machine). PostgreSQL: a killed client's backend keeps its session's advisory
+    lock until the statement it was running ends and it finds the connection gone. SQLite:
+    a git process the sync was starting when it was killed holds its copy of the lock
+    file's descriptor (a `flock` lives while any copy is open) from the fork until it runs
+    git, which closes it; one CI run on a loaded machine saw the lock held just after a
+    kill landing where the Git ingest starts its processes."""
+    deadline = time.monotonic() + grace
     engine = open_warehouse(url, migrate=False)
     try:
         while True:
