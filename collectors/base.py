@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -78,7 +78,7 @@ LINKS_STREAM = "shipped"
 # Keys of a deployment stream's bookmark: the settings its deployments were made with, and,
 # while a re-read after a change of them is under way, the settings that changed.
 SETTINGS_KEY, REREAD_KEY = "settings", "rereading"
-_IN_CHUNK = 500
+_IN_CHUNK = 500  # ids in one IN (…): well under every driver's parameter limit
 
 
 @dataclass(frozen=True)
@@ -243,6 +243,12 @@ class Source:
             run_http_stream(ctx, stream, scope)
 
 
+def chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    """`items` a few hundred at a time, for `IN (…)` lists."""
+    for start in range(0, len(items), _IN_CHUNK):
+        yield items[start : start + _IN_CHUNK]
+
+
 @dataclass(frozen=True)
 class DeploySettings:
     """What decides which records of a stream are deployments, and to which environment.
@@ -351,8 +357,7 @@ class DeployGuard:
             for deployment_id in connection.scalars(select(table.c.id).where(owned))
             if deployment_id not in self.made and not spare(deployment_id)
         ]
-        for start in range(0, len(stale), _IN_CHUNK):
-            chunk = stale[start : start + _IN_CHUNK]
+        for chunk in chunks(stale):
             connection.execute(delete(table).where(table.c.id.in_(chunk)))
         left_production = exists().where(
             (links.c.deployment_id == table.c.id)
@@ -412,10 +417,12 @@ class SyncContext:
     # -- bookmarks ------------------------------------------------------------------
 
     def bookmark(self, stream: str, scope: str) -> Any:
-        """The last committed bookmark (None on a first or `--full` sync)."""
+        """The last committed bookmark (None on a first or `--full` sync, and for a stream
+        read again because its deploy settings changed: `deploy_guard`, asked first)."""
         self.current = (stream, scope)
         self.outcomes.setdefault((stream, scope), StreamOutcome())
-        if self.full:
+        guard = self.guards.get((stream, scope))
+        if self.full or (guard is not None and guard.rereading):
             return None
         with self.engine.connect() as connection:
             return read_state(connection, self.source, stream, scope).bookmark
@@ -679,10 +686,8 @@ def run_http_stream(
     """
     if ctx.http is None:
         raise RuntimeError(f"{ctx.source}: stream {stream.name} needs an HTTP client")
-    state = ctx.bookmark(stream.name, scope.key) or {}
     settings = ctx.deploy_guard(stream.name, scope, deploys) if deploys is not None else None
-    if settings is not None and settings.rereading:
-        state = {}  # as a first sync
+    state = ctx.bookmark(stream.name, scope.key) or {}  # none for a re-read: as a first sync
     cursor = state.get("cursor")
     if cursor is None and start is not None:
         cursor = cursor_value(start)

@@ -61,7 +61,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, select
 
-from collectors.base import Scope, Source, SyncContext
+from collectors.base import Scope, Source, SyncContext, chunks
 from collectors.http import SourceError
 from poise.config import GitLocation
 from poise.text import cut
@@ -123,7 +123,6 @@ OWN_SESSION = True
 _READ_SIZE = 1 << 20
 _PARSE_SIZE = 1 << 18
 F_SETPIPE_SZ = 1031
-_IN_CHUNK = 500
 
 
 def cicd_deployments(service: Any) -> bool:
@@ -839,11 +838,6 @@ class GitSync:
             "branch": self.location.branch,
             "source_id": str(self.repo),
         }
-
-
-def chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), _IN_CHUNK):
-        yield items[start : start + _IN_CHUNK]
 
 
 def write_links(

@@ -695,9 +695,8 @@ class WorkflowRuns:
             return frozenset(str(row[0]) for row in connection.execute(query))
 
     def run(self) -> None:
+        # none for a re-read: every run again, its jobs and attempts asked again
         state = self.ctx.bookmark(self.stream.name, self.scope.key) or {}
-        if self.guard.rereading:  # every run again, its jobs and attempts asked again
-            state = {}
         start = when(state.get("cursor")) or self.origin
         finished = self.finished_runs(start) if state.get("cursor") else {}
         known = self.run_deployments(start) if state.get("cursor") else frozenset()

@@ -22,14 +22,12 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, select
 
-from collectors.base import RawRequest, Rows, Scope, Source, SyncContext, Writer
+from collectors.base import RawRequest, Rows, Scope, Source, SyncContext, Writer, chunks
 from collectors.http import BadPayloadError, HttpResponse, NotFoundError
 from poise.timeutil import is_after_hours
 from poise.vocab import IncidentStatus
 from poise.warehouse import schema
 from poise.warehouse.upsert import UpsertCounts
-
-_IN_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -115,8 +113,7 @@ def stored_incidents(engine: Engine, ids: Sequence[str]) -> dict[str, StoredInci
     table = schema.incidents
     found: dict[str, StoredIncident] = {}
     with engine.connect() as connection:
-        for start in range(0, len(ids), _IN_CHUNK):
-            chunk = ids[start : start + _IN_CHUNK]
+        for chunk in chunks(ids):
             query = select(table.c.id, table.c.status, table.c.acknowledged_at).where(
                 table.c.id.in_(chunk)
             )

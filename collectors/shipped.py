@@ -39,8 +39,8 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, delete, exists, select
 
-from collectors.base import LINKS_STREAM, Rows, Scope, SyncContext, merge_rows
-from collectors.git import chunks, write_links
+from collectors.base import LINKS_STREAM, Rows, Scope, SyncContext, chunks, merge_rows
+from collectors.git import write_links
 from collectors.http import NotFoundError
 from poise.timeutil import parse_timestamp, to_sqlite_text, utcnow
 from poise.warehouse import schema

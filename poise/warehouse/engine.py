@@ -321,24 +321,25 @@ def read_consistently(engine: Engine, read: Callable[[Connection], T]) -> T:
     dashboard page or `poise metrics` then failed for a moment's race. A file that is
     really damaged fails every attempt, and that error is raised as it is.
     """
-    for attempt in range(1, SNAPSHOT_ATTEMPTS + 1):
+    for attempt in range(1, SNAPSHOT_ATTEMPTS):
         try:
             with read_snapshot(engine) as connection:
                 return read(connection)
         except DatabaseError as exc:
-            if attempt == SNAPSHOT_ATTEMPTS or not _sqlite_corrupt(engine, exc):
+            if not _sqlite_corrupt(engine, exc):
                 raise
             log.warning("SQLite read a malformed page (attempt %d): reading again", attempt)
             time.sleep(0.05 * attempt)
-    raise AssertionError("unreachable")  # the loop returns or raises
+    with read_snapshot(engine) as connection:  # the last attempt: its error is raised
+        return read(connection)
+
+
+SQLITE_CORRUPT = 11  # sqlite3.h; the low byte of an extended result code
 
 
 def _sqlite_corrupt(engine: Engine, exc: DatabaseError) -> bool:
     code = getattr(exc.orig, "sqlite_errorcode", None)
     return engine.dialect.name == "sqlite" and code is not None and code & 0xFF == SQLITE_CORRUPT
-
-
-SQLITE_CORRUPT = 11  # sqlite3.h; the low byte of an extended result code
 
 
 def table_names(engine: Engine) -> set[str]:
