@@ -29,6 +29,7 @@ from metrics.wording import shown_change_fail_tier
 from poise.config import AnomalyConfig
 from poise.timeutil import ensure_utc, previous_period
 from poise.warehouse import schema
+from poise.warehouse.engine import read_snapshot
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class Warehouse:
 def catalog(wh: Warehouse) -> dict[str, Any]:
     """Teams and services (for the filters) and the time span the data covers."""
     t, s, d, i = schema.teams, schema.services, schema.deployments, schema.incidents
-    with wh.engine.connect() as connection:
+    with read_snapshot(wh.engine) as connection:
         teams = [row[0] for row in connection.execute(select(t.c.name).order_by(t.c.name))]
         services = pd.DataFrame(
             [

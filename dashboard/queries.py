@@ -39,7 +39,7 @@ from metrics.scorecard import Basis
 from poise.config import AnomalyConfig, load_config
 from poise.errors import DatabaseUnavailable, PoiseError
 from poise.warehouse import open_warehouse, resolve_url
-from poise.warehouse.engine import unavailable
+from poise.warehouse.engine import again_if_malformed, unavailable
 
 TTL = 300  # seconds a query result is reused before the warehouse is read again
 CATALOG_TTL = 60
@@ -140,9 +140,11 @@ def ensure_available() -> None:
 def _guarded(call: Callable[[], R]) -> R:
     """Run a query; when it fails because the warehouse went away meanwhile, say so and stop
     the page. A connection that broke in a restart the warehouse is already back from is
-    retried once; any other failure is a bug and is raised as it is."""
+    retried once, a read SQLite found malformed for a moment up to twice
+    (`again_if_malformed`: every page query only reads); any other failure is a bug and is
+    raised as it is."""
     try:
-        return call()
+        return again_if_malformed(engine(), call)
     except DatabaseUnavailable as problem:
         outage.stop(problem, unreachable)
     except (OperationalError, InterfaceError) as exc:

@@ -43,6 +43,7 @@ from metrics.stats import settled, to_jsonable
 from metrics.windows import window_for
 from poise.config import AnomalyConfig
 from poise.timeutil import ensure_utc
+from poise.warehouse.engine import read_snapshot
 
 MAD_SCALE = 1.4826
 WEEK = timedelta(weeks=1)
@@ -368,7 +369,7 @@ def weekly_judgements(
         return pd.DataFrame(columns=COLUMNS)
     starts = [judged[0] - WEEK * n for n in range(rule.history_weeks, 0, -1)] + judged
     loaded = Period(starts[0], starts[-1] + WEEK)
-    with engine.connect() as connection:
+    with read_snapshot(engine) as connection:  # one state, whatever a sync commits meanwhile
         frames = load(connection, loaded, scope, settings)
         slo_rows = _slo_series(connection, scope, starts, settings)
     links = attribution.attribute(frames.incidents, frames.deployments, settings.attribution_window)

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, select
 from metrics.frames import raw_time, read
 from metrics.sli import hourly_rows
 from poise.warehouse import schema
+from poise.warehouse.engine import read_snapshot
 
 COLUMNS = ["ts", "good", "total", "bad", "bad_so_far", "remaining", "even_burn"]
 HOUR = timedelta(hours=1)
@@ -126,7 +127,7 @@ def load_spent(
         return spent
     # a bucket (ts is its start) counts when it ends after `start`: ts > start - 1 h
     first = start - HOUR
-    with engine.connect() as connection:
+    with read_snapshot(engine) as connection:
         samples = hourly_rows(
             connection, [(name, max(lo, first), hi) for name, (lo, hi) in windows.items()]
         )

@@ -18,6 +18,7 @@ from poise.config import BudgetPolicy
 from poise.errors import PoiseError
 from poise.timeutil import ensure_utc
 from poise.warehouse import schema
+from poise.warehouse.engine import read_consistently
 
 LEDGER_COLUMNS = [
     "id",
@@ -122,7 +123,10 @@ def evaluate_gate(
     """The gate's answer for `service` at `now` (its SLOs evaluated at the last whole hour);
     `replay`: `now` is a past instant (`--at`), answered from what was known then."""
     at = evaluation_instant(now)
-    with engine.connect() as connection:
+
+    def evaluate(
+        connection: Connection,
+    ) -> tuple[list[dict[str, Any]], dict[str, Freshness], dict[str, Any]]:
         _check_service(connection, service)
         slos = _slos(connection, Scope(service=service))
         names = slos["name"].tolist()
@@ -139,6 +143,10 @@ def evaluate_gate(
             if names
             else {}
         )
+        return evaluated, fresh, display
+
+    # a pipeline's gate must not fail on a sync committing beside it (one snapshot)
+    evaluated, fresh, display = read_consistently(engine, evaluate)
     return decide(service, change_type, evaluated, fresh, policy, now, display)
 
 

@@ -25,6 +25,7 @@ from metrics.windows import window_for
 from poise.errors import PoiseError
 from poise.timeutil import ensure_utc, utcnow
 from poise.warehouse import schema
+from poise.warehouse.engine import read_snapshot
 
 HOUR = timedelta(hours=1)
 HOUR_DELTA = pd.Timedelta(hours=1)
@@ -184,7 +185,7 @@ def burn_down(
     then, when the budget is burning, two `forecast` rows: the value at the period's end
     and 0 at the forecast date (the 24 h burn rate held)."""
     moment = ensure_utc(now) if now is not None else utcnow()
-    with engine.connect() as connection:
+    with read_snapshot(engine) as connection:
         rows = read(
             connection,
             select(

@@ -20,6 +20,7 @@ from metrics.model import Period, Scope
 from metrics.stats import ratio
 from poise.timeutil import utcnow
 from poise.warehouse import schema
+from poise.warehouse.engine import read_snapshot
 from poise.warehouse.sync_state import WRITES
 
 S = schema
@@ -82,7 +83,7 @@ def freshness(engine: Engine) -> pd.DataFrame:
     listed too (0 rows, no source), so a missing kind of data shows as missing."""
     now = pd.Timestamp(utcnow())
     frames = []
-    with engine.connect() as connection:
+    with read_snapshot(engine) as connection:  # the tables as of one moment
         for name, column in EVENT_TIMES:
             table = S.metadata.tables[name]
             when = table.c[column]

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from metrics import Period, Scope, Settings, anomalies, certificates, gate_data
 from poise.config import AnomalyConfig
 from poise.timeutil import quarter_of
+from poise.warehouse.engine import read_snapshot
 from reports.model import Cell, Column, Entry, Evidence, Fmt, Paragraph, Section, Table
 
 LISTED_FLAGS = 40
@@ -37,7 +38,7 @@ def guardrails_section(
     rule: AnomalyConfig | None = None,
 ) -> tuple[Section, list[Evidence]]:
     """The section and the rows behind it (workbook sheets)."""
-    with engine.connect() as connection:
+    with read_snapshot(engine) as connection:
         stored = certificates.load(connection, scope)
         decisions = gate_data.ledger(connection, period, scope)
     risks = certificates.expiry_risks(stored, now)

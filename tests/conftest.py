@@ -7,15 +7,19 @@ reached through the URL's `search_path`, so the CLI can be handed the same URL.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import DatabaseError
 
 from poise.warehouse import open_warehouse
 
@@ -131,3 +135,45 @@ def use(monkeypatch: pytest.MonkeyPatch) -> Any:
         monkeypatch.delenv("POISE_CONFIG", raising=False)
 
     return point
+
+
+@pytest.fixture(scope="session")
+def malformed(tmp_path_factory: pytest.TempPathFactory) -> DatabaseError:
+    """The error SQLite gives for a damaged page, as SQLAlchemy raises it (a real one: a
+    file whose second page was overwritten)."""
+    path = tmp_path_factory.mktemp("damaged") / "damaged.db"
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute("CREATE TABLE t (x TEXT)")
+        connection.executemany("INSERT INTO t VALUES (?)", [("x" * 500,)] * 200)
+        connection.commit()
+    with path.open("r+b") as damaged:
+        damaged.seek(4096 * 2)
+        damaged.write(b"\xff" * 200)
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        with pytest.raises(DatabaseError) as caught, engine.connect() as connection:
+            connection.execute(text("SELECT count(*), max(x) FROM t")).all()
+    finally:
+        engine.dispose()
+    assert getattr(caught.value.orig, "sqlite_errorname", None) == "SQLITE_CORRUPT"
+    return caught.value
+
+
+@pytest.fixture
+def snapshots_taken(monkeypatch: pytest.MonkeyPatch) -> Callable[[Any], list[Any]]:
+    """`watch(module)`: the read snapshots `module.read_snapshot` opens from then on."""
+    from poise.warehouse.engine import read_snapshot
+
+    def watch(module: Any) -> list[Any]:
+        taken: list[Any] = []
+
+        @contextmanager
+        def recorded(engine: Engine) -> Iterator[Any]:
+            with read_snapshot(engine) as connection:
+                taken.append(connection)
+                yield connection
+
+        monkeypatch.setattr(module, "read_snapshot", recorded)
+        return taken
+
+    return watch

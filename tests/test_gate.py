@@ -12,12 +12,15 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from metrics_org import Org
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import DatabaseError
 
 from metrics.gate import Freshness, budget_label, decide, evaluation_instant, sli_text
 from metrics.gate_data import UnknownService, evaluate_gate, ledger, record_decision
@@ -497,3 +500,32 @@ def test_on_the_demo_a_growth_service_freezes_while_its_budget_is_spent_and_not_
             )
             exhausted = any(f.rule == "exhausted" for f in answer(name, moment).findings)
             assert exhausted == inside, (name, moment)
+
+
+def test_the_gate_reads_one_snapshot_and_again_after_a_malformed_moment(
+    shop: Engine,
+    malformed: DatabaseError,
+    monkeypatch: pytest.MonkeyPatch,
+    snapshots_taken: Callable[[Any], list[Any]],
+) -> None:
+    """A pipeline's gate runs while a sync commits: its SLOs, sums and freshness come from
+    one state, and on SQLite a read found malformed for a moment (the WAL race of SQLite
+    before 3.51.3) is read again rather than failing the pipeline."""
+    from metrics import gate_data
+    from poise.warehouse import engine as engine_module
+
+    expected = gate(shop, "spent")
+    real_slos = gate_data._slos
+    snapshots = snapshots_taken(engine_module)
+    assert gate(shop, "spent") == expected and len(snapshots) == 1
+    if shop.dialect.name != "sqlite":
+        return
+    failures = [malformed]
+
+    def flaky_slos(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return real_slos(*args, **kwargs)
+
+    monkeypatch.setattr(gate_data, "_slos", flaky_slos)
+    assert gate(shop, "spent") == expected and not failures and len(snapshots) == 3

@@ -311,8 +311,19 @@ SNAPSHOT_ATTEMPTS = 3
 
 
 def read_consistently(engine: Engine, read: Callable[[Connection], T]) -> T:
-    """`read(connection)` in one `read_snapshot`; on SQLite, tried again in a new snapshot
-    when it failed with SQLITE_CORRUPT that the next snapshot does not show.
+    """`read(connection)` in one `read_snapshot`, tried again in a new snapshot when SQLite
+    says the file is malformed for a moment (`again_if_malformed`)."""
+
+    def in_snapshot() -> T:
+        with read_snapshot(engine) as connection:
+            return read(connection)
+
+    return again_if_malformed(engine, in_snapshot)
+
+
+def again_if_malformed(engine: Engine, call: Callable[[], T]) -> T:
+    """`call()`, made again (up to SNAPSHOT_ATTEMPTS times in all) when it failed on SQLite
+    with SQLITE_CORRUPT: `call` must only read, in snapshots of its own.
 
     SQLite before 3.51.3 has races in WAL mode between a commit, its checkpoint and the
     WAL being reset (sqlite.org/wal.html, "the WAL-reset bug"); under load a reader of
@@ -323,15 +334,13 @@ def read_consistently(engine: Engine, read: Callable[[Connection], T]) -> T:
     """
     for attempt in range(1, SNAPSHOT_ATTEMPTS):
         try:
-            with read_snapshot(engine) as connection:
-                return read(connection)
+            return call()
         except DatabaseError as exc:
             if not _sqlite_corrupt(engine, exc):
                 raise
             log.warning("SQLite read a malformed page (attempt %d): reading again", attempt)
             time.sleep(0.05 * attempt)
-    with read_snapshot(engine) as connection:  # the last attempt: its error is raised
-        return read(connection)
+    return call()  # the last attempt: its error is raised
 
 
 SQLITE_CORRUPT = 11  # sqlite3.h; the low byte of an extended result code
