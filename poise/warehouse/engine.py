@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -301,8 +302,14 @@ def read_snapshot(engine: Engine) -> Iterator[Connection]:
             connection.exec_driver_sql("BEGIN")
         try:
             yield connection
+        except Exception as exc:
+            if _sqlite_corrupt(engine, exc):
+                # not back into the pool: its page cache may hold what it read malformed
+                connection.invalidate()
+            raise
         finally:
-            connection.rollback()
+            if not connection.invalidated:
+                connection.rollback()
 
 
 # Reads of one snapshot tried again after SQLite said "database disk image is malformed"
@@ -335,7 +342,8 @@ def again_if_malformed(engine: Engine, call: Callable[[], T]) -> T:
     for attempt in range(1, SNAPSHOT_ATTEMPTS):
         try:
             return call()
-        except DatabaseError as exc:
+        except (DatabaseError, sqlite3.DatabaseError) as exc:
+            # the driver's own error too: frames are fetched from its cursor (`fetch_frame`)
             if not _sqlite_corrupt(engine, exc):
                 raise
             log.warning("SQLite read a malformed page (attempt %d): reading again", attempt)
@@ -346,8 +354,10 @@ def again_if_malformed(engine: Engine, call: Callable[[], T]) -> T:
 SQLITE_CORRUPT = 11  # sqlite3.h; the low byte of an extended result code
 
 
-def _sqlite_corrupt(engine: Engine, exc: DatabaseError) -> bool:
-    code = getattr(exc.orig, "sqlite_errorcode", None)
+def _sqlite_corrupt(engine: Engine, exc: BaseException) -> bool:
+    """SQLITE_CORRUPT, raised through SQLAlchemy or by the driver's cursor itself."""
+    error = exc.orig if isinstance(exc, DBAPIError) else exc
+    code = getattr(error, "sqlite_errorcode", None)
     return engine.dialect.name == "sqlite" and code is not None and code & 0xFF == SQLITE_CORRUPT
 
 
