@@ -7,7 +7,9 @@ A collector is one module per source (`collectors/<name>.py`) with one `Source` 
 - `streams`: declarative `Stream`s (endpoint, primary key, cursor, page size, where the
   records sit in a page, how to page, and `convert(record, scope) -> Rows`);
 - optionally `client()` (how to reach the API) and `sync_scope()` (for a source that is
-  not a list of HTTP pages, such as a local git repository).
+  not a list of HTTP pages, such as a local git repository);
+- `located_by`, when its row ids begin with the value of one key of the service's block
+  (`github:<repo>:`): another value there moves the service's rows (`Location`, `Move`).
 
 Everything fetched goes through `SyncContext.store_page`: in ONE transaction it writes the
 raw payload (with the request it came from, credentials stripped), upserts the canonical
@@ -28,7 +30,7 @@ from datetime import datetime
 from itertools import repeat
 from typing import Any, ClassVar
 
-from sqlalchemy import ColumnElement, Connection, Engine, delete, exists, select
+from sqlalchemy import ColumnElement, Connection, Engine, Table, delete, exists, or_, select
 
 from collectors.http import (
     BadPayloadError,
@@ -78,6 +80,19 @@ LINKS_STREAM = "shipped"
 # Keys of a deployment stream's bookmark: the settings its deployments were made with, and,
 # while a re-read after a change of them is under way, the settings that changed.
 SETTINGS_KEY, REREAD_KEY = "settings", "rereading"
+# The bookmark of a scope's location (stream `location`): where its rows were read from and,
+# while a move to another location is under way, the locations moved from.
+LOCATION_STREAM = "location"
+LOCATION_KEY, PREFIX_KEY, MOVING_KEY = "location", "prefix", "moving_from"
+# The tables whose rows a location gives (their ids begin with its prefix). Links go with
+# their deployments and changes (ON DELETE CASCADE); the `repositories` row is the
+# service's (`github:<service>`), written again from the new location.
+LOCATED_TABLES: tuple[Table, ...] = (
+    schema.changes,
+    schema.deployments,
+    schema.ci_runs,
+    schema.incidents,
+)
 _IN_CHUNK = 500  # ids in one IN (…): well under every driver's parameter limit
 
 
@@ -195,6 +210,9 @@ class Source:
     # Whether what it writes feeds the derived tables (metrics.derived): its writes are then
     # noted for metrics.freshness, and a sync that made them rebuilds those tables.
     feeds_derived: ClassVar[bool] = True
+    # The key of the service's block that says where its rows are read from (`repo`), for a
+    # source whose row ids all begin with `<name>:<that value>:` (see `Location`).
+    located_by: ClassVar[str | None] = None
 
     def __init__(self, config: PoiseConfig) -> None:
         self.config = config
@@ -237,6 +255,13 @@ class Source:
             max_retries=settings.max_retries,
         )
 
+    def location(self, scope: Scope) -> Location | None:
+        """Where the scope's rows are read from (None: the source keeps no location)."""
+        if self.located_by is None:
+            return None
+        value = str(getattr(scope.location, self.located_by))
+        return Location({self.located_by: value}, f"{self.name}:{value}:")
+
     def sync_scope(self, ctx: SyncContext, scope: Scope) -> None:
         """Collect every stream for one scope; override for sources that are not HTTP lists."""
         for stream in self.streams:
@@ -247,6 +272,18 @@ def chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
     """`items` a few hundred at a time, for `IN (…)` lists."""
     for start in range(0, len(items), _IN_CHUNK):
         yield items[start : start + _IN_CHUNK]
+
+
+def remove_ids(connection: Connection, table: Table, ids: Sequence[str]) -> int:
+    """Delete the rows of `table` with these ids; how many there were."""
+    for chunk in chunks(ids):
+        connection.execute(delete(table).where(table.c.id.in_(chunk)))
+    return len(ids)
+
+
+def changed_keys(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    """The keys whose values differ between what a bookmark kept and the config now."""
+    return sorted(key for key in {*before, *now} if before.get(key) != now.get(key))
 
 
 @dataclass(frozen=True)
@@ -305,9 +342,7 @@ class DeployGuard:
             self.changed = list(stored[REREAD_KEY])  # one that did not finish: from the start
         elif isinstance(stored, dict) and SETTINGS_KEY in stored:
             before = stored[SETTINGS_KEY] or {}
-            if before != current:
-                keys = {*before, *current}
-                self.changed = sorted(k for k in keys if before.get(k) != current.get(k))
+            self.changed = changed_keys(before, current)
         elif isinstance(stored, dict):
             # A bookmark from before the settings were kept cannot say what its rows were
             # made with. Taken as made with today's settings (what the user has seen since):
@@ -315,7 +350,8 @@ class DeployGuard:
             # rate limit for nothing in the usual case. They are recorded now, not with the
             # next checkpoint, as an unchanged list (a 304) writes none.
             ctx.save_bookmark(stream, scope.key, {**stored, SETTINGS_KEY: current})
-        if self.changed:
+        # a move of the scope reads this stream again anyway and says so once, for all of them
+        if self.changed and ctx.move is None:
             ctx.note(
                 f"{ctx.source}: {scope.key}: deploy settings changed ({', '.join(self.changed)})"
                 f" since the last sync; reading the {stream.replace('_', ' ')} again"
@@ -357,8 +393,7 @@ class DeployGuard:
             for deployment_id in connection.scalars(select(table.c.id).where(owned))
             if deployment_id not in self.made and not spare(deployment_id)
         ]
-        for chunk in chunks(stale):
-            connection.execute(delete(table).where(table.c.id.in_(chunk)))
+        remove_ids(connection, table, stale)
         left_production = exists().where(
             (links.c.deployment_id == table.c.id)
             & owned
@@ -369,6 +404,106 @@ class DeployGuard:
         if stale:
             mark_written(connection)
         return len(stale)
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a scope's rows are read from at its source: a repository, a project, a job.
+
+    The id of every row read from it begins with `prefix` (`github:acme/checkout:`), so
+    after a change of location in the config (a repository renamed, transferred or
+    replaced) the old rows would stay beside the new ones, counted twice, and the old
+    location's cursors and ETags would hide the new one's history. `values`
+    (`{"repo": "acme/checkout"}`) are kept in the scope's `location` bookmark; when the
+    config names another location, the sync is a `Move`.
+    """
+
+    values: Mapping[str, str]
+    prefix: str
+
+    @property
+    def stored(self) -> dict[str, Any]:
+        return {LOCATION_KEY: dict(self.values), PREFIX_KEY: self.prefix}
+
+    @property
+    def shown(self) -> str:
+        return ", ".join(str(value) for value in self.values.values())
+
+    @classmethod
+    def of(cls, stored: Any) -> Location | None:
+        """The location a bookmark (or an entry of its `moving_from`) keeps, if any."""
+        if not isinstance(stored, dict):
+            return None
+        values, prefix = stored.get(LOCATION_KEY), stored.get(PREFIX_KEY)
+        if not isinstance(values, dict) or not isinstance(prefix, str) or not prefix:
+            return None
+        return cls({str(k): str(v) for k, v in values.items()}, prefix)
+
+
+class Move:
+    """A scope whose rows were read from other locations than the config names now.
+
+    The sync reads every stream of the scope as on a first sync (`SyncContext.bookmark`
+    answers None: no cursor, ETag or checkpoint's next page), and once they are stored,
+    `end` removes the service's rows from the locations moved from, in one transaction
+    with the new location's bookmark, and has every deployment linked again. The move is
+    saved (`moving_from`) in the transaction of the first rows written from the new
+    location, so a sync killed or failing after it moves again, from the start, at the
+    next sync, and removes nothing early; one that fails before writing anything (a 404
+    at the new location) leaves the bookmark as it was. Moving back before the end
+    removes the rows of the location left instead.
+    """
+
+    def __init__(
+        self, ctx: SyncContext, scope: str, location: Location, left: list[Location]
+    ) -> None:
+        self.ctx, self.scope, self.location, self.left = ctx, scope, location, left
+        self.saved = False
+
+    @property
+    def stored(self) -> dict[str, Any]:
+        return {**self.location.stored, MOVING_KEY: [old.stored for old in self.left]}
+
+    def save(self, connection: Connection) -> None:
+        save_bookmark(connection, self.ctx.source, LOCATION_STREAM, self.scope, self.stored)
+
+    def note(self) -> str:
+        keys = sorted(
+            {key for old in self.left for key in changed_keys(old.values, self.location.values)}
+        )
+        olds = ", ".join(old.shown for old in self.left)
+        return (
+            f"{self.ctx.source}: {self.scope}: {', '.join(keys)} changed ({olds} → "
+            f"{self.location.shown}) since the last sync; reading every stream again, as on "
+            f"a first sync, and removing the rows read from {olds} once that is done"
+        )
+
+    def end(self) -> int:
+        """Remove the rows read from the locations left; how many went."""
+        source = self.ctx.source
+        with self.ctx.engine.begin() as connection:
+            removed = sum(self.remove(connection, table) for table in LOCATED_TABLES)
+            save_bookmark(connection, source, LOCATION_STREAM, self.scope, self.location.stored)
+            # the links of a first sync at the new location: every deployment linked again
+            save_bookmark(connection, source, LINKS_STREAM, self.scope, None)
+            if removed:
+                mark_written(connection)
+        return removed
+
+    def remove(self, connection: Connection, table: Table) -> int:
+        prefixes = tuple(old.prefix for old in self.left)
+        under = or_(*(table.c.id.startswith(prefix, autoescape=True) for prefix in prefixes))
+        query = select(table.c.id).where(
+            (table.c.source == self.ctx.source) & (table.c.service == self.scope) & under
+        )
+        # Compared again here: LIKE ignores case on SQLite, and `Acme/App` → `acme/app` is a
+        # move whose new rows must stay.
+        stale = [
+            row_id
+            for row_id in connection.scalars(query)
+            if row_id.startswith(prefixes) and not row_id.startswith(self.location.prefix)
+        ]
+        return remove_ids(connection, table, stale)
 
 
 @dataclass
@@ -397,6 +532,7 @@ class SyncContext:
     outcomes: dict[tuple[str, str], StreamOutcome] = field(default_factory=dict)
     current: tuple[str, str] | None = None
     guards: dict[tuple[str, str], DeployGuard] = field(default_factory=dict)
+    move: Move | None = None  # the scope's rows are read from a new location (`follow`)
     # what the user should know though nothing failed (a path matching nothing, a record
     # skipped): `poise sync` prints them under its summary
     warnings: list[str] = field(default_factory=list)
@@ -417,12 +553,13 @@ class SyncContext:
     # -- bookmarks ------------------------------------------------------------------
 
     def bookmark(self, stream: str, scope: str) -> Any:
-        """The last committed bookmark (None on a first or `--full` sync, and for a stream
-        read again because its deploy settings changed: `deploy_guard`, asked first)."""
+        """The last committed bookmark (None on a first or `--full` sync, for every stream
+        of a scope that moved to another location, and for a stream read again because its
+        deploy settings changed: `deploy_guard`, asked first)."""
         self.current = (stream, scope)
         self.outcomes.setdefault((stream, scope), StreamOutcome())
         guard = self.guards.get((stream, scope))
-        if self.full or (guard is not None and guard.rereading):
+        if self.full or self.move is not None or (guard is not None and guard.rereading):
             return None
         with self.engine.connect() as connection:
             return read_state(connection, self.source, stream, scope).bookmark
@@ -431,6 +568,41 @@ class SyncContext:
         with self.engine.begin() as connection:
             save_bookmark(connection, self.source, stream, scope, bookmark)
         self._checkpointed(stream, scope, bookmark)
+
+    # -- location ---------------------------------------------------------------------
+
+    def follow(self, scope: Scope, location: Location) -> None:
+        """Before the scope's streams: compare where its rows were read from with where
+        the config says they are now (a `Move` when they differ)."""
+        with self.engine.connect() as connection:
+            stored = read_state(connection, self.source, LOCATION_STREAM, scope.key).bookmark
+        before = Location.of(stored)
+        if before is None:
+            # A first sync, or a warehouse from before locations were kept, which cannot
+            # say where its rows were read from: taken as read from today's location (what
+            # the dashboard has shown since), as deploy settings are, so upgrading reads
+            # nothing again. Recorded now, so a change after it is seen.
+            with self.engine.begin() as connection:
+                save_bookmark(connection, self.source, LOCATION_STREAM, scope.key, location.stored)
+        left: dict[str, Location] = {}
+        moving = stored.get(MOVING_KEY) if isinstance(stored, dict) else None
+        for old in [*map(Location.of, moving or []), before]:
+            if old is not None and old.prefix != location.prefix:
+                left.setdefault(old.prefix, old)
+        if left:
+            self.move = Move(self, scope.key, location, list(left.values()))
+            self.note(self.move.note())
+        else:  # its outcome is the move's when one is under way (recorded once it ends)
+            self.outcomes.setdefault((LOCATION_STREAM, scope.key), StreamOutcome())
+
+    def end_move(self) -> None:
+        """Once every stream of the scope is stored from its new location (before linking
+        deployments to changes, which then sees only the new location's rows): remove
+        the rows read from the old one. Nothing when no move is under way."""
+        move, self.move = self.move, None
+        if move is not None:
+            outcome = self.outcomes.setdefault((LOCATION_STREAM, move.scope), StreamOutcome())
+            outcome.counts.updated += move.end()
 
     # -- deployment settings ----------------------------------------------------------
 
@@ -455,11 +627,12 @@ class SyncContext:
             if removed:
                 save_bookmark(connection, self.source, LINKS_STREAM, scope.key, None)
                 mark_written(connection)
-        self.note(
-            f"{self.source}: {scope.key}: deploy settings changed since the last sync; the "
-            f"{stream.replace('_', ' ')} are no longer read and the {removed} deployment(s) "
-            "they made are removed"
-        )
+        if self.move is None:  # a move removes the old location's deployments, and says so
+            self.note(
+                f"{self.source}: {scope.key}: deploy settings changed since the last sync; the "
+                f"{stream.replace('_', ' ')} are no longer read and the {removed} deployment(s) "
+                "they made are removed"
+            )
 
     # -- storing --------------------------------------------------------------------
 
@@ -546,7 +719,11 @@ class SyncContext:
         outcome = self.outcomes.setdefault((stream, scope), StreamOutcome())
         self.current = (stream, scope)
         saved = False
+        # the first rows from a new location: the move is kept with them (see `Move`)
+        moving = self.move if self.move is not None and not self.move.saved else None
         with self.engine.begin() as connection:
+            if moving is not None:
+                moving.save(connection)
             raw_id = None
             if raw is not None:
                 result = connection.execute(schema.raw_payloads.insert().values(**raw))
@@ -560,6 +737,8 @@ class SyncContext:
             ):
                 save_bookmark(connection, self.source, stream, scope, bookmark)
                 saved = True
+        if moving is not None:
+            moving.saved = True
         outcome.counts += counts
         outcome.records += records
         self.advance(records)

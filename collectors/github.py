@@ -504,6 +504,7 @@ class GitHubSource(Source):
     name = "github"
     default_base_url = "https://api.github.com"
     streams = (PULLS, DEPLOYMENTS, WORKFLOW_RUNS, RELEASES, ISSUES)
+    located_by = "repo"  # ids `github:<repo>:…`: another repo is read again, the old rows go
 
     def auth_headers(self, token: str | None, user: str | None) -> dict[str, str]:
         headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION}

@@ -324,6 +324,7 @@ class GitLabSource(Source):
     name = "gitlab"
     default_base_url = "https://gitlab.com/api/v4"
     streams = (MERGE_REQUESTS, DEPLOYMENTS, PIPELINES)
+    located_by = "project"  # ids `gitlab:<project>:…`: another project is read again
 
     def auth_headers(self, token: str | None, user: str | None) -> dict[str, str]:
         return {"PRIVATE-TOKEN": token} if token else {}

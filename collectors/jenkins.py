@@ -451,6 +451,7 @@ class JenkinsSource(Source):
 
     name = "jenkins"
     streams = (BUILDS,)
+    located_by = "job"  # ids `jenkins:<job>:…`: another job's builds are listed, the old go
 
     def auth_headers(self, token: str | None, user: str | None) -> dict[str, str]:
         if not token:

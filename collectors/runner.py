@@ -202,7 +202,11 @@ def _run_source(
             error: str | None = None
             stop = False
             try:
+                location = source.location(scope)
+                if location is not None:
+                    ctx.follow(scope, location)
                 source.sync_scope(ctx, scope)
+                ctx.end_move()  # when the source did not (a source linking no deployments)
             except PoiseError as exc:
                 error = _one_line(exc)
                 stop = isinstance(exc, SourceError) and exc.source_wide

@@ -23,9 +23,9 @@ have changed; and, when the service gained changes since, the successful ones th
 shipped nothing known (linked before their commits were stored). The bookmark (stream
 `shipped`) is the time of the last complete pass and the production environment it linked.
 Without it (a first sync, `--full`, a stream's deploy settings changed and some of its
-deployments removed or moved out of production) or for another production environment,
-every deployment is linked again, and no deployment of the source outside production
-keeps a link.
+deployments removed or moved out of production, a move to another repository) or for
+another production environment, every deployment is linked again, and no deployment of
+the source outside production keeps a link.
 """
 
 from __future__ import annotations
@@ -412,4 +412,7 @@ def _unique(rows: Rows) -> Rows:
 
 def link_deployments(ctx: SyncContext, scope: Scope, resolver: Resolver) -> None:
     """Link the service's changed production deployments to the changes they shipped."""
+    # After a move to another repository, its rows go first: linked beside them, a
+    # deployment would follow one of the old location's, or ship one of its changes.
+    ctx.end_move()
     Linker(ctx, scope, resolver).run()

@@ -10,6 +10,7 @@ times below are worked out by hand from their timestamps.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,20 @@ def poise(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str
     return code, captured.out, captured.err
 
 
+def synced(where: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """`poise sync`'s standard output, once it succeeded."""
+    code, out, err = poise("sync", *where, capsys=capsys)
+    assert code == 0, err
+    return out
+
+
+def edit_config(world: Path, edit: Callable[[dict[str, Any]], Any]) -> None:
+    """poise.yaml changed by `edit`, as its owner would."""
+    config = yaml.safe_load(world.read_text(encoding="utf-8"))
+    edit(config)
+    world.write_text(yaml.safe_dump(config), encoding="utf-8")
+
+
 def dora_of_spring(where: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
     """`poise metrics --format json`'s DORA figures for April and May 2024."""
     period = ["--from", "2024-04-01", "--to", "2024-06-01"]
@@ -189,19 +204,43 @@ def test_a_changed_deploy_setting_is_said_under_the_summary_and_the_figures_foll
     """Moving ledger's Jenkins job to staging takes its four deployments out of the figures
     at the next plain sync, and the person who changed the config reads why it re-read."""
     where = ["--db", sqlite_url, "--config", str(world)]
-    assert poise("sync", *where, capsys=capsys)[0] == 0
-    config = yaml.safe_load(world.read_text(encoding="utf-8"))
-    config["services"][2]["jenkins"]["environment"] = "staging"
-    world.write_text(yaml.safe_dump(config), encoding="utf-8")
+    synced(where, capsys)
+    edit_config(
+        world, lambda config: config["services"][2]["jenkins"].update(environment="staging")
+    )
 
-    code, out, err = poise("sync", *where, capsys=capsys)
-    assert code == 0, err
     assert (
         "jenkins: ledger: deploy settings changed (environment) since the last sync; "
         "reading the builds again"
-    ) in out
+    ) in synced(where, capsys)
     assert dora_of_spring(where, capsys)["deployment_frequency"]["deployments"] == 3 + 2
+    # said once: nothing changed since
+    assert "deploy settings changed" not in synced(where, capsys)
 
-    code, out, err = poise("sync", *where, capsys=capsys)  # said once: nothing changed since
-    assert code == 0, err
-    assert "deploy settings changed" not in out
+
+def test_a_renamed_repository_is_said_under_the_summary_and_counted_once(
+    world: Path,
+    sqlite_url: str,
+    replay_server: ReplayServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """GitHub renamed acme/checkout to acme/checkout-web (same id, same history) and
+    poise.yaml follows: the next plain sync reads it again from its start and removes the
+    rows of the old name, so its deployments and changes are counted once, not twice."""
+    where = ["--db", sqlite_url, "--config", str(world)]
+    synced(where, capsys)
+    before = dora_of_spring(where, capsys)
+    renamed = github_story.Story(replay_server, "acme/checkout-web")
+    renamed.deploy_1003_finished = True
+    renamed.serve()
+    edit_config(world, lambda config: config["services"][0]["github"].update(repo=renamed.repo))
+
+    assert (
+        "github: checkout: repo changed (acme/checkout → acme/checkout-web) since the last "
+        "sync; reading every stream again, as on a first sync, and removing the rows read "
+        "from acme/checkout once that is done"
+    ) in synced(where, capsys)
+    after = dora_of_spring(where, capsys)
+    assert after["deployment_frequency"] == before["deployment_frequency"]
+    assert after["lead_time"] == before["lead_time"]
+    assert "repo changed" not in synced(where, capsys)  # said once: nothing changed since

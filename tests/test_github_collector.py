@@ -53,10 +53,11 @@ S10, F11, M11, D1, R14A, R14B, P0 = (
 
 
 class Story:
-    """A small repository history, served the way GitHub serves it."""
+    """A small repository history, served the way GitHub serves it (at `repo`, whose id
+    is `repo_id`: another name with the same id is the repository renamed)."""
 
-    def __init__(self, server: ReplayServer) -> None:
-        self.server = server
+    def __init__(self, server: ReplayServer, repo: str = REPO, repo_id: int = REPO_ID) -> None:
+        self.server, self.repo, self.repo_id = server, repo, repo_id
         self.deploy_1003_finished = False
         self.pulls = {
             14: gh.pull(
@@ -153,15 +154,17 @@ class Story:
     # -- serving ------------------------------------------------------------------------
 
     def serve(self) -> Story:
-        s, repo = self.server, f"/repos/{REPO}"
-        s.add_handler(repo, self.conditional('W/"repo-1"', gh.repository()))
+        s, repo, repo_id = self.server, f"/repos/{self.repo}", self.repo_id
+        # GitHub's ETags differ between repositories (the bodies name them)
+        s.add_handler(repo, self.conditional(f'W/"repo-1 {self.repo}"', gh.repository()))
         first_page = [self.pulls[n] for n in (14, 12, 11)]
         link = s.link(
-            next=f"/repositories/{REPO_ID}/pulls?state=all&sort=updated&direction=desc&per_page=100&page=2"
+            next=f"/repositories/{repo_id}/pulls?state=all&sort=updated&direction=desc&per_page=100&page=2"
         )
-        s.add_handler(f"{repo}/pulls", self.conditional('W/"pulls-1"', first_page, {"Link": link}))
+        etag = f'W/"pulls-1 {self.repo}"'
+        s.add_handler(f"{repo}/pulls", self.conditional(etag, first_page, {"Link": link}))
         s.add(
-            f"/repositories/{REPO_ID}/pulls",
+            f"/repositories/{repo_id}/pulls",
             Reply(200, [self.pulls[10], self.pulls[13]], gh.rate_headers()),
             query={"page": "2"},
         )
@@ -224,7 +227,7 @@ class Story:
         return answer
 
     def deployment_list(self, request: RecordedRequest) -> Reply:
-        etag = f'W/"deployments-{self.deploy_1003_finished}"'
+        etag = f'W/"deployments-{self.deploy_1003_finished} {self.repo}"'
         if request.header("If-None-Match") == etag:
             return Reply(304, b"", {"ETag": etag})
         return Reply(200, self.deployments, {"ETag": etag, **gh.rate_headers()})
@@ -266,16 +269,16 @@ class Story:
             following = (
                 {
                     "Link": self.server.link(
-                        next=f"/repositories/{REPO_ID}/compare/{base}...{head}?per_page=100&page={number + 1}"
+                        next=f"/repositories/{self.repo_id}/compare/{base}...{head}?per_page=100&page={number + 1}"
                     )
                 }
                 if number < len(pages)
                 else {}
             )
             path = (
-                f"/repos/{REPO}/compare/{base}...{head}"
+                f"/repos/{self.repo}/compare/{base}...{head}"
                 if number == 1
-                else f"/repositories/{REPO_ID}/compare/{base}...{head}"
+                else f"/repositories/{self.repo_id}/compare/{base}...{head}"
             )
             self.server.add(
                 path,
@@ -634,20 +637,27 @@ def test_enterprise_base_url_with_an_api_prefix(
 
 
 class Runs:
-    """Generated runs of one workflow, served with GitHub's `created` filter and result cap."""
+    """Generated runs of one workflow, served with GitHub's `created` filter and result cap
+    (of the repository `repo`, whose id is `repo_id`)."""
 
     def __init__(
-        self, server: ReplayServer, runs: list[dict[str, Any]], workflow_id: int = 1903133
+        self,
+        server: ReplayServer,
+        runs: list[dict[str, Any]],
+        workflow_id: int = 1903133,
+        repo: str = REPO,
+        repo_id: int = REPO_ID,
     ) -> None:
         self.server, self.runs, self.workflow_id = server, runs, workflow_id
+        self.repo_id = repo_id
         self.windows: list[str] = []
-        path = f"/repos/{REPO}/actions/workflows/{workflow_id}/runs"
+        path = f"/repos/{repo}/actions/workflows/{workflow_id}/runs"
         server.add_handler(path, self.answer)
         server.add_handler(
-            f"/repositories/{REPO_ID}/actions/workflows/{workflow_id}/runs", self.answer
+            f"/repositories/{repo_id}/actions/workflows/{workflow_id}/runs", self.answer
         )
         server.add(
-            f"/repos/{REPO}/actions/workflows",
+            f"/repos/{repo}/actions/workflows",
             Reply(
                 200,
                 {
@@ -676,7 +686,7 @@ class Runs:
         if page * per_page < len(capped):
             query = f"created={first}..{last}&per_page={per_page}&page={page + 1}"
             headers["Link"] = self.server.link(
-                next=f"/repositories/{REPO_ID}/actions/workflows/{self.workflow_id}/runs?{query}"
+                next=f"/repositories/{self.repo_id}/actions/workflows/{self.workflow_id}/runs?{query}"
             )
         return Reply(200, {"total_count": len(found), "workflow_runs": items}, headers)
 

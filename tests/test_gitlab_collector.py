@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from collector_checks import (
@@ -246,22 +247,30 @@ def note(
 
 
 class Story:
-    def __init__(self, server: ReplayServer) -> None:
-        self.server = server
+    """The project's history, served at `project` (whose id is `project_id`: another path
+    with the same id is the project renamed or moved); `left_out` names merge requests (by
+    iid) and deployments (by id) it does not have."""
+
+    def __init__(
+        self, server: ReplayServer, project: str = PROJECT, project_id: int = PROJECT_ID
+    ) -> None:
+        self.server, self.project, self.project_id = server, project, project_id
+        self.api = f"/api/v4/projects/{quote(project, safe='')}"
         self.deploy_90_finished = False
         self.more_deployments: list[dict[str, Any]] = []
+        self.left_out: set[int] = set()
 
     def serve(self) -> Story:
-        s = self.server
+        s, api = self.server, self.api
         s.add(
-            API,
+            api,
             Reply(
                 200,
                 {
-                    "id": PROJECT_ID,
-                    "path_with_namespace": PROJECT,
+                    "id": self.project_id,
+                    "path_with_namespace": self.project,
                     "default_branch": "main",
-                    "web_url": f"https://gitlab.example/{PROJECT}",
+                    "web_url": f"https://gitlab.example/{self.project}",
                     "created_at": "2023-01-01T00:00:00.000Z",
                 },
             ),
@@ -289,7 +298,8 @@ class Story:
                 sha=FF19B,
             ),
         ]
-        paged(s, f"{API}/merge_requests", mrs, per_page=2)
+        served = [mr for mr in mrs if mr["iid"] not in self.left_out]
+        paged(s, f"{api}/merge_requests", served, per_page=2)
         commits = {
             17: [
                 commit(F17, authored="2024-05-02T11:00:00.000+02:00", parents=[]),
@@ -302,7 +312,7 @@ class Story:
             ],
         }
         for iid, items in commits.items():
-            paged(s, f"{API}/merge_requests/{iid}/commits", items, per_page=1)  # two pages for !17
+            paged(s, f"{api}/merge_requests/{iid}/commits", items, per_page=1)  # two pages for !17
         notes = {
             17: [  # oldest first; the review is on the second page
                 note(1, "alice", "2024-05-02T12:00:00.000Z", "added 1 commit", system=True),
@@ -318,11 +328,11 @@ class Story:
             19: [],
         }
         for iid, items in notes.items():
-            paged(s, f"{API}/merge_requests/{iid}/notes", items, per_page=3)
-        s.add_handler(f"{API}/deployments", self.deployments)
+            paged(s, f"{api}/merge_requests/{iid}/notes", items, per_page=3)
+        s.add_handler(f"{api}/deployments", self.deployments)
         paged(
             s,
-            f"{API}/pipelines",
+            f"{api}/pipelines",
             [
                 pipeline(1078343570, status="success", updated_at="2024-05-03T10:24:29.757Z"),
                 pipeline(
@@ -332,7 +342,7 @@ class Story:
             per_page=100,
         )
         s.add(
-            f"{API}/repository/compare",
+            f"{api}/repository/compare",
             Reply(
                 200,
                 {
@@ -364,9 +374,9 @@ class Story:
             ),
             query={"from": MC17, "to": FF19B},
         )
-        s.add(f"{API}/repository/commits/{D2}/merge_requests", Reply(200, [], {"x-next-page": ""}))
+        s.add(f"{api}/repository/commits/{D2}/merge_requests", Reply(200, [], {"x-next-page": ""}))
         s.add(
-            f"{API}/repository/commits/{FF19A}/merge_requests",
+            f"{api}/repository/commits/{FF19A}/merge_requests",
             Reply(200, [mrs[2]], {"x-next-page": ""}),
         )
         return self
@@ -431,6 +441,7 @@ class Story:
             ),
             *self.more_deployments,
         ]
+        items = [item for item in items if item["id"] not in self.left_out]
         since = request.query.get("updated_after", "")
         chosen = sorted(
             (d for d in items if d["updated_at"] > since), key=lambda d: d["updated_at"]
