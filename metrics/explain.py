@@ -140,10 +140,12 @@ def _rework_rate(basis: Basis) -> list[Row]:
             target = (
                 row.rollback_of if isinstance(row.rollback_of, str) and row.rollback_of else None
             )
+            # worded as change fail rate's rows are ("d1 failed: …", "d1 did not fail: …"):
+            # every deployment counts in the denominator, the verdict says which are rework
             reason = (
-                f"{row.id}: rolls back {target}"
+                f"{row.id} is rework: it rolls back {target}"
                 if target
-                else f"{row.id}: remediates {row.remediation_of}"
+                else f"{row.id} is rework: it remediates {row.remediation_of}"
             )
             if row.id in early:
                 # rework counts it, but change fail rate does not count the target as
@@ -155,7 +157,9 @@ def _rework_rate(basis: Basis) -> list[Row]:
                     "by it; counted in data quality"
                 )
         else:
-            reason = f"{row.id}: names no deployment in rollback_of or remediation_of"
+            reason = (
+                f"{row.id} is not rework: it names no deployment in rollback_of or remediation_of"
+            )
         out.append(
             _row("deployment", row.id, row.service, row.deployed_at, bool(row.rework), True, reason)
         )

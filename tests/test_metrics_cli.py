@@ -281,7 +281,8 @@ def test_explain_prints_why(loaded: str, capsys: pytest.CaptureFixture[str]) -> 
     code, out, _ = run(capsys, "explain", "rework", "--quarter", "2026Q3", "--db", loaded)
     assert code == 0
     assert "rework_rate: 7 rows" in out
-    assert "d4: remediates d3" in out
+    assert "d4 is rework: it remediates d3" in out
+    assert "is not rework: it names no deployment in rollback_of or remediation_of" in out
 
 
 @pytest.mark.parametrize(

@@ -196,14 +196,14 @@ def test_rework_before_its_target(warehouse: Engine, tmp_path: Path) -> None:
 
     rework = {row["id"]: row["reason"] for row in explained(warehouse, "rework")}
     assert rework["d9"] == (
-        "d9: rolls back d1, though d1 deployed 4 d after it: d1 does not count as failed "
+        "d9 is rework: it rolls back d1, though d1 deployed 4 d after it: d1 does not count as failed "
         "by it; counted in data quality"
     )
     assert rework["d7"] == (
-        "d7: remediates d8, though d8 deployed at the same moment: d8 does not count as "
+        "d7 is rework: it remediates d8, though d8 deployed at the same moment: d8 does not count as "
         "failed by it; counted in data quality"
     )
-    assert rework["d2"] == "d2: rolls back d1"
+    assert rework["d2"] == "d2 is rework: it rolls back d1"
     listed = {
         row["id"]: row["reason"]
         for row in explained(warehouse, "data_quality")
