@@ -190,12 +190,32 @@ def dig(document: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     return value
 
 
+# what a scorecard counts in its period and scope: all zero, the warehouse holds nothing there
+ACTIVITY = (
+    ("dora", "deployment_frequency", "deployments"),
+    ("dora", "lead_time", "changes"),
+    ("incidents", "count"),
+    ("people", "toil", "hours"),
+    ("people", "oncall", "pages"),
+)
+
+
+def holds_data(card: Mapping[str, Any]) -> bool:
+    """Whether the scorecard's period and scope hold any deployment, deployed change,
+    incident, toil or page. A period before the data begins (before a first sync's
+    `since`, a young warehouse's quarter before) holds none: its zeros are no figures, and
+    a change from them ("rose from 0.0 per week", "incidents: new") would be made up."""
+    return any(dig(card, path) for path in ACTIVITY)
+
+
 def change(current: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
     """Per headline figure: current, previous, the difference and the relative change
-    (None where either side has no value, or the previous one is 0)."""
+    (None where either side has no value, or the previous one is 0). A previous period
+    that holds no data at all (`holds_data`) gives no previous value for any figure."""
     out: dict[str, Any] = {}
+    before = previous if holds_data(previous) else {}
     for name, path in COMPARED.items():
-        now_value, then_value = dig(current, path), dig(previous, path)
+        now_value, then_value = dig(current, path), dig(before, path)
         delta = None if now_value is None or then_value is None else now_value - then_value
         relative = finite(delta / then_value) if delta is not None and then_value else None
         out[name] = {

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from metrics.trends import change
+from metrics.trends import change, holds_data
 from metrics.wording import shown_change_fail_tier
 from reports.model import (
     Column,
@@ -201,6 +201,8 @@ def tier_of(card: Card | None, figure: Figure) -> str | None:
 
 
 def headline(figure: Figure, current: Card, previous: Card | None) -> Headline:
+    if previous is not None and not holds_data(previous):
+        previous = None  # before the data begins: no figure, not zeros (`holds_data`)
     moved = (
         change(dict(current), dict(previous)).get(figure.compared, {})
         if previous is not None and figure.compared

@@ -125,14 +125,26 @@ def test_a_period_before_the_first_data_says_so_and_offers_it(past_url: str, use
 
 
 def test_a_change_of_nothing_is_grey(past_url: str, use: Any) -> None:
-    """No incident in the quarter nor in the one before: "+0" is no change, not a red
-    arrow (incidents are better lower)."""
+    """No incident in the period nor in the one before, both with deployments: "+0" is no
+    change, not a red arrow (incidents are better lower)."""
     use(past_url)
-    at = run("overview", period="2018Q2")
+    # between the two incidents (2018-10-03 and 2018-11-22), and so is the period before
+    at = run("overview", **{"from": "2018-10-29", "to": "2018-11-19"})
     assert_clean(at)
     incidents = metric(at, "Incidents")
     assert incidents.value == "0" and incidents.delta == "+0"
     assert incidents.proto.color == GREY
+
+
+def test_a_period_before_the_data_is_no_figure_to_compare_with(past_url: str, use: Any) -> None:
+    """The quarter after an empty one (2018Q3 after 2018Q2, before the first row): its
+    delta read "+0.6" per week against a zero that was no data."""
+    use(past_url)
+    at = run("overview", period="2018Q3")
+    assert_clean(at)
+    frequency = metric(at, "Deploys per week")
+    assert frequency.value != "0.0" and not frequency.delta
+    assert not metric(at, "Incidents").delta
 
 
 # --- teams configured without a service -----------------------------------------------------------

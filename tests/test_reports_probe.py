@@ -77,6 +77,8 @@ def odd(tmp_path_factory: pytest.TempPathFactory) -> Any:
         org.slo(slo, service, 0.99).sli(slo, at(80), 24, 990, 1000)
     org.incident("open", "svc0 | `x` <i>", at(10, 6), resolved=None)
     org.rows["incidents"][-1]["title"] = "Disk full\n| on `db` |\n# not a heading"
+    # the quarter before holds this one incident: compared with, not a quarter without data
+    org.incident("before", "svc0 | `x` <i>", at(-20))
     engine = _warehouse(tmp_path_factory, "odd", org)
     yield engine
     engine.dispose()

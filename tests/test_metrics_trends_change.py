@@ -1,0 +1,71 @@
+"""The change from the period before (`metrics.trends.change`, which the report's headline
+sentences, its "Quarter before" column and the dashboard's deltas read): a period before the
+data begins is no figure to compare with, not a period of zeros."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from metrics_org import Org
+from sqlalchemy import Engine
+
+from metrics import Period, Scope, Settings
+from metrics.trends import COMPARED, holds_data, period_over_period
+from reports.figures import DORA_FIGURES, headline
+from reports.summary import movement
+
+Q3 = Period(datetime(2026, 7, 1, tzinfo=UTC), datetime(2026, 10, 1, tzinfo=UTC))
+NOW = datetime(2026, 10, 2, tzinfo=UTC)
+
+
+def at(days: float) -> datetime:
+    return Q3.start + timedelta(days=days)
+
+
+def shop(*, incident_before: bool = False) -> Org:
+    """Ten deployments of checkout in 2026Q3, each shipping a change; with
+    `incident_before`, one incident of it in the quarter before and nothing else there."""
+    org = Org().service("checkout", "payments")
+    for n in range(10):
+        org.change(f"c{n}", "checkout", at(n * 7) - timedelta(hours=3))
+        org.deploy(f"d{n}", "checkout", at(n * 7), [f"c{n}"])
+    if incident_before:
+        org.incident("i1", "checkout", at(-20))
+    return org
+
+
+def test_a_quarter_before_the_data_begins_gives_no_previous_figure(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    shop().load(warehouse, tmp_path)
+    card = period_over_period(warehouse, Q3, Scope(), Settings(), now=NOW)
+    assert card["dora"]["deployment_frequency"]["deployments"] == 10
+    # the engine's own figures for the empty quarter stay as the contract says (0, not null)
+    assert card["previous"]["dora"]["deployment_frequency"]["per_week"] == 0.0
+    assert not holds_data(card["previous"]) and holds_data(card)
+    change = card["change"]
+    assert {name: change[name]["previous"] for name in COMPARED} == dict.fromkeys(COMPARED)
+    assert change["deployments_per_week"]["delta"] is None
+    assert (
+        change["deployments_per_week"]["current"]
+        == card["dora"]["deployment_frequency"]["per_week"]
+    )
+    frequency = headline(DORA_FIGURES[0], card, card["previous"])
+    assert frequency.previous is None and frequency.previous_tier is None
+    assert movement(frequency).endswith("per week (no figure for the quarter before)")
+
+
+def test_a_quarter_with_any_record_is_compared_zeros_and_all(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    """One incident in the quarter before: the warehouse covered it, and no deployment
+    there is a real 0 per week."""
+    shop(incident_before=True).load(warehouse, tmp_path)
+    card = period_over_period(warehouse, Q3, Scope(), Settings(), now=NOW)
+    assert holds_data(card["previous"])
+    frequency = card["change"]["deployments_per_week"]
+    assert frequency["previous"] == 0.0 and frequency["delta"] == frequency["current"] > 0
+    assert card["change"]["incidents"]["previous"] == 1
+    frequency_line = movement(headline(DORA_FIGURES[0], card, card["previous"]))
+    assert frequency_line.startswith("rose from 0.0 per week"), frequency_line
