@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -243,7 +243,8 @@ def is_empty(card: Card) -> bool:
 
 def incident_sentence(current: Card, previous: Card, to_date: bool = False) -> str:
     count = get(current, "incidents", "count")
-    before = get(previous, "incidents", "count")
+    nothing_before = not holds_data(previous)  # the summary says so once (`summary_section`)
+    before = None if nothing_before else get(previous, "incidents", "count")
     silent = get(current, "data_quality", "deployments_without_incident_data") or 0
     deployments = get(current, "dora", "deployment_frequency", "deployments") or 0
     if count is None:
@@ -262,7 +263,10 @@ def incident_sentence(current: Card, previous: Card, to_date: bool = False) -> s
     before_text = "the whole quarter before" if to_date else "the quarter before"
     text += f" ({count_phrase(before, 'incident')} in {before_text})" if before is not None else ""
     if count:
-        text += "; " + sentence(headline(INCIDENT_FIGURES[2], current, previous), first=False)
+        resolve = replace(
+            headline(INCIDENT_FIGURES[2], current, previous), nothing_before=nothing_before
+        )
+        text += "; " + sentence(resolve, first=False)
     text += "."
     if silent:
         # the leader reading only the summary must not take a 0 % change fail rate as clean

@@ -6,10 +6,12 @@ Nothing here computes a figure: every number is read from what the metrics engin
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
 
+from metrics.trends import holds_data
 from reports.figures import (
     DETAIL_FIGURES,
     DORA_FIGURES,
@@ -67,9 +69,18 @@ def summary_section(inputs: Inputs) -> Section:
                 "lead",
             )
         )
-    blocks.append(
-        Paragraph(paragraph([headline(f, current, previous) for f in DORA_FIGURES]), "lead")
-    )
+    headlines = [headline(f, current, previous) for f in DORA_FIGURES]
+    if not holds_data(previous) and not is_empty(current):
+        # said once here, not after each figure ("was 70.5 per week (no figure for …)")
+        blocks.append(
+            Paragraph(
+                "The warehouse holds nothing of the quarter before (no deployment, deployed "
+                "change, incident, toil or page), so no figure is compared with it.",
+                "lead",
+            )
+        )
+        headlines = [replace(item, nothing_before=True) for item in headlines]
+    blocks.append(Paragraph(paragraph(headlines), "lead"))
     blocks.append(Paragraph(_reliability_sentence(inputs), "lead"))
     blocks.append(Paragraph(incident_sentence(current, previous, inputs.to_date), "lead"))
     blocks.append(Paragraph(freeze_sentence(inputs), "lead"))

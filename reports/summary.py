@@ -43,6 +43,8 @@ class Headline:
     delta: float | None = None  # current − previous, from the engine
     relative: float | None = None  # delta / previous, from the engine (None when previous is 0)
     compared: bool = True  # False: the engine gives no change for this figure
+    # the quarter before holds no data at all, and a sentence before says so once
+    nothing_before: bool = False
 
     def value_text(self, value: float | None) -> str:
         return display(value, self.fmt) + self.unit
@@ -56,7 +58,11 @@ def movement(headline: Headline) -> str:
     if current is None:
         return NOT_ENOUGH
     if previous is None:
-        return f"was {now} (no figure for the quarter before)"
+        return (
+            f"was {now}"
+            if headline.nothing_before
+            else f"was {now} (no figure for the quarter before)"
+        )
     if not headline.compared or headline.delta is None:
         return f"was {now} ({headline.value_text(previous)} the quarter before)"
     if headline.change is Change.POINTS:

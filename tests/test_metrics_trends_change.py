@@ -12,7 +12,9 @@ from sqlalchemy import Engine
 
 from metrics import Period, Scope, Settings
 from metrics.trends import COMPARED, holds_data, period_over_period
+from reports.builder import build_report
 from reports.figures import DORA_FIGURES, headline
+from reports.model import Paragraph
 from reports.summary import movement
 
 Q3 = Period(datetime(2026, 7, 1, tzinfo=UTC), datetime(2026, 10, 1, tzinfo=UTC))
@@ -69,3 +71,20 @@ def test_a_quarter_with_any_record_is_compared_zeros_and_all(
     assert card["change"]["incidents"]["previous"] == 1
     frequency_line = movement(headline(DORA_FIGURES[0], card, card["previous"]))
     assert frequency_line.startswith("rose from 0.0 per week"), frequency_line
+
+
+def test_the_report_says_once_that_the_quarter_before_holds_nothing(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    """Its summary read "rose from 0.0 per week", then "(no figure for the quarter before)"
+    after each figure, and "(no incidents in the quarter before)"."""
+    shop().incident("i2", "checkout", at(30)).load(warehouse, tmp_path)
+    report = build_report(warehouse, "2026Q3", settings=Settings(), now=NOW)
+    summary = [block.text for block in report.sections[0].blocks if isinstance(block, Paragraph)]
+    assert summary[0] == (
+        "The warehouse holds nothing of the quarter before (no deployment, deployed change, "
+        "incident, toil or page), so no figure is compared with it."
+    )
+    assert summary[1].startswith("Deployment frequency was 0.8 per week (tier medium);")
+    assert summary[3].startswith("1 incident started in the quarter; time to resolve was 2")
+    assert not [text for text in summary[1:5] if "quarter before" in text]

@@ -165,7 +165,7 @@ def test_the_incident_sentence_says_when_no_incident_data_speaks_for_deployments
         "its 6 production deployments counts only rollbacks and fixes."
     )
     # incidents elsewhere in the organisation, none for these deployments' services
-    partly = incident_sentence(card(0, 6, 6), card(0, 0, 0))
+    partly = incident_sentence(card(0, 6, 6), card(0, 0, 3))  # deployed before, no incident
     assert partly == (
         "No incidents started in the quarter (no incidents in the quarter before). All "
         "production deployments belong to services with no incident on record at all, so "
