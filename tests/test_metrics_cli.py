@@ -244,6 +244,10 @@ def test_table_csv_and_compare(loaded: str, capsys: pytest.CaptureFixture[str]) 
         "delta": None,
         "relative": None,
     }
+    _, out, _ = run(capsys, "metrics", "--quarter", "2026Q3", "--compare", "--db", loaded)
+    assert "The warehouse holds nothing of the previous period" in " ".join(out.split())
+    _, out, _ = run(capsys, "metrics", "--quarter", "2026Q4", "--compare", "--db", loaded)
+    assert "holds nothing" not in " ".join(out.split())  # 2026Q3 before it holds data
 
 
 def test_explain_prints_why(loaded: str, capsys: pytest.CaptureFixture[str]) -> None:
