@@ -2,8 +2,11 @@
 #   make demo   creates .venv, installs, builds the demo warehouse if absent, starts the dashboard
 #   make test   creates .venv if needed, installs the test extras and system tools, runs the suite
 
-PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
-	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && { echo $$p; break; }; done)
+# found once (`:=`), quietly: a pyenv shim answers `command -v` for versions it cannot run
+ifndef PYTHON
+PYTHON := $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
+endif
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DB ?= data/poise.db
