@@ -8,8 +8,10 @@ A collector is one module per source (`collectors/<name>.py`) with one `Source` 
   records sit in a page, how to page, and `convert(record, scope) -> Rows`);
 - optionally `client()` (how to reach the API) and `sync_scope()` (for a source that is
   not a list of HTTP pages, such as a local git repository);
-- `located_by`, when its row ids begin with the value of one key of the service's block
-  (`github:<repo>:`): another value there moves the service's rows (`Location`, `Move`).
+- `located_by`, the key(s) of the service's block saying where its rows are read from
+  (`repo`, `service_id`): another value there moves the service's rows (`Location`,
+  `Move`), told by their ids (`github:<repo>:`) or, for a source with `ids_located =
+  False`, by the re-read not writing them.
 
 Everything fetched goes through `SyncContext.store_page`: in ONE transaction it writes the
 raw payload (with the request it came from, credentials stripped), upserts the canonical
@@ -84,14 +86,16 @@ SETTINGS_KEY, REREAD_KEY = "settings", "rereading"
 # while a move to another location is under way, the locations moved from.
 LOCATION_STREAM = "location"
 LOCATION_KEY, PREFIX_KEY, MOVING_KEY = "location", "prefix", "moving_from"
-# The tables whose rows a location gives (their ids begin with its prefix). Links go with
-# their deployments and changes (ON DELETE CASCADE); the `repositories` row is the
-# service's (`github:<service>`), written again from the new location.
+# The tables whose rows a location gives (their ids begin with its prefix, or the move's
+# re-read writes them again). Links go with their deployments and changes (ON DELETE
+# CASCADE); the `repositories` row is the service's (`github:<service>`), written again
+# from the new location.
 LOCATED_TABLES: tuple[Table, ...] = (
     schema.changes,
     schema.deployments,
     schema.ci_runs,
     schema.incidents,
+    schema.oncall_pages,
 )
 _IN_CHUNK = 500  # ids in one IN (…): well under every driver's parameter limit
 
@@ -210,9 +214,13 @@ class Source:
     # Whether what it writes feeds the derived tables (metrics.derived): its writes are then
     # noted for metrics.freshness, and a sync that made them rebuilds those tables.
     feeds_derived: ClassVar[bool] = True
-    # The key of the service's block that says where its rows are read from (`repo`), for a
-    # source whose row ids all begin with `<name>:<that value>:` (see `Location`).
-    located_by: ClassVar[str | None] = None
+    # The key(s) of the service's block that say where its rows are read from (`repo`); see
+    # `Location`. With `ids_located`, every row id begins with `<name>:<that value>:` (one
+    # key); without (incident ids are global), a move removes the service's rows of the
+    # source that its re-read did not write, so every row must go through
+    # `SyncContext.upsert` (`store_page`, `write_rows` and the writers built on it do).
+    located_by: ClassVar[str | tuple[str, ...] | None] = None
+    ids_located: ClassVar[bool] = True
 
     def __init__(self, config: PoiseConfig) -> None:
         self.config = config
@@ -259,6 +267,11 @@ class Source:
         """Where the scope's rows are read from (None: the source keeps no location)."""
         if self.located_by is None:
             return None
+        if not self.ids_located:
+            keys = (self.located_by,) if isinstance(self.located_by, str) else self.located_by
+            values = {key: getattr(scope.location, key, None) for key in keys}
+            return Location({key: "" if v is None else str(v) for key, v in values.items()}, None)
+        assert isinstance(self.located_by, str), "row ids begin with one value"
         value = str(getattr(scope.location, self.located_by))
         return Location({self.located_by: value}, f"{self.name}:{value}:")
 
@@ -374,7 +387,7 @@ class DeployGuard:
         self.made.update(str(row["id"]) for row in rows.get("deployments", ()))
 
         def write(connection: Connection, raw_id: Any) -> UpsertCounts:
-            counts = upsert_canonical(connection, rows, source=self.ctx.source, raw_id=raw_id)
+            counts = self.ctx.upsert(connection, rows, raw_id)
             if final and self.rereading:
                 counts.updated += self.remove_stale(connection)
             return counts
@@ -415,27 +428,37 @@ class Location:
     replaced) the old rows would stay beside the new ones, counted twice, and the old
     location's cursors and ETags would hide the new one's history. `values`
     (`{"repo": "acme/checkout"}`) are kept in the scope's `location` bookmark; when the
-    config names another location, the sync is a `Move`.
+    config names another location, the sync is a `Move`. A location without a prefix
+    (`None`: a PagerDuty service, whose incident ids are global) is told by its values,
+    and its rows by the move's re-read not writing them.
     """
 
     values: Mapping[str, str]
-    prefix: str
+    prefix: str | None
+
+    @property
+    def place(self) -> Any:
+        """What tells two locations apart: the prefix, else the values."""
+        return self.prefix if self.prefix is not None else tuple(sorted(self.values.items()))
 
     @property
     def stored(self) -> dict[str, Any]:
         return {LOCATION_KEY: dict(self.values), PREFIX_KEY: self.prefix}
 
-    @property
-    def shown(self) -> str:
-        return ", ".join(str(value) for value in self.values.values())
+    def shown(self, keys: Iterable[str]) -> str:
+        """The values of `keys` (those that changed), for a note."""
+        return ", ".join(self.values.get(key) or "none" for key in keys)
 
     @classmethod
     def of(cls, stored: Any) -> Location | None:
         """The location a bookmark (or an entry of its `moving_from`) keeps, if any."""
         if not isinstance(stored, dict):
             return None
-        values, prefix = stored.get(LOCATION_KEY), stored.get(PREFIX_KEY)
-        if not isinstance(values, dict) or not isinstance(prefix, str) or not prefix:
+        values, prefix = stored.get(LOCATION_KEY), stored.get(PREFIX_KEY, "")
+        # a prefix, or None (stored `null`) for a location the row ids do not name
+        if not isinstance(values, dict) or not (
+            prefix is None or (prefix and isinstance(prefix, str))
+        ):
             return None
         return cls({str(k): str(v) for k, v in values.items()}, prefix)
 
@@ -452,6 +475,10 @@ class Move:
     next sync, and removes nothing early; one that fails before writing anything (a 404
     at the new location) leaves the bookmark as it was. Moving back before the end
     removes the rows of the location left instead.
+
+    For a location without a prefix, the rows removed are the service's rows of the
+    source that the re-read did not write (`written`, noted by `SyncContext.upsert`): the
+    warehouse then holds what a first sync with the new config would.
     """
 
     def __init__(
@@ -459,6 +486,7 @@ class Move:
     ) -> None:
         self.ctx, self.scope, self.location, self.left = ctx, scope, location, left
         self.saved = False
+        self.written: dict[str, set[str]] | None = {} if location.prefix is None else None
 
     @property
     def stored(self) -> dict[str, Any]:
@@ -467,31 +495,62 @@ class Move:
     def save(self, connection: Connection) -> None:
         save_bookmark(connection, self.ctx.source, LOCATION_STREAM, self.scope, self.stored)
 
-    def note(self) -> str:
+    def shown(self) -> tuple[str, str, str]:
+        """The keys that changed, the locations left and the new one, for a line."""
         keys = sorted(
             {key for old in self.left for key in changed_keys(old.values, self.location.values)}
         )
-        olds = ", ".join(old.shown for old in self.left)
+        olds = ", ".join(old.shown(keys) for old in self.left)
+        return ", ".join(keys), olds, self.location.shown(keys)
+
+    def note(self) -> str:
+        keys, olds, new = self.shown()
         return (
-            f"{self.ctx.source}: {self.scope}: {', '.join(keys)} changed ({olds} → "
-            f"{self.location.shown}) since the last sync; reading every stream again, as on "
-            f"a first sync, and removing the rows read from {olds} once that is done"
+            f"{self.ctx.source}: {self.scope}: {keys} changed ({olds} → {new}) since the last "
+            "sync; reading every stream again, as on a first sync, and removing the rows read "
+            f"from {olds} once that is done"
+        )
+
+    def warn_if_emptied(self, removed: dict[str, int]) -> None:
+        """A move without a prefix removes what the re-read did not write: a table it wrote
+        nothing to at all (a valid-looking id of the wrong service answers empty lists, not
+        a 404) loses every row, and is said so."""
+        emptied = {
+            table.replace("_", " "): count
+            for table, count in removed.items()
+            if count and self.written is not None and not self.written.get(table)
+        }
+        if not emptied:
+            return
+        keys, olds, new = self.shown()
+        counts = " and ".join(f"{count} {name}" for name, count in emptied.items())
+        self.ctx.warn(
+            f"{self.ctx.source}: {self.scope}: {keys} {new} gave no {' and no '.join(emptied)}, "
+            f"so the {counts} read from {olds} were removed (a first sync with this config "
+            "would hold none); if it names the wrong service, correct it and the next sync "
+            "reads them again"
         )
 
     def end(self) -> int:
         """Remove the rows read from the locations left; how many went."""
         source = self.ctx.source
         with self.ctx.engine.begin() as connection:
-            removed = sum(self.remove(connection, table) for table in LOCATED_TABLES)
+            by_table = {table.name: self.remove(connection, table) for table in LOCATED_TABLES}
+            removed = sum(by_table.values())
             save_bookmark(connection, source, LOCATION_STREAM, self.scope, self.location.stored)
             # the links of a first sync at the new location: every deployment linked again
-            save_bookmark(connection, source, LINKS_STREAM, self.scope, None)
+            # (a source that links none, such as PagerDuty, keeps no links bookmark)
+            if read_state(connection, source, LINKS_STREAM, self.scope).bookmark is not None:
+                save_bookmark(connection, source, LINKS_STREAM, self.scope, None)
             if removed:
                 mark_written(connection)
+        self.warn_if_emptied(by_table)
         return removed
 
     def remove(self, connection: Connection, table: Table) -> int:
-        prefixes = tuple(old.prefix for old in self.left)
+        if self.written is not None:
+            return self.sweep(connection, table)
+        prefixes = tuple(old.prefix for old in self.left if old.prefix is not None)
         under = or_(*(table.c.id.startswith(prefix, autoescape=True) for prefix in prefixes))
         query = select(table.c.id).where(
             (table.c.source == self.ctx.source) & (table.c.service == self.scope) & under
@@ -501,9 +560,25 @@ class Move:
         stale = [
             row_id
             for row_id in connection.scalars(query)
-            if row_id.startswith(prefixes) and not row_id.startswith(self.location.prefix)
+            if row_id.startswith(prefixes) and not row_id.startswith(self.location.prefix or "")
         ]
         return remove_ids(connection, table, stale)
+
+    def sweep(self, connection: Connection, table: Table) -> int:
+        """Remove the service's rows of the source in `table` that the re-read did not write."""
+        written = (self.written or {}).get(table.name, set())
+        query = select(table.c.id).where(
+            (table.c.source == self.ctx.source) & (table.c.service == self.scope)
+        )
+        stale = [row_id for row_id in connection.scalars(query) if row_id not in written]
+        return remove_ids(connection, table, stale)
+
+    def wrote(self, rows: Rows) -> None:
+        """Note the ids of rows written from the new location (a move without a prefix)."""
+        if self.written is not None:
+            for table, batch in rows.items():
+                ids = (str(row["id"]) for row in batch if "id" in row)  # links have none
+                self.written.setdefault(table, set()).update(ids)
 
 
 @dataclass
@@ -584,11 +659,11 @@ class SyncContext:
             # nothing again. Recorded now, so a change after it is seen.
             with self.engine.begin() as connection:
                 save_bookmark(connection, self.source, LOCATION_STREAM, scope.key, location.stored)
-        left: dict[str, Location] = {}
         moving = stored.get(MOVING_KEY) if isinstance(stored, dict) else None
+        left: dict[Any, Location] = {}
         for old in [*map(Location.of, moving or []), before]:
-            if old is not None and old.prefix != location.prefix:
-                left.setdefault(old.prefix, old)
+            if old is not None and old.place != location.place:
+                left.setdefault(old.place, old)
         if left:
             self.move = Move(self, scope.key, location, list(left.values()))
             self.note(self.move.note())
@@ -702,9 +777,13 @@ class SyncContext:
         return self._commit(stream, scope, write, None, records, bookmark, final)
 
     def _upserter(self, rows: Rows) -> Writer:
-        return lambda connection, raw_id: upsert_canonical(
-            connection, rows, source=self.source, raw_id=raw_id
-        )
+        return lambda connection, raw_id: self.upsert(connection, rows, raw_id)
+
+    def upsert(self, connection: Connection, rows: Rows, raw_id: Any) -> UpsertCounts:
+        """`upsert_canonical` for this source, noting the rows a move's re-read writes."""
+        if self.move is not None:
+            self.move.wrote(rows)
+        return upsert_canonical(connection, rows, source=self.source, raw_id=raw_id)
 
     def _commit(
         self,

@@ -159,10 +159,14 @@ def refresh_open_incidents(
     Its rows are `rows_of(record, response)`, or whatever `write_of(record, response)`
     writes (for a source that may also remove rows). One request per open incident: there
     are few, and a list filtered on creation time would have to reach back to the oldest
-    of them. One that is gone (404) stays as stored.
+    of them. One that is gone (404) stays as stored. Nothing while the service moves to
+    another location (`SyncContext.move`): its stored incidents are the old location's,
+    removed at the end, and a first sync has none to refresh.
     """
     if (rows_of is None) == (write_of is None):
         raise TypeError("refresh_open_incidents takes one of rows_of and write_of")
+    if ctx.move is not None:
+        return
     if ctx.http is None:
         raise RuntimeError(f"{ctx.source}: refreshing incidents needs an HTTP client")
     for source_id in open_incident_ids(ctx.engine, ctx.source, scope.key, before):

@@ -17,6 +17,9 @@ Per service (`services[].opsgenie.service_id`):
   each alert one `oncall_pages` row at its `createdAt`; urgency `high` for P1/P2, `low`
   otherwise; after hours in the service's team's time zone.
 
+Another `service_id` or `alert_query` is a move (collectors/base.py, `Move`): both streams
+are read as on a first sync, then the service's incidents and pages not read again go.
+
 `sources.opsgenie.since` bounds a first sync of both (newest first: paging stops at the
 first older record). Throttling is a 429 (with `X-RateLimit-State: THROTTLED`), waited
 out with back-off.
@@ -158,6 +161,10 @@ class OpsgenieSource(Source):
     name = "opsgenie"
     default_base_url = "https://api.opsgenie.com"
     streams = (INCIDENTS, ALERTS)
+    # Another service, or another alert search, is read again from its start (the
+    # incidents and the pages: one block, one move); ids are global, so the service's rows
+    # not read again are what goes.
+    located_by, ids_located = ("service_id", "alert_query"), False
 
     def auth_headers(self, token: str | None, user: str | None) -> dict[str, str]:
         return {"Authorization": f"GenieKey {token}"} if token else {}

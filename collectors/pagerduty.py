@@ -19,6 +19,8 @@ Per service (`services[].pagerduty.service_id`), one scope:
   sync) its log entries are read once (`GET /incidents/{id}/log_entries?time_zone=UTC`):
   the first `acknowledge_log_entry`, or an earlier time already known, counts. A first
   sync of a long history therefore costs about one request per resolved incident.
+- Another `service_id` is a move (collectors/base.py, `Move`): the new service is read
+  as on a first sync, then the Poise service's incidents and pages not read again go.
 - Pages: PagerDuty notifies the on-call person when an incident triggers (alerts grouped
   into an open incident do not page again), so each incident is one `oncall_pages` row at
   its `created_at`, with its urgency, after hours or not in the service's team's zone.
@@ -47,7 +49,6 @@ from collectors.base import (
     SyncContext,
     Writer,
     merge_rows,
-    upsert_canonical,
 )
 from collectors.http import BadPayloadError, OffsetPaginator, PageGuard, PageRequest, SourceError
 from collectors.incidents import (
@@ -189,6 +190,9 @@ class PagerDutySource(Source):
     name = "pagerduty"
     default_base_url = "https://api.pagerduty.com"
     streams = (INCIDENTS,)
+    # Another service is read again from its start; incident ids are global (not under the
+    # service id), so its incidents and pages not read again are what goes.
+    located_by, ids_located = "service_id", False
 
     def auth_headers(self, token: str | None, user: str | None) -> dict[str, str]:
         headers = {"Accept": ACCEPT}
@@ -212,7 +216,7 @@ class PagerDutySource(Source):
             path="/incidents/{id}",
             record_key="incident",
             write_of=lambda record, response: self._writer(
-                self._rows(ctx, scope, [record], response.url), [record]
+                ctx, self._rows(ctx, scope, [record], response.url), [record]
             ),
             before=start,
         )
@@ -271,7 +275,7 @@ class PagerDutySource(Source):
                 scope,
                 response,
                 request.params,
-                write=self._writer(rows, records),
+                write=self._writer(ctx, rows, records),
                 records=len(records),
                 **({"bookmark": {"cursor": to_sqlite_text(until)}, "final": True} if final else {}),
             )
@@ -312,7 +316,7 @@ class PagerDutySource(Source):
         return rows
 
     @staticmethod
-    def _writer(rows: Rows, records: list[dict[str, Any]]) -> Writer:
+    def _writer(ctx: SyncContext, rows: Rows, records: list[dict[str, Any]]) -> Writer:
         """Upsert `rows`, first removing the stored rows of incidents since merged away.
 
         A removal counts as an update (the figures change with it).
@@ -330,7 +334,7 @@ class PagerDutySource(Source):
                 removed = connection.execute(delete(table).where(table.c.id.in_(gone))).rowcount
                 if removed:
                     mark_written(connection)
-            counts = upsert_canonical(connection, rows, source="pagerduty", raw_id=raw_id)
+            counts = ctx.upsert(connection, rows, raw_id)
             counts.updated += removed
             return counts
 

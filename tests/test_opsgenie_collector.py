@@ -31,9 +31,10 @@ def make_config(
     tmp_path: Path,
     server: ReplayServer,
     alert_query: str | None = ALERTS,
+    service_id: str = CHECKOUT,
     **settings: Any,
 ) -> Any:
-    block: dict[str, Any] = {"service_id": CHECKOUT}
+    block: dict[str, Any] = {"service_id": service_id}
     if alert_query:
         block["alert_query"] = alert_query
     return parse_config(

@@ -30,7 +30,9 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def make_config(tmp_path: Path, server: ReplayServer, since: str = "2026-01-01") -> PoiseConfig:
+def make_config(
+    tmp_path: Path, server: ReplayServer, since: str = "2026-01-01", checkout: str = CHECKOUT
+) -> PoiseConfig:
     return parse_config(
         {
             "teams": [
@@ -38,7 +40,7 @@ def make_config(tmp_path: Path, server: ReplayServer, since: str = "2026-01-01")
                 {"name": "discovery", "timezone": "America/New_York"},
             ],
             "services": [
-                {"name": "checkout", "team": "payments", "pagerduty": {"service_id": CHECKOUT}},
+                {"name": "checkout", "team": "payments", "pagerduty": {"service_id": checkout}},
                 {"name": "search-api", "team": "discovery", "pagerduty": {"service_id": SEARCH}},
             ],
             "sources": {
