@@ -486,7 +486,12 @@ class Move:
     ) -> None:
         self.ctx, self.scope, self.location, self.left = ctx, scope, location, left
         self.saved = False
-        self.written: dict[str, set[str]] | None = {} if location.prefix is None else None
+        self.written: dict[str, set[str]] = {}  # by table: what a sweeping move's re-read wrote
+
+    @property
+    def sweeps(self) -> bool:
+        """Whether the rows left are told by the re-read not writing them (no prefix)."""
+        return self.location.prefix is None
 
     @property
     def stored(self) -> dict[str, Any]:
@@ -518,7 +523,7 @@ class Move:
         emptied = {
             table.replace("_", " "): count
             for table, count in removed.items()
-            if count and self.written is not None and not self.written.get(table)
+            if count and self.sweeps and not self.written.get(table)
         }
         if not emptied:
             return
@@ -548,7 +553,8 @@ class Move:
         return removed
 
     def remove(self, connection: Connection, table: Table) -> int:
-        if self.written is not None:
+        new = self.location.prefix
+        if new is None:
             return self.sweep(connection, table)
         prefixes = tuple(old.prefix for old in self.left if old.prefix is not None)
         under = or_(*(table.c.id.startswith(prefix, autoescape=True) for prefix in prefixes))
@@ -560,13 +566,13 @@ class Move:
         stale = [
             row_id
             for row_id in connection.scalars(query)
-            if row_id.startswith(prefixes) and not row_id.startswith(self.location.prefix or "")
+            if row_id.startswith(prefixes) and not row_id.startswith(new)
         ]
         return remove_ids(connection, table, stale)
 
     def sweep(self, connection: Connection, table: Table) -> int:
         """Remove the service's rows of the source in `table` that the re-read did not write."""
-        written = (self.written or {}).get(table.name, set())
+        written = self.written.get(table.name, set())
         query = select(table.c.id).where(
             (table.c.source == self.ctx.source) & (table.c.service == self.scope)
         )
@@ -575,7 +581,7 @@ class Move:
 
     def wrote(self, rows: Rows) -> None:
         """Note the ids of rows written from the new location (a move without a prefix)."""
-        if self.written is not None:
+        if self.sweeps:
             for table, batch in rows.items():
                 ids = (str(row["id"]) for row in batch if "id" in row)  # links have none
                 self.written.setdefault(table, set()).update(ids)

@@ -208,6 +208,14 @@ def holds_data(card: Mapping[str, Any]) -> bool:
     return any(dig(card, path) for path in ACTIVITY)
 
 
+def nothing_held(period: str) -> str:
+    """The line saying that `period` ("the quarter before") holds nothing (`holds_data`)."""
+    return (
+        f"The warehouse holds nothing of {period} (no deployment, deployed change, incident, "
+        "toil or page), so no figure is compared with it."
+    )
+
+
 def change(current: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
     """Per headline figure: current, previous, the difference and the relative change
     (None where either side has no value, or the previous one is 0). A previous period

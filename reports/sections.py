@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from metrics.trends import holds_data
+from metrics.trends import holds_data, nothing_held
 from reports.figures import (
     DETAIL_FIGURES,
     DORA_FIGURES,
@@ -72,13 +72,7 @@ def summary_section(inputs: Inputs) -> Section:
     headlines = [headline(f, current, previous) for f in DORA_FIGURES]
     if not holds_data(previous) and not is_empty(current):
         # said once here, not after each figure ("was 70.5 per week (no figure for …)")
-        blocks.append(
-            Paragraph(
-                "The warehouse holds nothing of the quarter before (no deployment, deployed "
-                "change, incident, toil or page), so no figure is compared with it.",
-                "lead",
-            )
-        )
+        blocks.append(Paragraph(nothing_held("the quarter before"), "lead"))
         headlines = [replace(item, nothing_before=True) for item in headlines]
     blocks.append(Paragraph(paragraph(headlines), "lead"))
     blocks.append(Paragraph(_reliability_sentence(inputs), "lead"))

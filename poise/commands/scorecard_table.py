@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from metrics.model import Period
-from metrics.trends import holds_data
+from metrics.trends import holds_data, nothing_held
 from metrics.wording import counted, shown_change_fail_tier
 from poise.timeutil import TimestampError, isoformat_z, parse_timestamp
 
@@ -309,7 +309,4 @@ def print_change(console: Console, document: dict[str, Any]) -> None:
         )
     console.print(table)
     if not holds_data(document["previous"]):
-        console.print(
-            "The warehouse holds nothing of the previous period (no deployment, deployed "
-            "change, incident, toil or page): no figure is compared with it."
-        )
+        console.print(nothing_held("the previous period"))
