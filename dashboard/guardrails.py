@@ -102,10 +102,10 @@ def scope_level(query: Query) -> str:
 
 
 def flag_rows(judged: pd.DataFrame) -> pd.DataFrame:
-    """The flagged weeks as a table: week, what, figure, value, the usual range, its median
-    and the one-line description (for the CSV: the pages hide it, `FLAG_COLUMNS`)."""
+    """The flagged weeks as a table: week, what, figure, value, the usual range, its median,
+    which way it departed (worse or better) and the one-line description (for the CSV: the pages hide it, `FLAG_COLUMNS`)."""
     flags = anomalies.flagged(judged)
-    columns = ["week", "what", "figure", "value", "usual", "median", "worse", "description"]
+    columns = ["week", "what", "figure", "value", "usual", "median", "direction", "description"]
     if flags.empty:
         return pd.DataFrame(columns=columns)
     rows = []
@@ -118,7 +118,7 @@ def flag_rows(judged: pd.DataFrame) -> pd.DataFrame:
                 "value": anomalies.value_text(row),
                 "usual": anomalies.usual_range(row),
                 "median": anomalies.median_text(row),
-                "worse": "worse" if row["worse"] else "better",
+                "direction": "worse" if row["worse"] else "better",
                 "description": anomalies.describe(row),
             }
         )

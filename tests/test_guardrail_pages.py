@@ -145,7 +145,7 @@ def test_overview_marks_the_unusual_weeks(planted_url: str, use: Any) -> None:
     assert_clean(at)
     flags = table_with(at, "week", "what", "figure", "usual")
     assert "checkout" in set(flags["what"]) and "all teams" in set(flags["what"])
-    assert set(flags["worse"]) == {"worse"}
+    assert set(flags["direction"]) == {"worse"}
     figure = next(box for box in at.selectbox if box.label == "Figure")
     figure.set_value("lead_time_median_hours").run()
     assert_clean(at)
