@@ -249,6 +249,9 @@ def budget_rows(
     return rows
 
 
+NO_UNUSUAL_WEEK = "No whole week of the sprint departs from the team's own recent history."
+
+
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in rows]
@@ -267,11 +270,13 @@ def retro_markdown(
     rows: Samples | None = None,
     min_sample: int = 5,
     spent: Mapping[str, float | None] | None = None,
+    unusual: pd.DataFrame | None = None,
 ) -> str:
     """The retro notes: figures against the previous sprint (judged as on the page: `rows`
     and `min_sample` as for `changed_rows`), the slowest changes, failed deployments and
     their recovery, incidents, budgets (`spent` as for `budget_rows`; without it, not
-    given), toil and on-call."""
+    given), toil and on-call, and the unusual weeks (`unusual`: the page's table,
+    `guardrails.flag_rows`; without it, not given)."""
     people = card.get("people") or {}
     toil, oncall = people.get("toil") or {}, people.get("oncall") or {}
     lines = [f"## Retro: {cell(team)}, {cell(sprint_label)}", "", "### What changed", ""]
@@ -347,9 +352,18 @@ def retro_markdown(
         if oncall.get("per_week") is not None
         else f"- Pages: {oncall.get('reason') or 'none recorded'}",
         f"- Time to acknowledge (median): {minutes((card.get('incidents') or {}).get('mtta_median_minutes'))}",
-        "",
-        "### Notes",
-        "",
-        "- ",
     ]
+    if unusual is not None:
+        lines += ["", "### Unusual weeks", ""]
+        if unusual.empty:
+            lines.append(NO_UNUSUAL_WEEK)
+        else:
+            lines += _table(
+                ["Week of", "What", "Figure", "Value", "Usual", "Direction"],
+                [
+                    [f"{r.week:%Y-%m-%d}", r.what, r.figure, r.value, r.usual, r.direction]
+                    for r in unusual.itertuples()
+                ],
+            )
+    lines += ["", "### Notes", "", "- "]
     return "\n".join(lines) + "\n"

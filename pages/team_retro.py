@@ -272,7 +272,7 @@ st.subheader(
 )
 unusual = guardrails.flag_rows(queries.anomaly_weeks(query))
 if unusual.empty:
-    st.caption("No whole week of the sprint departs from the team's own recent history.")
+    st.caption(retro.NO_UNUSUAL_WEEK)
 else:
     components.flagged_weeks(unusual, "retro-anomalies")
 
@@ -292,6 +292,7 @@ st.code(
         rows=rows,
         min_sample=min_sample,
         spent=spent,
+        unusual=unusual,
     ),
     language="markdown",
 )

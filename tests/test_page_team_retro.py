@@ -122,6 +122,34 @@ def test_a_recovering_budget_is_not_negative_spending() -> None:
     )
     assert "| api | 23.0 % | -0.4 % | 49.4 % |" in notes
     assert retro.BUDGET_NOTE in notes and retro.noise_rule(5) in notes
+    assert "Unusual weeks" not in notes  # not given: not claimed to be none
+
+
+def test_the_notes_list_the_unusual_weeks() -> None:
+    unusual = pd.DataFrame(
+        [
+            {
+                "week": pd.Timestamp("2026-09-14", tz="UTC"),
+                "what": "ledger-latency",
+                "figure": "weekly SLI",
+                "value": "98.587 %",
+                "usual": "98.741 %–99.441 %",
+                "median": "99.091 %",
+                "direction": "worse",
+                "description": "…",
+            }
+        ]
+    )
+    card: dict[str, Any] = {"people": {}, "incidents": {}}
+    empty = pd.DataFrame()
+    notes = retro.retro_markdown("t", "s", card, {}, empty, empty, empty, unusual=unusual)
+    assert (
+        "### Unusual weeks\n\n| Week of | What | Figure | Value | Usual | Direction |\n|---|---|---|---|---|---|\n"
+        "| 2026-09-14 | ledger-latency | weekly SLI | 98.587 % | 98.741 %–99.441 % | worse |\n"
+        "\n### Notes"
+    ) in notes
+    quiet = retro.retro_markdown("t", "s", card, {}, empty, empty, empty, unusual=unusual.iloc[:0])
+    assert f"### Unusual weeks\n\n{retro.NO_UNUSUAL_WEEK}\n" in quiet
 
 
 # --- the page -------------------------------------------------------------------------------------
@@ -219,6 +247,15 @@ def test_verdicts_follow_the_rule_and_budgets_spent_are_not_negative(
     assert (budgets["spent"].dropna() >= 0).all()
     notes = at.code[0].value
     assert "Spent in the sprint" in notes and retro.BUDGET_NOTE in notes
+    # the unusual weeks travel with the notes, as the page lists them
+    unusual = notes.split("### Unusual weeks\n\n", 1)[1].split("\n\n### Notes", 1)[0]
+    weeks = [df for df in at.dataframe if "direction" in df.value.columns]
+    if weeks:
+        listed = weeks[0].value
+        assert unusual.count("\n") == len(listed) + 1  # header and rule, one line a week
+        assert all(what in unusual for what in listed["what"])
+    else:
+        assert unusual == retro.NO_UNUSUAL_WEEK
     # the figure a table is about comes right after its identifier
     slowest = table_with(at, "change_id", "lead_hours")
     assert list(slowest.columns[:2]) == ["change_id", "lead_hours"]
