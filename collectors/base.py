@@ -28,7 +28,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import repeat
 from typing import Any, ClassVar
 
@@ -131,10 +131,17 @@ class Stream:
     - `cursor_field`: a field that only grows (`updated_at`, a build number); the largest
       value stored becomes the bookmark. `since_param` sends it back to the API as a
       server-side filter; with `newest_first` paging stops at the first older record.
+    - `relist` (newest-first streams with a timestamp cursor): list again, at every sync,
+      the records up to this long before the bookmark's cursor, for an API that cannot
+      list by update time (Opsgenie's incident search): a record edited after it was
+      stored is seen while its cursor value is within that span, never after. The
+      bookmark's cursor stays the largest value seen; `since` bounds the span as it
+      bounds a first sync. Not with `settled` or `conditional`.
     - `conditional`: send the stored ETag on the first page; a 304 means nothing changed.
     - `details(http, record, scope)`: completes a record with what its list item lacks (a
-      pull request's first commit, a deployment's statuses), for the records newer than
-      the bookmark, `detail_workers` requests at a time; returns the completed record.
+      pull request's first commit, a deployment's statuses), for the records listed (newer
+      than the bookmark, or within `relist` of it), `detail_workers` requests at a time;
+      returns the completed record.
     - `settled(record)`: False for a record that may still change (a running build): it
       holds the bookmark's cursor at its value, so the next sync lists it again. Decide
       there, too, when to stop waiting (a deployment left "pending" for weeks).
@@ -156,6 +163,21 @@ class Stream:
     details: Callable[[HttpClient, dict[str, Any], Scope], dict[str, Any]] | None = None
     detail_workers: int = 4
     settled: Callable[[dict[str, Any]], bool] | None = None
+    relist: timedelta | None = None
+
+    def __post_init__(self) -> None:
+        if self.relist is None:
+            return
+        if not self.newest_first or not self.cursor_field or self.relist < timedelta(0):
+            raise ValueError(
+                f"stream {self.name}: relist needs newest_first, a cursor_field and a span >= 0"
+            )
+        # A held record would move the cursor back below the records re-listed, and a 304
+        # of the first page says nothing of the later pages the span reaches.
+        if self.settled is not None or self.conditional:
+            raise ValueError(
+                f"stream {self.name}: relist goes with neither settled nor conditional"
+            )
 
     def first_request(self, scope: Scope, cursor: Any) -> PageRequest:
         params = dict(self.params)
@@ -201,6 +223,23 @@ def cursor_value(value: Any) -> Any:
 def _cursor_for_api(cursor: Any) -> Any:
     moment = _as_timestamp(cursor)
     return isoformat_z(moment) if moment is not None else cursor
+
+
+def relist_floor(cursor: Any, relist: timedelta, start: Any = None) -> Any:
+    """Where a newest-first listing with `relist` stops, as a cursor: `relist` before the
+    bookmark's `cursor`, but not before `start` (`since`: what a first sync left out is
+    not added later) unless the cursor itself is; None (no bound) before the year 1."""
+    moment = _as_timestamp(cursor)
+    if moment is None:
+        raise ValueError(f"relist needs a timestamp cursor, the bookmark holds {cursor!r}")
+    try:
+        floor: Any = cursor_value(moment - relist)
+    except OverflowError:
+        floor = None
+    if start is None:
+        return floor
+    bound = min(cursor_value(start), cursor_value(moment))
+    return bound if floor is None or bound > floor else floor
 
 
 class Source:
@@ -937,7 +976,9 @@ def run_http_stream(
     a checkpoint remembers the next page to fetch, so a killed sync resumes there. A
     record that is not `settled` holds the cursor at its value (and drops the ETag), so
     the next sync lists it again. `start` is the cursor when there is no bookmark yet
-    (`sources.<name>.since`): older records are not collected.
+    (`sources.<name>.since`): older records are not collected. A stream with `relist`
+    stops `relist` before the bookmark's cursor instead (`relist_floor`); what it lists
+    again never lowers the cursor, and a resumed listing stops where it would have.
 
     `keep`: keys saved in every bookmark of the listing beside its own (what the source
     knows of the list itself, such as which series of Jenkins build numbers it is in),
@@ -953,8 +994,11 @@ def run_http_stream(
     settings = ctx.deploy_guard(stream.name, scope, deploys) if deploys is not None else None
     state = ctx.bookmark(stream.name, scope.key) or {}  # none for a re-read: as a first sync
     cursor = state.get("cursor")
+    floor = cursor  # a newest-first listing stops at records older than this
     if cursor is None and start is not None:
-        cursor = cursor_value(start)
+        cursor = floor = cursor_value(start)
+    elif cursor is not None and stream.relist is not None:
+        floor = relist_floor(cursor, stream.relist, start)
     etag = state.get("etag") if stream.conditional else None
     highest, held = cursor, None
     pending = state.get("pending")
@@ -963,7 +1007,7 @@ def run_http_stream(
         highest, held = pending.get("cursor", cursor), pending.get("held")
         etag = pending.get("etag")
     else:
-        request = stream.first_request(scope, cursor)
+        request = stream.first_request(scope, floor)
     first, guard = True, PageGuard()
     with PageFetcher(ctx.http) as pages:
         while request is not None:
@@ -983,7 +1027,7 @@ def run_http_stream(
             for record in records:
                 field_value = record.get(stream.cursor_field) if stream.cursor_field else None
                 value = cursor_value(field_value) if field_value is not None else None
-                if stream.newest_first and None not in (value, cursor) and value < cursor:
+                if stream.newest_first and None not in (value, floor) and value < floor:
                     stop = True
                     continue
                 fresh.append(record)

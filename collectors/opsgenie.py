@@ -5,14 +5,18 @@ has nothing to call. Move to another tool before then (or export and `poise impo
 
 Per service (`services[].opsgenie.service_id`):
 - incidents: `GET /v1/incidents?query=impactedServices:<id>&sort=createdAt&order=desc`,
-  newest first, paged by offset, stopping at the newest `createdAt` already stored; the
-  incidents stored while open are first fetched again one by one (`GET /v1/incidents/{id}`)
-  to see them resolve. An incident impacting several mapped services belongs to the first
-  of its `impactedServices` that poise.yaml maps. Mapping: id `opsgenie:<id>`, severity =
-  priority (`P1`…`P5`), started_at = `impactStartDate` (else `createdAt`), detected_at =
-  `createdAt`, acknowledged_at = none (Opsgenie incidents have no acknowledgement),
-  resolved_at = `impactEndDate` (absent until resolved; `updatedAt` for a resolved one
-  without it).
+  newest first, paged by offset, stopping `RELIST` (14 days) before the newest `createdAt`
+  already stored: the search cannot filter on `updatedAt`, so listing again the incidents
+  created in that span is how a resolved one reopened, or edited after it resolved
+  (priority, `impactEndDate`, message), is seen; one created earlier than that is not
+  read again (`poise sync --full` reads them all). The incidents stored while open are
+  first fetched again one by one (`GET /v1/incidents/{id}`) to see them resolve (a
+  reopened one among them, once the re-list stored it open). An incident impacting
+  several mapped services belongs to the first of its `impactedServices` that
+  poise.yaml maps. Mapping: id `opsgenie:<id>`, severity = priority (`P1`…`P5`),
+  started_at = `impactStartDate` (else `createdAt`), detected_at = `createdAt`,
+  acknowledged_at = none (Opsgenie incidents have no acknowledgement), resolved_at =
+  `impactEndDate` (absent until resolved; `updatedAt` for a resolved one without it).
 - pages: with `alert_query`, `GET /v2/alerts?query=<alert_query>&sort=createdAt&order=desc`,
   each alert one `oncall_pages` row at its `createdAt`; urgency `high` for P1/P2, `low`
   otherwise; after hours in the service's team's time zone.
@@ -21,14 +25,15 @@ Another `service_id` or `alert_query` is a move (collectors/base.py, `Move`): bo
 are read as on a first sync, then the service's incidents and pages not read again go.
 
 `sources.opsgenie.since` bounds a first sync of both (newest first: paging stops at the
-first older record). Throttling is a 429 (with `X-RateLimit-State: THROTTLED`), waited
-out with back-off.
+first older record), and the span re-listed by later ones. Throttling is a 429 (with
+`X-RateLimit-State: THROTTLED`), waited out with back-off.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from collectors.base import Rows, Scope, Source, Stream, SyncContext, run_http_stream
@@ -43,6 +48,12 @@ from poise.timeutil import parse_timestamp
 from poise.vocab import IncidentStatus, incident_status
 
 HIGH_URGENCY = frozenset({"P1", "P2"})
+# Incidents are listed by creation time only (the search has no `updatedAt`), so each sync
+# lists again those created this long before the newest stored: reopenings and postmortem
+# edits (a priority raised, `impactEndDate` corrected) come within days of the incident,
+# and the span costs about one more page per hundred incidents it holds. Edits of older
+# ones are not seen. Alerts get none: only their creation time is used, and they are many.
+RELIST = timedelta(days=14)
 
 
 @dataclass(frozen=True)
@@ -135,7 +146,14 @@ def _checked(convert: Convert, what: str) -> Convert:
     return guarded
 
 
-def _newest_first(name: str, path: str, convert: Convert, what: str, query: str) -> SearchStream:
+def _newest_first(
+    name: str,
+    path: str,
+    convert: Convert,
+    what: str,
+    query: str,
+    relist: timedelta | None = None,
+) -> SearchStream:
     return SearchStream(
         name,
         path,
@@ -148,11 +166,17 @@ def _newest_first(name: str, path: str, convert: Convert, what: str, query: str)
         params={"sort": "createdAt", "order": "desc"},
         paginator=ShortPagePaginator(),
         query=query,
+        relist=relist,
     )
 
 
 INCIDENTS = _newest_first(
-    "incidents", "/v1/incidents", incident_rows, "incident", "impactedServices:{service_id}"
+    "incidents",
+    "/v1/incidents",
+    incident_rows,
+    "incident",
+    "impactedServices:{service_id}",
+    relist=RELIST,
 )
 ALERTS = _newest_first("alerts", "/v2/alerts", alert_rows, "alert", "{alert_query}")
 
@@ -185,7 +209,7 @@ class OpsgenieSource(Source):
             record_key="data",
             rows_of=lambda record, response: INCIDENTS.convert(record, scope),
         )
-        since = self.settings.since_bound()  # a first sync collects nothing older
+        since = self.settings.since_bound()  # nothing older: not a first sync, not a re-list
         run_http_stream(ctx, INCIDENTS, scope, start=since)
         if scope.vars.get("alert_query"):
             run_http_stream(ctx, ALERTS, scope, start=since)
