@@ -6,6 +6,7 @@ Nothing here computes a figure: every number is read from what the metrics engin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -17,6 +18,7 @@ from reports.figures import (
     DORA_FIGURES,
     INCIDENT_FIGURES,
     Card,
+    Figure,
     Inputs,
     freeze_sentence,
     get,
@@ -56,25 +58,26 @@ ROLLING_CAPTION = (
 )
 
 
+# what `is_empty` finds none of
+NOTHING_HELD = (
+    "the warehouse holds no production deployment, deployed change, incident or SLI sample"
+)
+
+
 def summary_section(inputs: Inputs) -> Section:
     current, previous = inputs.current, inputs.previous
     blocks: list[Any] = [Paragraph(inputs.unfinished, "lead")] if inputs.unfinished else []
     if is_empty(current):
         blocks.append(
             Paragraph(
-                f"No data for {inputs.quarter}: the warehouse holds no production deployment, "
-                "deployed change, incident or SLI sample in this quarter for this scope, so "
-                "every figure below reads “no data”. Check that the collectors ran for the "
-                "quarter (poise sync) or that the right quarter was asked for.",
+                f"No data for {inputs.quarter}: {NOTHING_HELD} in this quarter for this scope,"
+                " so the figures below count 0 deployments and otherwise read “no data”. Check "
+                "that the collectors ran for the quarter (poise sync) or that the right "
+                "quarter was asked for.",
                 "lead",
             )
         )
-    headlines = [headline(f, current, previous) for f in DORA_FIGURES]
-    if not holds_data(previous) and not is_empty(current):
-        # said once here, not after each figure ("was 70.5 per week (no figure for …)")
-        blocks.append(Paragraph(nothing_held("the quarter before"), "lead"))
-        headlines = [replace(item, nothing_before=True) for item in headlines]
-    blocks.append(Paragraph(paragraph(headlines), "lead"))
+    blocks += figure_paragraphs(current, previous, DORA_FIGURES, "the quarter before", "lead")
     blocks.append(Paragraph(_reliability_sentence(inputs), "lead"))
     blocks.append(Paragraph(incident_sentence(current, previous, inputs.to_date), "lead"))
     blocks.append(Paragraph(freeze_sentence(inputs), "lead"))
@@ -91,6 +94,23 @@ def summary_section(inputs: Inputs) -> Section:
         )
     )
     return Section("Executive summary", "summary", blocks)
+
+
+def figure_paragraphs(
+    current: Card, previous: Card | None, figures: Sequence[Figure], before: str, style: str = ""
+) -> list[Paragraph]:
+    """The figures in words against the period before. Nothing for a period without data
+    (the caller says so once, rather than "not enough data" figure by figure), and a
+    period before that holds nothing (`holds_data`) said once, not after each figure
+    ("was 70.5 per week (no figure for …)")."""
+    if is_empty(current):
+        return []
+    headlines = [headline(figure, current, previous) for figure in figures]
+    blocks = []
+    if previous is None or not holds_data(previous):
+        blocks.append(Paragraph(nothing_held(before), style))
+        headlines = [replace(item, nothing_before=True) for item in headlines]
+    return [*blocks, Paragraph(paragraph(headlines), style)]
 
 
 def _reliability_sentence(inputs: Inputs) -> str:
@@ -204,12 +224,12 @@ def teams_section(inputs: Inputs) -> Section:
     subsections = []
     anchors: set[str] = set()
     for team, card in sorted(inputs.teams.items()):
+        before = inputs.previous_teams.get(team)
+        said = figure_paragraphs(
+            card, before, DORA_FIGURES[:4], f"the quarter before for team {team}"
+        ) or [Paragraph(f"No data for team {team} in {inputs.quarter}: {NOTHING_HELD}.")]
         team_blocks: list[Any] = [
-            Paragraph(
-                paragraph(
-                    [headline(f, card, inputs.previous_teams.get(team)) for f in DORA_FIGURES[:4]]
-                )
-            ),
+            *said,
             _scorecard_table(card, f"Scorecard: {team}", f"Team {team}"),
             slo_table(
                 card.get("slos", []),

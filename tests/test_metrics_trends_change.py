@@ -88,3 +88,30 @@ def test_the_report_says_once_that_the_quarter_before_holds_nothing(
     assert summary[1].startswith("Deployment frequency was 0.8 per week (tier medium);")
     assert summary[3].startswith("1 incident started in the quarter; time to resolve was 2")
     assert not [text for text in summary[1:5] if "quarter before" in text]
+
+
+def test_team_sections_say_once_what_their_quarters_hold(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    """A team with nothing in the quarter before reads the line once, as the summary does;
+    a team with nothing in the quarter itself says so in one sentence, not "not enough data"
+    figure by figure."""
+    shop().service("ledger", "billing").load(warehouse, tmp_path)
+    report = build_report(warehouse, "2026Q3", settings=Settings(), now=NOW)
+    teams = {section.title: section for section in report.sections[1].subsections}
+
+    def said(team: str) -> list[str]:
+        blocks = teams[f"Team {team}"].blocks
+        return [block.text for block in blocks if isinstance(block, Paragraph)]
+
+    payments = said("payments")
+    assert payments[0] == (
+        "The warehouse holds nothing of the quarter before for team payments (no deployment, "
+        "deployed change, incident, toil or page), so no figure is compared with it."
+    )
+    assert payments[1].startswith("Deployment frequency was 0.8 per week (tier medium);")
+    assert "quarter before" not in payments[1]
+    assert said("billing") == [
+        "No data for team billing in 2026Q3: the warehouse holds no production deployment, "
+        "deployed change, incident or SLI sample."
+    ]

@@ -383,6 +383,9 @@ def test_an_empty_quarter_says_so(reports: Cache, fmt: str) -> None:
     text = " ".join(all_text(fmt, reports.get(fmt, quarter="2024Q1")).split())
     assert "No data for 2024Q1" in text
     assert "no data" in text
+    # said once, not again figure by figure ("Deployment frequency was 0.0 per week (no
+    # figure for the quarter before …); change lead time: not enough data …")
+    assert "Deployment frequency was" not in text and "not enough data this quarter" not in text
 
 
 def test_letter_and_a4(reports: Cache) -> None:
