@@ -90,9 +90,7 @@ def test_the_report_says_once_that_the_quarter_before_holds_nothing(
     assert not [text for text in summary[1:5] if "quarter before" in text]
 
 
-def test_team_sections_say_once_what_their_quarters_hold(
-    warehouse: Engine, tmp_path: Path
-) -> None:
+def test_team_sections_say_once_what_their_quarters_hold(warehouse: Engine, tmp_path: Path) -> None:
     """A team with nothing in the quarter before reads the line once, as the summary does;
     a team with nothing in the quarter itself says so in one sentence, not "not enough data"
     figure by figure."""
