@@ -9,16 +9,27 @@ Per service (`services[].pagerduty.service_id`), one scope:
   PagerDuty cannot page past offset + limit = 10,000: with `total=true` the first page
   says how many a window holds, and a window holding more is halved until each half fits
   (a window that hits the cap without a total is halved too).
-- Incremental: the bookmark is the end of the last window fully stored. The next sync
-  starts one hour before it (incidents appear in the list a little late; upserts absorb
-  the overlap) and first fetches again, one by one, the incidents stored while still
-  open, because a list filtered on creation time would not show them resolving.
+- Incremental: the bookmark is the end of the last window fully stored. The list filters
+  on creation time only, and PagerDuty lets an incident change after it resolved (it may
+  be reopened, its title and priority edited, or it may be reassigned to another
+  service), so the next sync starts `RELIST` (14 days) before the bookmark and lists
+  again the incidents created in that span: one reopened is stored open again, one
+  edited is stored as edited, one reassigned to another mapped service moves there when
+  that service's sync lists it (reassigned to a service poise.yaml does not map, it stays
+  as stored). The span never reaches before `sources.pagerduty.since` (what a first sync
+  left out is not added later), and the bookmark never moves back. An incident created
+  earlier than the span is not read again unless stored open (`poise sync --full` reads
+  everything again). The sync first fetches again, one by one, the open incidents
+  created before the span, because a list filtered on creation time would not show them
+  resolving.
 - `acknowledged_at`: while an incident is acknowledged its `acknowledgements` say when
   (the current acknowledgement: a renewed one once the first timed out); once resolved
   they are empty. So when an incident is first seen resolved (or resolving since the last
   sync) its log entries are read once (`GET /incidents/{id}/log_entries?time_zone=UTC`):
   the first `acknowledge_log_entry`, or an earlier time already known, counts. A first
-  sync of a long history therefore costs about one request per resolved incident.
+  sync of a long history therefore costs about one request per resolved incident; one
+  listed again still resolved costs none, one seen reopened costs one more when it
+  resolves again.
 - Another `service_id` is a move (collectors/base.py, `Move`): the new service is read
   as on a first sync, then the Poise service's incidents and pages not read again go.
 - Pages: PagerDuty notifies the on-call person when an incident triggers (alerts grouped
@@ -72,7 +83,12 @@ from poise.warehouse.upsert import UpsertCounts
 
 OFFSET_CAP = 10_000  # PagerDuty refuses offset + limit above this
 MAX_WINDOW = timedelta(days=180)  # never more than six calendar months
-OVERLAP = timedelta(hours=1)
+# The list filters on creation time only, so each sync lists again the incidents created
+# this long before the end of the last one: reopenings and postmortem edits (priority,
+# title, service) come within days of the incident, and the span costs about one more
+# page per hundred incidents it holds. It also covers incidents that appear in the list a
+# little late. Changes to older resolved incidents are not seen.
+RELIST = timedelta(days=14)
 FIRST_SYNC_HISTORY = timedelta(days=365)
 SMALLEST_WINDOW = timedelta(seconds=2)
 ACCEPT = "application/vnd.pagerduty+json;version=2"
@@ -208,7 +224,8 @@ class PagerDutySource(Source):
     def sync_scope(self, ctx: SyncContext, scope: Scope) -> None:
         now = utcnow().replace(microsecond=0)
         state = ctx.bookmark(INCIDENTS.name, scope.key) or {}
-        start = self._start(state.get("cursor"), now)
+        cursor = _timestamp(state.get("cursor"))
+        start = self._start(cursor, now)
         refresh_open_incidents(
             ctx,
             scope,
@@ -223,18 +240,36 @@ class PagerDutySource(Source):
         pending = list(reversed(list(time_windows(start, now))))
         while pending:
             since, until = pending.pop()
-            split = self._collect_window(ctx, scope, since, until)
+            split = self._collect_window(ctx, scope, since, until, cursor)
             pending.extend(reversed(split))
 
-    def _start(self, cursor: str | None, now: datetime) -> datetime:
-        if cursor:
-            return parse_timestamp(cursor) - OVERLAP
-        return self.settings.since_bound() or now - FIRST_SYNC_HISTORY
+    def _start(self, cursor: datetime | None, now: datetime) -> datetime:
+        """Where the listing starts: `RELIST` before the bookmark's cursor, but not before
+        `since` unless the cursor itself is (collectors/base.py, `relist_floor`)."""
+        since = self.settings.since_bound()
+        if cursor is None:
+            return since or now - FIRST_SYNC_HISTORY
+        start = cursor - RELIST
+        if since is not None:
+            # What a first sync left out must not come in through the re-list; a `since`
+            # moved past the cursor still leaves the incidents after the cursor to read.
+            start = max(start, min(since, cursor))
+        return start
 
     def _collect_window(
-        self, ctx: SyncContext, scope: Scope, since: datetime, until: datetime
+        self,
+        ctx: SyncContext,
+        scope: Scope,
+        since: datetime,
+        until: datetime,
+        cursor: datetime | None,
     ) -> list[tuple[datetime, datetime]]:
-        """Store the incidents created in `[since, until)`; or return the halves to do instead."""
+        """Store the incidents created in `[since, until)`; or return the halves to do instead.
+
+        The bookmark becomes `until`, or stays at `cursor` (the stored one) when that is
+        later: a window of the re-listed span, halved at the cap, may end before it, and a
+        sync killed there would otherwise start the next further back.
+        """
         assert ctx.http is not None
         params = {
             **INCIDENTS.params,
@@ -244,6 +279,8 @@ class PagerDutySource(Source):
             "limit": INCIDENTS.page_size,
             "offset": 0,
         }
+        reached = max(until, cursor) if cursor is not None else until
+        done = {"bookmark": {"cursor": to_sqlite_text(reached)}, "final": True}
         request: PageRequest | None = PageRequest(INCIDENTS.path, params)
         first, guard = True, PageGuard()
         while request is not None:
@@ -277,7 +314,7 @@ class PagerDutySource(Source):
                 request.params,
                 write=self._writer(ctx, rows, records),
                 records=len(records),
-                **({"bookmark": {"cursor": to_sqlite_text(until)}, "final": True} if final else {}),
+                **(done if final else {}),
             )
             request = following
         return []

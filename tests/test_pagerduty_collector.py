@@ -15,7 +15,7 @@ from incident_fakes import FakePagerDuty, quiet
 from replay import ReplayServer, Reply
 from sqlalchemy import Engine, func, select
 
-from collectors.pagerduty import MAX_WINDOW, PagerDutySource
+from collectors.pagerduty import MAX_WINDOW, RELIST, PagerDutySource
 from collectors.runner import SyncSummary, run_sync
 from poise.catalog import apply_config
 from poise.config import PoiseConfig, parse_config
@@ -242,7 +242,8 @@ def test_a_second_sync_adds_nothing_and_open_incidents_update_later(
     assert not summary.failed
     assert (again.new, again.updated) == (0, 0)
     assert table(warehouse, schema.incidents) == before
-    # only the short overlap window per service, and the two open incidents one by one
+    # one window per service (the re-listed span to now), and the two open incidents,
+    # created before that span, one by one
     assert sorted(paths(replay_server, served)) == [
         "/incidents",
         "/incidents",
@@ -327,7 +328,8 @@ def test_a_sync_killed_after_a_window_resumes_there_and_ends_like_an_uninterrupt
         for r in replay_server.requests[served:]
         if r.path == "/incidents" and r.query["service_ids[]"] == CHECKOUT
     ]
-    assert min(resumed) == (first_window_end - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # the re-listed span (RELIST) before the window end, within `since`
+    assert min(resumed) == (first_window_end - RELIST).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     uninterrupted = open_warehouse(f"sqlite:///{tmp_path / 'uninterrupted.db'}")
     try:
