@@ -99,7 +99,7 @@ CHANGE_COLUMNS = (
     "updated_at",
 )
 # "%aN <%aE>" longer than the column (git sets no bound) is cut to fit, as other sources'
-# words are (collectors.base.CUT_TO_FIT): PostgreSQL would refuse the batch at every sync.
+# words are (collectors.rows.CUT_TO_FIT): PostgreSQL would refuse the batch at every sync.
 AUTHOR_WIDTH: int = schema.changes.c.author.type.length  # type: ignore[attr-defined]
 # One record of LOG_FORMAT, for output whose author or subject holds \x1f: the author is
 # what lies between the parents and the two times, the subject all after them.

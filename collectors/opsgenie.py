@@ -21,7 +21,7 @@ Per service (`services[].opsgenie.service_id`):
   each alert one `oncall_pages` row at its `createdAt`; urgency `high` for P1/P2, `low`
   otherwise; after hours in the service's team's time zone.
 
-Another `service_id` or `alert_query` is a move (collectors/base.py, `Move`): both streams
+Another `service_id` or `alert_query` is a move (collectors/moves.py, `Move`): both streams
 are read as on a first sync, then the service's incidents and pages not read again go.
 
 `sources.opsgenie.since` bounds a first sync of both (newest first: paging stops at the

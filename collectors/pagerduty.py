@@ -30,7 +30,7 @@ Per service (`services[].pagerduty.service_id`), one scope:
   sync of a long history therefore costs about one request per resolved incident; one
   listed again still resolved costs none, one seen reopened costs one more when it
   resolves again.
-- Another `service_id` is a move (collectors/base.py, `Move`): the new service is read
+- Another `service_id` is a move (collectors/moves.py, `Move`): the new service is read
   as on a first sync, then the Poise service's incidents and pages not read again go.
 - Pages: PagerDuty notifies the on-call person when an incident triggers (alerts grouped
   into an open incident do not page again), so each incident is one `oncall_pages` row at
@@ -245,7 +245,7 @@ class PagerDutySource(Source):
 
     def _start(self, cursor: datetime | None, now: datetime) -> datetime:
         """Where the listing starts: `RELIST` before the bookmark's cursor, but not before
-        `since` unless the cursor itself is (collectors/base.py, `relist_floor`)."""
+        `since` unless the cursor itself is (collectors/streams.py, `relist_floor`)."""
         since = self.settings.since_bound()
         if cursor is None:
             return since or now - FIRST_SYNC_HISTORY

@@ -2,7 +2,7 @@
 
 Opsgenie's incident search lists by creation time only (no `updatedAt`), so every sync
 lists again the incidents created within `RELIST` (14 days) of the newest one stored
-(`Stream.relist`, collectors/base.py). The account here is a long history of incidents
+(`Stream.relist`, collectors/streams.py). The account here is a long history of incidents
 three hours apart: 113 of them within the span of the newest (two pages of 100), 320 in
 all (four pages), served by the loopback Opsgenie of tests/incident_fakes.py.
 """
