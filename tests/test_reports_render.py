@@ -481,3 +481,22 @@ def test_a_long_name_is_cut_on_a_chart_and_the_chart_keeps_its_size() -> None:
         svg = render_svg(chart)
     assert name not in svg
     assert _tick_labels(svg, "y") == [f"{name[:39]}…: 50.0 %", "short: 90.0 %"]
+
+
+def test_a_name_the_chart_font_cannot_draw_stays_text_without_a_warning() -> None:
+    """A team or SLO named with an emoji: matplotlib measured it with DejaVu Sans and
+    printed "UserWarning: Glyph 128640 (\\N{ROCKET}) missing from font(s) DejaVu Sans"
+    under `poise report`; the SVG keeps the text for the reader's fonts to draw."""
+    chart = Chart(
+        "Budget left",
+        ChartKind.HBAR,
+        ("🚀 launches-availability", "checkout-availability"),
+        (Series("budget", (0.5, 0.2)),),
+        "budget left",
+        Fmt.PERCENT1,
+        "budget",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        svg = render_svg(chart)
+    assert "🚀 launches-availability" in svg
