@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from poise import __version__, importer
+from poise import __version__, import_files
 from poise.cli import COMMANDS, main
 from poise.config import load_config
 from poise.warehouse import open_warehouse, schema
@@ -242,7 +242,7 @@ def test_importing_every_kind_twice_leaves_the_same_counts(
 ) -> None:
     """The foundation's done-when: `poise import` of every kind, then again, same row counts."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(importer, "CHUNK_ROWS", 64)
+    monkeypatch.setattr(import_files, "CHUNK_ROWS", 64)
     files = _orggen(tmp_path / "org")
     assert tuple(files) == KINDS
     for kind, path in files.items():

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from poise import importer
+from poise import import_files, importer
 from poise.errors import ImportFileError
 from poise.importer import import_file
 from poise.warehouse import open_warehouse, schema
@@ -753,7 +753,7 @@ def test_blank_lines_do_not_shift_the_line(sqlite_warehouse: Engine, tmp_path: P
 
 @pytest.fixture
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> int:
-    monkeypatch.setattr(importer, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(import_files, "CHUNK_ROWS", 2)
     return 2
 
 
@@ -880,7 +880,7 @@ def _orggen() -> Callable[..., dict[str, Path]]:
 def test_a_generated_organisation_imports_twice_to_the_same_rows(
     warehouse: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(importer, "CHUNK_ROWS", 50)  # several chunks per file
+    monkeypatch.setattr(import_files, "CHUNK_ROWS", 50)  # several chunks per file
     files = _orggen()(
         tmp_path / "org",
         teams=3,

@@ -16,7 +16,8 @@ from test_import import GOOD, counts, data_line, import_good, snapshot, write_ro
 
 from poise.cli import main
 from poise.errors import ImportFileError
-from poise.importer import MAX_TOIL_HOURS, import_file
+from poise.import_kinds import MAX_TOIL_HOURS
+from poise.importer import import_file
 from poise.warehouse import schema
 
 ORDER = ("services", "changes", "deployments", "incidents", "slos", "sli", "toil")

@@ -18,7 +18,8 @@ from test_import_values import _before, _rejected
 
 from poise.cli import main
 from poise.errors import ImportFileError
-from poise.importer import FREE_TEXT, KINDS, MAX_SLI_EVENTS, MAX_WINDOW_DAYS, import_file
+from poise.import_kinds import FREE_TEXT, KINDS, MAX_SLI_EVENTS, MAX_WINDOW_DAYS
+from poise.importer import import_file
 from poise.warehouse import schema
 
 ORDER = ("services", "changes", "deployments", "incidents", "slos", "sli", "toil")
