@@ -15,7 +15,8 @@ Per service (`services[].pagerduty.service_id`), one scope:
   service), so the next sync starts `RELIST` (14 days) before the bookmark and lists
   again the incidents created in that span: one reopened is stored open again, one
   edited is stored as edited, one reassigned to another mapped service moves there when
-  that service's sync lists it (reassigned to a service poise.yaml does not map, it stays
+  that service's sync lists it, or, open and older than the span, when the refresh below
+  fetches it (reassigned to a service poise.yaml does not map, it stays
   as stored). The span never reaches before `sources.pagerduty.since` (what a first sync
   left out is not added later), and the bookmark never moves back. An incident created
   earlier than the span is not read again unless stored open (`poise sync --full` reads
@@ -338,17 +339,21 @@ class PagerDutySource(Source):
     ) -> Rows:
         rows: Rows = {}
         service_id = scope.vars["service_id"]
+        mapped = {other.vars["service_id"]: other for other in self.scopes()}
         for record in records:
             with malformed_record("pagerduty", "incident", url):
                 belongs_to = (record.get("service") or {}).get("id")
-                if belongs_to != service_id:
+                # reassigned to another service poise.yaml maps (an open one created before
+                # the re-listed span is only seen here, fetched by id): it is that one's now
+                owner_scope = scope if belongs_to == service_id else mapped.get(belongs_to)
+                if owner_scope is None:
                     owner = f"to service {belongs_to}" if belongs_to else "to no service"
                     ctx.warn(
                         f"pagerduty: incident {record.get('id')} belongs {owner}, not "
                         f"{service_id} ({scope.key}); skipped"
                     )
                     continue
-                merge_rows(rows, incident_rows(record, scope))
+                merge_rows(rows, incident_rows(record, owner_scope))
         self._complete_acknowledgements(ctx, scope, rows.get("incidents", []))
         return rows
 

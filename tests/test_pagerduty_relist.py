@@ -309,6 +309,30 @@ def test_an_incident_reassigned_to_another_mapped_service_moves_there(
     assert ok(sync(warehouse, config))[:2] == (0, 0)  # and it stays there
 
 
+def test_an_open_incident_reassigned_before_the_span_moves_when_it_is_fetched_again(
+    warehouse: Engine, replay_server: ReplayServer, config: PoiseConfig, clock: Clock
+) -> None:
+    """Reassigned while open and older than the span: only checkout's open-incident refresh
+    fetches it (search-api's listing starts after it was created). It warned "belongs to
+    service …; skipped" at every sync and stayed open under checkout."""
+    fake = history(replay_server)
+    reopen(fake, "QOLD0000000000")  # still open at the first sync, 20 days old
+    sync(warehouse, config)
+    assert incident(warehouse, "QOLD0000000000")["status"] == "open"
+    reassign(fake, "QOLD0000000000", SEARCH)
+    clock.now = NEXT
+    start = len(replay_server.requests)
+    summary = sync(warehouse, config)
+    assert ok(summary)[:2] == (0, 2)  # the incident and its page, now search-api's
+    assert "/incidents/QOLD0000000000" in served(replay_server, start)
+    assert summary.result("pagerduty").warnings == []
+    moved = incident(warehouse, "QOLD0000000000")
+    assert (moved["service"], moved["status"]) == ("search-api", "open")
+    start = len(replay_server.requests)
+    assert ok(sync(warehouse, config))[:2] == (0, 0)  # search-api's refresh follows it now
+    assert "/incidents/QOLD0000000000" in served(replay_server, start)
+
+
 def test_an_incident_reassigned_to_a_service_poise_does_not_map_stays_as_stored(
     warehouse: Engine,
     replay_server: ReplayServer,
