@@ -49,6 +49,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Connection, delete
@@ -220,6 +221,11 @@ class PagerDutySource(Source):
     def scopes(self) -> list[Scope]:
         return incident_scopes(self)
 
+    @cached_property
+    def mapped_scopes(self) -> dict[str, Scope]:
+        """Each PagerDuty service id poise.yaml maps -> its scope (the config is fixed for a run)."""
+        return {scope.vars["service_id"]: scope for scope in self.scopes()}
+
     # -- one service --------------------------------------------------------------------
 
     def sync_scope(self, ctx: SyncContext, scope: Scope) -> None:
@@ -339,7 +345,7 @@ class PagerDutySource(Source):
     ) -> Rows:
         rows: Rows = {}
         service_id = scope.vars["service_id"]
-        mapped = {other.vars["service_id"]: other for other in self.scopes()}
+        mapped = self.mapped_scopes
         for record in records:
             with malformed_record("pagerduty", "incident", url):
                 belongs_to = (record.get("service") or {}).get("id")
