@@ -13,7 +13,8 @@ Per service (`services[].opsgenie.service_id`):
   first fetched again one by one (`GET /v1/incidents/{id}`) to see them resolve (a
   reopened one among them, once the re-list stored it open). An incident impacting
   several mapped services belongs to the first of its `impactedServices` that
-  poise.yaml maps. Mapping: id `opsgenie:<id>`, severity = priority (`P1`…`P5`),
+  poise.yaml maps, and moves to another when they change (an open one older than the
+  span when it is fetched again). Mapping: id `opsgenie:<id>`, severity = priority (`P1`…`P5`),
   started_at = `impactStartDate` (else `createdAt`), detected_at = `createdAt`,
   acknowledged_at = none (Opsgenie incidents have no acknowledgement), resolved_at =
   `impactEndDate` (absent until resolved; `updatedAt` for a resolved one without it).
@@ -34,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 from collectors.base import Rows, Scope, Source, Stream, SyncContext, run_http_stream
@@ -198,6 +200,18 @@ class OpsgenieSource(Source):
         mapped = frozenset(scope.vars["service_id"] for scope in scopes)
         return [replace(scope, vars={**scope.vars, "mapped": mapped}) for scope in scopes]
 
+    @cached_property
+    def mapped_scopes(self) -> dict[str, Scope]:
+        """Each Opsgenie service id poise.yaml maps -> its scope (the config is fixed for a run)."""
+        return {scope.vars["service_id"]: scope for scope in self.scopes()}
+
+    def refreshed_rows(self, record: dict[str, Any], scope: Scope) -> Rows:
+        """An open incident fetched again, under the service it belongs to now: its
+        `impactedServices` may name another mapped service by then, and one created before
+        the re-listed span is seen nowhere else. None mapped: it stays as stored."""
+        now = self.mapped_scopes.get(owner(record, scope) or "")
+        return INCIDENTS.convert(record, now) if now is not None else {}
+
     def sync_scope(self, ctx: SyncContext, scope: Scope) -> None:
         ctx.bookmark(INCIDENTS.name, scope.key)
         refresh_open_incidents(
@@ -207,7 +221,7 @@ class OpsgenieSource(Source):
             path="/v1/incidents/{id}",
             params={"identifierType": "id"},
             record_key="data",
-            rows_of=lambda record, response: INCIDENTS.convert(record, scope),
+            rows_of=lambda record, response: self.refreshed_rows(record, scope),
         )
         since = self.settings.since_bound()  # nothing older: not a first sync, not a re-list
         run_http_stream(ctx, INCIDENTS, scope, start=since)

@@ -307,3 +307,42 @@ def test_a_relist_is_declared_only_where_it_means_something() -> None:
     ):
         with pytest.raises(ValueError, match="relist"):
             declared(**fields)
+
+
+def test_an_open_incident_moved_to_another_mapped_service_moves_when_it_is_fetched_again(
+    warehouse: Engine, replay_server: ReplayServer, tmp_path: Path
+) -> None:
+    """Open, older than the span and moved (its `impactedServices`) to another service of
+    poise.yaml: only the old service's refresh fetches it, which wrote nothing for it (not
+    that service's any more), so it stayed open under the old one."""
+    search = "0c1d2e3f-4a5b-46c7-98d9-0e1f2a3b4c5d"
+    fake = FakeOpsgenie(replay_server)
+    fake.incident(incident_id(0), 1000, service=og.CHECKOUT, created=NEWEST, resolved=NEWEST)
+    fake.incident(incident_id(1), 1001, service=search, created=NEWEST, resolved=NEWEST)
+    moved = incident_id(2)
+    fake.incident(
+        moved, 1002, service=og.CHECKOUT, created=NEWEST - timedelta(days=20), status="open"
+    )
+    config = og.parse_config(
+        {
+            "teams": [{"name": "payments"}, {"name": "discovery"}],
+            "services": [
+                {"name": "checkout", "team": "payments", "opsgenie": {"service_id": og.CHECKOUT}},
+                {"name": "search", "team": "discovery", "opsgenie": {"service_id": search}},
+            ],
+            "sources": {
+                "opsgenie": {"base_url": replay_server.base_url, "token_env": "TEST_OPSGENIE_KEY"}
+            },
+        },
+        base_dir=tmp_path,
+    )
+    assert ok(sync(warehouse, config))[:2] == (3, 0)
+    assert og.rows(warehouse, og.schema.incidents)[f"opsgenie:{moved}"]["service"] == "checkout"
+
+    fake.incidents[moved]["impactedServices"] = [search]
+    assert ok(sync(warehouse, config))[:2] == (0, 1)
+    stored = og.rows(warehouse, og.schema.incidents)[f"opsgenie:{moved}"]
+    assert (stored["service"], stored["status"]) == ("search", "open")
+    start = len(replay_server.requests)
+    assert ok(sync(warehouse, config))[:2] == (0, 0)  # search's refresh follows it now
+    assert f"/v1/incidents/{moved}" in [r.path for r in replay_server.requests[start:]]
