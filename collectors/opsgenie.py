@@ -205,12 +205,18 @@ class OpsgenieSource(Source):
         """Each Opsgenie service id poise.yaml maps -> its scope (the config is fixed for a run)."""
         return {scope.vars["service_id"]: scope for scope in self.scopes()}
 
-    def refreshed_rows(self, record: dict[str, Any], scope: Scope) -> Rows:
+    def refreshed_rows(self, ctx: SyncContext, record: dict[str, Any], scope: Scope) -> Rows:
         """An open incident fetched again, under the service it belongs to now: its
         `impactedServices` may name another mapped service by then, and one created before
-        the re-listed span is seen nowhere else. None mapped: it stays as stored."""
+        the re-listed span is seen nowhere else. None mapped: it stays as stored, said."""
         now = self.mapped_scopes.get(owner(record, scope) or "")
-        return INCIDENTS.convert(record, now) if now is not None else {}
+        if now is None:
+            ctx.warn(
+                f"opsgenie: incident {record.get('id')} impacts no service poise.yaml maps "
+                f"any more, not {scope.vars['service_id']} ({scope.key}); kept as stored"
+            )
+            return {}
+        return INCIDENTS.convert(record, now)
 
     def sync_scope(self, ctx: SyncContext, scope: Scope) -> None:
         ctx.bookmark(INCIDENTS.name, scope.key)
@@ -221,7 +227,7 @@ class OpsgenieSource(Source):
             path="/v1/incidents/{id}",
             params={"identifierType": "id"},
             record_key="data",
-            rows_of=lambda record, response: self.refreshed_rows(record, scope),
+            rows_of=lambda record, response: self.refreshed_rows(ctx, record, scope),
         )
         since = self.settings.since_bound()  # nothing older: not a first sync, not a re-list
         run_http_stream(ctx, INCIDENTS, scope, start=since)

@@ -346,3 +346,13 @@ def test_an_open_incident_moved_to_another_mapped_service_moves_when_it_is_fetch
     start = len(replay_server.requests)
     assert ok(sync(warehouse, config))[:2] == (0, 0)  # search's refresh follows it now
     assert f"/v1/incidents/{moved}" in [r.path for r in replay_server.requests[start:]]
+
+    # moved to a service poise.yaml does not map: kept as stored, and said
+    fake.incidents[moved]["impactedServices"] = ["9f8e7d6c-unmapped"]
+    summary = sync(warehouse, config)
+    assert ok(summary)[:2] == (0, 0)
+    assert og.rows(warehouse, og.schema.incidents)[f"opsgenie:{moved}"] == stored
+    assert summary.result("opsgenie").warnings == [
+        f"opsgenie: incident {moved} impacts no service poise.yaml maps any more, not "
+        f"{search} (search); kept as stored"
+    ]
