@@ -49,6 +49,7 @@ from collectors.streams import (
     cursor_value,
     records_in,
     relist_floor,
+    relist_start,
     run_http_stream,
 )
 from poise.config import PoiseConfig, SourceConfig, secret_from_env
@@ -81,6 +82,7 @@ __all__ = [
     "merge_rows",
     "records_in",
     "relist_floor",
+    "relist_start",
     "run_http_stream",
     "upsert_canonical",
 ]

@@ -1,7 +1,9 @@
 """What the incident sources (PagerDuty, Opsgenie) share.
 
 - their scopes: one per service with a `pagerduty:`/`opsgenie:` block, carrying the
-  source's service id and the team's business hours (pages need them);
+  source's service id and the team's business hours (pages need them), and by service id
+  (`IncidentSource.mapped_scopes`: an incident moved to another mapped service is that
+  one's);
 - `page_row`: one `oncall_pages` row, with `after_hours` from the team's time zone and
   `people.business_hours_start/end` (weekdays only);
 - `refresh_open_incidents`: incidents stored while still open, fetched again one by one,
@@ -18,6 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, select
@@ -64,6 +67,18 @@ def incident_scopes(source: Source) -> list[Scope]:
             Scope(service.name, service, location, {**location.model_dump(), "hours": hours})
         )
     return scopes
+
+
+class IncidentSource(Source):
+    """A source of incidents: one scope per service with its block (`incident_scopes`)."""
+
+    def scopes(self) -> list[Scope]:
+        return incident_scopes(self)
+
+    @cached_property
+    def mapped_scopes(self) -> dict[str, Scope]:
+        """Each service id poise.yaml maps -> its scope (the config is fixed for a run)."""
+        return {scope.vars["service_id"]: scope for scope in self.scopes()}
 
 
 def page_row(

@@ -35,13 +35,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from functools import cached_property
 from typing import Any
 
-from collectors.base import Rows, Scope, Source, Stream, SyncContext, run_http_stream
+from collectors.base import Rows, Scope, Stream, SyncContext, run_http_stream
 from collectors.http import HttpResponse, OffsetPaginator, PageRequest
 from collectors.incidents import (
-    incident_scopes,
+    IncidentSource,
     malformed_record,
     page_row,
     refresh_open_incidents,
@@ -183,7 +182,7 @@ INCIDENTS = _newest_first(
 ALERTS = _newest_first("alerts", "/v2/alerts", alert_rows, "alert", "{alert_query}")
 
 
-class OpsgenieSource(Source):
+class OpsgenieSource(IncidentSource):
     name = "opsgenie"
     default_base_url = "https://api.opsgenie.com"
     streams = (INCIDENTS, ALERTS)
@@ -196,14 +195,9 @@ class OpsgenieSource(Source):
         return {"Authorization": f"GenieKey {token}"} if token else {}
 
     def scopes(self) -> list[Scope]:
-        scopes = incident_scopes(self)
+        scopes = super().scopes()
         mapped = frozenset(scope.vars["service_id"] for scope in scopes)
         return [replace(scope, vars={**scope.vars, "mapped": mapped}) for scope in scopes]
-
-    @cached_property
-    def mapped_scopes(self) -> dict[str, Scope]:
-        """Each Opsgenie service id poise.yaml maps -> its scope (the config is fixed for a run)."""
-        return {scope.vars["service_id"]: scope for scope in self.scopes()}
 
     def refreshed_rows(self, ctx: SyncContext, record: dict[str, Any], scope: Scope) -> Rows:
         """An open incident fetched again, under the service it belongs to now: its

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Connection, delete
@@ -57,15 +56,15 @@ from sqlalchemy import Connection, delete
 from collectors.base import (
     Rows,
     Scope,
-    Source,
     Stream,
     SyncContext,
     Writer,
     merge_rows,
+    relist_start,
 )
 from collectors.http import BadPayloadError, OffsetPaginator, PageGuard, PageRequest, SourceError
 from collectors.incidents import (
-    incident_scopes,
+    IncidentSource,
     malformed_record,
     page_row,
     refresh_open_incidents,
@@ -204,7 +203,7 @@ def halves(since: datetime, until: datetime) -> list[tuple[datetime, datetime]]:
     return [(since, middle), (middle, until)]
 
 
-class PagerDutySource(Source):
+class PagerDutySource(IncidentSource):
     name = "pagerduty"
     default_base_url = "https://api.pagerduty.com"
     streams = (INCIDENTS,)
@@ -217,14 +216,6 @@ class PagerDutySource(Source):
         if token:
             headers["Authorization"] = f"Token token={token}"
         return headers
-
-    def scopes(self) -> list[Scope]:
-        return incident_scopes(self)
-
-    @cached_property
-    def mapped_scopes(self) -> dict[str, Scope]:
-        """Each PagerDuty service id poise.yaml maps -> its scope (the config is fixed for a run)."""
-        return {scope.vars["service_id"]: scope for scope in self.scopes()}
 
     # -- one service --------------------------------------------------------------------
 
@@ -252,15 +243,12 @@ class PagerDutySource(Source):
 
     def _start(self, cursor: datetime | None, now: datetime) -> datetime:
         """Where the listing starts: `RELIST` before the bookmark's cursor, but not before
-        `since` unless the cursor itself is (collectors/streams.py, `relist_floor`)."""
+        `since` unless the cursor itself is (`relist_start`, as Opsgenie's listing)."""
         since = self.settings.since_bound()
         if cursor is None:
             return since or now - FIRST_SYNC_HISTORY
-        start = cursor - RELIST
-        if since is not None:
-            # What a first sync left out must not come in through the re-list; a `since`
-            # moved past the cursor still leaves the incidents after the cursor to read.
-            start = max(start, min(since, cursor))
+        start = relist_start(cursor, RELIST, since)
+        assert start is not None, "a cursor is the end of a sync, long after the year 1"
         return start
 
     def _collect_window(

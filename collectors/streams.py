@@ -158,21 +158,29 @@ def _cursor_for_api(cursor: Any) -> Any:
     return isoformat_z(moment) if moment is not None else cursor
 
 
+def relist_start(
+    moment: datetime, relist: timedelta, since: datetime | None = None
+) -> datetime | None:
+    """`relist` before `moment`, but not before `since` (what a first sync left out is not
+    added later) unless `moment` itself is; None (no bound) before the year 1."""
+    try:
+        floor: datetime | None = moment - relist
+    except OverflowError:
+        floor = None
+    if since is None:
+        return floor
+    bound = min(since, moment)
+    return bound if floor is None or bound > floor else floor
+
+
 def relist_floor(cursor: Any, relist: timedelta, start: Any = None) -> Any:
-    """Where a newest-first listing with `relist` stops, as a cursor: `relist` before the
-    bookmark's `cursor`, but not before `start` (`since`: what a first sync left out is
-    not added later) unless the cursor itself is; None (no bound) before the year 1."""
+    """Where a newest-first listing with `relist` stops, as a cursor (`relist_start` of the
+    bookmark's `cursor` and `start`, `since`)."""
     moment = _as_timestamp(cursor)
     if moment is None:
         raise ValueError(f"relist needs a timestamp cursor, the bookmark holds {cursor!r}")
-    try:
-        floor: Any = cursor_value(moment - relist)
-    except OverflowError:
-        floor = None
-    if start is None:
-        return floor
-    bound = min(cursor_value(start), cursor_value(moment))
-    return bound if floor is None or bound > floor else floor
+    floor = relist_start(moment, relist, None if start is None else _as_timestamp(start))
+    return None if floor is None else cursor_value(floor)
 
 
 def run_http_stream(
